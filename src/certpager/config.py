@@ -1,0 +1,556 @@
+"""Endpoint configuration: the typed model and its YAML loader.
+
+The file is validated once, here. Every mistake raises :class:`ConfigError`
+naming the file, the line and the key. Example::
+
+    settings:
+      timeout: 10            # seconds, one overall deadline per probe
+      concurrency: 100
+      interval: 60           # TUI re-probe interval, seconds (jittered)
+      thresholds: {warning_days: 14, critical_days: 7, page_days: 3}
+    endpoints:
+      - name: app
+        host: app.example.com
+        port: 443
+        sni: app.example.com
+        backends: [10.0.0.1, "10.0.0.2:8443"]
+        tags: [prod, web]
+        ca_file: internal-ca.pem
+        client_cert: client.pem
+        client_key: client.key
+        http: {port: 80, redirect: true, hsts: true}
+        pins: ["sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="]
+        stored: {path: /etc/letsencrypt/live/app.example.com/cert.pem}
+        ssh: {host: app.example.com, user: root, port: 22}
+        runbooks: [certbot-force-renew, nginx-reload]
+        params: {cert_name: app.example.com}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from certpager.errors import ConfigError, TargetError
+from certpager.yamlfile import Node, Reader, load_yaml
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONCURRENCY = 100
+DEFAULT_INTERVAL = 60.0
+DEFAULT_DNS_TIMEOUT = 5.0
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\[\]-]*$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Days-left thresholds for ``expires_soon``."""
+
+    warning_days: float = 14.0
+    """Warn when fewer days than this are left."""
+    critical_days: float = 7.0
+    """Critical when fewer days than this are left."""
+    page_days: float = 3.0
+    """Page when fewer days than this are left."""
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    """Plain-HTTP redirect and HSTS checks of an endpoint."""
+
+    port: int = 80
+    """Port that must answer 301/308 to https://."""
+    redirect: bool = True
+    """Check that plain HTTP redirects to HTTPS on the same host."""
+    hsts: bool = True
+    """Check the Strict-Transport-Security header of the HTTPS response."""
+    hsts_min_days: float = 180.0
+    """Minimum acceptable HSTS max-age in days."""
+    path: str = "/"
+    """Path requested over HTTP and HTTPS."""
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """Where runbooks for an endpoint run."""
+
+    host: str
+    """Host name or address, looked up in ``~/.ssh/config`` like OpenSSH does; ``local`` runs locally."""
+    port: int | None = None
+    """Port; None means ``~/.ssh/config`` or 22."""
+    user: str | None = None
+    """Login user; None means ``~/.ssh/config`` or the local user."""
+    known_hosts: str | None = None
+    """known_hosts file; None means OpenSSH's defaults."""
+    identity_files: tuple[str, ...] = ()
+    """Private keys to offer, in addition to the agent and ``~/.ssh/config``."""
+    connect_timeout: float = 10.0
+    """Seconds to establish the connection."""
+
+    @property
+    def is_local(self) -> bool:
+        """Whether commands run on this machine instead of over SSH."""
+        return self.host == "local"
+
+
+@dataclass(frozen=True)
+class StoredCert:
+    """Where the endpoint's certificate is stored, to compare with what is served."""
+
+    kind: Literal["file", "secret"]
+    """``file`` on the SSH host (read over SFTP) or a Kubernetes ``secret``."""
+    path: str | None = None
+    """File path on the SSH host (a PEM certificate or full chain)."""
+    namespace: str | None = None
+    """Kubernetes namespace of the secret."""
+    secret: str | None = None
+    """Kubernetes secret name."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An explicit backend address to probe with the endpoint's SNI."""
+
+    host: str
+    """Address or name of the backend."""
+    port: int
+    """TLS port of the backend."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One monitored TLS endpoint."""
+
+    name: str
+    """Unique name shown in lists and used by ``--endpoint``."""
+    host: str
+    """DNS name or address to connect to."""
+    port: int = 443
+    """TLS port."""
+    sni: str | None = None
+    """Server name sent and verified; None means ``host`` (no SNI for IP addresses)."""
+    backends: tuple[Backend, ...] = ()
+    """Explicit backends; empty means every A/AAAA address of ``host``."""
+    tags: tuple[str, ...] = ()
+    """Free-form tags for filtering and runbook selection."""
+    ca_file: str | None = None
+    """PEM bundle of trusted CAs; None means the system store."""
+    client_cert: str | None = None
+    """PEM client certificate for mTLS."""
+    client_key: str | None = None
+    """PEM private key of ``client_cert``."""
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    """Expiry thresholds."""
+    http: HttpCheck | None = None
+    """HTTP redirect and HSTS checks; None disables them."""
+    pins: tuple[str, ...] = ()
+    """Accepted SPKI pins, ``sha256/BASE64``."""
+    stored: StoredCert | None = None
+    """Where the certificate is stored, to detect renewed-but-not-reloaded."""
+    ssh: SSHTarget | None = None
+    """Where runbooks run."""
+    runbooks: tuple[str, ...] = ()
+    """Runbooks offered for this endpoint (in addition to those that select it by tag)."""
+    params: dict[str, str] = field(default_factory=dict)
+    """Runbook parameter values for this endpoint."""
+    timeout: float = DEFAULT_TIMEOUT
+    """Overall deadline of one probe, seconds."""
+    check_protocols: bool = True
+    """Also test which old protocol versions the server accepts."""
+
+    @property
+    def server_name(self) -> str | None:
+        """The SNI to send: explicit, else the host unless it is an IP address."""
+        if self.sni is not None:
+            return self.sni or None
+        return None if is_ip(self.host) else self.host.rstrip(".")
+
+    @property
+    def verify_name(self) -> str:
+        """The name the certificate must match."""
+        return self.server_name or self.host
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for display (IPv6 bracketed)."""
+        return format_hostport(self.host, self.port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Global settings."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    """Default expiry thresholds."""
+    timeout: float = DEFAULT_TIMEOUT
+    """Default overall deadline of one probe, seconds."""
+    dns_timeout: float = DEFAULT_DNS_TIMEOUT
+    """Deadline of one DNS lookup, seconds."""
+    concurrency: int = DEFAULT_CONCURRENCY
+    """Maximum probes in flight."""
+    interval: float = DEFAULT_INTERVAL
+    """TUI re-probe interval, seconds."""
+    bell: bool = True
+    """Ring the terminal bell when an endpoint gets worse."""
+    runbook_dirs: tuple[str, ...] = ()
+    """Extra runbook directories."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded configuration."""
+
+    endpoints: tuple[Endpoint, ...]
+    """Monitored endpoints, in file order."""
+    settings: Settings = field(default_factory=Settings)
+    """Global settings."""
+    path: Path | None = None
+    """The file it came from, if any."""
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        """The endpoint called ``name``."""
+        for ep in self.endpoints:
+            if ep.name == name:
+                return ep
+        return None
+
+
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 literal."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def format_hostport(host: str, port: int) -> str:
+    """``host:port``, with IPv6 literals bracketed."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def default_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/certpager/endpoints.yaml``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "certpager" / "endpoints.yaml"
+
+
+def _split_hostport(text: str, default_port: int, what: str) -> tuple[str, int]:
+    """Split ``host[:port]`` / ``[v6]:port`` / bare IPv6; raise ValueError with a reason."""
+    text = text.strip()
+    if not text:
+        raise ValueError(f"empty {what}")
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed '[' in {what} {text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if not is_ip(host):
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address")
+        if rest == "":
+            return host, default_port
+        if not rest.startswith(":"):
+            raise ValueError(f"unexpected {rest!r} after ']' in {what} {text!r}")
+        port_text = rest[1:]
+    elif text.count(":") > 1:
+        if not is_ip(text):
+            raise ValueError(f"{text!r} is not a valid IPv6 address; use [ADDR]:PORT")
+        return text, default_port
+    elif ":" in text:
+        host, port_text = text.split(":", 1)
+    else:
+        host, port_text = text, ""
+    if not port_text:
+        port = default_port
+    else:
+        if not port_text.isdigit():
+            raise ValueError(f"port {port_text!r} is not a number")
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range 1-65535")
+    if not is_ip(host) and not _HOST_RE.match(host):
+        raise ValueError(f"{host!r} is not a valid host name")
+    return host, port
+
+
+def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | None = None) -> Endpoint:
+    """Parse a ``HOST[:PORT][@SNI]`` command-line target into an :class:`Endpoint`."""
+    settings = settings or Settings()
+    raw = text.strip()
+    sni: str | None = None
+    if "@" in raw:
+        raw, sni = raw.rsplit("@", 1)
+        if not sni or not _HOST_RE.match(sni) or is_ip(sni):
+            raise TargetError(f"target {text!r}: SNI {sni!r} is not a valid DNS name")
+    try:
+        host, port = _split_hostport(raw, 443, "target")
+    except ValueError as exc:
+        raise TargetError(f"target {text!r}: {exc} (expected HOST[:PORT][@SNI])") from None
+    return Endpoint(
+        name=text.strip(),
+        host=host,
+        port=port,
+        sni=sni,
+        ca_file=ca_file,
+        thresholds=settings.thresholds,
+        timeout=settings.timeout,
+    )
+
+
+def read_targets_file(path: Path, settings: Settings | None = None, *, ca_file: str | None = None) -> list[Endpoint]:
+    """Read one ``HOST[:PORT][@SNI]`` per line; ``#`` starts a comment."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise TargetError(f"{path}: cannot read targets file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise TargetError(f"{path}: targets file is not UTF-8 text") from None
+    out: list[Endpoint] = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            out.append(parse_target(text, settings, ca_file=ca_file))
+        except TargetError as exc:
+            raise TargetError(f"{path}:{number}: {exc}") from None
+    return out
+
+
+def _thresholds(reader: Reader | None, base: Thresholds) -> Thresholds:
+    if reader is None:
+        return base
+    warning = reader.number("warning_days", base.warning_days, lo=0)
+    critical = reader.number("critical_days", base.critical_days, lo=0)
+    page = reader.number("page_days", base.page_days, lo=0)
+    reader.finish()
+    assert warning is not None and critical is not None and page is not None
+    if not warning >= critical >= page:
+        reader.fail(
+            "warning_days",
+            f"thresholds must satisfy warning_days >= critical_days >= page_days "
+            f"(got {warning:g} >= {critical:g} >= {page:g})",
+        )
+    return Thresholds(warning, critical, page)
+
+
+def _resolve_file(reader: Reader, key: str, base_dir: Path, *, must_exist: bool = True) -> str | None:
+    value = reader.str(key)
+    if value is None:
+        return None
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = base_dir / path
+    if must_exist and not path.is_file():
+        reader.fail(key, f"file not found: {path}")
+    return str(path)
+
+
+def _settings(reader: Reader | None) -> Settings:
+    if reader is None:
+        return Settings()
+    s = Settings(
+        thresholds=_thresholds(reader.sub("thresholds"), Thresholds()),
+        timeout=reader.number("timeout", DEFAULT_TIMEOUT, lo=0.1, hi=300) or DEFAULT_TIMEOUT,
+        dns_timeout=reader.number("dns_timeout", DEFAULT_DNS_TIMEOUT, lo=0.1, hi=60) or DEFAULT_DNS_TIMEOUT,
+        concurrency=reader.int("concurrency", DEFAULT_CONCURRENCY, lo=1, hi=10000) or DEFAULT_CONCURRENCY,
+        interval=reader.number("interval", DEFAULT_INTERVAL, lo=1) or DEFAULT_INTERVAL,
+        bell=reader.bool("bell", True),
+        runbook_dirs=tuple(reader.str_list("runbook_dirs")),
+    )
+    reader.finish()
+    return s
+
+
+def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
+    node = reader.raw(key)
+    if node is None or node.value is None:
+        return None
+    if isinstance(node.value, str):
+        # "user@host:port" or "local"
+        text = node.value.strip()
+        user: str | None = None
+        if "@" in text:
+            user, text = text.split("@", 1)
+        try:
+            host, port = _split_hostport(text, 0, "ssh target")
+        except ValueError as exc:
+            reader.fail(key, str(exc))
+        return SSHTarget(host=host, port=port or None, user=user or None)
+    sub = reader.sub(key)
+    assert sub is not None
+    host = sub.str("host", required=True)
+    assert host is not None
+    target = SSHTarget(
+        host=host,
+        port=sub.int("port", None, lo=1, hi=65535),
+        user=sub.str("user"),
+        known_hosts=_resolve_file(sub, "known_hosts", base_dir, must_exist=False),
+        identity_files=tuple(
+            str(base_dir / os.path.expanduser(p)) if not os.path.isabs(os.path.expanduser(p)) else os.path.expanduser(p)
+            for p in sub.str_list("identity_files")
+        ),
+        connect_timeout=sub.number("connect_timeout", 10.0, lo=0.1, hi=300) or 10.0,
+    )
+    sub.finish()
+    return target
+
+
+def _stored(reader: Reader | None) -> StoredCert | None:
+    if reader is None:
+        return None
+    path = reader.str("path")
+    secret = reader.str("secret")
+    namespace = reader.str("namespace")
+    reader.finish()
+    if path and secret:
+        reader.fail("secret", "give either 'path' (a file on the SSH host) or 'secret', not both")
+    if path:
+        return StoredCert(kind="file", path=path)
+    if secret:
+        if "/" in secret and namespace is None:
+            namespace, secret = secret.split("/", 1)
+        return StoredCert(kind="secret", namespace=namespace or "default", secret=secret)
+    reader.fail("path", "needs 'path' (a file on the SSH host) or 'secret' (namespace/name)")
+
+
+_PIN_RE = re.compile(r"^sha256/[A-Za-z0-9+/]{43}=$")
+
+
+def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
+    name = reader.str("name", required=True)
+    assert name is not None
+    if not _NAME_RE.match(name):
+        reader.fail("name", f"{name!r} must start with a letter or digit and contain no spaces")
+    host_text = reader.str("host", required=True)
+    assert host_text is not None
+    try:
+        host, port_in_host = _split_hostport(host_text, 0, "host")
+    except ValueError as exc:
+        reader.fail("host", str(exc))
+    port = reader.int("port", None, lo=1, hi=65535) or port_in_host or 443
+    sni = reader.raw("sni")
+    sni_value: str | None = None
+    if sni is not None:
+        if sni.value is False or sni.value == "":
+            sni_value = ""
+        elif isinstance(sni.value, str) and _HOST_RE.match(sni.value) and not is_ip(sni.value):
+            sni_value = sni.value
+        else:
+            reader.fail("sni", f"{sni.value!r} is not a DNS name (use false to send no SNI)")
+    backends: list[Backend] = []
+    for i, text in enumerate(reader.str_list("backends")):
+        try:
+            b_host, b_port = _split_hostport(text, port, "backend")
+        except ValueError as exc:
+            reader.fail("backends", f"[{i}] {exc}")
+        backends.append(Backend(b_host, b_port))
+    pins = reader.str_list("pins")
+    for pin in pins:
+        if not _PIN_RE.match(pin):
+            reader.fail("pins", f"{pin!r} is not an SPKI pin of the form sha256/<44 base64 characters>")
+    client_cert = _resolve_file(reader, "client_cert", base_dir)
+    client_key = _resolve_file(reader, "client_key", base_dir)
+    if bool(client_cert) != bool(client_key):
+        reader.fail("client_key" if client_cert else "client_cert", "client_cert and client_key go together")
+    http_node = reader.raw("http")
+    http: HttpCheck | None = None
+    if http_node is not None and http_node.value is not False and http_node.value is not None:
+        if http_node.value is True:
+            http = HttpCheck()
+        else:
+            sub = reader.sub("http")
+            assert sub is not None
+            http = HttpCheck(
+                port=sub.int("port", 80, lo=1, hi=65535) or 80,
+                redirect=sub.bool("redirect", True),
+                hsts=sub.bool("hsts", True),
+                hsts_min_days=sub.number("hsts_min_days", 180.0, lo=0) or 0.0,
+                path=sub.str("path", "/") or "/",
+            )
+            sub.finish()
+    params: dict[str, str] = {}
+    params_reader = reader.sub("params")
+    if params_reader is not None:
+        for key, node in params_reader.items.items():
+            params_reader.seen.add(key)
+            if isinstance(node.value, bool) or not isinstance(node.value, str | int | float):
+                params_reader.fail(key, "parameter values must be strings or numbers")
+            params[key] = str(node.value)
+    endpoint = Endpoint(
+        name=name,
+        host=host,
+        port=port,
+        sni=sni_value,
+        backends=tuple(backends),
+        tags=tuple(reader.str_list("tags")),
+        ca_file=_resolve_file(reader, "ca_file", base_dir),
+        client_cert=client_cert,
+        client_key=client_key,
+        thresholds=_thresholds(reader.sub("thresholds"), settings.thresholds),
+        http=http,
+        pins=tuple(pins),
+        stored=_stored(reader.sub("stored")),
+        ssh=_ssh(reader, "ssh", base_dir),
+        runbooks=tuple(reader.str_list("runbooks")),
+        params=params,
+        timeout=reader.number("timeout", settings.timeout, lo=0.1, hi=300) or settings.timeout,
+        check_protocols=reader.bool("check_protocols", True),
+    )
+    reader.finish()
+    return endpoint
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate an endpoint config file.
+
+    Raises:
+        ConfigError: naming file, line and key of the first mistake.
+    """
+    root = load_yaml(path, ConfigError)
+    file = str(path)
+    reader = Reader(root, file=file, path="", error=ConfigError)
+    base_dir = path.resolve().parent
+    settings = _settings(reader.sub("settings"))
+    endpoints: list[Endpoint] = []
+    names: dict[str, int] = {}
+    if not reader.has("endpoints"):
+        reader.fail("endpoints", "is required: a list of endpoints to monitor")
+    for key_path, node in reader.list("endpoints"):
+        ep_reader = Reader(node, file=file, path=key_path, error=ConfigError)
+        endpoint = _endpoint(ep_reader, settings, base_dir)
+        if endpoint.name in names:
+            ep_reader.fail("name", f"duplicate endpoint name {endpoint.name!r} (first on line {names[endpoint.name]})")
+        names[endpoint.name] = ep_reader.line_of("name")
+        endpoints.append(endpoint)
+    reader.finish()
+    return Config(endpoints=tuple(endpoints), settings=settings, path=path)
+
+
+def with_overrides(endpoint: Endpoint, **changes: object) -> Endpoint:
+    """Return a copy of ``endpoint`` with fields replaced."""
+    return replace(endpoint, **changes)  # type: ignore[arg-type]
+
+
+__all__ = [
+    "Backend",
+    "Config",
+    "Endpoint",
+    "HttpCheck",
+    "Node",
+    "SSHTarget",
+    "Settings",
+    "StoredCert",
+    "Thresholds",
+    "default_config_path",
+    "load_config",
+    "parse_target",
+    "read_targets_file",
+]

@@ -1,0 +1,265 @@
+"""YAML loading that remembers line numbers, and a strict mapping reader.
+
+Config and runbooks are validated once, at the boundary, by walking the
+composed YAML node tree. Every value keeps the line it came from so a mistake
+is reported as ``file:line: key: message``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import yaml
+
+from certpager.errors import LocatedError
+
+T = TypeVar("T")
+
+ErrorFactory = Callable[..., LocatedError]
+
+
+@dataclass(frozen=True)
+class Node:
+    """A YAML value with where it came from."""
+
+    value: Any
+    """Plain Python value: str, int, float, bool, None, list[Node] or dict[str, Node]."""
+    line: int
+    """1-based line of the value."""
+    key_lines: dict[str, int] | None = None
+    """For mappings: the line of each key."""
+
+
+def _convert(node: yaml.Node, file: str, error: ErrorFactory) -> Node:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Node] = {}
+        key_lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key_line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise error("YAML merge keys (<<) are not supported", file=file, line=key_line)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise error("mapping keys must be plain strings", file=file, line=key_line)
+            key = str(key_node.value)
+            if key in out:
+                raise error("duplicate key", file=file, line=key_line, key=key)
+            out[key] = _convert(value_node, file, error)
+            key_lines[key] = key_line
+        return Node(out, line, key_lines)
+    if isinstance(node, yaml.SequenceNode):
+        return Node([_convert(item, file, error) for item in node.value], line)
+    loader = yaml.SafeLoader("")
+    try:
+        value = loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+    return Node(value, line)
+
+
+def load_yaml(path: Path, error: ErrorFactory) -> Node:
+    """Parse ``path`` into a :class:`Node` tree, raising ``error(...)`` on any problem."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error("file not found", file=file) from None
+    except IsADirectoryError:
+        raise error("is a directory, not a YAML file", file=file) from None
+    except PermissionError:
+        raise error("permission denied", file=file) from None
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text ({exc.reason})", file=file) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}", file=file) from None
+    return parse_yaml(text, file, error)
+
+
+def parse_yaml(text: str, file: str, error: ErrorFactory) -> Node:
+    """Parse YAML text into a :class:`Node` tree."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise error(f"invalid YAML: {exc.problem}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise error(f"invalid YAML: {exc}", file=file) from None
+    if root is None:
+        return Node({}, 1, {})
+    try:
+        return _convert(root, file, error)
+    except yaml.YAMLError as exc:
+        raise error(f"invalid YAML value: {exc}", file=file) from None
+
+
+class Reader:
+    """Strict reader of one YAML mapping: typed getters, then :meth:`finish` rejects the rest."""
+
+    def __init__(self, node: Node, *, file: str, path: str, error: ErrorFactory):
+        if not isinstance(node.value, dict):
+            raise error(
+                f"expected a mapping, got {type_name(node.value)}",
+                file=file,
+                line=node.line,
+                key=path or None,
+            )
+        self.node = node
+        self.file = file
+        self.path = path
+        self.error = error
+        self.items: dict[str, Node] = node.value
+        self.seen: set[str] = set()
+
+    def key_path(self, key: str) -> str:
+        """Dotted path of ``key`` under this mapping."""
+        return f"{self.path}.{key}" if self.path else key
+
+    def line_of(self, key: str) -> int:
+        """Line of ``key``, or of the mapping when the key is absent."""
+        assert self.node.key_lines is not None
+        return self.node.key_lines.get(key, self.node.line)
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        """Raise a located error for ``key``."""
+        raise self.error(message, file=self.file, line=self.line_of(key), key=self.key_path(key))
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is present (and marks it as known)."""
+        self.seen.add(key)
+        return key in self.items
+
+    def raw(self, key: str) -> Node | None:
+        """The node under ``key``, or None."""
+        self.seen.add(key)
+        return self.items.get(key)
+
+    def get(self, key: str, kind: type[T] | tuple[type, ...], default: T | None = None, *, required: bool = False) -> T | None:
+        """Read ``key`` as ``kind`` (bool is never accepted as int)."""
+        node = self.raw(key)
+        if node is None or node.value is None:
+            if required:
+                self.fail(key, "is required")
+            return default
+        value = node.value
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            self.fail(key, f"expected {_kind_names(kinds)}, got a boolean")
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds):
+            self.fail(key, f"expected {_kind_names(kinds)}, got {type_name(value)}")
+        return value  # type: ignore[no-any-return]
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        """Read a non-empty string (numbers are accepted and turned into text)."""
+        node = self.raw(key)
+        if node is not None and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+            return str(node.value)
+        value = self.get(key, str, default, required=required)
+        if value is not None and required and not value.strip():
+            self.fail(key, "must not be empty")
+        return value
+
+    def int(self, key: str, default: int | None = None, *, lo: int | None = None, hi: int | None = None, required: bool = False) -> int | None:
+        """Read an integer within ``[lo, hi]``."""
+        value = self.get(key, int, default, required=required)
+        if value is not None:
+            if lo is not None and value < lo:
+                self.fail(key, f"must be at least {lo}, got {value}")
+            if hi is not None and value > hi:
+                self.fail(key, f"must be at most {hi}, got {value}")
+        return value
+
+    def number(self, key: str, default: float | None = None, *, lo: float | None = None, hi: float | None = None) -> float | None:
+        """Read a number (int or float) within ``[lo, hi]``."""
+        value = self.get(key, float, default)
+        if value is not None:
+            if lo is not None and value < lo:
+                self.fail(key, f"must be at least {lo:g}, got {value:g}")
+            if hi is not None and value > hi:
+                self.fail(key, f"must be at most {hi:g}, got {value:g}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        """Read a boolean."""
+        value = self.get(key, bool, default)
+        assert value is not None
+        return value
+
+    def str_list(self, key: str) -> list[str]:
+        """Read a list of strings (a single string is accepted as a one-item list)."""
+        node = self.raw(key)
+        if node is None or node.value is None:
+            return []
+        if isinstance(node.value, str):
+            return [node.value]
+        if not isinstance(node.value, list):
+            self.fail(key, f"expected a list of strings, got {type_name(node.value)}")
+        out: list[str] = []
+        for i, item in enumerate(node.value):
+            if isinstance(item.value, bool) or not isinstance(item.value, str | int | float):
+                raise self.error(
+                    f"expected a string, got {type_name(item.value)}",
+                    file=self.file,
+                    line=item.line,
+                    key=f"{self.key_path(key)}[{i}]",
+                )
+            out.append(str(item.value))
+        return out
+
+    def list(self, key: str) -> Iterator[tuple[str, Node]]:
+        """Iterate ``(path, node)`` over a list value."""
+        node = self.raw(key)
+        if node is None or node.value is None:
+            return
+        if not isinstance(node.value, list):
+            self.fail(key, f"expected a list, got {type_name(node.value)}")
+        for i, item in enumerate(node.value):
+            yield f"{self.key_path(key)}[{i}]", item
+
+    def sub(self, key: str) -> Reader | None:
+        """A reader for a nested mapping, or None when absent."""
+        node = self.raw(key)
+        if node is None or node.value is None:
+            return None
+        return Reader(node, file=self.file, path=self.key_path(key), error=self.error)
+
+    def finish(self, allowed_extra: tuple[str, ...] = ()) -> None:
+        """Reject keys that no getter asked for, suggesting the closest known key."""
+        known = self.seen | set(allowed_extra)
+        for key in self.items:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                valid = ", ".join(sorted(known))
+                self.fail(key, f"unknown key{hint}; valid keys here: {valid}")
+
+
+def _kind_names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(type_name_of(k) for k in kinds)
+
+
+def type_name_of(kind: type) -> str:
+    """Plain-words name of a Python type as YAML users know it."""
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+        list: "a list",
+        dict: "a mapping",
+    }.get(kind, kind.__name__)
+
+
+def type_name(value: Any) -> str:
+    """Plain-words name of a YAML value's type."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    return type_name_of(type(value))
