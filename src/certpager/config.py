@@ -304,7 +304,9 @@ def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | 
     )
 
 
-def read_targets_file(path: Path, settings: Settings | None = None, *, ca_file: str | None = None) -> list[Endpoint]:
+def read_targets_file(
+    path: Path, settings: Settings | None = None, *, ca_file: str | None = None
+) -> list[Endpoint]:
     """Read one ``HOST[:PORT][@SNI]`` per line; ``#`` starts a comment."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -386,15 +388,17 @@ def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
         return SSHTarget(host=host, port=port or None, user=user or None)
     sub = reader.sub(key)
     assert sub is not None
-    host = sub.str("host", required=True)
-    assert host is not None
+    ssh_host = sub.str("host", required=True)
+    assert ssh_host is not None
     target = SSHTarget(
-        host=host,
+        host=ssh_host,
         port=sub.int("port", None, lo=1, hi=65535),
         user=sub.str("user"),
         known_hosts=_resolve_file(sub, "known_hosts", base_dir, must_exist=False),
         identity_files=tuple(
-            str(base_dir / os.path.expanduser(p)) if not os.path.isabs(os.path.expanduser(p)) else os.path.expanduser(p)
+            str(base_dir / os.path.expanduser(p))
+            if not os.path.isabs(os.path.expanduser(p))
+            else os.path.expanduser(p)
             for p in sub.str_list("identity_files")
         ),
         connect_timeout=sub.number("connect_timeout", 10.0, lo=0.1, hi=300) or 10.0,
@@ -527,7 +531,10 @@ def load_config(path: Path) -> Config:
         ep_reader = Reader(node, file=file, path=key_path, error=ConfigError)
         endpoint = _endpoint(ep_reader, settings, base_dir)
         if endpoint.name in names:
-            ep_reader.fail("name", f"duplicate endpoint name {endpoint.name!r} (first on line {names[endpoint.name]})")
+            ep_reader.fail(
+                "name",
+                f"duplicate endpoint name {endpoint.name!r} (first on line {names[endpoint.name]})",
+            )
         names[endpoint.name] = ep_reader.line_of("name")
         endpoints.append(endpoint)
     reader.finish()

@@ -97,10 +97,16 @@ def parse_yaml(text: str, file: str, error: ErrorFactory) -> Node:
         raise error(f"invalid YAML value: {exc}", file=file) from None
 
 
+_Str = str
+_Int = int
+_Bool = bool
+_List = list
+
+
 class Reader:
     """Strict reader of one YAML mapping: typed getters, then :meth:`finish` rejects the rest."""
 
-    def __init__(self, node: Node, *, file: str, path: str, error: ErrorFactory):
+    def __init__(self, node: Node, *, file: _Str, path: _Str, error: ErrorFactory):
         if not isinstance(node.value, dict):
             raise error(
                 f"expected a mapping, got {type_name(node.value)}",
@@ -115,30 +121,37 @@ class Reader:
         self.items: dict[str, Node] = node.value
         self.seen: set[str] = set()
 
-    def key_path(self, key: str) -> str:
+    def key_path(self, key: _Str) -> _Str:
         """Dotted path of ``key`` under this mapping."""
         return f"{self.path}.{key}" if self.path else key
 
-    def line_of(self, key: str) -> int:
+    def line_of(self, key: _Str) -> _Int:
         """Line of ``key``, or of the mapping when the key is absent."""
         assert self.node.key_lines is not None
         return self.node.key_lines.get(key, self.node.line)
 
-    def fail(self, key: str, message: str) -> NoReturn:
+    def fail(self, key: _Str, message: _Str) -> NoReturn:
         """Raise a located error for ``key``."""
         raise self.error(message, file=self.file, line=self.line_of(key), key=self.key_path(key))
 
-    def has(self, key: str) -> bool:
+    def has(self, key: _Str) -> _Bool:
         """Whether ``key`` is present (and marks it as known)."""
         self.seen.add(key)
         return key in self.items
 
-    def raw(self, key: str) -> Node | None:
+    def raw(self, key: _Str) -> Node | None:
         """The node under ``key``, or None."""
         self.seen.add(key)
         return self.items.get(key)
 
-    def get(self, key: str, kind: type[T] | tuple[type, ...], default: T | None = None, *, required: bool = False) -> T | None:
+    def get(
+        self,
+        key: _Str,
+        kind: type[T] | tuple[type, ...],
+        default: T | None = None,
+        *,
+        required: _Bool = False,
+    ) -> T | None:
         """Read ``key`` as ``kind`` (bool is never accepted as int)."""
         node = self.raw(key)
         if node is None or node.value is None:
@@ -147,27 +160,35 @@ class Reader:
             return default
         value = node.value
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
+        if isinstance(value, _Bool) and bool not in kinds:
             self.fail(key, f"expected {_kind_names(kinds)}, got a boolean")
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        if float in kinds and isinstance(value, _Int) and not isinstance(value, _Bool):
             value = float(value)
         if not isinstance(value, kinds):
             self.fail(key, f"expected {_kind_names(kinds)}, got {type_name(value)}")
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[return-value]
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+    def str(self, key: _Str, default: _Str | None = None, *, required: _Bool = False) -> _Str | None:
         """Read a non-empty string (numbers are accepted and turned into text)."""
         node = self.raw(key)
-        if node is not None and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        if node is not None and isinstance(node.value, _Int | float) and not isinstance(node.value, _Bool):
             return str(node.value)
-        value = self.get(key, str, default, required=required)
+        value = self.get(key, _Str, default, required=required)
         if value is not None and required and not value.strip():
             self.fail(key, "must not be empty")
         return value
 
-    def int(self, key: str, default: int | None = None, *, lo: int | None = None, hi: int | None = None, required: bool = False) -> int | None:
+    def int(
+        self,
+        key: _Str,
+        default: _Int | None = None,
+        *,
+        lo: _Int | None = None,
+        hi: _Int | None = None,
+        required: _Bool = False,
+    ) -> _Int | None:
         """Read an integer within ``[lo, hi]``."""
-        value = self.get(key, int, default, required=required)
+        value = self.get(key, _Int, default, required=required)
         if value is not None:
             if lo is not None and value < lo:
                 self.fail(key, f"must be at least {lo}, got {value}")
@@ -175,7 +196,14 @@ class Reader:
                 self.fail(key, f"must be at most {hi}, got {value}")
         return value
 
-    def number(self, key: str, default: float | None = None, *, lo: float | None = None, hi: float | None = None) -> float | None:
+    def number(
+        self,
+        key: _Str,
+        default: float | None = None,
+        *,
+        lo: float | None = None,
+        hi: float | None = None,
+    ) -> float | None:
         """Read a number (int or float) within ``[lo, hi]``."""
         value = self.get(key, float, default)
         if value is not None:
@@ -185,24 +213,24 @@ class Reader:
                 self.fail(key, f"must be at most {hi:g}, got {value:g}")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: _Str, default: _Bool) -> _Bool:
         """Read a boolean."""
-        value = self.get(key, bool, default)
+        value = self.get(key, _Bool, default)
         assert value is not None
         return value
 
-    def str_list(self, key: str) -> list[str]:
+    def str_list(self, key: _Str) -> _List[_Str]:
         """Read a list of strings (a single string is accepted as a one-item list)."""
         node = self.raw(key)
         if node is None or node.value is None:
             return []
-        if isinstance(node.value, str):
+        if isinstance(node.value, _Str):
             return [node.value]
         if not isinstance(node.value, list):
             self.fail(key, f"expected a list of strings, got {type_name(node.value)}")
         out: list[str] = []
         for i, item in enumerate(node.value):
-            if isinstance(item.value, bool) or not isinstance(item.value, str | int | float):
+            if isinstance(item.value, _Bool) or not isinstance(item.value, _Str | _Int | float):
                 raise self.error(
                     f"expected a string, got {type_name(item.value)}",
                     file=self.file,
@@ -212,7 +240,7 @@ class Reader:
             out.append(str(item.value))
         return out
 
-    def list(self, key: str) -> Iterator[tuple[str, Node]]:
+    def list(self, key: _Str) -> Iterator[tuple[_Str, Node]]:
         """Iterate ``(path, node)`` over a list value."""
         node = self.raw(key)
         if node is None or node.value is None:
@@ -222,14 +250,14 @@ class Reader:
         for i, item in enumerate(node.value):
             yield f"{self.key_path(key)}[{i}]", item
 
-    def sub(self, key: str) -> Reader | None:
+    def sub(self, key: _Str) -> Reader | None:
         """A reader for a nested mapping, or None when absent."""
         node = self.raw(key)
         if node is None or node.value is None:
             return None
         return Reader(node, file=self.file, path=self.key_path(key), error=self.error)
 
-    def finish(self, allowed_extra: tuple[str, ...] = ()) -> None:
+    def finish(self, allowed_extra: tuple[_Str, ...] = ()) -> None:
         """Reject keys that no getter asked for, suggesting the closest known key."""
         known = self.seen | set(allowed_extra)
         for key in self.items:

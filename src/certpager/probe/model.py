@@ -55,7 +55,13 @@ class Status(enum.Enum):
         }[severity]
 
 
-_STATUS_RANK = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.ERROR: 3, Status.PAGE: 4}
+_STATUS_RANK = {
+    Status.OK: 0,
+    Status.WARNING: 1,
+    Status.CRITICAL: 2,
+    Status.ERROR: 3,
+    Status.PAGE: 4,
+}
 
 
 @dataclass(frozen=True)
@@ -170,10 +176,14 @@ class Handshake:
     timings: Timings = field(default_factory=Timings)
     """Per-phase timings."""
     error_code: str | None = None
-    """``dns_error``, ``connect_refused``, ``connect_timeout``, ``handshake_timeout``,
-    ``handshake_failed`` or ``client_cert_rejected``; None on success."""
+    """``dns_error``, ``connect_refused``, ``connect_failed``, ``connect_timeout``,
+    ``handshake_timeout`` or ``handshake_failed``; None on success."""
     error: str | None = None
     """The error in plain words."""
+    client_auth_error: str | None = None
+    """The server asked for a client certificate and then refused the handshake
+    (none configured, or the configured one rejected). The server's chain is still
+    reported; this is not an ``error_code``."""
 
     @property
     def ok(self) -> bool:

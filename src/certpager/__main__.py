@@ -1,0 +1,90 @@
+"""Command line: args -> config -> build app -> exit code.
+
+``certpager`` (TUI), ``certpager check``, ``certpager run``, ``certpager demo``.
+Exit codes follow Nagios: 0 ok, 1 warning, 2 critical/page/error, 3 unknown (bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from certpager import __version__
+from certpager.errors import CertpagerError, UserError
+
+EXIT_UNKNOWN = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors exit 3 (UNKNOWN) with one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_UNKNOWN, f"certpager: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line parser."""
+    parser = _Parser(
+        prog="certpager",
+        description="TLS certificate triage for the on-call engineer.",
+    )
+    parser.add_argument("--version", action="version", version=f"certpager {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="endpoint config (default: $XDG_CONFIG_HOME/certpager/endpoints.yaml)",
+    )
+    parser.add_argument("--readonly", action="store_true", help="TUI: hide every runbook action")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    from certpager import cli_check
+
+    cli_check.configure_parser(sub.add_parser("check", help="probe endpoints headless; Nagios exit codes"))
+
+    try:
+        from certpager.runbook import cli as run_cli
+    except ImportError:  # pragma: no cover - during bring-up only
+        run_cli = None  # type: ignore[assignment]
+    if run_cli is not None:
+        run_cli.configure_parser(sub.add_parser("run", help="run a runbook for an endpoint"))
+
+    try:
+        from certpager.demo import cli as demo_cli
+    except ImportError:  # pragma: no cover - during bring-up only
+        demo_cli = None  # type: ignore[assignment]
+    if demo_cli is not None:
+        demo_cli.configure_parser(
+            sub.add_parser("demo", help="start a lab with planted incidents and open the TUI")
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``certpager`` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            try:
+                from certpager.tui import cli as tui_cli
+            except ImportError:
+                print("certpager: the TUI is not available in this build", file=sys.stderr)
+                return EXIT_UNKNOWN
+            return tui_cli.main(args)
+        handler = args.handler
+        code: int = handler(args)
+        return code
+    except UserError as exc:
+        print(f"certpager: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except CertpagerError as exc:
+        print(f"certpager: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("certpager: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,530 @@
+"""Chain, name and expiry analysis: pure functions of (chain as sent, hostname,
+time, trust store, thresholds).
+
+Trust is OpenSSL's verdict (``X509StoreContext``) with time checks switched
+off, so that expiry is reported as its own finding; the leaf's expiry and the
+earliest expiry over the *verified path* are separate facts, and neither a
+root the server sent nor an unrelated extra certificate ever drives them.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import ipaddress
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from OpenSSL import crypto
+
+from certpager.config import Thresholds
+from certpager.probe.findings import make
+from certpager.probe.model import CertInfo, ChainAnalysis, Finding, Severity
+from certpager.probe.trust import TrustStore
+
+_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+# OpenSSL X509_V_ERR_* codes used to classify trust failures.
+_UNABLE_TO_GET_ISSUER_CERT = 2
+_DEPTH_ZERO_SELF_SIGNED = 18
+_SELF_SIGNED_IN_CHAIN = 19
+_UNABLE_TO_GET_ISSUER_LOCALLY = 20
+_UNABLE_TO_VERIFY_LEAF_SIGNATURE = 21
+
+
+class CertParseError(ValueError):
+    """A certificate sent by the server cannot be parsed."""
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_cert(der: bytes) -> CertInfo:
+    """Parse DER bytes into :class:`CertInfo` (cached: intermediates repeat a lot).
+
+    Raises:
+        CertParseError: the bytes are not a certificate cryptography can read.
+    """
+    try:
+        with warnings.catch_warnings():
+            # Servers send odd certificates (negative serials...): report, don't warn.
+            warnings.simplefilter("ignore")
+            cert = x509.load_der_x509_certificate(der)
+            return _info(cert, der)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise CertParseError(f"unreadable certificate: {exc}") from None
+
+
+def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
+    key = cert.public_key()
+    key_type, bits, desc = "unknown", 0, "unknown key"
+    if isinstance(key, rsa.RSAPublicKey):
+        key_type, bits = "RSA", key.key_size
+        desc = f"RSA {bits}"
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        key_type, bits = "EC", key.curve.key_size
+        desc = f"EC {_CURVES.get(key.curve.name, key.curve.name)}"
+    elif isinstance(key, ed25519.Ed25519PublicKey):
+        key_type, bits, desc = "Ed25519", 256, "Ed25519"
+    elif isinstance(key, ed448.Ed448PublicKey):
+        key_type, bits, desc = "Ed448", 456, "Ed448"
+    elif isinstance(key, dsa.DSAPublicKey):
+        key_type, bits = "DSA", key.key_size
+        desc = f"DSA {bits}"
+    spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    try:
+        hash_alg = cert.signature_hash_algorithm
+        sig_hash = hash_alg.name if hash_alg is not None else None
+    except UnsupportedAlgorithm:
+        sig_hash = "unknown"
+    sig_name = (
+        getattr(cert.signature_algorithm_oid, "_name", None) or cert.signature_algorithm_oid.dotted_string
+    )
+    sans: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans.extend(san.get_values_for_type(x509.DNSName))
+        sans.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+    except x509.ExtensionNotFound:
+        pass
+    except ValueError:
+        pass
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = bool(bc.ca)
+    except (x509.ExtensionNotFound, ValueError):
+        is_ca = False
+    ca_issuers: list[str] = []
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+        for desc_ in aia:
+            if desc_.access_method == AuthorityInformationAccessOID.CA_ISSUERS and isinstance(
+                desc_.access_location, x509.UniformResourceIdentifier
+            ):
+                ca_issuers.append(desc_.access_location.value)
+    except (x509.ExtensionNotFound, ValueError):
+        pass
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = cns[0].value if cns else None
+    self_issued = cert.subject.public_bytes() == cert.issuer.public_bytes()
+    self_signed = False
+    if self_issued:
+        try:
+            cert.verify_directly_issued_by(cert)
+            self_signed = True
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+            self_signed = False
+    return CertInfo(
+        subject=_rfc4514(cert.subject),
+        issuer=_rfc4514(cert.issuer),
+        serial=format(cert.serial_number, "X"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sha256=hashlib.sha256(der).hexdigest(),
+        spki_pin="sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii"),
+        key_type=key_type,
+        key_bits=bits,
+        key_desc=desc,
+        signature_algorithm=sig_name,
+        signature_hash=sig_hash,
+        sans=tuple(sans),
+        common_name=str(cn) if cn is not None else None,
+        is_ca=is_ca,
+        self_issued=self_issued,
+        self_signed=self_signed,
+        ca_issuers=tuple(ca_issuers),
+        der=der,
+    )
+
+
+def _rfc4514(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except ValueError:
+        return repr(name)
+
+
+# --- hostname -----------------------------------------------------------------
+
+
+def _normalise(name: str) -> str:
+    name = name.strip().rstrip(".").lower()
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def match_hostname(sans: Sequence[str], hostname: str) -> bool:
+    """Whether the SAN list covers ``hostname`` (RFC 6125, as browsers do).
+
+    Only subjectAltName counts (a CN-only certificate does not match); a
+    wildcard is a whole left-most label and covers exactly one label; IP
+    addresses match only IP SANs.
+    """
+    try:
+        ip = ipaddress.ip_address(hostname.strip("[]"))
+    except ValueError:
+        ip = None
+    if ip is not None:
+        for san in sans:
+            try:
+                if ipaddress.ip_address(san) == ip:
+                    return True
+            except ValueError:
+                continue
+        return False
+    host = _normalise(hostname)
+    host_labels = host.split(".")
+    for san in sans:
+        pattern = _normalise(san)
+        if not pattern or _is_ip(pattern):
+            continue
+        if pattern == host:
+            return True
+        if pattern.startswith("*."):
+            rest = pattern[2:]
+            if "*" in rest or "." not in rest:
+                continue  # no nested or top-level wildcards
+            if len(host_labels) >= 2 and host_labels[0] and ".".join(host_labels[1:]) == rest:
+                return True
+    return False
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- expiry ---------------------------------------------------------------------
+
+
+def threshold_severity(days_left: float, thresholds: Thresholds) -> Severity | None:
+    """Severity of ``days_left`` under the thresholds (None: far enough away)."""
+    if days_left <= thresholds.page_days:
+        return Severity.PAGE
+    if days_left <= thresholds.critical_days:
+        return Severity.CRITICAL
+    if days_left <= thresholds.warning_days:
+        return Severity.WARNING
+    return None
+
+
+def _when(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _days(days: float) -> str:
+    if abs(days) < 1:
+        hours = abs(days) * 24
+        return f"{hours:.1f} hours"
+    return f"{abs(days):.1f} days"
+
+
+def expiry_findings(leaf: CertInfo, now: datetime, thresholds: Thresholds) -> list[Finding]:
+    """``cert_expired``, ``cert_not_yet_valid``, ``expires_soon``, ``renewal_overdue``."""
+    out: list[Finding] = []
+    if now < leaf.not_before:
+        out.append(
+            make(
+                "cert_not_yet_valid",
+                f"certificate is not valid until {_when(leaf.not_before)} "
+                f"({_days((leaf.not_before - now).total_seconds() / 86400)} from now)",
+            )
+        )
+        return out
+    days = leaf.days_left(now)
+    if days < 0:
+        out.append(make("cert_expired", f"certificate expired {_days(days)} ago, on {_when(leaf.not_after)}"))
+        return out
+    severity = threshold_severity(days, thresholds)
+    if severity is not None:
+        out.append(
+            make(
+                "expires_soon",
+                f"certificate expires in {_days(days)}, on {_when(leaf.not_after)}",
+                severity=severity,
+            )
+        )
+    lifetime = leaf.lifetime_days
+    if lifetime > 0 and days < lifetime / 3:
+        out.append(
+            make(
+                "renewal_overdue",
+                f"only {_days(days)} of a {lifetime:.0f}-day lifetime left: automatic renewal "
+                f"(at 1/3 left, {_when(leaf.not_after - (leaf.not_after - leaf.not_before) / 3)}) "
+                "did not happen",
+            )
+        )
+    return out
+
+
+# --- trust and chain -------------------------------------------------------------
+
+
+def _x509(der: bytes) -> crypto.X509:
+    return crypto.load_certificate(crypto.FILETYPE_ASN1, der)
+
+
+def _issued_by(child: CertInfo, parent: CertInfo) -> bool:
+    if child.issuer != parent.subject:
+        return False
+    try:
+        x509.load_der_x509_certificate(child.der).verify_directly_issued_by(
+            x509.load_der_x509_certificate(parent.der)
+        )
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _name_chain(chain: Sequence[CertInfo]) -> list[CertInfo]:
+    """Best-effort path from the leaf through the sent certificates, by issuer name
+    and signature, used when no trusted path exists."""
+    path = [chain[0]]
+    remaining = list(chain[1:])
+    while True:
+        current = path[-1]
+        if current.self_signed:
+            break
+        nxt = next((c for c in remaining if _issued_by(current, c)), None)
+        if nxt is None:
+            break
+        path.append(nxt)
+        remaining.remove(nxt)
+    return path
+
+
+def analyze_chain(
+    chain_der: Sequence[bytes],
+    hostname: str,
+    now: datetime,
+    trust: TrustStore,
+    thresholds: Thresholds,
+) -> ChainAnalysis:
+    """Judge a chain exactly as the server sent it.
+
+    Args:
+        chain_der: certificates in the order sent, leaf first.
+        hostname: the name the client asked for (SNI or IP address).
+        now: the time to judge expiry at.
+        trust: the trust store to verify against.
+        thresholds: expiry thresholds.
+    """
+    findings: list[Finding] = []
+    chain: list[CertInfo] = []
+    for i, der in enumerate(chain_der):
+        try:
+            chain.append(parse_cert(der))
+        except CertParseError as exc:
+            if i == 0:
+                findings.append(make("chain_invalid", f"the server's certificate cannot be parsed: {exc}"))
+                return ChainAnalysis((), False, str(exc), (), False, None, None, tuple(findings))
+            findings.append(make("chain_extra_cert", f"certificate #{i + 1} sent cannot be parsed: {exc}"))
+    if not chain:
+        findings.append(make("chain_invalid", "the server sent no certificate"))
+        return ChainAnalysis((), False, "no certificate", (), False, None, None, tuple(findings))
+    leaf = chain[0]
+
+    trusted, verify_error, path = _verify(chain, trust, findings)
+    if not trusted:
+        path = _name_chain(chain)
+
+    # Name.
+    hostname_ok = match_hostname(leaf.sans, hostname)
+    if not hostname_ok:
+        if not leaf.sans and leaf.common_name:
+            msg = (
+                f"{hostname} is not in the certificate: it has no subjectAltName, only "
+                f"CN={leaf.common_name}, which clients ignore"
+            )
+        else:
+            shown = ", ".join(leaf.sans[:6]) + (
+                f" (+{len(leaf.sans) - 6} more)" if len(leaf.sans) > 6 else ""
+            )
+            msg = f"{hostname} is not in the certificate's names: {shown or 'none'}"
+        findings.append(make("hostname_mismatch", msg))
+
+    # Expiry of the leaf.
+    findings.extend(expiry_findings(leaf, now, thresholds))
+
+    # Expiry of the rest of the path (never extra certificates).
+    for cert in path[1:]:
+        days = cert.days_left(now)
+        role = "root" if cert.self_signed else "intermediate"
+        if days < 0:
+            findings.append(
+                make(
+                    "chain_cert_expired",
+                    f"{role} {cert.subject} expired on {_when(cert.not_after)}: clients cannot build a valid path",
+                )
+            )
+        elif cert.not_after < leaf.not_after:
+            sev = max(Severity.WARNING, threshold_severity(days, thresholds) or Severity.WARNING)
+            findings.append(
+                make(
+                    "chain_expires_before_leaf",
+                    f"{role} {cert.subject} expires on {_when(cert.not_after)} ({_days(days)}), "
+                    f"before the leaf ({_when(leaf.not_after)})",
+                    severity=sev,
+                )
+            )
+
+    # Hygiene: order, extras, root sent.
+    path_ders = [c.der for c in path]
+    sent_positions = [i for der in path_ders for i, c in enumerate(chain) if c.der == der]
+    seen_path: set[bytes] = set()
+    extras: list[str] = []
+    for i, cert in enumerate(chain):
+        if cert.der in path_ders and cert.der not in seen_path:
+            seen_path.add(cert.der)
+            continue
+        if i == 0:
+            continue
+        why = (
+            "duplicate"
+            if cert.der in seen_path or cert.der in [c.der for c in chain[:i]]
+            else "not part of the path"
+        )
+        extras.append(f"#{i + 1} {cert.subject} ({why})")
+    first_positions = []
+    for der in path_ders:
+        idx = next((i for i, c in enumerate(chain) if c.der == der), None)
+        if idx is not None:
+            first_positions.append(idx)
+    if first_positions != sorted(first_positions):
+        order = ", ".join(f"#{i + 1}" for i in first_positions)
+        findings.append(
+            make(
+                "chain_wrong_order",
+                f"certificates sent out of order: the path uses them as {order}; each certificate "
+                "should be followed by its issuer",
+            )
+        )
+    del sent_positions
+    if extras:
+        findings.append(
+            make(
+                "chain_extra_cert",
+                "the server sent certificates it does not need: " + "; ".join(extras),
+            )
+        )
+    for i, cert in enumerate(chain[1:], 2):
+        if cert.self_signed and cert.is_ca and cert.der in path_ders:
+            findings.append(make("chain_root_sent", f"the server sends the root {cert.subject} (#{i})"))
+            break
+
+    # Keys and signatures of the leaf and intermediates (a root's own signature does not matter).
+    for cert in path:
+        if trust.is_anchor(cert.der) and cert is not leaf:
+            continue
+        role = "leaf" if cert is leaf else ("root" if cert.self_signed else "intermediate")
+        weak = (
+            (cert.key_type == "RSA" and cert.key_bits < 2048)
+            or (cert.key_type == "EC" and cert.key_bits < 256)
+            or cert.key_type == "DSA"
+        )
+        if weak:
+            findings.append(make("weak_key", f"{role} {cert.subject} has a weak key: {cert.key_desc}"))
+        if not cert.self_signed and cert.signature_hash in ("sha1", "md5"):
+            findings.append(
+                make(
+                    "weak_signature",
+                    f"{role} {cert.subject} is signed with {cert.signature_algorithm} ({cert.signature_hash.upper()})",
+                )
+            )
+
+    chain_not_after = min((c.not_after for c in path), default=None)
+    return ChainAnalysis(
+        chain=tuple(chain),
+        trusted=trusted,
+        verify_error=verify_error,
+        verified_path=tuple(path) if trusted else (),
+        hostname_ok=hostname_ok,
+        leaf_not_after=leaf.not_after,
+        chain_not_after=chain_not_after,
+        findings=tuple(findings),
+    )
+
+
+def _verify(
+    chain: list[CertInfo], trust: TrustStore, findings: list[Finding]
+) -> tuple[bool, str | None, list[CertInfo]]:
+    """OpenSSL path validation; appends the trust finding on failure."""
+    leaf = chain[0]
+    try:
+        ctx = crypto.X509StoreContext(trust.store, _x509(leaf.der), chain=[_x509(c.der) for c in chain[1:]])
+        verified = ctx.get_verified_chain()
+    except crypto.X509StoreContextError as exc:
+        code, depth, reason = (
+            [*exc.errors, None, None, None][:3] if isinstance(exc.errors, list) else (None, None, str(exc))
+        )
+        failing = exc.certificate.to_cryptography() if exc.certificate is not None else None
+        failing_info = parse_cert(failing.public_bytes(Encoding.DER)) if failing is not None else leaf
+        store = "the system trust store" if trust.name == "system" else f"the CA bundle {trust.name}"
+
+        if code == _DEPTH_ZERO_SELF_SIGNED or (leaf.self_signed and len(chain) == 1):
+            findings.append(
+                make(
+                    "self_signed",
+                    f"the certificate is self-signed ({leaf.subject}) and not in {store}",
+                )
+            )
+            return False, "self-signed certificate", []
+        if code == _SELF_SIGNED_IN_CHAIN:
+            findings.append(
+                make(
+                    "untrusted_root",
+                    f"the chain ends in the root {failing_info.subject}, which is not in {store}",
+                )
+            )
+            return False, f"root {failing_info.subject} is not trusted", []
+        if code in (
+            _UNABLE_TO_GET_ISSUER_LOCALLY,
+            _UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+            _UNABLE_TO_GET_ISSUER_CERT,
+        ):
+            sent_der = {c.der for c in chain}
+            top_is_leaf = failing_info.der == leaf.der or not failing_info.is_ca
+            if top_is_leaf and failing_info.issuer.encode() and not leaf.self_issued:
+                only = " (it sent only the leaf)" if len(chain) == 1 else ""
+                no_aia = (
+                    ""
+                    if leaf.ca_issuers
+                    else f"; the leaf names no AIA issuer URL, so no client can fetch it (if {leaf.issuer} "
+                    "is a private CA, trust it with ca_file)"
+                )
+                findings.append(
+                    make(
+                        "chain_incomplete",
+                        f"the server did not send the intermediate certificate {leaf.issuer}{only}: "
+                        f"clients that do not fetch it (curl, Python, Java, most APIs) cannot verify the "
+                        f"chain against {store}{no_aia}",
+                    )
+                )
+                return False, f"issuer {leaf.issuer} missing from the chain sent", []
+            where = "sent by the server" if failing_info.der in sent_der else "in the store"
+            findings.append(
+                make(
+                    "untrusted_root",
+                    f"{failing_info.subject} ({where}) is issued by {failing_info.issuer}, which is not in {store}",
+                )
+            )
+            return False, f"issuer {failing_info.issuer} is not trusted", []
+        findings.append(
+            make(
+                "chain_invalid",
+                f"chain verification failed at depth {depth}: {reason} ({failing_info.subject})",
+            )
+        )
+        return False, str(reason), []
+    path = [parse_cert(c.to_cryptography().public_bytes(Encoding.DER)) for c in verified]
+    return True, None, path

@@ -1,0 +1,304 @@
+"""The endpoint monitor: resolve, handshake every backend, analyse, merge.
+
+``check_endpoint`` never raises: every failure is an error finding. One overall
+deadline covers DNS, every backend and the deeper checks of one endpoint;
+``check_endpoints`` bounds how many endpoints are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from certpager.config import Endpoint, Settings, is_ip
+from certpager.probe import findings as F
+from certpager.probe.analysis import analyze_chain
+from certpager.probe.handshake import ClientOptions, ResolveError, handshake, resolve
+from certpager.probe.model import (
+    BackendResult,
+    EndpointReport,
+    Finding,
+    Handshake,
+    Severity,
+    Status,
+    Timings,
+)
+from certpager.probe.trust import TrustStoreError, get_trust_store
+
+#: Extra checks run after the main handshakes (deeper checks register here):
+#: ``async (endpoint, report, deadline) -> report``.
+ReportHook = Callable[[Endpoint, EndpointReport, float], Awaitable[EndpointReport]]
+_HOOKS: list[ReportHook] = []
+
+
+def register_hook(hook: ReportHook) -> None:
+    """Add a deeper check that refines reports (protocols, HTTP, pins...)."""
+    if hook not in _HOOKS:
+        _HOOKS.append(hook)
+
+
+def client_options(endpoint: Endpoint) -> ClientOptions:
+    """The default probe's client settings for ``endpoint``."""
+    return ClientOptions(client_cert=endpoint.client_cert, client_key=endpoint.client_key)
+
+
+async def _targets(
+    endpoint: Endpoint, dns_timeout: float
+) -> tuple[list[tuple[str, int, float]], Handshake | None]:
+    """``[(address, port, dns_ms)]`` to probe, or an error handshake on DNS failure."""
+    pairs = [(b.host, b.port) for b in endpoint.backends] or [(endpoint.host, endpoint.port)]
+    out: list[tuple[str, int, float]] = []
+    for host, port in pairs:
+        if is_ip(host):
+            out.append((host.strip("[]"), port, 0.0))
+            continue
+        start = time.perf_counter()
+        try:
+            addrs = await resolve(host, port, dns_timeout)
+        except ResolveError as exc:
+            return [], Handshake(
+                address=host,
+                port=port,
+                sni=endpoint.server_name,
+                error_code="dns_error",
+                error=str(exc),
+                timings=Timings(dns_ms=(time.perf_counter() - start) * 1000),
+            )
+        dns_ms = (time.perf_counter() - start) * 1000
+        out.extend((addr, port, dns_ms) for _fam, addr in addrs)
+    return out, None
+
+
+def backend_result(endpoint: Endpoint, hs: Handshake, now: datetime) -> BackendResult:
+    """Analyse one handshake into findings."""
+    found: list[Finding] = []
+    label = (hs.label,)
+    if hs.error_code is not None:
+        found.append(F.make(hs.error_code, hs.error or hs.error_code, backends=label))
+        return BackendResult(handshake=hs, analysis=None, findings=tuple(found))
+    try:
+        trust = get_trust_store(endpoint.ca_file)
+    except TrustStoreError as exc:
+        found.append(F.make("untrusted_root", f"cannot load the trust store: {exc}", backends=label))
+        return BackendResult(handshake=hs, analysis=None, findings=tuple(found))
+    analysis = analyze_chain(hs.chain_der, endpoint.verify_name, now, trust, endpoint.thresholds)
+    found.extend(_with_backend(f, label) for f in analysis.findings)
+    if hs.client_cert_requested:
+        names = ", ".join(hs.client_ca_names) or "any CA (the server sent no names)"
+        found.append(
+            F.make(
+                "client_cert_required",
+                f"the server requests a client certificate (mTLS); accepted CAs: {names}",
+                backends=label,
+            )
+        )
+        if hs.client_auth_error and endpoint.client_cert:
+            found.append(
+                F.make(
+                    "client_cert_rejected",
+                    f"the server refused the configured client certificate {endpoint.client_cert}: "
+                    f"{hs.client_auth_error}",
+                    backends=label,
+                )
+            )
+    return BackendResult(handshake=hs, analysis=analysis, findings=tuple(found))
+
+
+def _with_backend(f: Finding, label: tuple[str, ...]) -> Finding:
+    return Finding(f.code, f.severity, f.message, f.hint, f.runbook, label)
+
+
+def merge_findings(backends: Sequence[BackendResult], extra: Sequence[Finding] = ()) -> tuple[Finding, ...]:
+    """Merge per-backend findings: one finding per (code, message), naming the
+    backends it was seen on (none when seen on all). Worst first."""
+    merged: dict[tuple[str, str], tuple[Finding, list[str]]] = {}
+    for b in backends:
+        for f in b.findings:
+            key = (f.code, f.message)
+            if key in merged:
+                merged[key][1].extend(x for x in f.backends if x not in merged[key][1])
+            else:
+                merged[key] = (f, list(f.backends))
+    all_labels = {b.handshake.label for b in backends}
+    out: list[Finding] = []
+    for f, labels in merged.values():
+        shown = () if set(labels) >= all_labels and len(all_labels) > 0 else tuple(labels)
+        if len(all_labels) <= 1:
+            shown = ()
+        out.append(Finding(f.code, f.severity, f.message, f.hint, f.runbook, shown))
+    out.extend(extra)
+    out.sort(key=lambda f: -f.severity)
+    return tuple(out)
+
+
+def status_of(findings: Sequence[Finding]) -> Status:
+    """Worst status over findings."""
+    return Status.from_severity(max((f.severity for f in findings), default=None))
+
+
+def build_report(
+    endpoint: Endpoint,
+    backends: Sequence[BackendResult],
+    checked_at: datetime,
+    extra_findings: Sequence[Finding] = (),
+    extra: dict[str, object] | None = None,
+) -> EndpointReport:
+    """Assemble an :class:`EndpointReport` from backend results."""
+    merged = merge_findings(backends, extra_findings)
+    ok = [b for b in backends if b.handshake.ok]
+    error = None
+    if not ok:
+        error = "; ".join(dict.fromkeys(b.handshake.error or "" for b in backends)) or "no backend"
+    return EndpointReport(
+        name=endpoint.name,
+        host=endpoint.host,
+        port=endpoint.port,
+        sni=endpoint.server_name,
+        status=status_of(merged),
+        findings=merged,
+        backends=tuple(backends),
+        checked_at=checked_at,
+        error=error,
+        extra=dict(extra or {}),
+    )
+
+
+def with_findings(
+    report: EndpointReport, added: Sequence[Finding], extra: dict[str, object] | None = None
+) -> EndpointReport:
+    """A copy of ``report`` with more endpoint-level findings and facts."""
+    findings = tuple(sorted((*report.findings, *added), key=lambda f: -f.severity))
+    return EndpointReport(
+        name=report.name,
+        host=report.host,
+        port=report.port,
+        sni=report.sni,
+        status=status_of(findings),
+        findings=findings,
+        backends=report.backends,
+        checked_at=report.checked_at,
+        error=report.error,
+        extra={**report.extra, **(extra or {})},
+    )
+
+
+async def check_endpoint(
+    endpoint: Endpoint,
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    deep: bool = True,
+) -> EndpointReport:
+    """Probe every backend of ``endpoint`` with fresh handshakes and analyse them.
+
+    Never raises (cancellation aside). The whole check, DNS included, finishes
+    within ``endpoint.timeout`` plus a small margin.
+
+    Args:
+        endpoint: what to check.
+        settings: global settings (DNS timeout).
+        now: the time to judge expiry at (default: the moment the check starts).
+        deep: also run the registered deeper checks.
+    """
+    settings = settings or Settings()
+    checked_at = now or datetime.now(UTC)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + endpoint.timeout
+    try:
+        try:
+            async with asyncio.timeout(endpoint.timeout):
+                targets, dns_failure = await _targets(endpoint, min(settings.dns_timeout, endpoint.timeout))
+        except TimeoutError:
+            targets, dns_failure = (
+                [],
+                Handshake(
+                    address=endpoint.host,
+                    port=endpoint.port,
+                    sni=endpoint.server_name,
+                    error_code="dns_error",
+                    error=f"DNS lookup of {endpoint.host} did not finish within {endpoint.timeout:g} s",
+                ),
+            )
+        if dns_failure is not None:
+            return build_report(endpoint, [backend_result(endpoint, dns_failure, checked_at)], checked_at)
+        options = client_options(endpoint)
+        remaining = max(deadline - loop.time(), 0.01)
+        handshakes = await asyncio.gather(
+            *(
+                handshake(addr, port, endpoint.server_name, timeout=remaining, options=options, dns_ms=dns_ms)
+                for addr, port, dns_ms in targets
+            )
+        )
+        report = build_report(
+            endpoint, [backend_result(endpoint, hs, checked_at) for hs in handshakes], checked_at
+        )
+        if deep:
+            for hook in _HOOKS:
+                if loop.time() >= deadline:
+                    break
+                try:
+                    report = await hook(endpoint, report, deadline)
+                except Exception as exc:
+                    report = with_findings(
+                        report, [], {f"{hook.__name__}_error": f"{type(exc).__name__}: {exc}"}
+                    )
+        return report
+    except Exception as exc:
+        hs = Handshake(
+            address=endpoint.host,
+            port=endpoint.port,
+            sni=endpoint.server_name,
+            error_code="handshake_failed",
+            error=f"internal error while probing: {type(exc).__name__}: {exc}",
+        )
+        return build_report(endpoint, [backend_result(endpoint, hs, checked_at)], checked_at)
+
+
+async def check_endpoints(
+    endpoints: Sequence[Endpoint],
+    *,
+    settings: Settings | None = None,
+    concurrency: int | None = None,
+    now: datetime | None = None,
+    on_report: Callable[[EndpointReport], None] | None = None,
+) -> list[EndpointReport]:
+    """Check many endpoints, at most ``concurrency`` at a time; results in input order.
+
+    The deadline of each endpoint starts when it gets a slot, not when queued.
+    """
+    settings = settings or Settings()
+    limit = asyncio.Semaphore(concurrency or settings.concurrency)
+
+    async def one(ep: Endpoint) -> EndpointReport:
+        async with limit:
+            report = await check_endpoint(ep, settings=settings, now=now)
+        if on_report is not None:
+            on_report(report)
+        return report
+
+    return list(await asyncio.gather(*(one(ep) for ep in endpoints)))
+
+
+def sort_reports(reports: Sequence[EndpointReport], now: datetime | None = None) -> list[EndpointReport]:
+    """Worst first, then fewest days left, then name."""
+
+    def key(r: EndpointReport) -> tuple[int, float, str]:
+        days = r.days_left(now)
+        return (-r.status.rank, days if days is not None else float("inf"), r.name)
+
+    return sorted(reports, key=key)
+
+
+__all__ = [
+    "Severity",
+    "backend_result",
+    "build_report",
+    "check_endpoint",
+    "check_endpoints",
+    "merge_findings",
+    "register_hook",
+    "sort_reports",
+    "with_findings",
+]

@@ -1,0 +1,476 @@
+"""One fresh TCP + TLS handshake, driven by asyncio over a pyOpenSSL memory BIO.
+
+No thread per handshake, no session reuse, no verification during the
+handshake (the chain is verified afterwards, exactly as sent, by
+:mod:`certpager.probe.analysis`). Every failure becomes a :class:`Handshake`
+with an ``error_code``; nothing raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
+
+from certpager.probe.model import Handshake, Timings
+
+_READ_SIZE = 65536
+
+#: Protocol versions by name, for callers that pin a version (deeper checks).
+VERSIONS: dict[str, int] = {
+    "SSLv3": SSL.SSL3_VERSION,
+    "TLSv1": SSL.TLS1_VERSION,
+    "TLSv1.1": SSL.TLS1_1_VERSION,
+    "TLSv1.2": SSL.TLS1_2_VERSION,
+    "TLSv1.3": SSL.TLS1_3_VERSION,
+}
+
+#: Cipher list of the default probe: what OpenSSL offers by default, without the
+#: security-level floor so that weak servers still complete and can be reported.
+DEFAULT_CIPHERS = "DEFAULT:@SECLEVEL=0"
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How the client side of a probe handshake is configured."""
+
+    client_cert: str | None = None
+    """PEM certificate (chain) file offered when the server asks."""
+    client_key: str | None = None
+    """PEM private key of ``client_cert``."""
+    min_version: str | None = "TLSv1"
+    """Lowest protocol offered (a key of :data:`VERSIONS`)."""
+    max_version: str | None = None
+    """Highest protocol offered; None means the library maximum."""
+    ciphers: str = DEFAULT_CIPHERS
+    """OpenSSL cipher list for TLS 1.2 and below."""
+    tls13_ciphers: str | None = None
+    """TLS 1.3 suites; None means the library default."""
+    alpn: tuple[str, ...] = ("h2", "http/1.1")
+    """ALPN protocols offered."""
+
+
+class ContextError(Exception):
+    """The client context could not be built (e.g. unreadable client key)."""
+
+
+_CONTEXTS: dict[ClientOptions, SSL.Context] = {}
+
+
+@dataclass
+class _State:
+    """Per-connection facts gathered by the info callback."""
+
+    cert_requested: bool = False
+    states: list[bytes] = field(default_factory=list)
+
+
+def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
+    state = conn.get_app_data()
+    if not isinstance(state, _State):
+        return
+    name = conn.get_state_string()
+    if b"certificate request" in name:
+        state.cert_requested = True
+
+
+def client_context(options: ClientOptions) -> SSL.Context:
+    """Build (once per distinct options) the client context.
+
+    Raises:
+        ContextError: the client certificate or key cannot be loaded, or the
+            cipher/protocol settings are not supported by this OpenSSL.
+    """
+    cached = _CONTEXTS.get(options)
+    if cached is not None:
+        return cached
+    try:
+        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        ctx.set_verify(SSL.VERIFY_NONE)
+        ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION)
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        ctx.set_cipher_list(options.ciphers.encode())
+        if options.tls13_ciphers is not None:
+            ctx.set_tls13_ciphersuites(options.tls13_ciphers.encode())
+        if options.min_version is not None:
+            ctx.set_min_proto_version(VERSIONS[options.min_version])
+        if options.max_version is not None:
+            ctx.set_max_proto_version(VERSIONS[options.max_version])
+        if options.alpn:
+            ctx.set_alpn_protos([p.encode() for p in options.alpn])
+        ctx.set_info_callback(_info_callback)
+        if options.client_cert and options.client_key:
+            ctx.use_certificate_chain_file(options.client_cert)
+            ctx.use_privatekey_file(options.client_key)
+            ctx.check_privatekey()
+    except SSL.Error as exc:
+        raise ContextError(describe_ssl_error(exc)) from None
+    except OSError as exc:
+        raise ContextError(str(exc)) from None
+    _CONTEXTS[options] = ctx
+    return ctx
+
+
+# --- DNS -------------------------------------------------------------------
+
+_DNS_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="certpager-dns")
+
+
+class ResolveError(Exception):
+    """Name resolution failed or timed out."""
+
+
+async def resolve(host: str, port: int, timeout: float) -> list[tuple[int, str]]:
+    """Every distinct ``(family, address)`` of ``host``, IPv4 first, within ``timeout``.
+
+    Runs in a bounded thread pool: ``getaddrinfo`` blocks, and a stuck resolver
+    must neither stall the event loop nor spawn unbounded threads.
+    """
+    loop = asyncio.get_running_loop()
+    fut = loop.run_in_executor(
+        _DNS_POOL, socket.getaddrinfo, host, port, socket.AF_UNSPEC, socket.SOCK_STREAM
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await fut
+    except TimeoutError:
+        raise ResolveError(f"DNS lookup of {host} timed out after {timeout:g} s") from None
+    except socket.gaierror as exc:
+        raise ResolveError(f"{host} does not resolve: {exc.strerror}") from None
+    except (OSError, UnicodeError) as exc:
+        raise ResolveError(f"{host} does not resolve: {exc}") from None
+    seen: dict[str, int] = {}
+    for family, _type, _proto, _canon, sockaddr in infos:
+        addr = str(sockaddr[0])
+        if addr not in seen and family in (socket.AF_INET, socket.AF_INET6):
+            seen[addr] = family
+    out = [(fam, addr) for addr, fam in seen.items()]
+    out.sort(key=lambda item: 0 if item[0] == socket.AF_INET else 1)
+    if not out:
+        raise ResolveError(f"{host} has no A or AAAA address")
+    return out
+
+
+# --- errors in words ---------------------------------------------------------
+
+_ALERT_WORDS = {
+    "sslv3 alert handshake failure": "the server refused the handshake (no protocol or cipher in common, or it needs something the client did not offer)",
+    "tlsv1 alert protocol version": "the server refused the protocol version offered",
+    "tlsv13 alert certificate required": "the server requires a client certificate",
+    "sslv3 alert bad certificate": "the server rejected the client certificate",
+    "tlsv1 alert unknown ca": "the server does not trust the client certificate's CA",
+    "sslv3 alert certificate expired": "the server says the client certificate has expired",
+    "tlsv1 alert decode error": "the server could not decode the client's message",
+    "tlsv1 unrecognized name": "the server does not know the name sent in SNI",
+    "tlsv1 alert internal error": "the server hit an internal error",
+    "tlsv1 alert access denied": "the server denied access",
+    "tlsv1 alert insufficient security": "the server demands stronger security than offered",
+    "wrong version number": "the server did not answer with TLS (wrong version number: is this port plain HTTP or another protocol?)",
+    "packet length too long": "the server sent a record that is too long (not TLS?)",
+    "record layer failure": "the server sent data that is not a TLS record",
+    "excessive message size": "the server sent a handshake message larger than clients accept (certificate chain too large?)",
+    "unexpected eof while reading": "the server closed the connection during the handshake",
+    "no protocols available": "no protocol version in common with the server",
+    "unsupported protocol": "the server only speaks a protocol version this client does not offer",
+    "no shared cipher": "no cipher suite in common with the server",
+    "sslv3 alert illegal parameter": "the server sent an illegal parameter",
+    "unknown protocol": "the server did not answer with TLS",
+    "bad record type": "the server sent an invalid TLS record",
+    "http request": "the server spoke HTTP, not TLS",
+}
+
+
+def describe_ssl_error(exc: BaseException) -> str:
+    """OpenSSL's error stack in plain words, keeping the library's reason string."""
+    reasons: list[str] = []
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    if args and isinstance(args[0], list):
+        for item in args[0]:
+            if isinstance(item, tuple) and len(item) >= 3:
+                reasons.append(str(item[2]))
+    if isinstance(exc, SSL.SysCallError):
+        code = args[0] if args else None
+        if code == -1 or code == 0:
+            return "the server closed the connection during the handshake"
+        if isinstance(code, int) and code == errno.ECONNRESET:
+            return "the server reset the connection during the handshake"
+        return f"socket error during the handshake: {args[1] if len(args) > 1 else code}"
+    if isinstance(exc, SSL.ZeroReturnError):
+        return "the server closed the TLS connection"
+    if not reasons:
+        return str(exc) or type(exc).__name__
+    words = []
+    for reason in reasons:
+        plain = next((w for key, w in _ALERT_WORDS.items() if key in reason), None)
+        words.append(f"{plain} [{reason}]" if plain else reason)
+    return "; ".join(dict.fromkeys(words))
+
+
+# --- the handshake ---------------------------------------------------------
+
+
+class _Closed(Exception):
+    """The peer closed or reset the TCP connection."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+
+
+async def _flush(conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    while True:
+        try:
+            data = conn.bio_read(_READ_SIZE)
+        except SSL.WantReadError:
+            return
+        if not data:
+            return
+        try:
+            await loop.sock_sendall(sock, data)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise _Closed(
+                "the server reset the connection during the handshake"
+                if isinstance(exc, ConnectionResetError)
+                else "the server closed the connection during the handshake"
+            ) from None
+
+
+async def _recv(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
+    try:
+        data = await loop.sock_recv(sock, _READ_SIZE)
+    except ConnectionResetError:
+        raise _Closed("the server reset the connection during the handshake") from None
+    if not data:
+        raise _Closed("the server closed the connection during the handshake")
+    return data
+
+
+def _peer_chain(conn: SSL.Connection) -> tuple[bytes, ...]:
+    try:
+        chain = conn.get_peer_cert_chain(as_cryptography=True)
+    except SSL.Error:
+        return ()
+    if not chain:
+        return ()
+    return tuple(c.public_bytes(Encoding.DER) for c in chain)
+
+
+def _client_ca_names(conn: SSL.Connection) -> tuple[str, ...]:
+    try:
+        names = conn.get_client_ca_list()
+    except SSL.Error:
+        return ()
+    out = []
+    for name in names:
+        try:
+            out.append(x509.Name.from_rfc4514_string(_x509name_rfc4514(name)).rfc4514_string())
+        except Exception:
+            out.append(str(name))
+    return tuple(out)
+
+
+def _x509name_rfc4514(name: Any) -> str:
+    parts = []
+    for key, value in reversed(name.get_components()):
+        k = key.decode("ascii", "replace")
+        v = value.decode("utf-8", "replace")
+        v = v.replace("\\", "\\\\").replace(",", "\\,").replace("+", "\\+").replace("=", "\\=")
+        parts.append(f"{k}={v}")
+    return ",".join(parts)
+
+
+async def _await_client_verdict(
+    conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop, wait: float
+) -> str | None:
+    """After a TLS 1.3 handshake the server judges the client certificate *after*
+    the client's Finished: listen briefly for its alert or close.
+
+    Returns the reason it refused, or None when no refusal arrived in time.
+    """
+    try:
+        async with asyncio.timeout(wait):
+            while True:
+                data = await _recv(sock, loop)
+                conn.bio_write(data)
+                try:
+                    conn.recv(_READ_SIZE)
+                    return None  # application data: the server accepted us
+                except SSL.WantReadError:
+                    continue  # e.g. NewSessionTicket; keep listening
+                except SSL.ZeroReturnError:
+                    return "the server closed the connection after the handshake"
+                except SSL.Error as exc:
+                    return describe_ssl_error(exc)
+    except TimeoutError:
+        return None
+    except _Closed as exc:
+        return str(exc).replace("during the handshake", "right after the handshake")
+
+
+async def handshake(
+    address: str,
+    port: int,
+    sni: str | None,
+    *,
+    timeout: float = 10.0,
+    options: ClientOptions | None = None,
+    family: int | None = None,
+    dns_ms: float | None = 0.0,
+) -> Handshake:
+    """Connect to ``address:port`` and complete one fresh TLS handshake.
+
+    Args:
+        address: an IP address (resolution happens before, see :func:`resolve`).
+        port: TCP port.
+        sni: server name to send, or None for no SNI.
+        timeout: overall deadline for connect + handshake; a server trickling
+            bytes cannot stretch it.
+        options: client settings (versions, ciphers, client certificate).
+        family: socket family; guessed from ``address`` when None.
+        dns_ms: time spent resolving, carried into the timings.
+
+    Returns:
+        A :class:`Handshake`; on failure ``error_code`` and ``error`` say why.
+    """
+    options = options or ClientOptions()
+    loop = asyncio.get_running_loop()
+    start = time.perf_counter()
+    t_connect: float | None = None
+    t_handshake: float | None = None
+    phase = "connect"
+    fam = family if family is not None else (socket.AF_INET6 if ":" in address else socket.AF_INET)
+    sock: socket.socket | None = None
+    conn: SSL.Connection | None = None
+    state = _State()
+
+    def result(error_code: str | None = None, error: str | None = None, **kw: Any) -> Handshake:
+        now = time.perf_counter()
+        return Handshake(
+            address=address,
+            port=port,
+            sni=sni,
+            timings=Timings(
+                dns_ms=dns_ms,
+                connect_ms=t_connect,
+                handshake_ms=t_handshake
+                if t_handshake is not None
+                else ((now - start) * 1000 - t_connect if t_connect is not None and error_code else None),
+                total_ms=(now - start) * 1000 + (dns_ms or 0.0),
+            ),
+            error_code=error_code,
+            error=error,
+            client_cert_requested=state.cert_requested,
+            client_cert_sent=bool(options.client_cert),
+            **kw,
+        )
+
+    try:
+        ctx = client_context(options)
+    except ContextError as exc:
+        return result("handshake_failed", f"cannot set up the TLS client: {exc}")
+
+    try:
+        async with asyncio.timeout(timeout):
+            sock = socket.socket(fam, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                await loop.sock_connect(sock, (address, port))
+            except ConnectionRefusedError:
+                return result("connect_refused", f"connection refused by {_label(address, port)}")
+            except OSError as exc:
+                return result(
+                    "connect_failed",
+                    f"cannot connect to {_label(address, port)}: {exc.strerror or exc}",
+                )
+            t_connect = (time.perf_counter() - start) * 1000
+            phase = "handshake"
+            conn = SSL.Connection(ctx, None)
+            conn.set_app_data(state)
+            conn.set_connect_state()
+            if sni:
+                conn.set_tlsext_host_name(sni.encode("idna"))
+            hs_start = time.perf_counter()
+            while True:
+                try:
+                    conn.do_handshake()
+                    done = True
+                except SSL.WantReadError:
+                    done = False
+                except SSL.Error as exc:
+                    with contextlib.suppress(Exception):
+                        await _flush(conn, sock, loop)  # deliver our alert
+                    return _failed(result, conn, state, options, describe_ssl_error(exc), hs_start)
+                await _flush(conn, sock, loop)
+                if done:
+                    break
+                conn.bio_write(await _recv(sock, loop))
+            t_handshake = (time.perf_counter() - hs_start) * 1000
+            client_auth_error: str | None = None
+            if state.cert_requested and conn.get_protocol_version_name() == "TLSv1.3":
+                remaining = timeout - (time.perf_counter() - start)
+                wait = min(max(0.3, 4 * t_handshake / 1000), max(remaining, 0.0))
+                client_auth_error = await _await_client_verdict(conn, sock, loop, wait)
+            alpn = conn.get_alpn_proto_negotiated()
+            return result(
+                chain_der=_peer_chain(conn),
+                tls_version=conn.get_protocol_version_name(),
+                cipher=conn.get_cipher_name(),
+                alpn=alpn.decode("ascii", "replace") if alpn else None,
+                client_ca_names=_client_ca_names(conn) if state.cert_requested else (),
+                client_auth_error=client_auth_error,
+            )
+    except TimeoutError:
+        if phase == "connect":
+            return result(
+                "connect_timeout",
+                f"no TCP connection to {_label(address, port)} within {timeout:g} s",
+            )
+        return result(
+            "handshake_timeout",
+            f"TLS handshake with {_label(address, port)} did not complete within {timeout:g} s",
+            chain_der=_peer_chain(conn) if conn is not None else (),
+        )
+    except _Closed as exc:
+        if conn is not None:
+            return _failed(result, conn, state, options, str(exc), None)
+        return result("handshake_failed", str(exc))
+    except Exception as exc:
+        return result("handshake_failed", f"unexpected error: {type(exc).__name__}: {exc}")
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def _label(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _failed(
+    result: Any,
+    conn: SSL.Connection,
+    state: _State,
+    options: ClientOptions,
+    reason: str,
+    hs_start: float | None,
+) -> Handshake:
+    """A handshake that failed. When the server had already sent its certificate
+    and failed us over client authentication, the chain is still reported."""
+    chain = _peer_chain(conn)
+    if state.cert_requested and chain:
+        return result(  # type: ignore[no-any-return]
+            chain_der=chain,
+            tls_version=conn.get_protocol_version_name() or None,
+            cipher=conn.get_cipher_name(),
+            client_ca_names=_client_ca_names(conn),
+            client_auth_error=reason,
+        )
+    return result("handshake_failed", reason, chain_der=chain)  # type: ignore[no-any-return]

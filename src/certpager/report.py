@@ -1,0 +1,203 @@
+"""Rendering endpoint reports: the JSON shape (DESIGN §5) and the readable table."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding, Status
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt is not None else None
+
+
+def cert_json(cert: CertInfo) -> dict[str, Any]:
+    """One certificate of a chain."""
+    return {
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "not_before": _iso(cert.not_before),
+        "not_after": _iso(cert.not_after),
+        "sha256": cert.sha256,
+        "serial": cert.serial,
+        "key": cert.key_desc,
+        "signature_algorithm": cert.signature_algorithm,
+        "sans": list(cert.sans),
+        "spki_pin": cert.spki_pin,
+        "is_ca": cert.is_ca,
+        "self_signed": cert.self_signed,
+    }
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    """One finding."""
+    out: dict[str, Any] = {
+        "code": f.code,
+        "severity": f.severity.label,
+        "message": f.message,
+        "hint": f.hint,
+        "runbook": f.runbook,
+    }
+    if f.backends:
+        out["backends"] = list(f.backends)
+    return out
+
+
+def _timings(b: BackendResult) -> dict[str, float | None]:
+    t = b.handshake.timings
+
+    def r(v: float | None) -> float | None:
+        return round(v, 2) if v is not None else None
+
+    return {
+        "dns_ms": r(t.dns_ms),
+        "connect_ms": r(t.connect_ms),
+        "handshake_ms": r(t.handshake_ms),
+        "total_ms": r(t.total_ms),
+    }
+
+
+def backend_json(b: BackendResult, now: datetime) -> dict[str, Any]:
+    """One backend's result."""
+    hs = b.handshake
+    a = b.analysis
+    leaf = a.leaf if a is not None else None
+    out: dict[str, Any] = {
+        "address": hs.address,
+        "port": hs.port,
+        "status": b.status.value,
+        "error_code": hs.error_code,
+        "error": hs.error,
+        "tls_version": hs.tls_version,
+        "cipher": hs.cipher,
+        "alpn": hs.alpn,
+        "client_cert_requested": hs.client_cert_requested,
+        "client_ca_names": list(hs.client_ca_names),
+        "client_auth_error": hs.client_auth_error,
+        "leaf_sha256": leaf.sha256 if leaf else None,
+        "not_after": _iso(leaf.not_after) if leaf else None,
+        "days_left": round(leaf.days_left(now), 2) if leaf else None,
+        "trusted": a.trusted if a is not None else None,
+        "hostname_ok": a.hostname_ok if a is not None else None,
+        "chain_length": len(hs.chain_der),
+        "timings": _timings(b),
+        "findings": [finding_json(f) for f in b.findings],
+    }
+    out.update({k: v for k, v in b.extra.items()})
+    return out
+
+
+def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any]:
+    """The DESIGN §5 object for one endpoint."""
+    now = now or r.checked_at
+    primary = r.primary
+    a = primary.analysis if primary is not None else None
+    hs = primary.handshake if primary is not None else None
+    leaf = a.leaf if a is not None else None
+    return {
+        "name": r.name,
+        "host": r.host,
+        "port": r.port,
+        "sni": r.sni,
+        "status": r.status.value,
+        "days_left": round(leaf.days_left(now), 2) if leaf else None,
+        "not_after": _iso(leaf.not_after) if leaf else None,
+        "chain_not_after": _iso(a.chain_not_after) if a is not None else None,
+        "trusted": a.trusted if a is not None else None,
+        "hostname_ok": a.hostname_ok if a is not None else None,
+        "tls_version": hs.tls_version if hs else None,
+        "cipher": hs.cipher if hs else None,
+        "alpn": hs.alpn if hs else None,
+        "chain_length": len(hs.chain_der) if hs else 0,
+        "chain": [cert_json(c) for c in a.chain] if a is not None else [],
+        "verified_path": [c.sha256 for c in a.verified_path] if a is not None else [],
+        "findings": [finding_json(f) for f in r.findings],
+        "backends": [backend_json(b, now) for b in r.backends],
+        "error": r.error,
+        "timings": _timings(primary) if primary is not None else None,
+        "checked_at": _iso(r.checked_at),
+        **{k: v for k, v in r.extra.items()},
+    }
+
+
+# --- the table ---------------------------------------------------------------------
+
+_COLORS = {
+    Status.OK: "32",
+    Status.WARNING: "33",
+    Status.CRITICAL: "31",
+    Status.PAGE: "1;31",
+    Status.ERROR: "35",
+}
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour only on a terminal and never with ``NO_COLOR`` set."""
+    return "NO_COLOR" not in os.environ and stream.isatty()
+
+
+def _strip_controls(text: str) -> str:
+    """Server-supplied text must never drive the terminal."""
+    return "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)
+
+
+def render_table(
+    reports: Sequence[EndpointReport], *, color: bool = False, now: datetime | None = None
+) -> str:
+    """A readable report, worst first; every finding in plain words with its fix."""
+    from certpager.probe.engine import sort_reports
+
+    def paint(text: str, status: Status) -> str:
+        return f"\x1b[{_COLORS[status]}m{text}\x1b[0m" if color else text
+
+    rows = sort_reports(reports, now)
+    lines: list[str] = []
+    header = (
+        f"{'STATUS':<9} {'ENDPOINT':<24} {'ADDRESS':<28} {'DAYS':>6}  {'EXPIRES':<16}  {'TLS':<7}  ISSUER"
+    )
+    lines.append(header)
+    for r in rows:
+        when = now or r.checked_at
+        leaf = r.leaf
+        days = f"{leaf.days_left(when):.1f}" if leaf else "-"
+        expires = leaf.not_after.strftime("%Y-%m-%d %H:%M") if leaf else "-"
+        primary = r.primary
+        tls = (primary.handshake.tls_version or "-") if primary else "-"
+        issuer = _short_issuer(leaf.issuer) if leaf else (r.error or "-")
+        address = f"{r.host}:{r.port}" + (f" @{r.sni}" if r.sni and r.sni != r.host else "")
+        lines.append(
+            f"{paint(f'{r.status.value.upper():<9}', r.status)} {_strip_controls(r.name)[:24]:<24} "
+            f"{_strip_controls(address)[:28]:<28} {days:>6}  {expires:<16}  {tls:<7}  {_strip_controls(issuer)}"
+        )
+        for f in r.findings:
+            where = f" [{', '.join(f.backends)}]" if f.backends else ""
+            sev = Status.from_severity(f.severity) if f.severity.label != "info" else Status.OK
+            tag = paint(f"{f.severity.label:<8}", sev)
+            lines.append(f"    {tag} {f.code}{where}: {_strip_controls(f.message)}")
+            fix = f.hint + (f" (runbook: {f.runbook})" if f.runbook else "")
+            if fix:
+                lines.append(f"             fix: {fix}")
+    counts: dict[Status, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: -kv[0].rank))
+    lines.append("")
+    lines.append(f"{len(rows)} endpoint(s): {summary or 'none'}")
+    return "\n".join(lines) + "\n"
+
+
+def _short_issuer(issuer: str) -> str:
+    for part in issuer.split(","):
+        if part.startswith("CN="):
+            return part
+    return issuer[:40]
+
+
+def write_table(reports: Sequence[EndpointReport], stream: TextIO | None = None) -> None:
+    """Print :func:`render_table` with colour when appropriate."""
+    stream = stream or sys.stdout
+    stream.write(render_table(reports, color=use_color(stream)))
