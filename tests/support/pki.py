@@ -180,6 +180,7 @@ class Issued:
         pad_bytes: int = 0,
         subject: x509.Name | None = None,
         server_auth: bool = True,
+        signing_key: PrivateKey | None = None,
     ) -> Issued:
         """Issue a certificate signed by this one.
 
@@ -197,6 +198,7 @@ class Issued:
             pad_bytes: size of an opaque non-critical extension, to make huge certificates.
             subject: a full subject name (overrides ``cn``).
             server_auth: give leaves the serverAuth extended key usage.
+            signing_key: sign with this key instead (a forged, unverifiable signature).
         """
         return self.pki.make_cert(
             issuer=self,
@@ -212,6 +214,7 @@ class Issued:
             pad_bytes=pad_bytes,
             subject=subject,
             server_auth=server_auth,
+            signing_key=signing_key,
         )
 
     def intermediate(self, cn: str, **kw: object) -> Issued:
@@ -272,23 +275,22 @@ class PKI:
         pad_bytes: int = 0,
         subject: x509.Name | None = None,
         server_auth: bool = True,
-        self_signed_leaf: bool = False,
+        signing_key: PrivateKey | None = None,
     ) -> Issued:
         """Build one certificate (see :meth:`Issued.issue` for the arguments).
 
         ``issuer=None`` makes a self-signed certificate: a root when ``ca`` is true,
-        else a self-signed server certificate.
+        else a self-signed server certificate. ``signing_key`` signs with another key
+        than the issuer's while keeping the issuer's name and key identifier: a forged
+        certificate whose signature does not verify.
         """
-        if isinstance(key, str):
-            private = generate_key(key) if ca else leaf_key(key)
-        else:
-            private = key
+        private = (generate_key(key) if ca else leaf_key(key)) if isinstance(key, str) else key
         if subject is None:
             attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "certpager tests")]
             if cn is not None:
                 attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
             subject = x509.Name(attrs)
-        signer_key = issuer.key if issuer is not None else private
+        signer_key = signing_key or (issuer.key if issuer is not None else private)
         issuer_name = issuer.cert.subject if issuer is not None else subject
         builder = (
             x509.CertificateBuilder()

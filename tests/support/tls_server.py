@@ -18,6 +18,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import warnings
 from pathlib import Path
 from types import TracebackType
 
@@ -169,15 +170,19 @@ def server_context(
     max_version: str | None = None,
     ciphers: str = "DEFAULT:@SECLEVEL=0",
 ) -> ssl.SSLContext:
-    """A server context serving ``chain_file`` in file order, at security level 0."""
+    """A server context serving ``chain_file`` in file order, at security level 0.
+
+    Versions default to the system's OpenSSL policy (Debian: TLS 1.2 and up).
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.set_ciphers(ciphers)
-    if min_version is not None:
-        ctx.minimum_version = _VERSIONS[min_version]
-    else:
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-    if max_version is not None:
-        ctx.maximum_version = _VERSIONS[max_version]
+    with warnings.catch_warnings():
+        # TLS 1.0/1.1 are deprecated in the ssl module; serving them is the point of some tests.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if min_version is not None:
+            ctx.minimum_version = _VERSIONS[min_version]
+        if max_version is not None:
+            ctx.maximum_version = _VERSIONS[max_version]
     ctx.load_cert_chain(str(chain_file), str(key_file))
     return ctx
 

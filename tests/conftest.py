@@ -1,0 +1,101 @@
+"""Shared fixtures: a frozen ``now``, the certificate factory, loopback TLS servers, nginx.
+
+Certificates are generated relative to ``now`` (frozen once per session, UTC,
+whole seconds), so a test that judges expiry passes ``now=`` to the probe and
+gets exact day counts. Tests that go through the real CLI (which reads the
+clock itself) use validity margins of hours, never seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# `tests.support` must import however pytest is started (`pytest`, `python -m pytest`, any cwd).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.support.nginx import Nginx, Site  # noqa: E402
+from tests.support.pki import PKI, Hierarchy, hierarchy  # noqa: E402
+from tests.support.tls_server import LoopbackServer, TLSServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def now() -> dt.datetime:
+    """The frozen instant every generated certificate is relative to (UTC, whole seconds)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="session")
+def pki(now: dt.datetime, tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """The session's certificate factory, writing PEM files into a session temp dir."""
+    return PKI(now, tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def ca(pki: PKI) -> Hierarchy:
+    """The usual root -> intermediate hierarchy (root written to ``ca.root_file``)."""
+    return hierarchy(pki, "certpager Test")
+
+
+@pytest.fixture(scope="session")
+def other_ca(pki: PKI) -> Hierarchy:
+    """An unrelated hierarchy: its root is *not* the one the probe trusts."""
+    return hierarchy(pki, "Unrelated")
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., TLSServer]]:
+    """Start :class:`TLSServer` instances; all are stopped (threads joined) at teardown.
+
+    ``serve(chain_file, key_file, **kw)`` returns a running server.
+    """
+    started: list[LoopbackServer] = []
+
+    def start(chain_file: Path, key_file: Path, **kw: Any) -> TLSServer:
+        server = TLSServer(chain_file, key_file, **kw)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def zoo() -> Iterator[Callable[[LoopbackServer], LoopbackServer]]:
+    """Start any :class:`LoopbackServer` (the hostile zoo); stopped and joined at teardown."""
+    started: list[LoopbackServer] = []
+
+    def start(server: LoopbackServer) -> LoopbackServer:
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def nginx_factory(tmp_path: Path) -> Iterator[Callable[[list[Site]], Nginx]]:
+    """Start Debian nginx with the given sites; stopped by PID at teardown."""
+    started: list[Nginx] = []
+
+    def start(sites: list[Site]) -> Nginx:
+        prefix = tmp_path / f"nginx{len(started)}"
+        server = Nginx(prefix=prefix, sites=sites)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
