@@ -1,0 +1,167 @@
+"""``certpager demo``: start the fire-drill lab, open the TUI on it, clean up on the way out.
+
+``certpager demo --no-tui`` starts the lab alone, prints the lab config path on
+stdout (for ``certpager check --config`` and ``certpager run ... --config``) and
+runs until Ctrl-C or SIGTERM. Either way the lab process is ended by PID and
+its directory removed on exit, Ctrl-C, SIGTERM, SIGHUP or a crash; if this
+process is SIGKILLed the lab notices (its stdin pipe closes) and removes itself.
+
+The drill's audit log is ``LAB_DIR/audit.jsonl`` (removed with the lab) unless
+``--audit-log FILE`` says otherwise: drill runs stay out of the real audit log
+that postmortems are written from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+
+from certpager.demo.lab import LabInfo
+from certpager.demo.process import LabError, LabProcess
+from certpager.demo.scenarios import PAGE_ENDPOINT, SCENARIOS
+
+EXIT_UNKNOWN = 3
+
+
+class Terminated(Exception):
+    """SIGTERM or SIGHUP arrived: stop the lab and exit."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        """The signal received."""
+        super().__init__(signal.Signals(signum).name)
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Add ``demo``'s arguments."""
+    p.description = (
+        "Start a fire-drill lab on 127.0.0.1 with planted certificate incidents (a certificate "
+        "expiring in 2 days, a missing intermediate, TLS 1.0, a hostname mismatch, no HSTS, a "
+        "renewal never reloaded, mTLS, an unreachable port) and an SSH host whose certbot, nginx "
+        "and systemctl are stand-ins, then open the TUI on it. Everything is removed on exit."
+    )
+    p.add_argument(
+        "--no-tui",
+        action="store_true",
+        help="start the lab only; print its config path and run until Ctrl-C or SIGTERM",
+    )
+    p.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help="where drill runs are audited (default: LAB_DIR/audit.jsonl, removed with the lab)",
+    )
+    p.set_defaults(handler=run_demo)
+
+
+@contextlib.contextmanager
+def _termination_signals() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into :class:`Terminated` so ``finally`` blocks run."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def summary_line(info: LabInfo, seconds: float) -> str:
+    """The one line that says what was started and where."""
+    ports = info.all_ports
+    page = next(s for s in SCENARIOS if s.name == PAGE_ENDPOINT)
+    return (
+        f"certpager demo: fire-drill lab up in {seconds:.1f} s (pid {info.pid}): "
+        f"{len(SCENARIOS)} endpoints on 127.0.0.1 ports {ports[0]}-{ports[-1]} "
+        f"('{page.name}' {page.summary.split(':')[0]}), SSH host 127.0.0.1:{info.ssh_port}, "
+        f"files in {info.dir}; all removed on exit"
+    )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run ``certpager demo``."""
+    no_tui = bool(getattr(args, "no_tui", False))
+    run_tui: Callable[..., int] | None = None
+    if not no_tui:
+        try:
+            from certpager.tui import cli as tui_cli
+        except ImportError:
+            print(
+                "certpager demo: the TUI is not available in this build; "
+                "use `certpager demo --no-tui` and `certpager check --config ...`",
+                file=sys.stderr,
+            )
+            return EXIT_UNKNOWN
+        run_tui = tui_cli.run_tui
+    lab = LabProcess()
+    code = 0
+    with _termination_signals():
+        try:
+            try:
+                info = lab.start()
+            except LabError as exc:
+                print(f"certpager demo: {exc}", file=sys.stderr)
+                return 2
+            seconds = lab.startup_seconds or 0.0
+            audit = Path(args.audit_log).resolve() if args.audit_log else Path(info.dir) / "audit.jsonl"
+            os.environ["CERTPAGER_AUDIT_LOG"] = str(audit)
+            if no_tui:
+                print(summary_line(info, seconds), file=sys.stderr, flush=True)
+                print(info.config, flush=True)
+                print(_hints(info, audit), file=sys.stderr, flush=True)
+                code = _wait_for_stop(lab)
+            else:
+                print(summary_line(info, seconds), flush=True)
+                assert run_tui is not None
+                code = run_tui(Path(info.config), readonly=bool(getattr(args, "readonly", False)))
+        except KeyboardInterrupt:
+            code = 0
+        except Terminated:
+            code = 0
+        finally:
+            report = lab.stop()
+            if report.pid is not None:
+                state = "removed" if report.dir_removed else "NOT removed"
+                print(
+                    f"certpager demo: lab stopped (pid {report.pid} ended"
+                    f"{', killed' if report.killed else ''}), {lab.dir} {state}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if not report.dir_removed:
+                    code = code or 2
+    return code
+
+
+def _hints(info: LabInfo, audit: Path) -> str:
+    config = info.config
+    return "\n".join(
+        [
+            "  try:  certpager check --config " + config,
+            f"        CERTPAGER_AUDIT_LOG={audit} certpager run certbot-force-renew "
+            f"--endpoint {PAGE_ENDPOINT} --config {config}",
+            "  Ctrl-C (or SIGTERM) stops the lab and removes everything.",
+        ]
+    )
+
+
+def _wait_for_stop(lab: LabProcess) -> int:
+    """Block until Ctrl-C/SIGTERM (raised as exceptions) or until the lab dies on its own."""
+    while True:
+        status = lab.wait(1.0)
+        if status is not None:
+            tail = lab.read_log_tail()
+            print(
+                f"certpager demo: the lab process exited unexpectedly (status {status})"
+                + (f"; its log ends with: {tail}" if tail else ""),
+                file=sys.stderr,
+            )
+            return 2
