@@ -83,3 +83,20 @@ class HostKeyError(SSHError):
 
 class RunLockedError(CertpagerError):
     """A runbook run is already active for this endpoint."""
+
+
+class AuditError(CertpagerError):
+    """The audit log cannot be written safely; certpager stops before the next step."""
+
+
+class SSHConnectError(SSHError):
+    """The SSH connection could not be established (refused, timeout, auth, DNS, config)."""
+
+    def __init__(self, message: str, *, host: str, port: int | None, phase: str):
+        self.host = host
+        """The host certpager tried to reach."""
+        self.port = port
+        """The SSH port, when known."""
+        self.phase = phase
+        """Where it failed: ``config``, ``resolve``, ``connect``, ``host_key``, ``auth``, ``shell``."""
+        super().__init__(message)

@@ -1,0 +1,386 @@
+"""``certpager run RUNBOOK --endpoint NAME``: the headless runbook command.
+
+Confirmations:
+
+- on a terminal (stdin is a TTY), each confirmation is asked on the terminal:
+  ``y``/``yes`` for a plain one, the exact name for a typed one;
+- ``--yes`` answers plain confirmations (automation);
+- typed confirmations are answered only by typing the name, or by
+  ``--confirm NAME`` where NAME is exactly the name asked for (repeatable);
+- without a terminal, a run whose confirmations are not all answered by those
+  flags is refused before anything runs (exit 3).
+
+Exit codes: 0 the run succeeded (verification passed), 1 a confirmation was
+declined, 2 the run failed (a step failed or timed out, verification failed,
+SSH or host-key failure, another run holds the endpoint), 3 bad input
+(config, runbook, parameters, arguments) or a refused headless run,
+130 cancelled (Ctrl-C, SIGTERM, SIGHUP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from certpager.audit import AuditLog
+from certpager.config import Config, Endpoint, default_config_path, load_config
+from certpager.errors import UserError
+from certpager.runbook.engine import RunbookRun
+from certpager.runbook.events import (
+    BaselineCaptured,
+    CommandSent,
+    ConfirmationAnswered,
+    ConfirmReply,
+    ConfirmRequest,
+    Connected,
+    Notice,
+    OutputReceived,
+    RunEvent,
+    RunFinished,
+    RunOutcome,
+    RunStarted,
+    StepFinished,
+    StepOutcome,
+    StepSkipped,
+    StepStarted,
+    VerificationAttempted,
+    VerificationFinished,
+)
+from certpager.runbook.loader import find_runbook, list_runbooks, runbook_dirs, shipped_runbook_dir
+from certpager.runbook.lock import is_locked
+from certpager.runbook.model import ConfirmKind
+from certpager.runbook.plan import Plan, build_plan
+from certpager.runbook.template import escape_display
+
+EXIT_OK = 0
+EXIT_DECLINED = 1
+EXIT_FAILED = 2
+EXIT_BAD_INPUT = 3
+EXIT_CANCELLED = 130
+
+
+class HeadlessRefusedError(UserError):
+    """No terminal and not every confirmation is answered by ``--yes``/``--confirm``."""
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Add the ``run`` arguments and set the handler."""
+    p.description = (
+        "Run a runbook for an endpoint: show the plan, ask for confirmations, stream the output, "
+        "verify by handshake. Everything goes to the audit log."
+    )
+    p.add_argument("runbook", nargs="?", metavar="RUNBOOK", help="runbook name (or path to a runbook file)")
+    p.add_argument("--endpoint", "-e", metavar="NAME", help="endpoint to run it for (from the config)")
+    p.add_argument(
+        "--plan", action="store_true", help="print every rendered command, host and user; run nothing"
+    )
+    p.add_argument(
+        "--param",
+        "--var",
+        "-p",
+        action="append",
+        default=[],
+        dest="params",
+        metavar="NAME=VALUE",
+        help="runbook parameter (overrides the endpoint's params and the runbook default); repeatable",
+    )
+    p.add_argument("--yes", "-y", action="store_true", help="answer plain (yes/no) confirmations with yes")
+    p.add_argument(
+        "--confirm",
+        action="append",
+        default=[],
+        dest="confirm_names",
+        metavar="NAME",
+        help="answer typed confirmations that ask for exactly NAME; repeatable",
+    )
+    p.add_argument("--list", action="store_true", dest="list_runbooks", help="list runbooks (for --endpoint)")
+    p.add_argument(
+        "--audit-log", metavar="FILE", help="audit log (default: $XDG_DATA_HOME/certpager/audit.jsonl)"
+    )
+    p.set_defaults(handler=run_command)
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--param {item!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path = Path(args.config) if args.config else default_config_path()
+    return load_config(path)
+
+
+def _endpoint(config: Config, name: str | None) -> Endpoint:
+    if not name:
+        raise UserError("certpager run: --endpoint NAME is required (see certpager run --help)")
+    endpoint = config.endpoint(name)
+    if endpoint is None:
+        known = ", ".join(e.name for e in config.endpoints) or "none"
+        raise UserError(f"{config.path}: no endpoint named {name!r} (endpoints: {known})")
+    return endpoint
+
+
+def _list(config: Config, endpoint: Endpoint | None, dirs: list[Path], out: TextIO) -> int:
+    shipped = shipped_runbook_dir()
+    out.write("Runbook search path: " + ", ".join(str(d) for d in dirs) + "\n")
+    for entry in list_runbooks(dirs):
+        origin = "shipped" if shipped and entry.path.parent == shipped else str(entry.path.parent)
+        if entry.runbook is None:
+            out.write(f"  {entry.path.stem:24} INVALID: {entry.error}\n")
+            continue
+        rb = entry.runbook
+        if endpoint is not None and not rb.applies_to(endpoint):
+            continue
+        note = " (shadowed)" if entry.shadowed else ""
+        out.write(f"  {rb.name:24} {rb.title} [{origin}]{note}\n")
+    return EXIT_OK
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Handle ``certpager run``; returns the exit code."""
+    config = _load(args)
+    config_dir = config.path.resolve().parent if config.path else None
+    dirs = runbook_dirs(config.settings, config_dir=config_dir)
+    if args.list_runbooks:
+        return _list(config, _endpoint(config, args.endpoint) if args.endpoint else None, dirs, sys.stdout)
+    if not args.runbook:
+        raise UserError("certpager run: RUNBOOK is required (certpager run --list shows them)")
+    endpoint = _endpoint(config, args.endpoint)
+    runbook = find_runbook(args.runbook, dirs)
+    if not runbook.applies_to(endpoint):
+        raise UserError(
+            f"runbook {runbook.name} does not apply to endpoint {endpoint.name} (it applies to "
+            f"tags {list(runbook.applies_to_tags)} / endpoints {list(runbook.applies_to_endpoints)}); "
+            f"add it to the endpoint's runbooks: list in {config.path} to allow it"
+        )
+    plan = build_plan(runbook, endpoint, _parse_params(args.params))
+    if args.plan:
+        sys.stdout.write(plan.render_text() + "\n")
+        return EXIT_OK
+    interactive = sys.stdin.isatty()
+    _check_answers(plan, interactive=interactive, yes=args.yes, names=list(args.confirm_names))
+    audit = AuditLog(Path(args.audit_log) if args.audit_log else None)
+    audit.check()
+    for unfinished in audit.unfinished(is_active=is_locked):
+        sys.stderr.write(f"certpager: WARNING: {unfinished.describe()}\n")
+        audit.acknowledge(unfinished)
+    sys.stdout.write(plan.render_text() + "\n\n")
+    sys.stdout.flush()
+    return asyncio.run(
+        _run(plan, config, audit, interactive=interactive, yes=args.yes, names=args.confirm_names)
+    )
+
+
+def _check_answers(plan: Plan, *, interactive: bool, yes: bool, names: list[str]) -> None:
+    """Refuse, before anything runs, a run whose confirmations cannot be answered."""
+    tokens = {s.confirm_token for s in plan.confirmations() if s.confirm is ConfirmKind.TYPED}
+    for name in names:
+        if name not in tokens:
+            expected = (
+                " or ".join(repr(t) for t in sorted(t for t in tokens if t))
+                or "nothing (no typed confirmation)"
+            )
+            raise UserError(
+                f"--confirm {name!r} does not match what {plan.runbook.name} asks to type: {expected}"
+            )
+    if interactive:
+        return
+    missing: list[str] = []
+    for step in plan.confirmations():
+        if step.confirm is ConfirmKind.PLAIN and not yes:
+            missing.append(f"step {step.id} needs a yes (--yes)")
+        elif step.confirm is ConfirmKind.TYPED and step.confirm_token not in names:
+            missing.append(
+                f"step {step.id} needs the typed name {step.confirm_token!r} (--confirm {step.confirm_token})"
+            )
+    if missing:
+        raise HeadlessRefusedError(
+            "refusing to run without a terminal: " + "; ".join(missing) + ". Nothing was run."
+        )
+
+
+# ------------------------------------------------------------------ terminal I/O
+
+
+async def _read_line(prompt: str) -> str | None:
+    """Prompt on stderr and read one line from the terminal without blocking the loop."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    future: asyncio.Future[str | None] = loop.create_future()
+    buffer = bytearray()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            if not future.done():
+                future.set_result(None)
+            return
+        buffer.extend(data)
+        if b"\n" in buffer and not future.done():
+            future.set_result(bytes(buffer).split(b"\n", 1)[0].decode("utf-8", "replace"))
+
+    loop.add_reader(fd, readable)
+    try:
+        return await future
+    finally:
+        loop.remove_reader(fd)
+
+
+class _Console:
+    """Prints events as plain text; answers confirmations from flags or the terminal."""
+
+    def __init__(self, plan: Plan, *, interactive: bool, yes: bool, names: list[str]):
+        self.plan = plan
+        self.interactive = interactive
+        self.yes = yes
+        self.names = set(names)
+        self.total = len(plan.steps)
+        self.out = sys.stdout
+
+    def _print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    async def confirm(self, request: ConfirmRequest) -> ConfirmReply:
+        sys.stderr.write("\n" + request.text + "\n")
+        if request.kind is ConfirmKind.PLAIN:
+            if self.yes:
+                sys.stderr.write("  -> yes (--yes)\n")
+                return ConfirmReply.yes()
+            if not self.interactive:
+                return ConfirmReply.no()
+            answer = await _read_line("Run this step? [y/N] ")
+            return ConfirmReply(answer is not None and answer.strip().lower() in ("y", "yes"))
+        expected = request.expected or ""
+        if expected in self.names:
+            sys.stderr.write(f"  -> typed {expected!r} (--confirm)\n")
+            return ConfirmReply.with_text(expected)
+        if not self.interactive:
+            return ConfirmReply.no()
+        answer = await _read_line(f"Type {expected!r} to run this step (anything else does not run it): ")
+        if answer is None:
+            return ConfirmReply.no()
+        return ConfirmReply.with_text(answer)
+
+    def on_event(self, event: RunEvent) -> None:
+        p = self._print
+        if isinstance(event, RunStarted):
+            p(
+                f"Run {event.run_id}: {event.plan.runbook.name} on {event.plan.endpoint.name} (audit log {event.audit_path})"
+            )
+        elif isinstance(event, Connected):
+            info = event.info
+            if info.local:
+                p(f"Local commands run as {info.user}")
+            else:
+                p(
+                    f"Connected to {info.label} ({info.address}), host key {info.host_key_fingerprint} (verified)"
+                )
+        elif isinstance(event, BaselineCaptured):
+            if event.error:
+                p(f"Before: no certificate served ({event.error})")
+            for cert in event.certs:
+                p(f"Before: {cert.backend} {cert.short()} issuer {escape_display(cert.issuer)}")
+        elif isinstance(event, StepStarted):
+            total = f"/{self.total}" if "." not in event.number else ""
+            p(f"\n[{event.number}{total}] {event.step.id}: {event.step.title}")
+        elif isinstance(event, CommandSent):
+            p(f"  $ {escape_display(event.command)}   (on {event.target})")
+        elif isinstance(event, OutputReceived):
+            p(f"  {'out' if event.stream == 'stdout' else 'err'}| {event.line}")
+        elif isinstance(event, ConfirmationAnswered):
+            p(f"  confirmation: {event.detail}" + ("" if event.accepted else " - not run"))
+        elif isinstance(event, StepFinished):
+            r = event.result
+            label = {StepOutcome.OK: "OK"}.get(r.outcome, r.outcome.value.upper())
+            extra = f" in {r.duration:.1f} s" if r.duration else ""
+            p(f"  {label}: {r.message}{extra}")
+        elif isinstance(event, StepSkipped):
+            p(f"\n[skipped] {event.step_id}: {event.title} ({event.reason})")
+        elif isinstance(event, VerificationAttempted):
+            for verdict in event.backends:
+                if not verdict.passed:
+                    p(f"  attempt {event.attempt}: {verdict.backend}: {'; '.join(verdict.reasons)}")
+        elif isinstance(event, VerificationFinished):
+            result = event.result
+            if result.stored is not None:
+                p(f"  stored: {result.stored.short()} ({escape_display(result.stored.backend)})")
+            for note in result.notes:
+                p(f"  note: {note}")
+            for verdict in result.backends:
+                p(f"  {verdict.backend}: {'PASS' if verdict.passed else 'FAIL'}")
+                before = (
+                    verdict.before.short() + " issuer " + escape_display(verdict.before.issuer)
+                    if verdict.before
+                    else "(none)"
+                )
+                after = (
+                    verdict.after.short() + " issuer " + escape_display(verdict.after.issuer)
+                    if verdict.after
+                    else "(no handshake)"
+                )
+                p(f"    before: {before}")
+                p(f"    after:  {after}")
+        elif isinstance(event, Notice):
+            p(f"  {event.level.upper()}: {event.message}")
+        elif isinstance(event, RunFinished):
+            run = event.result
+            p(f"\nRun {run.outcome.value.upper()}: {run.message} ({run.duration:.1f} s)")
+            p(f"Audit log: {run.audit_path}")
+
+
+async def _run(
+    plan: Plan, config: Config, audit: AuditLog, *, interactive: bool, yes: bool, names: list[str]
+) -> int:
+    console = _Console(plan, interactive=interactive, yes=yes, names=names)
+    run = RunbookRun(
+        plan, confirm=console.confirm, on_event=console.on_event, settings=config.settings, audit=audit
+    )
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(run.execute())
+    hits = {"n": 0}
+
+    def on_signal(signame: str) -> None:
+        hits["n"] += 1
+        if hits["n"] == 1:
+            sys.stderr.write(f"\ncertpager: {signame}: cancelling the run (ending the remote command)...\n")
+            run.cancel(f"cancelled by {signame}")
+        else:
+            sys.stderr.write("\ncertpager: stopping now; the remote state may be unknown\n")
+            task.cancel()
+
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+            installed.append(sig)
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        return EXIT_CANCELLED
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    if result.error is not None and result.outcome is RunOutcome.FAILED:
+        sys.stderr.write(f"certpager: {result.error}\n")
+    return {
+        RunOutcome.SUCCEEDED: EXIT_OK,
+        RunOutcome.DECLINED: EXIT_DECLINED,
+        RunOutcome.CANCELLED: EXIT_CANCELLED,
+    }.get(result.outcome, EXIT_FAILED)

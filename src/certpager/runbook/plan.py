@@ -1,0 +1,506 @@
+"""Render a runbook for one endpoint into a :class:`Plan`: every command, host and user, run nothing.
+
+Parameter precedence: runbook default < endpoint ``params`` in the config <
+``--param name=value`` on the command line. Every value is validated by its
+type here, so a bad value stops the run before any step starts.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from certpager.config import Endpoint
+from certpager.errors import RunbookError, SSHError
+from certpager.runbook.model import (
+    ConfirmKind,
+    Param,
+    Runbook,
+    Step,
+    StepKind,
+    Template,
+    VerifyExpect,
+    VerifySpec,
+)
+from certpager.runbook.template import (
+    BUILTINS,
+    escape_display,
+    refs,
+    render_argv,
+    render_text,
+    template_source,
+    validate_value,
+)
+from certpager.ssh.base import KILL_GRACE, REMOTE_TIMEOUT_MARGIN
+
+
+@dataclass(frozen=True)
+class PlanValue:
+    """A parameter's value for this run and where it came from."""
+
+    name: str
+    """Parameter name."""
+    value: str
+    """The value (``********`` for secrets)."""
+    source: str
+    """``default``, ``endpoint params`` or ``--param``."""
+    secret: bool = False
+    """Whether the real value is hidden."""
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """Where run steps execute, as known before connecting."""
+
+    label: str
+    """``user@host:port`` or ``local (user)``."""
+    host: str
+    """Host name after ``~/.ssh/config`` (``local`` for this machine)."""
+    port: int
+    """SSH port (0 for local)."""
+    user: str
+    """Login user."""
+    local: bool
+    """Runs on this machine."""
+    known_hosts: tuple[str, ...] = ()
+    """known_hosts files the host key is checked against."""
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step rendered for one endpoint."""
+
+    id: str
+    """Step id."""
+    title: str
+    """One line."""
+    kind: StepKind
+    """What it does."""
+    key: str
+    """Where it is written, e.g. ``steps[1].on_failure[0]``."""
+    argv: tuple[str, ...] = ()
+    """The rendered argv (RUN)."""
+    command: str = ""
+    """``shlex.join(argv)``: the command line, every value shell-quoted."""
+    local: bool = False
+    """Runs on this machine."""
+    target: str = ""
+    """``user@host:port`` or ``local (user)`` it runs on."""
+    timeout: float = 0.0
+    """Seconds before it is ended."""
+    confirm: ConfirmKind = ConfirmKind.NONE
+    """Confirmation required first."""
+    confirm_token: str | None = None
+    """What must be typed for a typed confirmation."""
+    message: str = ""
+    """Text shown with the confirmation."""
+    continue_on_error: bool = False
+    """A failure does not stop the run."""
+    on_failure: tuple[PlannedStep, ...] = ()
+    """Steps run when this one fails."""
+    parent: str | None = None
+    """Id of the step whose ``on_failure`` this is."""
+    verify: VerifySpec | None = None
+    """Verification parameters (VERIFY)."""
+    stdin: bytes | None = field(default=None, repr=False, compare=False)
+    """Bytes written to stdin (may hold a secret: never shown or logged)."""
+
+    @property
+    def display_command(self) -> str:
+        """The command with invisible and control characters made visible."""
+        return escape_display(self.command)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (for the audit log)."""
+        out: dict[str, Any] = {"id": self.id, "title": self.title, "kind": self.kind.value}
+        if self.kind is StepKind.RUN:
+            out.update(argv=list(self.argv), command=self.command, target=self.target, timeout=self.timeout)
+            if self.stdin is not None:
+                out["stdin"] = "(given, not logged)"
+        if self.confirm is not ConfirmKind.NONE:
+            out["confirm"] = self.confirm.value
+        if self.verify is not None:
+            out["verify"] = {
+                "deadline": self.verify.deadline,
+                "expect": self.verify.expect.value,
+                "min_days_left": self.verify.min_days_left,
+            }
+        if self.on_failure:
+            out["on_failure"] = [s.to_dict() for s in self.on_failure]
+        if self.continue_on_error:
+            out["continue_on_error"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A runbook rendered for one endpoint: what will run, where, with which values."""
+
+    runbook: Runbook
+    """The runbook."""
+    endpoint: Endpoint
+    """The endpoint."""
+    values: tuple[PlanValue, ...]
+    """Parameter values and their sources."""
+    target: TargetInfo | None
+    """Where run steps execute (None when no step needs the SSH target)."""
+    steps: tuple[PlannedStep, ...]
+    """Steps in order (each carries its ``on_failure`` steps)."""
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    """Secret values, for redaction."""
+
+    def all_steps(self) -> list[PlannedStep]:
+        """Steps in order, each followed by its ``on_failure`` steps."""
+        out: list[PlannedStep] = []
+        for step in self.steps:
+            out.append(step)
+            out.extend(step.on_failure)
+        return out
+
+    def confirmations(self) -> list[PlannedStep]:
+        """Every step that asks for a confirmation (``on_failure`` steps included)."""
+        return [s for s in self.all_steps() if s.confirm is not ConfirmKind.NONE]
+
+    @property
+    def has_verify(self) -> bool:
+        """Whether a verification step is part of the plan."""
+        return any(s.kind is StepKind.VERIFY for s in self.all_steps())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (for the audit log)."""
+        return {
+            "runbook": self.runbook.name,
+            "runbook_path": self.runbook.file,
+            "runbook_sha256": self.runbook.sha256,
+            "endpoint": self.endpoint.name,
+            "target": self.target.label if self.target else None,
+            "params": {v.name: {"value": v.value, "source": v.source} for v in self.values},
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    def render_text(self) -> str:
+        """The plan as plain text (``certpager run --plan``)."""
+        ep = self.endpoint
+        rb = self.runbook
+        lines = [f"Runbook {rb.name}: {rb.title}"]
+        lines.append(f"  file {rb.file}" + (f" (sha256 {rb.sha256[:16]}…)" if rb.sha256 else ""))
+        sni = f", SNI {ep.verify_name}" if ep.verify_name != ep.host else ""
+        lines.append(f"Endpoint {ep.name}: {ep.address}{sni}")
+        if self.target is not None:
+            kh = (
+                f" (host key checked against {', '.join(self.target.known_hosts)})"
+                if self.target.known_hosts
+                else ""
+            )
+            lines.append(f"Target {self.target.label}{kh}")
+        if self.values:
+            lines.append("Parameters:")
+            width = max(len(v.name) for v in self.values)
+            for v in self.values:
+                shown = escape_display(v.value) if v.value else "(empty)"
+                lines.append(f"  {v.name.ljust(width)} = {shown}  ({v.source})")
+        lines.append("Steps (this is the plan: nothing has run):")
+        for number, step in enumerate(self.steps, 1):
+            lines.extend(_step_lines(step, str(number), ep))
+            for sub_number, sub in enumerate(step.on_failure, 1):
+                lines.extend(_step_lines(sub, f"{number}.{sub_number}", ep, indent="       "))
+        if any(s.kind is StepKind.RUN and not s.local for s in self.all_steps()):
+            lines.append(
+                f"Each remote command runs under `timeout --kill-after={int(KILL_GRACE)}s "
+                f"<step timeout + {int(REMOTE_TIMEOUT_MARGIN)}s>` on the target, so it ends even "
+                "if the connection drops; stdin is closed and no terminal is allocated."
+            )
+        return "\n".join(lines)
+
+
+def _step_lines(step: PlannedStep, number: str, ep: Endpoint, indent: str = "  ") -> list[str]:
+    head = f"{indent}{number}. [{step.id}] {step.title}"
+    if step.parent:
+        head = f"{indent}{number}. if '{step.parent}' fails: [{step.id}] {step.title}"
+    lines = [head]
+    pad = indent + " " * (len(number) + 2)
+    if step.confirm is ConfirmKind.PLAIN:
+        lines.append(f"{pad}asks for confirmation (yes/no) first")
+    elif step.confirm is ConfirmKind.TYPED:
+        lines.append(f"{pad}asks you to type {step.confirm_token!r} first")
+    if step.message:
+        for text in step.message.splitlines():
+            lines.append(f"{pad}! {escape_display(text)}")
+    if step.kind is StepKind.RUN:
+        lines.append(f"{pad}on {step.target}, timeout {step.timeout:g} s")
+        lines.append(f"{pad}$ {step.display_command}")
+        if step.stdin is not None:
+            lines.append(f"{pad}(with input on stdin, not shown)")
+    elif step.kind is StepKind.VERIFY and step.verify is not None:
+        lines.append(f"{pad}{describe_verify(step.verify, ep)}")
+    if step.continue_on_error:
+        lines.append(f"{pad}(a failure does not stop the run)")
+    return lines
+
+
+def describe_verify(spec: VerifySpec, ep: Endpoint) -> str:
+    """What a verification step checks, in plain words."""
+    min_days = spec.min_days_left if spec.min_days_left is not None else ep.thresholds.warning_days
+    backends = ", ".join(f"{b.host}:{b.port}" for b in ep.backends) or f"every address of {ep.address}"
+    proof = {
+        VerifyExpect.CHANGED: "the served certificate differs from the one served before the run",
+        VerifyExpect.STORED: "the served certificate equals the stored one",
+        VerifyExpect.CHANGED_OR_STORED: (
+            "the served certificate equals the stored one"
+            if ep.stored is not None
+            else "the served certificate differs from the one served before the run"
+        ),
+    }[spec.expect]
+    return (
+        f"fresh TLS handshakes to {backends} (SNI {ep.verify_name}), retried for up to "
+        f"{spec.deadline:g} s; passes when on every backend {proof}, the chain verifies, the "
+        f"name matches and more than {min_days:g} days are left"
+    )
+
+
+# ------------------------------------------------------------------- building
+
+
+def builtin_values(endpoint: Endpoint) -> dict[str, str]:
+    """Values of the built-in variables for ``endpoint`` (all from the config)."""
+    ssh = endpoint.ssh
+    stored = endpoint.stored
+    return {
+        "endpoint": endpoint.name,
+        "host": endpoint.host,
+        "port": str(endpoint.port),
+        "sni": endpoint.verify_name,
+        "ssh_host": ssh.host if ssh else "",
+        "ssh_user": (ssh.user or "") if ssh else "",
+        "ssh_port": str(ssh.port) if ssh and ssh.port else "",
+        "stored_path": (stored.path or "") if stored and stored.kind == "file" else "",
+        "secret_namespace": (stored.namespace or "") if stored and stored.kind == "secret" else "",
+        "secret_name": (stored.secret or "") if stored and stored.kind == "secret" else "",
+    }
+
+
+def describe_target(endpoint: Endpoint) -> TargetInfo | None:
+    """Where run steps go for ``endpoint``, resolved through ``~/.ssh/config`` (no network)."""
+    ssh = endpoint.ssh
+    if ssh is None:
+        return None
+    if ssh.is_local:
+        from certpager.ssh.local import LocalRunner
+
+        user = LocalRunner().user
+        return TargetInfo(label=f"local ({user})", host="local", port=0, user=user, local=True)
+    from certpager.ssh.asyncssh_runner import AsyncsshRunner
+
+    runner = AsyncsshRunner(ssh)
+    try:
+        host, port, user = runner.resolve()
+        files = tuple(runner.known_hosts_files())
+    except SSHError:
+        host, port, user = ssh.host, ssh.port or 22, ssh.user or "?"
+        files = ()
+    return TargetInfo(label=runner.label, host=host, port=port, user=user, local=False, known_hosts=files)
+
+
+def build_plan(
+    runbook: Runbook,
+    endpoint: Endpoint,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    target: TargetInfo | None = None,
+    resolve_target: bool = True,
+) -> Plan:
+    """Render ``runbook`` for ``endpoint``.
+
+    Args:
+        runbook: a loaded runbook.
+        endpoint: the endpoint it runs for.
+        overrides: ``--param`` values (highest precedence).
+        target: where run steps execute; computed with :func:`describe_target` when None.
+        resolve_target: read ``~/.ssh/config`` to show the real user/port (no network).
+
+    Raises:
+        RunbookError: an unknown ``--param``, a missing or invalid value, a built-in
+            variable the endpoint cannot fill, or run steps without an SSH target.
+    """
+    overrides = dict(overrides or {})
+    builtins = builtin_values(endpoint)
+    file = runbook.file
+    for name in overrides:
+        if runbook.param(name) is None:
+            known = ", ".join(p.name for p in runbook.params) or "none"
+            raise RunbookError(
+                f"unknown parameter {name!r} given with --param; {runbook.name} takes: {known}",
+                file=file,
+                line=runbook.line_of_params,
+                key="params",
+            )
+    scalars: dict[str, str] = {}
+    words: dict[str, tuple[str, ...]] = {}
+    values: list[PlanValue] = []
+    secrets: list[str] = []
+    for param in runbook.params:
+        value, source = _raw_value(param, endpoint, overrides, builtins, runbook)
+        try:
+            validated = validate_value(param, value)
+        except ValueError as exc:
+            shown = "(secret)" if param.secret else repr(escape_display(value))
+            raise RunbookError(
+                f"value {shown} from {source} {exc}",
+                file=file,
+                line=param.line,
+                key=f"params.{param.name}",
+            ) from None
+        if param.type.multi_word:
+            words[param.name] = validated
+            scalars[param.name] = value
+        else:
+            scalars[param.name] = validated[0]
+        if param.secret and value:
+            secrets.append(value)
+        values.append(PlanValue(param.name, "********" if param.secret else value, source, param.secret))
+    for name, value in builtins.items():
+        scalars.setdefault(name, value)
+    if target is None and resolve_target:
+        target = describe_target(endpoint)
+    local_label = None
+    needs_target = any(s.kind is StepKind.RUN and not s.local for s in runbook.all_steps())
+    if needs_target and endpoint.ssh is None:
+        first = next(s for s in runbook.all_steps() if s.kind is StepKind.RUN and not s.local)
+        raise RunbookError(
+            f"endpoint {endpoint.name!r} has no ssh target in the config, but this step runs on it; "
+            "add ssh: {host: ..., user: ...} to the endpoint (or ssh: local)",
+            file=file,
+            line=first.line,
+            key=first.key,
+        )
+    if any(s.local for s in runbook.all_steps()):
+        from certpager.ssh.local import LocalRunner
+
+        local_label = f"local ({LocalRunner().user})"
+    steps = tuple(
+        _plan_step(step, runbook, endpoint, scalars, words, builtins, target, local_label)
+        for step in runbook.steps
+    )
+    return Plan(
+        runbook=runbook,
+        endpoint=endpoint,
+        values=tuple(values),
+        target=target if needs_target else None,
+        steps=steps,
+        secrets=tuple(secrets),
+    )
+
+
+def _raw_value(
+    param: Param,
+    endpoint: Endpoint,
+    overrides: dict[str, str],
+    builtins: dict[str, str],
+    runbook: Runbook,
+) -> tuple[str, str]:
+    if param.name in overrides:
+        return overrides[param.name], "--param"
+    if param.name in endpoint.params:
+        return endpoint.params[param.name], f"endpoint {endpoint.name} params"
+    if param.default is None:
+        raise RunbookError(
+            f"is required: give it with --param {param.name}=VALUE or in the params of "
+            f"endpoint {endpoint.name!r} in the config",
+            file=runbook.file,
+            line=param.line,
+            key=f"params.{param.name}",
+        )
+    for name in refs(param.default):
+        if not builtins.get(name):
+            raise RunbookError(
+                f"the default {template_source(param.default)!r} needs {{{name}}} "
+                f"({BUILTINS[name]}), which endpoint {endpoint.name!r} does not have; "
+                f"give {param.name} with --param or in the endpoint's params",
+                file=runbook.file,
+                line=param.line,
+                key=f"params.{param.name}",
+            )
+    return render_text(param.default, builtins), "default"
+
+
+def _check_builtins(
+    templates: list[Template], builtins: dict[str, str], step: Step, runbook: Runbook, ep: Endpoint
+) -> None:
+    for template in templates:
+        for name in refs(template):
+            if name in BUILTINS and not builtins.get(name):
+                raise RunbookError(
+                    f"uses {{{name}}} ({BUILTINS[name]}), which endpoint {ep.name!r} does not have "
+                    "in the config",
+                    file=runbook.file,
+                    line=step.line,
+                    key=step.key,
+                )
+
+
+def _plan_step(
+    step: Step,
+    runbook: Runbook,
+    endpoint: Endpoint,
+    scalars: dict[str, str],
+    words: dict[str, tuple[str, ...]],
+    builtins: dict[str, str],
+    target: TargetInfo | None,
+    local_label: str | None,
+    parent: str | None = None,
+) -> PlannedStep:
+    templates = [*step.argv, *(t for _, t in step.env), step.confirm_token, step.message]
+    if step.stdin is not None:
+        templates.append(step.stdin)
+    _check_builtins(templates, builtins, step, runbook, endpoint)
+    argv: tuple[str, ...] = ()
+    command = ""
+    if step.kind is StepKind.RUN:
+        argv = render_argv(step.argv, scalars, words, step.env)
+        if not argv:
+            raise RunbookError(
+                "renders to an empty command (every argument came from empty parameters)",
+                file=runbook.file,
+                line=step.line,
+                key=step.key,
+            )
+        if argv[0].startswith("-"):
+            raise RunbookError(
+                f"the command would start with {argv[0]!r}", file=runbook.file, line=step.line, key=step.key
+            )
+        command = shlex.join(argv)
+    where = ""
+    if step.kind is StepKind.RUN:
+        if step.local:
+            where = local_label or "local"
+        else:
+            where = target.label if target else (endpoint.ssh.host if endpoint.ssh else "?")
+    token = render_text(step.confirm_token, scalars) if step.confirm is ConfirmKind.TYPED else None
+    if token is not None and not token.strip():
+        raise RunbookError(
+            "the typed confirmation token renders empty", file=runbook.file, line=step.line, key=step.key
+        )
+    return PlannedStep(
+        id=step.id,
+        title=step.title,
+        kind=step.kind,
+        key=step.key,
+        argv=argv,
+        command=command,
+        local=step.local,
+        target=where,
+        timeout=step.timeout,
+        confirm=step.confirm,
+        confirm_token=token,
+        message=render_text(step.message, scalars),
+        continue_on_error=step.continue_on_error,
+        on_failure=tuple(
+            _plan_step(s, runbook, endpoint, scalars, words, builtins, target, local_label, parent=step.id)
+            for s in step.on_failure
+        ),
+        parent=parent,
+        verify=step.verify,
+        stdin=render_text(step.stdin, scalars).encode() if step.stdin is not None else None,
+    )
