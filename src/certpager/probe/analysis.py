@@ -19,7 +19,7 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from OpenSSL import crypto
@@ -85,11 +85,12 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
     sig_name = (
         getattr(cert.signature_algorithm_oid, "_name", None) or cert.signature_algorithm_oid.dotted_string
     )
-    sans: list[str] = []
+    dns_sans: list[str] = []
+    ip_sans: list[str] = []
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans.extend(san.get_values_for_type(x509.DNSName))
-        sans.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+        dns_sans.extend(san.get_values_for_type(x509.DNSName))
+        ip_sans.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
     except x509.ExtensionNotFound:
         pass
     except ValueError:
@@ -112,13 +113,7 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = cns[0].value if cns else None
     self_issued = cert.subject.public_bytes() == cert.issuer.public_bytes()
-    self_signed = False
-    if self_issued:
-        try:
-            cert.verify_directly_issued_by(cert)
-            self_signed = True
-        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-            self_signed = False
+    self_signed = self_issued and signed_by(cert, cert)
     return CertInfo(
         subject=_rfc4514(cert.subject),
         issuer=_rfc4514(cert.issuer),
@@ -132,7 +127,9 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
         key_desc=desc,
         signature_algorithm=sig_name,
         signature_hash=sig_hash,
-        sans=tuple(sans),
+        sans=(*dns_sans, *ip_sans),
+        dns_sans=tuple(dns_sans),
+        ip_sans=tuple(ip_sans),
         common_name=str(cn) if cn is not None else None,
         is_ca=is_ca,
         self_issued=self_issued,
@@ -140,6 +137,39 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
         ca_issuers=tuple(ca_issuers),
         der=der,
     )
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer``'s key verifies ``cert``'s signature.
+
+    Done by hand because ``verify_directly_issued_by`` refuses legacy hashes
+    (SHA-1, MD5) — exactly the certificates this tool must still recognise.
+    """
+    key = issuer.public_key()
+    sig, tbs = cert.signature, cert.tbs_certificate_bytes
+    try:
+        hash_alg = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey):
+            if hash_alg is None:
+                return False
+            params = cert.signature_algorithm_parameters
+            pad = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
+            key.verify(sig, tbs, pad, hash_alg)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if hash_alg is None:
+                return False
+            key.verify(sig, tbs, ec.ECDSA(hash_alg))
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(sig, tbs)
+        elif isinstance(key, dsa.DSAPublicKey):
+            if hash_alg is None:
+                return False
+            key.verify(sig, tbs, hash_alg)
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+        return False
+    return True
 
 
 def _rfc4514(name: x509.Name) -> str:
@@ -160,19 +190,20 @@ def _normalise(name: str) -> str:
         return name
 
 
-def match_hostname(sans: Sequence[str], hostname: str) -> bool:
-    """Whether the SAN list covers ``hostname`` (RFC 6125, as browsers do).
+def match_hostname(dns_sans: Sequence[str], hostname: str, ip_sans: Sequence[str] = ()) -> bool:
+    """Whether the subjectAltName entries cover ``hostname`` (RFC 6125, as browsers do).
 
     Only subjectAltName counts (a CN-only certificate does not match); a
-    wildcard is a whole left-most label and covers exactly one label; IP
-    addresses match only IP SANs.
+    wildcard is a whole left-most label and covers exactly one label; an IP
+    address target matches only iPAddress entries (``ip_sans``), never a
+    dNSName that happens to spell an address.
     """
     try:
         ip = ipaddress.ip_address(hostname.strip("[]"))
     except ValueError:
         ip = None
     if ip is not None:
-        for san in sans:
+        for san in ip_sans:
             try:
                 if ipaddress.ip_address(san) == ip:
                     return True
@@ -181,7 +212,7 @@ def match_hostname(sans: Sequence[str], hostname: str) -> bool:
         return False
     host = _normalise(hostname)
     host_labels = host.split(".")
-    for san in sans:
+    for san in dns_sans:
         pattern = _normalise(san)
         if not pattern or _is_ip(pattern):
             continue
@@ -277,13 +308,11 @@ def _x509(der: bytes) -> crypto.X509:
 def _issued_by(child: CertInfo, parent: CertInfo) -> bool:
     if child.issuer != parent.subject:
         return False
-    try:
-        x509.load_der_x509_certificate(child.der).verify_directly_issued_by(
-            x509.load_der_x509_certificate(parent.der)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return signed_by(
+            x509.load_der_x509_certificate(child.der), x509.load_der_x509_certificate(parent.der)
         )
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
 
 
 def _name_chain(chain: Sequence[CertInfo]) -> list[CertInfo]:
@@ -339,7 +368,7 @@ def analyze_chain(
         path = _name_chain(chain)
 
     # Name.
-    hostname_ok = match_hostname(leaf.sans, hostname)
+    hostname_ok = match_hostname(leaf.dns_sans, hostname, leaf.ip_sans)
     if not hostname_ok:
         if not leaf.sans and leaf.common_name:
             msg = (

@@ -324,6 +324,7 @@ async def handshake(
     options: ClientOptions | None = None,
     family: int | None = None,
     dns_ms: float | None = 0.0,
+    budget: float | None = None,
 ) -> Handshake:
     """Connect to ``address:port`` and complete one fresh TLS handshake.
 
@@ -336,6 +337,9 @@ async def handshake(
         options: client settings (versions, ciphers, client certificate).
         family: socket family; guessed from ``address`` when None.
         dns_ms: time spent resolving, carried into the timings.
+        budget: the configured deadline to name in timeout messages (default:
+            ``timeout``; the engine passes the endpoint's whole deadline, of
+            which ``timeout`` is what was left).
 
     Returns:
         A :class:`Handshake`; on failure ``error_code`` and ``error`` say why.
@@ -432,11 +436,11 @@ async def handshake(
         if phase == "connect":
             return result(
                 "connect_timeout",
-                f"no TCP connection to {_label(address, port)} within {timeout:g} s",
+                f"no TCP connection to {_label(address, port)} within {budget or timeout:g} s (the probe deadline)",
             )
         return result(
             "handshake_timeout",
-            f"TLS handshake with {_label(address, port)} did not complete within {timeout:g} s",
+            f"TLS handshake with {_label(address, port)} did not complete within {budget or timeout:g} s (the probe deadline)",
             chain_der=_peer_chain(conn) if conn is not None else (),
         )
     except _Closed as exc:

@@ -111,7 +111,7 @@ class CertInfo:
     signature_hash: str | None
     """Hash of the signature algorithm, e.g. ``sha256``; None for EdDSA."""
     sans: tuple[str, ...]
-    """DNS names and IP addresses in subjectAltName (``DNS:`` / ``IP:`` stripped)."""
+    """DNS names then IP addresses in subjectAltName, for display (``DNS:`` / ``IP:`` stripped)."""
     common_name: str | None
     """Subject CN, if any (never used for name matching)."""
     is_ca: bool
@@ -124,6 +124,10 @@ class CertInfo:
     """AIA caIssuers URLs."""
     der: bytes = field(repr=False)
     """The certificate as sent."""
+    dns_sans: tuple[str, ...] = ()
+    """subjectAltName dNSName entries only (what host names match against)."""
+    ip_sans: tuple[str, ...] = ()
+    """subjectAltName iPAddress entries only (what IP targets match against)."""
 
     def days_left(self, now: datetime) -> float:
         """Days from ``now`` until ``not_after`` (negative once expired)."""

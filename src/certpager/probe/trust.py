@@ -97,13 +97,13 @@ class TrustStore:
         ]
         for candidate in candidates:
             if candidate and Path(candidate).is_file():
-                store = cls.from_file(candidate)
-                store.name, store.source = "system", candidate
-                return store
+                found = cls.from_file(candidate)
+                found.name, found.source = "system", candidate
+                return found
         store = crypto.X509Store()
         store.set_default_paths()  # type: ignore[attr-defined]
         store.set_flags(NO_CHECK_TIME)
-        return cls(name="system", store=store)
+        return cls(name="system", store=store, source="OpenSSL default paths")
 
 
 _CACHE: dict[str | None, TrustStore] = {}
