@@ -9,9 +9,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from OpenSSL import SSL
+
 from certpager.config import (
     Config,
     Endpoint,
+    HttpCheck,
     Settings,
     default_config_path,
     load_config,
@@ -44,7 +47,98 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--endpoint", action="append", metavar="NAME", help="with a config: check only these endpoints"
     )
+    deep = p.add_argument_group(
+        "deeper checks",
+        "On by default: protocol versions and weak suites, the certificate sent without SNI, the AIA "
+        "explanation of a missing intermediate, and (for port 443, or with --http-port) the HTTP "
+        "redirect and HSTS header.",
+    )
+    deep.add_argument(
+        "--http-port",
+        type=_port,
+        metavar="PORT",
+        help="targets: check that this plain-HTTP port redirects to HTTPS and that the HTTPS answer "
+        "has HSTS (default: port 80, for targets on port 443 only)",
+    )
+    deep.add_argument("--no-http", action="store_true", help="skip the HTTP redirect and HSTS checks")
+    deep.add_argument(
+        "--client-cert",
+        metavar="FILE",
+        help="targets: PEM client certificate (chain) offered when the server asks (mTLS)",
+    )
+    deep.add_argument("--client-key", metavar="FILE", help="targets: PEM private key of --client-cert")
+    deep.add_argument(
+        "--no-protocols",
+        action="store_true",
+        help="skip the extra connections that test TLS 1.0/1.1, SSLv3 and weak cipher suites",
+    )
+    deep.add_argument(
+        "--no-sni-check", action="store_true", help="skip the handshake that fetches the no-SNI certificate"
+    )
+    deep.add_argument(
+        "--no-aia", action="store_true", help="never fetch a missing intermediate from the AIA URL"
+    )
     p.set_defaults(handler=run_check)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``--client-cert`` and ``--client-key``, checked: both or neither, readable, matching."""
+    cert, key = getattr(args, "client_cert", None), getattr(args, "client_key", None)
+    if cert is None and key is None:
+        return None, None
+    if not cert or not key:
+        raise UserError("--client-cert and --client-key go together: give both")
+    for flag, path in (("--client-cert", cert), ("--client-key", key)):
+        if not Path(path).is_file():
+            raise UserError(f"{flag}: file not found: {path}")
+    try:
+        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        ctx.use_certificate_chain_file(cert)
+    except SSL.Error:
+        raise UserError(f"--client-cert: {cert} holds no readable PEM certificate") from None
+    try:
+        ctx.use_privatekey_file(key)
+    except SSL.Error:
+        raise UserError(
+            f"--client-key: {key} holds no readable PEM private key (or it is encrypted)"
+        ) from None
+    try:
+        ctx.check_privatekey()
+    except SSL.Error:
+        raise UserError(f"--client-key: {key} is not the private key of {cert}") from None
+    return str(Path(cert).resolve()), str(Path(key).resolve())
+
+
+def _apply_switches(ep: Endpoint, args: argparse.Namespace) -> Endpoint:
+    """The global ``--no-*`` switches, for every endpoint."""
+    changes: dict[str, object] = {}
+    if getattr(args, "no_http", False):
+        changes["http"] = None
+    if getattr(args, "no_protocols", False):
+        changes["check_protocols"] = False
+    if getattr(args, "no_sni_check", False):
+        changes["check_no_sni"] = False
+    if getattr(args, "no_aia", False):
+        changes["fetch_aia"] = False
+    return replace(ep, **changes) if changes else ep  # type: ignore[arg-type]
+
+
+def _apply_target_options(
+    ep: Endpoint, args: argparse.Namespace, cert: str | None, key: str | None
+) -> Endpoint:
+    """``--http-port``, ``--client-cert``, ``--client-key``: what the endpoint config would say."""
+    port = getattr(args, "http_port", None)
+    if port is not None:
+        ep = replace(ep, http=HttpCheck(port=port))
+    if cert and key:
+        ep = replace(ep, client_cert=cert, client_key=key)
+    return ep
 
 
 def _positive_int(text: str) -> int:
@@ -102,13 +196,14 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
             if args.timeout is not None:
                 ep = replace(ep, timeout=args.timeout)
             endpoints.append(ep)
-    for text in args.targets:
-        endpoints.append(parse_target(text, settings, ca_file=ca_file))
+    cert, key = _client_files(args)
+    targets = [parse_target(text, settings, ca_file=ca_file) for text in args.targets]
     if args.targets_file:
-        endpoints.extend(read_targets_file(Path(args.targets_file), settings, ca_file=ca_file))
+        targets.extend(read_targets_file(Path(args.targets_file), settings, ca_file=ca_file))
+    endpoints.extend(_apply_target_options(ep, args, cert, key) for ep in targets)
     if not endpoints:
         raise UserError("nothing to check: the config has no endpoints and no targets were given")
-    return endpoints, settings
+    return [_apply_switches(ep, args) for ep in endpoints], settings
 
 
 def exit_code(reports: list[EndpointReport]) -> int:

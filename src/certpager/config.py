@@ -161,7 +161,13 @@ class Endpoint:
     timeout: float = DEFAULT_TIMEOUT
     """Overall deadline of one probe, seconds."""
     check_protocols: bool = True
-    """Also test which old protocol versions the server accepts."""
+    """Also test which old protocol versions and weak cipher suites the server
+    accepts (a few extra connections that stop after the ServerHello)."""
+    check_no_sni: bool = True
+    """Also fetch the certificate served without SNI (one extra handshake)."""
+    fetch_aia: bool = True
+    """When the chain is incomplete, fetch the issuer from the leaf's AIA URL to
+    explain who can still build a path (never changes the verdict)."""
 
     @property
     def server_name(self) -> str | None:
@@ -199,6 +205,15 @@ class Settings:
     """Ring the terminal bell when an endpoint gets worse."""
     runbook_dirs: tuple[str, ...] = ()
     """Extra runbook directories."""
+    check_protocols: bool = True
+    """Default of the endpoints' ``check_protocols``."""
+    check_no_sni: bool = True
+    """Default of the endpoints' ``check_no_sni``."""
+    fetch_aia: bool = True
+    """Default of the endpoints' ``fetch_aia``."""
+    check_http: bool = True
+    """Run the HTTP redirect and HSTS checks on port-443 endpoints that do not say
+    otherwise (an endpoint's ``http`` key always wins)."""
 
 
 @dataclass(frozen=True)
@@ -301,7 +316,18 @@ def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | 
         ca_file=ca_file,
         thresholds=settings.thresholds,
         timeout=settings.timeout,
+        http=default_http(port, settings),
+        check_protocols=settings.check_protocols,
+        check_no_sni=settings.check_no_sni,
+        fetch_aia=settings.fetch_aia,
     )
+
+
+def default_http(port: int, settings: Settings) -> HttpCheck | None:
+    """HTTP checks for an endpoint that does not configure them: on for the HTTPS
+    port 443 (redirect from port 80, HSTS), off for other ports, where TLS often
+    carries something other than a website."""
+    return HttpCheck() if port == 443 and settings.check_http else None
 
 
 def read_targets_file(
@@ -366,6 +392,10 @@ def _settings(reader: Reader | None) -> Settings:
         interval=reader.number("interval", DEFAULT_INTERVAL, lo=1) or DEFAULT_INTERVAL,
         bell=reader.bool("bell", True),
         runbook_dirs=tuple(reader.str_list("runbook_dirs")),
+        check_protocols=reader.bool("check_protocols", True),
+        check_no_sni=reader.bool("check_no_sni", True),
+        fetch_aia=reader.bool("fetch_aia", True),
+        check_http=reader.bool("check_http", True),
     )
     reader.finish()
     return s
@@ -466,7 +496,9 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
         reader.fail("client_key" if client_cert else "client_cert", "client_cert and client_key go together")
     http_node = reader.raw("http")
     http: HttpCheck | None = None
-    if http_node is not None and http_node.value is not False and http_node.value is not None:
+    if http_node is None:
+        http = default_http(port, settings)
+    elif http_node.value is not False and http_node.value is not None:
         if http_node.value is True:
             http = HttpCheck()
         else:
@@ -506,7 +538,9 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
         runbooks=tuple(reader.str_list("runbooks")),
         params=params,
         timeout=reader.number("timeout", settings.timeout, lo=0.1, hi=300) or settings.timeout,
-        check_protocols=reader.bool("check_protocols", True),
+        check_protocols=reader.bool("check_protocols", settings.check_protocols),
+        check_no_sni=reader.bool("check_no_sni", settings.check_no_sni),
+        fetch_aia=reader.bool("fetch_aia", settings.fetch_aia),
     )
     reader.finish()
     return endpoint

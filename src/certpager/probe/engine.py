@@ -184,6 +184,31 @@ def with_findings(
     )
 
 
+def with_backends(
+    report: EndpointReport,
+    backends: Sequence[BackendResult],
+    added: Sequence[Finding] = (),
+    extra: dict[str, object] | None = None,
+) -> EndpointReport:
+    """A copy of ``report`` with refined backend results (findings re-merged over
+    them), the endpoint-level findings earlier hooks added kept, ``added`` appended."""
+    derived = set(merge_findings(report.backends))
+    endpoint_level = [f for f in report.findings if f not in derived]
+    findings = merge_findings(backends, (*endpoint_level, *added))
+    return EndpointReport(
+        name=report.name,
+        host=report.host,
+        port=report.port,
+        sni=report.sni,
+        status=status_of(findings),
+        findings=findings,
+        backends=tuple(backends),
+        checked_at=report.checked_at,
+        error=report.error,
+        extra={**report.extra, **(extra or {})},
+    )
+
+
 async def check_endpoint(
     endpoint: Endpoint,
     *,
@@ -300,5 +325,6 @@ __all__ = [
     "merge_findings",
     "register_hook",
     "sort_reports",
+    "with_backends",
     "with_findings",
 ]

@@ -163,26 +163,38 @@ SPECS: dict[str, FindingSpec] = {
             "weak_cipher",
             Severity.WARNING,
             "weak cipher suite accepted",
-            "Allow only ECDHE suites with AES-GCM or ChaCha20-Poly1305 (Mozilla intermediate profile).",
+            "Allow only ECDHE suites with AES-GCM or ChaCha20-Poly1305 (Mozilla intermediate profile), "
+            "e.g. nginx: ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+            "ECDHE-RSA-CHACHA20-POLY1305; then reload.",
         ),
         FindingSpec(
             "no_https_redirect",
             Severity.WARNING,
             "HTTP not redirected to HTTPS",
-            "Answer plain HTTP with 301 to https:// on the same host "
-            "(return 301 https://$host$request_uri;).",
+            "Answer plain HTTP with 301 to https:// on the same host, e.g. nginx: server { listen 80; "
+            "return 301 https://$host$request_uri; } then reload.",
         ),
         FindingSpec(
             "hsts_missing",
             Severity.WARNING,
             "no HSTS header",
-            "Add Strict-Transport-Security: max-age=63072000; includeSubDomains (add_header ... always;).",
+            "Send HSTS on every HTTPS response, e.g. nginx: add_header Strict-Transport-Security "
+            '"max-age=63072000; includeSubDomains" always; then reload.',
         ),
         FindingSpec(
             "hsts_short",
             Severity.WARNING,
             "HSTS max-age too short",
-            "Raise Strict-Transport-Security max-age to at least 180 days (63072000 = 2 years).",
+            "Raise Strict-Transport-Security max-age to at least 180 days, e.g. nginx: add_header "
+            'Strict-Transport-Security "max-age=63072000; includeSubDomains" always; (2 years).',
+        ),
+        FindingSpec(
+            "http_check_failed",
+            Severity.INFO,
+            "HTTP check inconclusive",
+            "The port accepted a connection but gave no usable HTTP answer: check what listens "
+            "there (a non-HTTP service, a proxy that hangs, a client certificate requirement).",
         ),
         FindingSpec(
             "client_cert_required",
@@ -216,6 +228,14 @@ SPECS: dict[str, FindingSpec] = {
             "served key matches no pin",
             "Pinned clients will refuse this key: restore the pinned key or roll out the "
             "new pin to clients first.",
+        ),
+        FindingSpec(
+            "pin_rotation_risk",
+            Severity.INFO,
+            "pin breaks on a key change",
+            "The configured pins match only the leaf key: a renewal that makes a new key "
+            "(certbot's default) breaks pinned clients. Add a backup pin (the intermediate's key "
+            "or a spare key's) to clients first, or renew with --reuse-key.",
         ),
         FindingSpec(
             "no_sni_cert_differs",

@@ -1,0 +1,478 @@
+"""The deeper checks that run after an endpoint's main handshakes.
+
+One hook, registered with the engine when :mod:`certpager.probe` is imported,
+refines every report within the endpoint's deadline:
+
+- from what the main handshakes already hold (no network): ``backends_disagree``,
+  ``pin_mismatch`` / ``pin_rotation_risk`` and the SPKI pin of every certificate,
+  mTLS facts (client authentication not requested, optional, required, accepted
+  or rejected, with the acceptable CA names);
+- concurrently, over extra connections: protocol versions and weak suites
+  (:mod:`certpager.probe.protocols`), the certificate served without SNI, the
+  plain-HTTP redirect and the HSTS header (:mod:`certpager.probe.http`), and the
+  AIA explanation of a missing intermediate (:mod:`certpager.probe.aia`).
+
+A check still running at the deadline is cancelled and reported as a fact
+("did not finish within the deadline"), never as a finding; no exception
+escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from dataclasses import replace
+from typing import Any
+
+from certpager.config import Endpoint
+from certpager.probe import findings as F
+from certpager.probe.aia import AiaResult, explain_incomplete
+from certpager.probe.analysis import CertParseError, match_hostname, parse_cert
+from certpager.probe.engine import client_options, register_hook, with_backends
+from certpager.probe.handshake import ClientOptions
+from certpager.probe.http import HstsResult, RedirectResult, check_hsts, check_redirect, http_findings
+from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding
+from certpager.probe.protocols import ProtocolReport, merge_versions, probe_protocols, server_hello
+from certpager.probe.trust import TrustStoreError, get_trust_store
+
+
+def _iso(cert: CertInfo) -> str:
+    return cert.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cert_facts(cert: CertInfo) -> dict[str, object]:
+    return {
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "sans": list(cert.sans),
+        "not_after": _iso(cert),
+        "serial": cert.serial,
+        "sha256": cert.sha256,
+        "spki_pin": cert.spki_pin,
+    }
+
+
+def _leaf(b: BackendResult) -> CertInfo | None:
+    return b.analysis.leaf if b.analysis is not None else None
+
+
+# --- checks on what the main handshakes hold -----------------------------------------
+
+
+def client_auth_state(b: BackendResult, endpoint: Endpoint) -> str:
+    """``not_requested``, ``optional``, ``required``, ``accepted`` or ``rejected``."""
+    hs = b.handshake
+    if not hs.client_cert_requested:
+        return "not_requested"
+    if endpoint.client_cert:
+        return "rejected" if hs.client_auth_error else "accepted"
+    return "required" if hs.client_auth_error else "optional"
+
+
+def _client_auth(b: BackendResult, endpoint: Endpoint) -> tuple[list[Finding], dict[str, object]]:
+    """Refined ``client_cert_required`` wording and the facts, for one backend."""
+    state = client_auth_state(b, endpoint)
+    hs = b.handshake
+    facts: dict[str, object] = {"client_auth": state}
+    if state == "not_requested":
+        if endpoint.client_cert:
+            facts["client_auth_note"] = (
+                "a client certificate is configured but the server did not ask for one"
+            )
+        return [], facts
+    names = ", ".join(hs.client_ca_names) or "any CA (the server sent no names)"
+    words = {
+        "optional": "the server asks for a client certificate but completes the handshake without one "
+        "(optional mTLS)",
+        "required": "the server requires a client certificate (mTLS): it refused the handshake without "
+        f"one ({hs.client_auth_error})",
+        "accepted": f"the server requires a client certificate (mTLS) and accepted {endpoint.client_cert}",
+        "rejected": "the server requests a client certificate (mTLS)",
+    }
+    return [
+        F.make("client_cert_required", f"{words[state]}; accepted CAs: {names}", backends=(hs.label,))
+    ], facts
+
+
+def pin_check(b: BackendResult, pins: tuple[str, ...]) -> tuple[list[Finding], dict[str, object]]:
+    """``pin_mismatch`` / ``pin_rotation_risk`` for one backend, and the facts."""
+    a = b.analysis
+    if a is None or not a.chain:
+        return [], {}
+    label = (b.handshake.label,)
+    candidates: list[tuple[str, CertInfo]] = []
+    seen: set[bytes] = set()
+    for i, cert in enumerate([*a.chain, *a.verified_path]):
+        if cert.der in seen:
+            continue
+        seen.add(cert.der)
+        role = "leaf" if i == 0 else ("root" if cert.self_signed else "intermediate")
+        candidates.append((role, cert))
+    matched = [(role, c) for role, c in candidates if c.spki_pin in pins]
+    facts: dict[str, object] = {
+        "pins": {
+            "configured": list(pins),
+            "matched": [{"role": r, "subject": c.subject, "spki_pin": c.spki_pin} for r, c in matched],
+            "state": "match" if matched else "mismatch",
+        }
+    }
+    leaf = a.chain[0]
+    if not matched:
+        return [
+            F.make(
+                "pin_mismatch",
+                f"the served key ({leaf.spki_pin}, {leaf.subject}) and the CA keys of its chain match none "
+                f"of the {len(pins)} configured pin(s): pinned clients refuse this server",
+                backends=label,
+            )
+        ], facts
+    if all(role == "leaf" for role, _ in matched):
+        backup = next((c.spki_pin for role, c in candidates if role == "intermediate"), None)
+        tip = f" (the intermediate's pin is {backup})" if backup else ""
+        return [
+            F.make(
+                "pin_rotation_risk",
+                "the configured pins match only the leaf key: a renewal that generates a new key breaks "
+                f"pinned clients{tip}",
+                backends=label,
+            )
+        ], facts
+    return [], facts
+
+
+def spki_pins(report: EndpointReport) -> list[dict[str, object]]:
+    """The SPKI pin of every certificate sent or in the verified path (primary backend)."""
+    p = report.primary
+    if p is None or p.analysis is None:
+        return []
+    out: list[dict[str, object]] = []
+    seen: set[bytes] = set()
+    sent = {c.der for c in p.analysis.chain}
+    for i, cert in enumerate([*p.analysis.chain, *p.analysis.verified_path]):
+        if cert.der in seen:
+            continue
+        seen.add(cert.der)
+        role = "leaf" if i == 0 else ("root" if cert.self_signed else "intermediate")
+        out.append(
+            {
+                "role": role,
+                "subject": cert.subject,
+                "spki_pin": cert.spki_pin,
+                "sha256": cert.sha256,
+                "sent": cert.der in sent,
+            }
+        )
+    return out
+
+
+def backends_check(report: EndpointReport) -> tuple[list[Finding], dict[str, object]]:
+    """``backends_disagree`` when the backends serve different leaf certificates."""
+    groups: dict[str, list[BackendResult]] = {}
+    for b in report.backends:
+        leaf = _leaf(b)
+        if leaf is not None:
+            groups.setdefault(leaf.sha256, []).append(b)
+    certs = []
+    for members in groups.values():
+        leaf = _leaf(members[0])
+        assert leaf is not None
+        certs.append(
+            {
+                **_cert_facts(leaf),
+                "not_before": leaf.not_before.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "backends": [m.handshake.label for m in members],
+            }
+        )
+    facts: dict[str, object] = {"backends_agree": len(groups) <= 1, "certificates_served": certs}
+    if len(groups) <= 1:
+        return [], facts
+    ordered = sorted(groups.values(), key=lambda ms: _leaf(ms[0]).not_before)  # type: ignore[union-attr]
+    parts = []
+    for members in ordered:
+        leaf = _leaf(members[0])
+        assert leaf is not None
+        parts.append(
+            f"{', '.join(m.handshake.label for m in members)} serve{'s' if len(members) == 1 else ''} serial "
+            f"{leaf.serial} (issued {leaf.not_before:%Y-%m-%d}, expires {leaf.not_after:%Y-%m-%d})"
+        )
+    oldest = ordered[0]
+    msg = (
+        f"the backends serve {len(groups)} different certificates: " + "; ".join(parts) + ". "
+        f"{', '.join(m.handshake.label for m in oldest)} still serve{'s' if len(oldest) == 1 else ''} the "
+        "oldest one: renewed but not deployed or not reloaded there?"
+    )
+    return [F.make("backends_disagree", msg, backends=tuple(m.handshake.label for m in oldest))], facts
+
+
+# --- checks over extra connections ------------------------------------------------------
+
+
+async def no_sni_check(endpoint: Endpoint, primary: BackendResult, timeout: float) -> dict[str, Any]:
+    """The certificate served to a client that sends no SNI."""
+    hs = primary.handshake
+    options = ClientOptions(client_cert=endpoint.client_cert, client_key=endpoint.client_key, alpn=())
+    hello = await server_hello(hs.address, hs.port, None, options, timeout=timeout, want_chain=True)
+    if not hello.accepted or not hello.chain_der:
+        state = "refused" if hello.accepted is False else "failed"
+        return {"state": state, "error": hello.error or "no certificate"}
+    try:
+        cert = parse_cert(hello.chain_der[0])
+    except CertParseError as exc:
+        return {"state": "failed", "error": str(exc)}
+    leaf = _leaf(primary)
+    same = leaf is not None and leaf.sha256 == cert.sha256
+    return {"state": "same" if same else "differs", "certificate": _cert_facts(cert), "_cert": cert}
+
+
+def _no_sni_finding(endpoint: Endpoint, facts: dict[str, Any]) -> list[Finding]:
+    cert = facts.get("_cert")
+    if facts.get("state") != "differs" or not isinstance(cert, CertInfo):
+        return []
+    covers = match_hostname(cert.sans, endpoint.verify_name)
+    names = ", ".join(cert.sans[:4]) + (f" (+{len(cert.sans) - 4})" if len(cert.sans) > 4 else "")
+    note = "" if covers else f"; it does not cover {endpoint.verify_name}"
+    return [
+        F.make(
+            "no_sni_cert_differs",
+            f"without SNI the server sends another certificate: {cert.subject} (names: {names or 'none'}, "
+            f"expires {cert.not_after:%Y-%m-%d}){note}. Clients that send no SNI (old clients, scripts "
+            "connecting by IP, some health checks) see that one",
+        )
+    ]
+
+
+def _chain_incomplete_rewrite(b: BackendResult, aia: AiaResult, leaf_sha: str) -> BackendResult:
+    leaf = _leaf(b)
+    if leaf is None or leaf.sha256 != leaf_sha:
+        return b
+    findings = tuple(
+        replace(f, message=f"{f.message}. {aia.sentence()}") if f.code == "chain_incomplete" else f
+        for f in b.findings
+    )
+    return replace(b, findings=findings)
+
+
+# --- the hook ----------------------------------------------------------------------------
+
+
+async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: float) -> EndpointReport:
+    """Refine ``report`` with every deeper check, all done by ``deadline`` (loop time)."""
+    loop = asyncio.get_running_loop()
+    if not any(b.handshake.ok for b in report.backends):
+        return report
+
+    def left() -> float:
+        return max(deadline - loop.time(), 0.0)
+
+    added: dict[int, list[Finding]] = {i: [] for i in range(len(report.backends))}
+    bextra: dict[int, dict[str, object]] = {i: {} for i in range(len(report.backends))}
+    endpoint_findings: list[Finding] = []
+    facts: dict[str, object] = {}
+    primary = report.primary
+    assert primary is not None
+
+    # No network: mTLS facts, pins, backends, SPKI pins.
+    replace_codes: dict[int, set[str]] = {}
+    names: list[str] = []
+    states: list[str] = []
+    for i, b in enumerate(report.backends):
+        if not b.handshake.ok:
+            continue
+        found, f_facts = _client_auth(b, endpoint)
+        if found:
+            replace_codes.setdefault(i, set()).add("client_cert_required")
+            added[i].extend(found)
+        bextra[i].update(f_facts)
+        states.append(str(f_facts["client_auth"]))
+        names.extend(n for n in b.handshake.client_ca_names if n not in names)
+        if endpoint.pins:
+            found, p_facts = pin_check(b, endpoint.pins)
+            added[i].extend(found)
+            bextra[i].update(p_facts)
+    worst_auth = max(
+        states or ["not_requested"],
+        key=["not_requested", "accepted", "optional", "required", "rejected"].index,
+    )
+    facts["client_auth"] = worst_auth
+    facts["client_ca_names"] = names
+    found, b_facts = backends_check(report)
+    endpoint_findings.extend(found)
+    facts.update(b_facts)
+    facts["spki_pins"] = spki_pins(report)
+
+    # Over the network, concurrently, within the deadline.
+    jobs: dict[str, Awaitable[Any]] = {}
+    opts = client_options(endpoint)
+    if endpoint.check_protocols:
+        for i, b in enumerate(report.backends):
+            if b.handshake.ok:
+                hs = b.handshake
+                jobs[f"protocols:{i}"] = probe_protocols(
+                    hs.address, hs.port, hs.sni, hs, timeout=left(), client=opts
+                )
+    if endpoint.check_no_sni and endpoint.server_name:
+        jobs["no_sni"] = no_sni_check(endpoint, primary, left())
+    http = endpoint.http
+    if http is not None:
+        address = primary.handshake.address
+        if http.redirect:
+            jobs["redirect"] = check_redirect(
+                address, http.port, endpoint.verify_name, http.path, timeout=left()
+            )
+        if http.hsts:
+            if worst_auth in ("required", "rejected"):
+                facts["hsts"] = HstsResult(
+                    "skipped",
+                    min_days=http.hsts_min_days,
+                    detail="not checked: the server requires a client certificate and "
+                    + ("none is configured" if worst_auth == "required" else "refused the configured one"),
+                ).as_json()
+            else:
+                jobs["hsts"] = check_hsts(
+                    address,
+                    primary.handshake.port,
+                    endpoint.verify_name,
+                    endpoint.server_name,
+                    http.path,
+                    timeout=left(),
+                    min_days=http.hsts_min_days,
+                    client_cert=endpoint.client_cert,
+                    client_key=endpoint.client_key,
+                )
+    else:
+        facts["http"] = {"state": "skipped", "detail": "HTTP checks are off for this endpoint"}
+    incomplete = any(f.code == "chain_incomplete" for f in primary.findings)
+    if incomplete and endpoint.fetch_aia:
+        try:
+            trust = get_trust_store(endpoint.ca_file)
+        except TrustStoreError:
+            trust = None
+        if trust is not None:
+            jobs["aia"] = explain_incomplete(
+                primary.handshake.chain_der,
+                endpoint.verify_name,
+                report.checked_at,
+                trust,
+                endpoint.thresholds,
+                timeout=left(),
+            )
+
+    results = await _run_all(jobs, left())
+
+    # Assemble.
+    protocol_reports: list[ProtocolReport] = []
+    for key, value in results.items():
+        if not key.startswith("protocols:"):
+            continue
+        i = int(key.split(":", 1)[1])
+        if isinstance(value, ProtocolReport):
+            protocol_reports.append(value)
+            added[i].extend(value.findings)
+            bextra[i].update(value.as_json())
+        else:
+            bextra[i]["protocols_error"] = str(value)
+    if protocol_reports:
+        versions = merge_versions(protocol_reports)
+        facts["protocols"] = versions
+        facts["protocols_accepted"] = [v for v, s in versions.items() if s == "accepted"]
+        facts["protocol_notes"] = {k: v for r in protocol_reports for k, v in r.notes.items() if k == "SSLv3"}
+    elif not endpoint.check_protocols:
+        facts["protocols"] = "not checked (check_protocols is off)"
+
+    if "no_sni" in results:
+        value = results["no_sni"]
+        if isinstance(value, dict):
+            endpoint_findings.extend(_no_sni_finding(endpoint, value))
+            facts["no_sni"] = {k: v for k, v in value.items() if not k.startswith("_")}
+        else:
+            facts["no_sni"] = {"state": "failed", "error": str(value)}
+    elif not endpoint.server_name:
+        facts["no_sni"] = {"state": "skipped", "error": "the endpoint itself sends no SNI"}
+
+    redirect = results.get("redirect")
+    hsts = results.get("hsts")
+    redirect_r = redirect if isinstance(redirect, RedirectResult) else None
+    hsts_r = hsts if isinstance(hsts, HstsResult) else None
+    if http is not None:
+        if "redirect" in results:
+            facts["redirect"] = (
+                redirect_r.as_json() if redirect_r else {"state": "failed", "detail": str(redirect)}
+            )
+        if "hsts" in results:
+            facts["hsts"] = hsts_r.as_json() if hsts_r else {"state": "failed", "detail": str(hsts)}
+        if hsts_r is not None and hsts_r.state in ("ok", "short"):
+            missing = list(hsts_r.preload_missing)
+            if redirect_r is not None and redirect_r.state not in ("redirects", "closed"):
+                missing.append("an HTTP to HTTPS redirect on the same host")
+            hsts_facts = dict(facts["hsts"])  # type: ignore[call-overload]
+            hsts_facts["preload_ready"] = not missing
+            hsts_facts["preload_missing"] = missing
+            facts["hsts"] = hsts_facts
+        endpoint_findings.extend(
+            http_findings(redirect_r, hsts_r, endpoint.verify_name, primary.handshake.port)
+        )
+        for key, what in (("redirect", "redirect"), ("hsts", "HSTS")):
+            if key in results and not isinstance(results[key], RedirectResult | HstsResult):
+                endpoint_findings.append(
+                    F.make("http_check_failed", f"the {what} check did not complete: {results[key]}")
+                )
+
+    backends = list(report.backends)
+    aia = results.get("aia")
+    if isinstance(aia, AiaResult):
+        facts["aia"] = aia.as_json()
+        leaf = _leaf(primary)
+        if leaf is not None:
+            backends = [_chain_incomplete_rewrite(b, aia, leaf.sha256) for b in backends]
+    elif "aia" in results:
+        facts["aia"] = {"state": "fetch_failed", "detail": str(aia)}
+
+    new_backends = []
+    for i, b in enumerate(backends):
+        drop = replace_codes.get(i, set())
+        kept = tuple(f for f in b.findings if f.code not in drop)
+        new_backends.append(replace(b, findings=(*kept, *added[i]), extra={**b.extra, **bextra[i]}))
+    return with_backends(report, new_backends, endpoint_findings, facts)
+
+
+class _Unfinished:
+    """A job cancelled at the deadline or one that raised."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+async def _run_all(jobs: dict[str, Awaitable[Any]], timeout: float) -> dict[str, Any]:
+    """Run every job concurrently; at ``timeout`` cancel the rest. Never raises."""
+    if not jobs:
+        return {}
+    tasks = {asyncio.ensure_future(job): key for key, job in jobs.items()}
+    _done, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(BaseException):
+            await task
+    out: dict[str, Any] = {}
+    for task, key in tasks.items():
+        if task in pending:
+            out[key] = _Unfinished(
+                f"did not finish within the deadline ({timeout:.1f} s left when it started)"
+            )
+        elif task.cancelled():
+            out[key] = _Unfinished("cancelled")
+        elif task.exception() is not None:
+            exc = task.exception()
+            out[key] = _Unfinished(f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            out[key] = task.result()
+    return out
+
+
+register_hook(deep_checks)
+
+__all__ = ["backends_check", "client_auth_state", "deep_checks", "pin_check", "spki_pins"]

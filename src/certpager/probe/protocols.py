@@ -1,0 +1,517 @@
+"""Which protocol versions and weak cipher suites a server accepts.
+
+Each test is one fresh TCP connection whose handshake stops as soon as the
+server's ServerHello has been read: the version and suite the server chose are
+known then, so the client never computes a key exchange, never sends its second
+flight and the server never waits for it. A refusing server answers the
+ClientHello with an alert (one round trip). The probes of one backend run
+concurrently within the endpoint's deadline.
+
+What the main handshake already proves is not probed again: the client offered
+TLS 1.0 to 1.3, so the negotiated version is accepted and every higher one is
+not (``no_tls1_3`` costs nothing). Below it, one probe offering TLS 1.0-1.1
+answers both versions when the server refuses them (the common case), a second
+one is needed only when it accepts TLS 1.1. SSLv3 is probed only when this
+OpenSSL build can still offer it; otherwise it is reported as not testable,
+never as disabled.
+
+``weak_cipher`` (warning) is about the suite a modern client actually gets:
+the main handshake's, without forward secrecy or without AEAD (so a CBC-only
+server is caught). One more probe at TLS 1.2 offers only static-RSA suites; a
+server that accepts one gets ``weak_cipher`` at info severity (no forward
+secrecy for clients that offer nothing better). CBC suites accepted next to
+AEAD ones are not probed: a server accepting TLS 1.0 necessarily has them, and
+``tls1_0_enabled`` already says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
+
+from certpager.probe import findings as F
+from certpager.probe.handshake import (
+    VERSIONS,
+    ClientOptions,
+    ContextError,
+    client_context,
+    describe_ssl_error,
+)
+from certpager.probe.model import Finding, Handshake, Severity
+
+_READ_SIZE = 65536
+
+#: Protocol versions, oldest first (names as OpenSSL reports them).
+VERSION_ORDER: tuple[str, ...] = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+#: What is known about one version on one backend.
+VersionState = Literal["accepted", "refused", "not_testable", "not_tested", "inconclusive"]
+
+_VERSION_CODES = {"SSLv3": "sslv3_enabled", "TLSv1": "tls1_0_enabled", "TLSv1.1": "tls1_1_enabled"}
+_VERSION_WORDS = {"SSLv3": "SSLv3", "TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2"}
+
+
+# --- cipher suites ------------------------------------------------------------
+
+
+def suite_weaknesses(cipher: str) -> tuple[str, ...]:
+    """Why a negotiated suite (OpenSSL name) is weak; empty when it has forward
+    secrecy and AEAD. TLS 1.3 suites (``TLS_...``) always have both."""
+    name = cipher.upper()
+    if name.startswith("TLS_"):
+        return ()
+    out: list[str] = []
+    if "NULL" in name.split("-") or name.startswith("NULL"):
+        out.append("no encryption (NULL cipher)")
+    if "RC4" in name:
+        out.append("RC4 stream cipher")
+    if "DES-CBC3" in name or "3DES" in name or name.startswith("DES-") or "-DES-" in name:
+        out.append("64-bit block cipher (3DES/DES)")
+    forward_secret = name.startswith(("ECDHE-", "DHE-", "EDH-"))
+    if not forward_secret:
+        if name.startswith(("ADH-", "AECDH-")):
+            out.append("anonymous key exchange (no server authentication)")
+        elif "PSK" in name or name.startswith("SRP"):
+            out.append("no forward secrecy (pre-shared key)")
+        else:
+            out.append(_STATIC_RSA)
+    aead = "GCM" in name or "CHACHA20-POLY1305" in name or "CCM" in name
+    if not aead and not any("NULL" in w for w in out):
+        out.append("no AEAD (CBC mode)")
+    return tuple(out)
+
+
+_STATIC_RSA = "no forward secrecy (static RSA key exchange)"
+
+
+@functools.cache
+def static_rsa_suites() -> str:
+    """OpenSSL cipher list of every static-RSA suite (no forward secrecy) this
+    build knows, NULL ciphers left out."""
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    ctx.set_cipher_list(b"ALL:COMPLEMENTOFALL:@SECLEVEL=0")
+    names = SSL.Connection(ctx, None).get_cipher_list()
+    keep = [n for n in names if "NULL" not in n and _STATIC_RSA in suite_weaknesses(n)]
+    return ":".join(keep) + ":@SECLEVEL=0"
+
+
+@functools.cache
+def can_offer(version: str) -> bool:
+    """Whether this OpenSSL build can still offer ``version`` (SSLv3 usually not)."""
+    try:
+        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        ctx.set_cipher_list(b"ALL:@SECLEVEL=0")
+        ctx.set_min_proto_version(VERSIONS[version])
+        ctx.set_max_proto_version(VERSIONS[version])
+        conn = SSL.Connection(ctx, None)
+        conn.set_connect_state()
+        with contextlib.suppress(SSL.WantReadError):
+            conn.do_handshake()
+        hello = conn.bio_read(_READ_SIZE)
+    except (SSL.Error, ValueError, KeyError):
+        return False
+    return bool(hello)
+
+
+# --- one stopped-early handshake -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    """What the server answered to one ClientHello."""
+
+    accepted: bool | None
+    """True: it chose a version and suite; False: it refused; None: no answer
+    (connect failed, deadline) so nothing can be concluded."""
+    version: str | None = None
+    """Version the server chose."""
+    cipher: str | None = None
+    """Suite the server chose."""
+    chain_der: tuple[bytes, ...] = ()
+    """Certificates the server sent (only when asked to wait for them)."""
+    error: str | None = None
+    """Why it refused, or why nothing could be concluded, in words."""
+
+
+class _PeerClosed(Exception):
+    pass
+
+
+async def server_hello(
+    address: str,
+    port: int,
+    sni: str | None,
+    options: ClientOptions,
+    *,
+    timeout: float,
+    want_chain: bool = False,
+) -> Hello:
+    """Send one ClientHello and stop once the server has chosen (or, with
+    ``want_chain``, once its certificates have arrived). Never raises."""
+    loop = asyncio.get_running_loop()
+    try:
+        ctx = client_context(options)
+    except ContextError as exc:
+        return Hello(None, error=f"cannot set up the TLS client: {exc}")
+    fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(fam, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    conn: SSL.Connection | None = None
+    got_bytes = False
+    try:
+        async with asyncio.timeout(max(timeout, 0.001)):
+            try:
+                await loop.sock_connect(sock, (address, port))
+            except OSError as exc:
+                return Hello(None, error=f"cannot connect: {exc.strerror or exc}")
+            conn = SSL.Connection(ctx, None)
+            conn.set_connect_state()
+            if sni:
+                conn.set_tlsext_host_name(sni.encode("idna"))
+            while True:
+                try:
+                    conn.do_handshake()
+                    done = True
+                except SSL.WantReadError:
+                    done = False
+                except SSL.Error as exc:
+                    chosen = _chosen(conn, want_chain)
+                    if chosen is not None:
+                        return chosen
+                    return Hello(False, error=describe_ssl_error(exc))
+                chosen = _chosen(conn, want_chain)
+                if chosen is not None:
+                    return chosen
+                if done:
+                    return Hello(
+                        True,
+                        conn.get_protocol_version_name(),
+                        conn.get_cipher_name(),
+                        _chain(conn) if want_chain else (),
+                    )
+                await _send_pending(conn, sock, loop)
+                data = await _receive(sock, loop)
+                got_bytes = True
+                conn.bio_write(data)
+    except TimeoutError:
+        return Hello(None, error=f"no answer within {timeout:.1f} s")
+    except _PeerClosed as exc:
+        # After a good main handshake, hanging up on this ClientHello is a refusal.
+        return Hello(False, error=str(exc) + (" after its first answer" if got_bytes else ""))
+    except Exception as exc:  # a probe never raises
+        return Hello(None, error=f"unexpected error: {type(exc).__name__}: {exc}")
+    finally:
+        sock.close()
+
+
+def _chosen(conn: SSL.Connection, want_chain: bool) -> Hello | None:
+    """A result once the server has chosen (and, if wanted, sent its certificates)."""
+    cipher = conn.get_cipher_name()
+    if cipher is None:
+        return None
+    if want_chain:
+        chain = _chain(conn)
+        if not chain:
+            return None
+        return Hello(True, conn.get_protocol_version_name(), cipher, chain)
+    return Hello(True, conn.get_protocol_version_name(), cipher)
+
+
+def _chain(conn: SSL.Connection) -> tuple[bytes, ...]:
+    try:
+        certs = conn.get_peer_cert_chain(as_cryptography=True)
+    except SSL.Error:
+        return ()
+    return tuple(c.public_bytes(Encoding.DER) for c in certs or ())
+
+
+async def _send_pending(conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    while True:
+        try:
+            data = conn.bio_read(_READ_SIZE)
+        except SSL.WantReadError:
+            return
+        if not data:
+            return
+        try:
+            await loop.sock_sendall(sock, data)
+        except OSError:
+            raise _PeerClosed("the server closed the connection") from None
+
+
+async def _receive(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
+    try:
+        data = await loop.sock_recv(sock, _READ_SIZE)
+    except OSError:
+        raise _PeerClosed("the server reset the connection") from None
+    if not data:
+        raise _PeerClosed("the server closed the connection")
+    return data
+
+
+# --- the protocol report of one backend ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProtocolReport:
+    """Protocol versions and weak suites of one backend."""
+
+    versions: dict[str, VersionState]
+    """Every version of :data:`VERSION_ORDER` and what is known about it."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Why a version is not testable, not tested or inconclusive."""
+    negotiated: str | None = None
+    """Suite the main handshake negotiated (what a modern client gets)."""
+    negotiated_weaknesses: tuple[str, ...] = ()
+    """Why that suite is weak (empty: forward secrecy and AEAD)."""
+    static_rsa: VersionState = "not_tested"
+    """Whether the server accepts a static-RSA suite (no forward secrecy) at TLS 1.2
+    from a client offering nothing else: ``accepted``, ``refused``,
+    ``inconclusive`` or ``not_tested``."""
+    static_rsa_suite: str | None = None
+    """The static-RSA suite it chose."""
+    static_rsa_note: str | None = None
+    """Why it refused, or why the probe was inconclusive."""
+    probes: int = 0
+    """Extra connections this took."""
+    findings: tuple[Finding, ...] = ()
+    """``tls1_0_enabled``, ``tls1_1_enabled``, ``sslv3_enabled``, ``no_tls1_3``, ``weak_cipher``."""
+
+    def accepted(self) -> list[str]:
+        """Versions known to be accepted, oldest first."""
+        return [v for v in VERSION_ORDER if self.versions.get(v) == "accepted"]
+
+    def as_json(self) -> dict[str, object]:
+        """The facts, for ``certpager check --json``."""
+        return {
+            "protocols": dict(self.versions),
+            "protocols_accepted": self.accepted(),
+            "protocol_notes": dict(self.notes),
+            "cipher_check": {
+                "negotiated": self.negotiated,
+                "negotiated_weaknesses": list(self.negotiated_weaknesses),
+                "static_rsa": self.static_rsa,
+                "static_rsa_suite": self.static_rsa_suite,
+                "static_rsa_note": self.static_rsa_note,
+            },
+            "protocol_probes": self.probes,
+        }
+
+
+async def probe_protocols(
+    address: str,
+    port: int,
+    sni: str | None,
+    main: Handshake,
+    *,
+    timeout: float,
+    client: ClientOptions | None = None,
+) -> ProtocolReport:
+    """Find out which versions and weak suites ``address:port`` accepts.
+
+    Args:
+        address: backend address.
+        port: TLS port.
+        sni: SNI to send (the endpoint's).
+        main: the backend's main handshake (it offered TLS 1.0-1.3).
+        timeout: seconds left of the endpoint's deadline.
+        client: client certificate settings (only the certificate files are used).
+    """
+    versions: dict[str, VersionState] = {v: "not_tested" for v in VERSION_ORDER}
+    notes: dict[str, str] = {}
+    label = (main.label,)
+    base = ClientOptions(
+        client_cert=client.client_cert if client else None,
+        client_key=client.client_key if client else None,
+        alpn=(),
+    )
+    negotiated = main.tls_version if main.tls_version in VERSION_ORDER else None
+    if negotiated is not None:
+        versions[negotiated] = "accepted"
+        for v in VERSION_ORDER[VERSION_ORDER.index(negotiated) + 1 :]:
+            versions[v] = "refused"
+            notes[v] = f"the server chose {negotiated} when offered up to TLS 1.3"
+    below = list(VERSION_ORDER[: VERSION_ORDER.index(negotiated)]) if negotiated else []
+    if "SSLv3" in below and not can_offer("SSLv3"):
+        versions["SSLv3"] = "not_testable"
+        notes["SSLv3"] = "this OpenSSL build cannot offer SSLv3, so whether the server accepts it is unknown"
+        below.remove("SSLv3")
+    if "TLSv1.2" in below:
+        below.remove("TLSv1.2")  # not a problem either way; learnt from the static-RSA probe if it accepts
+        notes["TLSv1.2"] = "not probed separately (the server prefers TLS 1.3)"
+    probes = 0
+
+    async def version_probe(low: str, high: str) -> Hello:
+        nonlocal probes
+        probes += 1
+        options = ClientOptions(
+            client_cert=base.client_cert,
+            client_key=base.client_key,
+            min_version=low,
+            max_version=high,
+            ciphers="ALL:@SECLEVEL=0",
+            alpn=(),
+        )
+        return await server_hello(address, port, sni, options, timeout=timeout)
+
+    async def old_versions() -> None:
+        olds = [v for v in ("TLSv1", "TLSv1.1") if v in below]
+        if not olds:
+            return
+        first = await version_probe(olds[0], olds[-1])
+        if first.accepted is None:
+            for v in olds:
+                versions[v] = "inconclusive"
+                notes[v] = first.error or "no answer"
+            return
+        if not first.accepted:
+            for v in olds:
+                versions[v] = "refused"
+                notes[v] = first.error or "refused"
+            return
+        chosen = first.version or olds[-1]
+        if chosen in olds:
+            versions[chosen] = "accepted"
+            notes[chosen] = f"negotiated {first.cipher}"
+        for v in olds:
+            if VERSION_ORDER.index(v) > VERSION_ORDER.index(chosen):
+                versions[v] = "refused"
+                notes[v] = f"the server chose {chosen} when offered up to {olds[-1]}"
+        rest = [v for v in olds if VERSION_ORDER.index(v) < VERSION_ORDER.index(chosen)]
+        if rest:
+            second = await version_probe(rest[0], rest[-1])
+            for v in rest:
+                if second.accepted is None:
+                    versions[v] = "inconclusive"
+                    notes[v] = second.error or "no answer"
+                elif second.accepted and second.version == v:
+                    versions[v] = "accepted"
+                    notes[v] = f"negotiated {second.cipher}"
+                else:
+                    versions[v] = "refused"
+                    notes[v] = second.error or f"the server chose {second.version}"
+
+    async def sslv3() -> None:
+        if "SSLv3" not in below:
+            return
+        hello = await version_probe("SSLv3", "SSLv3")
+        versions["SSLv3"] = (
+            "inconclusive" if hello.accepted is None else ("accepted" if hello.accepted else "refused")
+        )
+        notes["SSLv3"] = hello.error or f"negotiated {hello.cipher}"
+
+    rsa_state: VersionState = "not_tested"
+    rsa_suite: str | None = None
+    rsa_note: str | None = None
+
+    async def static_rsa() -> None:
+        nonlocal probes, rsa_state, rsa_suite, rsa_note
+        if negotiated not in ("TLSv1.2", "TLSv1.3"):
+            return
+        probes += 1
+        options = ClientOptions(
+            client_cert=base.client_cert,
+            client_key=base.client_key,
+            min_version="TLSv1.2",
+            max_version="TLSv1.2",
+            ciphers=static_rsa_suites(),
+            alpn=(),
+        )
+        hello = await server_hello(address, port, sni, options, timeout=timeout)
+        rsa_note = hello.error
+        if hello.accepted is None:
+            rsa_state = "inconclusive"
+        elif hello.accepted:
+            rsa_state, rsa_suite = "accepted", hello.cipher
+            if hello.version == "TLSv1.2" and versions["TLSv1.2"] != "accepted":
+                versions["TLSv1.2"] = "accepted"
+                notes["TLSv1.2"] = f"negotiated {hello.cipher}"
+        else:
+            rsa_state = "refused"
+
+    await asyncio.gather(old_versions(), sslv3(), static_rsa())
+
+    found: list[Finding] = []
+    for v, code in _VERSION_CODES.items():
+        if versions[v] == "accepted":
+            found.append(
+                F.make(
+                    code,
+                    f"the server accepts {_VERSION_WORDS[v]} ({notes.get(v, '')}); it is deprecated "
+                    "(RFC 8996) and modern clients refuse it",
+                    backends=label,
+                )
+            )
+    if negotiated is not None and negotiated != "TLSv1.3":
+        found.append(
+            F.make(
+                "no_tls1_3",
+                f"the server chose {_VERSION_WORDS.get(negotiated, negotiated)} although the client "
+                "offered TLS 1.3: TLS 1.3 is not enabled",
+                backends=label,
+            )
+        )
+    neg_weak = suite_weaknesses(main.cipher) if main.cipher else ()
+    if neg_weak:
+        found.append(
+            F.make(
+                "weak_cipher",
+                f"a modern client gets {main.cipher} ({negotiated}): " + ", ".join(neg_weak),
+                backends=label,
+            )
+        )
+    if rsa_suite and not neg_weak:
+        found.append(
+            F.make(
+                "weak_cipher",
+                f"the server also accepts {rsa_suite} (static RSA key exchange: no forward secrecy) "
+                "from clients that offer nothing better; modern clients do not use it",
+                severity=Severity.INFO,
+                backends=label,
+            )
+        )
+    return ProtocolReport(
+        versions=versions,
+        notes=notes,
+        negotiated=main.cipher,
+        negotiated_weaknesses=neg_weak,
+        static_rsa=rsa_state,
+        static_rsa_suite=rsa_suite,
+        static_rsa_note=rsa_note,
+        probes=probes,
+        findings=tuple(found),
+    )
+
+
+def merge_versions(reports: Sequence[ProtocolReport]) -> dict[str, VersionState]:
+    """Endpoint view: a version is accepted when any backend accepts it."""
+    rank = {"accepted": 4, "inconclusive": 3, "refused": 2, "not_testable": 1, "not_tested": 0}
+    out: dict[str, VersionState] = {}
+    for v in VERSION_ORDER:
+        states = [r.versions.get(v, "not_tested") for r in reports]
+        out[v] = max(states, key=lambda s: rank[s]) if states else "not_tested"
+    return out
+
+
+__all__ = [
+    "VERSION_ORDER",
+    "Hello",
+    "ProtocolReport",
+    "can_offer",
+    "merge_versions",
+    "probe_protocols",
+    "server_hello",
+    "static_rsa_suites",
+    "suite_weaknesses",
+]
+
+with contextlib.suppress(Exception):  # warm the caches at import; failures show at probe time
+    static_rsa_suites()
