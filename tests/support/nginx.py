@@ -59,7 +59,7 @@ class Site:
     """More directives inside the server block."""
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -107,7 +107,7 @@ class Nginx:
         blocks = []
         for site in self.sites:
             if not site.port:
-                site.port = _free_port(self.host)
+                site.port = free_port(self.host)
             default = " default_server" if site.default_server else ""
             blocks.append(
                 f"""
