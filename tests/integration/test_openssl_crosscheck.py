@@ -92,6 +92,7 @@ CASES = [
         lambda p, c, o: [c.leaf("app.test"), c.intermediate],
         trust="other",
         openssl_error=20,
+        finding="untrusted_root",
     ),
     CrossCase(
         "untrusted-root-sent",
