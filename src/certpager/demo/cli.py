@@ -145,9 +145,9 @@ def _hints(info: LabInfo, audit: Path) -> str:
     config = info.config
     return "\n".join(
         [
-            "  try:  certpager check --config " + config,
-            f"        CERTPAGER_AUDIT_LOG={audit} certpager run certbot-force-renew "
-            f"--endpoint {PAGE_ENDPOINT} --config {config}",
+            f"  try:  certpager check --config {config}",
+            f"        CERTPAGER_AUDIT_LOG={audit} certpager --config {config} run certbot-force-renew "
+            f"--endpoint {PAGE_ENDPOINT}",
             "  Ctrl-C (or SIGTERM) stops the lab and removes everything.",
         ]
     )

@@ -334,7 +334,7 @@ class Lab:
             "host": "127.0.0.1",
             "port": port,
             "sni": sc.server_name,
-            "tags": ["drill", *(["mtls"] if sc.mtls else ["web"])],
+            "tags": _tags(sc),
             "ca_file": "ca/drill-root.pem",
         }
         if sc.mtls:
@@ -478,6 +478,15 @@ class Lab:
         for sock in self.reserved.values():
             sock.close()
         self.reserved.clear()
+
+
+def _tags(sc: Scenario) -> list[str]:
+    """Tags of a scenario's endpoint: the runbooks select by ``certbot``/``nginx``."""
+    if not sc.listening:
+        return ["drill"]
+    if sc.mtls:
+        return ["drill", "mtls", "nginx"]
+    return ["drill", "web", "nginx", "certbot"]
 
 
 def _reserve_port() -> socket.socket:

@@ -59,9 +59,17 @@ class StopReport:
 class LabProcess:
     """The lab as a child process. Use as a context manager or call start/stop."""
 
-    def __init__(self, *, base_dir: str | None = None, start_timeout: float = START_TIMEOUT):
+    def __init__(
+        self,
+        *,
+        base_dir: str | None = None,
+        start_timeout: float = START_TIMEOUT,
+        python: str | None = None,
+    ):
         self.base_dir = base_dir
         """Parent of the lab dir; None means the system temp dir."""
+        self.python = python or sys.executable
+        """Interpreter that runs the lab (this one by default)."""
         self.start_timeout = start_timeout
         """Seconds to wait for the ready line."""
         self.dir: Path | None = None
@@ -84,20 +92,31 @@ class LabProcess:
     def start(self) -> LabInfo:
         """Spawn the lab and wait until it is ready; raise :class:`LabError` if it is not."""
         t0 = time.monotonic()
-        self.dir = Path(tempfile.mkdtemp(prefix="certpager-demo-", dir=self.base_dir))
+        try:
+            self.dir = Path(tempfile.mkdtemp(prefix="certpager-demo-", dir=self.base_dir))
+        except OSError as exc:
+            where = self.base_dir or tempfile.gettempdir()
+            raise LabError(
+                f"the fire-drill lab did not start: cannot create its directory in {where}: "
+                f"{exc.strerror or exc}"
+            ) from None
         log_path = self.dir / "lab.log"
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
-        with log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "certpager.demo.lab", "--dir", str(self.dir)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=env,
-                start_new_session=True,  # terminal signals go to us; we stop it by PID
-                close_fds=True,
-            )
+        try:
+            with log_path.open("wb") as log:
+                self.proc = subprocess.Popen(
+                    [self.python, "-m", "certpager.demo.lab", "--dir", str(self.dir)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    env=env,
+                    start_new_session=True,  # terminal signals go to us; we stop it by PID
+                    close_fds=True,
+                )
+        except OSError as exc:
+            self.stop()
+            raise LabError(f"the fire-drill lab did not start: cannot run {self.python}: {exc}") from None
         try:
             line = self._read_ready_line()
             self.info = LabInfo.from_json(json.loads(line))

@@ -16,6 +16,7 @@ import contextlib
 import json
 import re
 import ssl
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -124,8 +125,11 @@ def build_context(site: SiteConfig, certificate: str, key: str) -> ssl.SSLContex
         # security level is 0: a legacy nginx config that "still allows TLS 1.0"
         # really accepts it only this way.
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = versions[0]
-    ctx.maximum_version = versions[-1]
+    with warnings.catch_warnings():
+        # ssl.TLSVersion.TLSv1/TLSv1_1 are deprecated: enabling them is the point here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = versions[0]
+        ctx.maximum_version = versions[-1]
     ctx.load_cert_chain(certificate, key)
     ctx.set_alpn_protocols(["http/1.1"])
     if site.client_ca:
