@@ -14,11 +14,12 @@ that postmortems are written from.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -89,10 +90,9 @@ def summary_line(info: LabInfo, seconds: float) -> str:
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``certpager demo``."""
     no_tui = bool(getattr(args, "no_tui", False))
-    run_tui: Callable[..., int] | None = None
     if not no_tui:
         try:
-            from certpager.tui import cli as tui_cli
+            import certpager.tui.app  # noqa: F401  (fail before starting anything)
         except ImportError:
             print(
                 "certpager demo: the TUI is not available in this build; "
@@ -100,7 +100,6 @@ def run_demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_UNKNOWN
-        run_tui = tui_cli.run_tui
     lab = LabProcess()
     code = 0
     with _termination_signals():
@@ -120,7 +119,6 @@ def run_demo(args: argparse.Namespace) -> int:
                 code = _wait_for_stop(lab)
             else:
                 print(summary_line(info, seconds), flush=True)
-                assert run_tui is not None
                 code = run_tui(Path(info.config), readonly=bool(getattr(args, "readonly", False)))
         except KeyboardInterrupt:
             code = 0
@@ -139,6 +137,34 @@ def run_demo(args: argparse.Namespace) -> int:
                 if not report.dir_removed:
                     code = code or 2
     return code
+
+
+def run_tui(config_path: Path, *, readonly: bool = False) -> int:
+    """Open the TUI on the lab config until the user quits.
+
+    Like :func:`certpager.tui.cli.run_tui`, plus: SIGTERM/SIGHUP make the app exit
+    the normal way (terminal restored, workers stopped) instead of unwinding the
+    event loop from a signal handler, which leaves Textual's input thread behind.
+    """
+    from certpager.config import load_config
+    from certpager.tui.app import build_app
+
+    app = build_app(load_config(config_path), readonly=readonly)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the app has not started its loop yet, or has finished
+            raise Terminated(signum) from None
+        loop.call_soon_threadsafe(app.exit)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        app.run()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return app.return_code or 0
 
 
 def _hints(info: LabInfo, audit: Path) -> str:
