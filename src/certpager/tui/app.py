@@ -1,0 +1,378 @@
+"""The certpager Textual app and its factory.
+
+The app holds the services (config, checker, clock, runbook service) and routes
+requests between screens; the screens own the state. :func:`build_app` is the
+one place an app is made, by ``certpager`` and by the tests (with fakes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections.abc import Iterable
+from pathlib import Path, PurePath
+from typing import ClassVar
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from certpager.config import Config
+from certpager.errors import CertpagerError, RunLockedError
+from certpager.probe import EndpointReport
+from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent
+from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, RunbookEvent
+from certpager.tui.runbooks import RunbookService
+from certpager.tui.screens.detail import DetailScreen
+from certpager.tui.screens.endpoints import EndpointsScreen
+from certpager.tui.screens.help import HelpScreen
+from certpager.tui.screens.runbook import (
+    AskModal,
+    ConfirmModal,
+    MessageModal,
+    PlanScreen,
+    RunbookChooser,
+    RunScreen,
+)
+from certpager.tui.services import Checker, Clock, Schedule, default_checker, system_clock
+
+STYLES = Path(__file__).parent / "styles"
+
+STOP_GRACE = 15.0
+"""Seconds a signal or quit waits for a cancelled run to end its command and close its audit record."""
+
+
+class CertpagerApp(App[int]):
+    """From page to verified fix: the endpoint list, the detail screen, the runbook flow."""
+
+    TITLE = "certpager"
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
+        STYLES / "global.tcss",
+        STYLES / "endpoints.tcss",
+        STYLES / "detail.tcss",
+        STYLES / "runbook.tcss",
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        checker: Checker,
+        clock: Clock,
+        readonly: bool = False,
+        schedule: Schedule | None = None,
+        bell: bool = True,
+        runbooks: RunbookService | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        """The loaded endpoint config."""
+        self.checker = checker
+        """Probes one endpoint."""
+        self.clock = clock
+        """Current time (frozen in tests)."""
+        self.readonly = readonly
+        """Hide every runbook action."""
+        self.endpoints_screen = EndpointsScreen(
+            config, checker=checker, clock=clock, schedule=schedule, bell=bell, readonly=readonly
+        )
+        """The main screen (bottom of the stack, never popped)."""
+        self.runbooks = runbooks if not readonly else None
+        """The runbook engine as the app uses it (None in read-only mode)."""
+        self.active_runs: dict[str, RunbookRun] = {}
+        """Runs in progress, by endpoint."""
+        self.run_screens: dict[str, RunScreen] = {}
+        """The latest run screen per endpoint."""
+        self._signals_installed: list[int] = []
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.endpoints_screen
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._install_signal_handlers()
+
+    def on_unmount(self) -> None:
+        self._remove_signal_handlers()
+
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM/SIGHUP: leave through the normal exit, which restores the terminal.
+
+        Textual's Linux driver only handles TSTP/CONT/WINCH; without this, TERM and
+        HUP would kill the process with the terminal still in raw/mouse mode.
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+                continue
+            self._signals_installed.append(signum)
+
+    def _remove_signal_handlers(self) -> None:
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for signum in self._signals_installed:
+            loop.remove_signal_handler(signum)
+        self._signals_installed.clear()
+
+    def _on_signal(self, signum: int) -> None:
+        self.call_later(self.shutdown_on_signal, signum)
+
+    async def shutdown_on_signal(self, signum: int) -> None:
+        """Cancel a running runbook (its audit record is closed by the engine), then exit."""
+        await self.stop_runs(reason=f"{signal.Signals(signum).name} received")
+        self.exit(128 + signum)
+
+    async def stop_runs(self, reason: str) -> None:
+        """Cancel every running runbook and wait for the engine to close its records."""
+        for run in list(self.active_runs.values()):
+            run.cancel(reason)
+        flows = [w for w in self.workers if w.group.startswith("runbook:") and not w.is_finished]
+        if flows:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_GRACE):
+                    for worker in flows:
+                        await worker.wait()
+
+    async def action_quit(self) -> None:
+        """Quit; a running runbook is cancelled first (after asking), so its audit record closes."""
+        if self.active_runs:
+            self.push_screen(
+                AskModal(
+                    "A runbook is running",
+                    "Cancel the running runbook and quit? The running command is ended on its target.",
+                    yes="Cancel it and quit (y)",
+                    no="Keep running (n)",
+                ),
+                self._quit_answered,
+            )
+            return
+        self.exit(0)
+
+    async def _quit_answered(self, yes: bool | None) -> None:
+        if yes:
+            await self.stop_runs("cancelled: certpager is quitting")
+            self.exit(0)
+
+    # -- routing between screens -------------------------------------------
+
+    def show_endpoint(self, name: str) -> None:
+        """Open the detail screen of ``name``."""
+        screen = self.endpoints_screen
+        endpoint = screen.endpoints.get(name)
+        if endpoint is None:
+            return
+        self.push_screen(
+            DetailScreen(
+                endpoint,
+                screen.reports.get(name),
+                clock=self.clock,
+                readonly=self.readonly,
+                checking=name in screen.in_flight,
+            )
+        )
+
+    def report_updated(self, report: EndpointReport) -> None:
+        """A new report was accepted: update every screen showing that endpoint."""
+        for screen in self.screen_stack:
+            if isinstance(screen, DetailScreen) and screen.endpoint.name == report.name:
+                screen.report = report
+                screen.checking = False
+
+    @on(Recheck)
+    def _recheck(self, message: Recheck) -> None:
+        self.endpoints_screen.recheck(message.names)
+
+    @on(ProbeFinished)
+    def _probe_finished(self, message: ProbeFinished) -> None:
+        """Reports posted to the app (a runbook's verification) go to the list."""
+        self.endpoints_screen.accept_report(message.report)
+
+    # -- runbooks -----------------------------------------------------------
+
+    def can_fix(self, name: str) -> bool:
+        """Whether a runbook can be offered for ``name`` (never in read-only mode)."""
+        return not self.readonly and self.runbooks is not None
+
+    def start_fix(self, name: str) -> None:
+        """Choose a runbook for ``name``, show its plan, run it (as a worker on the app)."""
+        if not self.can_fix(name):
+            return
+        active = self.run_screens.get(name)
+        if active is not None and active.phase != "finished":
+            if active is not self.screen and active not in self.screen_stack:
+                self.push_screen(active)
+            self.notify(f"A runbook is already running for {name}.", markup=False)
+            return
+        if any(w.name == f"fix {name}" and not w.is_finished for w in self.workers):
+            return
+        self.run_worker(
+            self.fix_flow(name),
+            name=f"fix {name}",
+            group=f"runbook:{name}",
+            exclusive=False,
+            exit_on_error=False,
+            description=f"runbook flow for {name}",
+        )
+
+    async def fix_flow(self, name: str) -> None:
+        """Choose -> plan -> run with confirmations -> verify. Runs in a worker on the app
+        (its own group per endpoint), so popping a screen or a probe refresh never cancels it."""
+        service = self.runbooks
+        endpoint = self.config.endpoint(name)
+        if service is None or endpoint is None:
+            return
+        report = self.endpoints_screen.reports.get(name)
+        try:
+            runbooks, invalid = service.for_endpoint(endpoint)
+        except CertpagerError as exc:
+            await self.push_screen_wait(MessageModal("Cannot list runbooks", str(exc)))
+            return
+        if not runbooks:
+            extra = "".join(f"\n{e.path.name}: {e.error}" for e in invalid)
+            await self.push_screen_wait(
+                MessageModal(
+                    f"No runbook for {name}",
+                    f"No runbook applies to {name}. Add one to its `runbooks:` list (or give it a tag a "
+                    f"runbook applies to) in {self.config.path or 'the config'}.{extra}",
+                )
+            )
+            return
+        recommended: dict[str, list[str]] = {}
+        for finding in report.findings if report is not None else ():
+            if finding.runbook:
+                recommended.setdefault(finding.runbook, []).append(finding.code)
+        while True:
+            runbook = await self.push_screen_wait(RunbookChooser(endpoint, runbooks, recommended, invalid))
+            if runbook is None:
+                return
+            try:
+                plan = service.plan(runbook, endpoint)
+            except CertpagerError as exc:
+                await self.push_screen_wait(MessageModal(f"Cannot plan {runbook.name}", str(exc)))
+                continue
+            if await self.push_screen_wait(PlanScreen(plan)):
+                break
+            if len(runbooks) == 1:
+                return
+        await self._run_plan(service, plan)
+
+    async def _run_plan(self, service: RunbookService, plan: Plan) -> None:
+        name = plan.endpoint.name
+        holder: list[RunbookRun] = []
+        screen = RunScreen(
+            plan, clock=self.clock, cancel=lambda reason: holder[0].cancel(reason) if holder else None
+        )
+        self.run_screens[name] = screen
+        await self.push_screen(screen)
+        try:
+            for note in service.unfinished_runs():
+                screen.post_message(RunbookEvent(Notice(run_id="", level="warning", message=note)))
+        except CertpagerError as exc:
+            screen.post_message(RunbookCrashed(f"the audit log cannot be used, so nothing runs: {exc}"))
+            return
+
+        def on_event(event: RunEvent) -> None:
+            screen.post_message(RunbookEvent(event))
+
+        run = service.new_run(plan, confirm=self._confirm, on_event=on_event)
+        holder.append(run)
+        self.active_runs[name] = run
+        try:
+            result = await run.execute()
+        except RunLockedError as exc:
+            screen.post_message(RunbookCrashed(f"not started: {exc}"))
+            return
+        except Exception as exc:  # a bug must not leave the screen saying RUNNING
+            screen.post_message(RunbookCrashed(f"the run stopped unexpectedly: {type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            self.active_runs.pop(name, None)
+        # The row updates at once from the verification's own handshakes, then a full
+        # probe (deep checks included) follows.
+        verified = service.last_reports.get(name)
+        if verified is not None and result.verification is not None:
+            self.endpoints_screen.accept_report(verified)
+        self.endpoints_screen.recheck([name])
+
+    async def _confirm(self, request: ConfirmRequest) -> ConfirmReply:
+        """The engine's confirmation callable: a modal, awaited inside the run's worker."""
+        modal = ConfirmModal(request)
+        try:
+            reply: ConfirmReply = await self.push_screen_wait(modal)
+        except asyncio.CancelledError:
+            # The run was cancelled while asking (signal, cancel): take the question away.
+            if modal.is_attached and modal in self.screen_stack:
+                modal.dismiss(ConfirmReply.no())
+            raise
+        return reply
+
+    # -- keys and palette ---------------------------------------------------
+
+    def action_help(self) -> None:
+        """Show every key."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.readonly))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        commands = getattr(screen, "palette_commands", None)
+        if commands is not None:
+            yield from commands()
+        yield SystemCommand("Keys", "Show every key (?)", self.action_help)
+        yield from (c for c in super().get_system_commands(screen) if c.title not in ("Keys",))
+
+
+def build_app(
+    config: Config,
+    *,
+    checker: Checker | None = None,
+    clock: Clock | None = None,
+    readonly: bool = False,
+    auto_refresh: bool = True,
+    interval: float | None = None,
+    bell: bool | None = None,
+    seed: int | None = None,
+    runbooks: RunbookService | None = None,
+) -> CertpagerApp:
+    """Make the app. Tests inject a fake ``checker`` and a frozen ``clock``.
+
+    Args:
+        config: the loaded config.
+        checker: probes one endpoint (default: the real probe with the config's settings).
+        clock: current time (default: the wall clock).
+        readonly: hide every runbook action.
+        auto_refresh: re-probe on the interval (off in tests: only explicit probes).
+        interval: seconds between re-probes (default: the config's ``interval``).
+        bell: ring the bell when an endpoint gets worse (default: the config's ``bell``).
+        seed: seed of the jitter (tests).
+        runbooks: the runbook service (default: the real engine on the config; None in read-only).
+    """
+    clock = clock or system_clock
+    settings = config.settings
+    schedule = (
+        Schedule(interval=interval or settings.interval, rng=random.Random(seed)) if auto_refresh else None
+    )
+    return CertpagerApp(
+        config,
+        checker=checker or default_checker(settings, clock),
+        clock=clock,
+        readonly=readonly,
+        schedule=schedule,
+        bell=settings.bell if bell is None else bell,
+        runbooks=None if readonly else (runbooks or RunbookService(config)),
+    )

@@ -1,0 +1,123 @@
+"""The runbook engine as the TUI uses it: catalogue, plan, run. No Textual here.
+
+Everything goes through :mod:`certpager.runbook` unchanged (plan, confirmations,
+lock, audit log, verification); this class only holds what the app injects
+(where runbooks and the audit log live, the SSH runner factory, the probe) so
+tests can replace the network with fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from certpager.audit import AuditLog
+from certpager.config import Config, Endpoint
+from certpager.probe import EndpointReport
+from certpager.runbook import (
+    CatalogEntry,
+    Confirmer,
+    EventSink,
+    Plan,
+    Runbook,
+    RunbookRun,
+    build_plan,
+    is_locked,
+    list_runbooks,
+    runbook_dirs,
+    runbooks_for,
+)
+from certpager.runbook.plan import TargetInfo
+from certpager.runbook.verify import ProbeFn, default_probe
+from certpager.ssh import RunnerFactory
+
+
+@dataclass
+class RunbookService:
+    """What the app needs to offer, plan and run runbooks for its endpoints."""
+
+    config: Config
+    """The loaded config (settings, runbook directories)."""
+    audit_path: Path | None = None
+    """The audit log (None: ``$CERTPAGER_AUDIT_LOG`` or the XDG default)."""
+    runner_factory: RunnerFactory | None = None
+    """Builds the SSH runner of a target (None: asyncssh / local)."""
+    probe: ProbeFn | None = None
+    """Fresh handshakes for baseline and verification (None: the engine's lean probe)."""
+    lock_dir: Path | None = None
+    """Where run locks live (None: the XDG default)."""
+    dirs: list[Path] | None = None
+    """Runbook search path (None: from the config)."""
+    target_for: Callable[[Endpoint], TargetInfo | None] | None = None
+    """Override of how the plan names the SSH target (tests: no ``~/.ssh/config``)."""
+    run_ids: Callable[[], str] | None = None
+    """Makes run ids (None: the engine's time + random; tests and screenshots fix it)."""
+    last_reports: dict[str, EndpointReport] = field(default_factory=dict)
+    """The last report each verification probe produced (shown at once when a run ends)."""
+
+    def search_path(self) -> list[Path]:
+        """Directories searched for runbooks, highest precedence first."""
+        if self.dirs is not None:
+            return self.dirs
+        config_dir = self.config.path.resolve().parent if self.config.path else None
+        return runbook_dirs(self.config.settings, config_dir=config_dir)
+
+    def catalog(self) -> list[CatalogEntry]:
+        """Every runbook file on the search path (invalid ones carry their error)."""
+        return list_runbooks(self.search_path())
+
+    def for_endpoint(self, endpoint: Endpoint) -> tuple[list[Runbook], list[CatalogEntry]]:
+        """The runbooks ``endpoint`` may use (its own list first) and the invalid files seen."""
+        entries = self.catalog()
+        invalid = [e for e in entries if e.runbook is None and not e.shadowed]
+        return runbooks_for(endpoint, entries), invalid
+
+    def plan(self, runbook: Runbook, endpoint: Endpoint) -> Plan:
+        """Render ``runbook`` for ``endpoint`` (nothing runs). Raises ``RunbookError``."""
+        if self.target_for is not None:
+            return build_plan(runbook, endpoint, target=self.target_for(endpoint), resolve_target=False)
+        return build_plan(runbook, endpoint)
+
+    def audit(self) -> AuditLog:
+        """The audit log every run writes to."""
+        return AuditLog(self.audit_path)
+
+    def unfinished_runs(self) -> list[str]:
+        """Runs an earlier process opened and never closed (described, then acknowledged).
+
+        Raises:
+            AuditError: the log cannot be read or written safely.
+        """
+        log = self.audit()
+        log.check()
+        out: list[str] = []
+        for run in log.unfinished(is_active=lambda name: is_locked(name, self.lock_dir)):
+            out.append(run.describe())
+            log.acknowledge(run)
+        return out
+
+    def _probe(self) -> ProbeFn:
+        base = self.probe or default_probe(self.config.settings)
+
+        async def probe(endpoint: Endpoint) -> EndpointReport:
+            report = await base(endpoint)
+            self.last_reports[endpoint.name] = report
+            return report
+
+        return probe
+
+    def new_run(self, plan: Plan, *, confirm: Confirmer, on_event: EventSink) -> RunbookRun:
+        """A run of ``plan`` whose confirmations and events go to the app."""
+        self.last_reports.pop(plan.endpoint.name, None)
+        return RunbookRun(
+            plan,
+            confirm=confirm,
+            on_event=on_event,
+            settings=self.config.settings,
+            audit=self.audit(),
+            runner_factory=self.runner_factory,
+            probe=self._probe(),
+            lock_dir=self.lock_dir,
+            run_id=self.run_ids() if self.run_ids is not None else None,
+        )

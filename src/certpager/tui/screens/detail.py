@@ -1,0 +1,205 @@
+"""The endpoint screen: why it is red, the chain as sent, the handshakes, the fix.
+
+Left: findings in plain words with fix and runbook, then handshake facts per
+backend and the deeper checks (HTTP, protocols, served vs stored). Right: the
+chain tree. Below 110 columns the two stack. The report is a reactive the main
+screen updates when a new probe arrives; the panes are only re-rendered when
+what they show changed, so a routine re-probe does not move the reader's place.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import events
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from certpager.config import Endpoint
+from certpager.probe import CertInfo, EndpointReport
+from certpager.tui.messages import Recheck
+from certpager.tui.services import Clock
+from certpager.tui.widgets.chain_tree import ChainTree
+from certpager.tui.widgets.report_views import DetailHeader, FactsView, FindingsView, HandshakeView
+
+if TYPE_CHECKING:
+    from certpager.tui.app import CertpagerApp
+
+NARROW = 110
+"""Below this width the findings and the chain stack instead of sitting side by side."""
+
+
+def _shape(report: EndpointReport | None) -> object:
+    """What the panes show, minus timings and timestamps (so a routine re-probe is a no-op)."""
+    if report is None:
+        return None
+    return (
+        report.status,
+        report.findings,
+        tuple(
+            (b.handshake.label, b.handshake.error_code, b.handshake.tls_version, b.handshake.cipher)
+            for b in report.backends
+        ),
+        tuple(tuple(c.sha256 for c in b.analysis.chain) if b.analysis else () for b in report.backends),
+        repr(sorted(report.extra.items())),
+    )
+
+
+class DetailScreen(Screen[None]):
+    """Everything known about one endpoint."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "back", "Back"),
+        Binding("r", "recheck", "Recheck"),
+        Binding("f", "fix", "Fix…"),
+        Binding("c", "copy_pem", "Copy PEM"),
+        Binding("y", "copy_fingerprint", "Copy SHA-256"),
+        Binding("tab", "focus_next", "Next pane", show=False),
+        Binding("question_mark", "app.help", "Keys"),
+        Binding("colon", "app.command_palette", "Commands", show=False),
+    ]
+
+    report: reactive[EndpointReport | None] = reactive(None, init=False)
+    """Latest report of the endpoint."""
+    now: reactive[datetime] = reactive(datetime.min, init=False)
+    """The clock as of the last tick."""
+    checking: reactive[bool] = reactive(False)
+    """A probe of this endpoint is in flight."""
+    readonly: reactive[bool] = reactive(False)
+    """Runbook actions are hidden."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        report: EndpointReport | None,
+        *,
+        clock: Clock,
+        readonly: bool,
+        checking: bool = False,
+    ) -> None:
+        super().__init__()
+        self.endpoint = endpoint
+        """The endpoint shown."""
+        self._clock = clock
+        self.set_reactive(DetailScreen.report, report)
+        self.set_reactive(DetailScreen.now, clock())
+        self.set_reactive(DetailScreen.readonly, readonly)
+        self.set_reactive(DetailScreen.checking, checking)
+        self._shown_shape = _shape(report)
+
+    @property
+    def cp_app(self) -> CertpagerApp:
+        """The app, typed."""
+        from certpager.tui.app import CertpagerApp
+
+        assert isinstance(self.app, CertpagerApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        bound = {"report": DetailScreen.report, "now": DetailScreen.now, "checking": DetailScreen.checking}
+        yield DetailHeader(self.endpoint, id="detail-header").data_bind(**bound)
+        with Horizontal(id="detail-body"):
+            with VerticalScroll(id="facts"):
+                yield FindingsView(self.endpoint, id="findings").data_bind(
+                    report=DetailScreen.report, now=DetailScreen.now, readonly=DetailScreen.readonly
+                )
+                yield HandshakeView(self.endpoint, id="handshakes").data_bind(report=DetailScreen.report)
+                yield FactsView(self.endpoint, id="extra").data_bind(report=DetailScreen.report)
+            yield ChainTree(self.endpoint.thresholds, id="chain")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tree = self.query_one(ChainTree)
+        tree.now = self.now
+        tree.report = self.report
+        self.query_one("#facts").focus()
+        self.set_interval(5.0, self._tick_clock, name="clock")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
+
+    def _tick_clock(self) -> None:
+        now = self._clock()
+        if now != self.now:
+            self.now = now
+
+    def watch_report(self, report: EndpointReport | None) -> None:
+        shape = _shape(report)
+        if shape != self._shown_shape:
+            self._shown_shape = shape
+            self.query_one(ChainTree).report = report
+
+    # -- actions ------------------------------------------------------------
+
+    def action_back(self) -> None:
+        """Back to the list."""
+        self.dismiss(None)
+
+    def action_recheck(self) -> None:
+        """Probe this endpoint now."""
+        self.checking = True
+        self.post_message(Recheck((self.endpoint.name,)))
+
+    def action_fix(self) -> None:
+        """Choose and run a runbook for this endpoint."""
+        self.cp_app.start_fix(self.endpoint.name)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "fix":
+            return self.cp_app.can_fix(self.endpoint.name)
+        if action in ("copy_pem", "copy_fingerprint"):
+            return self._cert() is not None
+        return True
+
+    def watch_readonly(self) -> None:
+        self.refresh_bindings()
+
+    def _cert(self) -> CertInfo | None:
+        """The certificate under the tree cursor when the tree has focus, else the leaf."""
+        if not self.is_mounted:
+            return self.report.leaf if self.report is not None else None
+        tree = self.query_one(ChainTree)
+        if tree.has_focus and tree.selected_cert is not None:
+            return tree.selected_cert
+        return self.report.leaf if self.report is not None else None
+
+    def action_copy_pem(self) -> None:
+        """Copy the PEM of the leaf (or of the certificate under the tree cursor)."""
+        cert = self._cert()
+        if cert is None:
+            return
+        pem = ssl.DER_cert_to_PEM_cert(cert.der)
+        self.app.copy_to_clipboard(pem)
+        self.notify(f"Copied the PEM of {cert.subject} ({len(pem)} bytes).", timeout=4, markup=False)
+
+    def action_copy_fingerprint(self) -> None:
+        """Copy the SHA-256 fingerprint of the leaf (or of the certificate under the tree cursor)."""
+        cert = self._cert()
+        if cert is None:
+            return
+        self.app.copy_to_clipboard(cert.sha256)
+        self.notify(f"Copied SHA-256 {cert.sha256[:16]}… of {cert.subject}.", timeout=4, markup=False)
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        """Actions of this screen for the command palette."""
+        name = self.endpoint.name
+        if self.cp_app.can_fix(name):
+            yield SystemCommand(f"Fix {name}…", "Choose a runbook, see its plan, run it (f)", self.action_fix)
+        yield SystemCommand(f"Recheck {name}", "Probe this endpoint now (r)", self.action_recheck)
+        if self._cert() is not None:
+            yield SystemCommand(
+                "Copy leaf PEM", "Copy the certificate as PEM to the clipboard (c)", self.action_copy_pem
+            )
+            yield SystemCommand(
+                "Copy SHA-256 fingerprint",
+                "Copy the fingerprint to the clipboard (y)",
+                self.action_copy_fingerprint,
+            )
+        yield SystemCommand("Back to the list", "Esc", self.action_back)

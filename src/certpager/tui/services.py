@@ -1,0 +1,105 @@
+"""What the app is given instead of reaching for globals: a checker, a clock, a schedule.
+
+Tests and the screenshot script inject fakes here (a checker returning canned
+reports, a frozen clock); the real app uses :func:`certpager.probe.check_endpoint`
+and the wall clock. No Textual in this module.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from certpager.config import Endpoint, Settings
+from certpager.probe import EndpointReport, Handshake, check_endpoint
+from certpager.probe.engine import backend_result, build_report, with_findings
+from certpager.stored import StoredComparison, compare_stored
+
+Checker = Callable[[Endpoint], Awaitable[EndpointReport]]
+"""Probe one endpoint; should never raise (a raise is turned into an error report)."""
+
+Clock = Callable[[], datetime]
+"""The current time, timezone-aware UTC."""
+
+JITTER = 0.1
+"""Re-probe intervals vary by up to this fraction, so endpoints do not probe in lockstep."""
+
+
+def system_clock() -> datetime:
+    """The wall clock, UTC."""
+    return datetime.now(UTC)
+
+
+def default_checker(settings: Settings, clock: Clock = system_clock) -> Checker:
+    """The real probe: :func:`check_endpoint` with the config's settings, then, for an
+    endpoint that says where its certificate is stored, the served-vs-stored comparison."""
+
+    async def check(endpoint: Endpoint) -> EndpointReport:
+        report = await check_endpoint(endpoint, settings=settings, now=clock())
+        if endpoint.stored is None or not any(b.handshake.ok for b in report.backends):
+            return report
+        comparison = await compare_stored(endpoint, report)
+        return with_findings(
+            report, [comparison.finding] if comparison.finding else [], {"stored": stored_facts(comparison)}
+        )
+
+    return check
+
+
+def stored_facts(comparison: StoredComparison) -> dict[str, object]:
+    """The served-vs-stored comparison as facts for the detail screen."""
+    facts: dict[str, object] = {"location": comparison.location}
+    if comparison.error is not None:
+        facts["state"] = "not compared"
+        facts["error"] = comparison.error
+        return facts
+    stored = comparison.stored
+    facts["state"] = "differs (renewed but not reloaded)" if comparison.differing else "same as served"
+    if stored is not None:
+        facts["stored"] = (
+            f"serial {stored.serial} · sha256 {stored.sha256[:16]}… · notAfter {stored.not_after:%Y-%m-%d %H:%M} UTC"
+        )
+    if comparison.differing:
+        facts["differing backends"] = list(comparison.differing)
+    return facts
+
+
+async def safe_check(checker: Checker, endpoint: Endpoint, clock: Clock) -> EndpointReport:
+    """Run ``checker``; if it raises (a bug), return an error report saying so instead."""
+    try:
+        return await checker(endpoint)
+    except Exception as exc:
+        now = clock()
+        hs = Handshake(
+            address=endpoint.host,
+            port=endpoint.port,
+            sni=endpoint.server_name,
+            error_code="handshake_failed",
+            error=f"internal error while probing: {type(exc).__name__}: {exc}",
+        )
+        return build_report(endpoint, [backend_result(endpoint, hs, now)], now)
+
+
+@dataclass
+class Schedule:
+    """When each endpoint is next due for a re-probe (monotonic seconds), with jitter."""
+
+    interval: float
+    """Seconds between probes of one endpoint (before jitter)."""
+    rng: random.Random = field(default_factory=random.Random)
+    """Source of jitter (seeded in tests)."""
+    due: dict[str, float] = field(default_factory=dict)
+    """Endpoint name -> monotonic time it is next due."""
+
+    def probed(self, name: str, at: float) -> None:
+        """``name`` was just probed at monotonic time ``at``: plan the next one."""
+        self.due[name] = at + self.interval * (1 + self.rng.uniform(-JITTER, JITTER))
+
+    def pop_due(self, at: float, names: Iterable[str]) -> list[str]:
+        """Names among ``names`` due at ``at`` (not yet scheduled counts as due)."""
+        out = [n for n in names if self.due.get(n, 0.0) <= at]
+        for n in out:
+            self.due[n] = float("inf")  # until the probe reports back
+        return out

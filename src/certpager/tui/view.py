@@ -1,0 +1,307 @@
+"""What the screens show, as plain values: rows, badges, short texts.
+
+Pure functions of core results and a clock; no Textual here, so the wording and
+the order can be tested without an app. Everything returned is plain text; the
+widgets turn it into ``rich.text.Text`` (never markup), so certificate fields
+cannot restyle the screen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from certpager.config import Endpoint
+from certpager.probe import EndpointReport, Finding, Severity, Status
+
+PENDING = "pending"
+"""Style key of an endpoint that has no report yet."""
+
+#: Symbol and short label per status. The label carries the meaning on its own, so the
+#: list reads the same with ``NO_COLOR`` (T64): colour only repeats it.
+BADGES: dict[Status | None, tuple[str, str]] = {
+    Status.PAGE: ("‼", "PAGE"),
+    Status.ERROR: ("✖", "ERROR"),
+    Status.CRITICAL: ("✖", "CRIT"),
+    Status.WARNING: ("▲", "WARN"),
+    Status.OK: ("✓", "OK"),
+    None: ("·", "—"),
+}
+
+CHECKING_SYMBOL = "↻"
+"""Replaces the badge symbol while a fresh probe of the row is in flight."""
+
+#: Order of the header counts: worst first.
+STATUS_ORDER: tuple[Status, ...] = (Status.PAGE, Status.ERROR, Status.CRITICAL, Status.WARNING, Status.OK)
+
+_EXPIRY_CODES = frozenset({"cert_expired", "expires_soon", "renewal_overdue"})
+
+# Control characters (C0 except TAB, DEL, C1) would move the cursor or start escape
+# sequences in a real terminal: show them as visible escapes instead.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (ESC, CR, BEL...) shown as ``\\x1b`` etc.
+
+    Certificate fields and remote output come from strangers; they are displayed,
+    never interpreted.
+    """
+    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def status_key(status: Status | None) -> str:
+    """The style key of a status: ``ok``, ``warning``, ``critical``, ``page``, ``error`` or ``pending``."""
+    return PENDING if status is None else status.value
+
+
+def severity_status(severity: Severity) -> Status:
+    """The status colour a finding of ``severity`` is shown in (info shows as ok)."""
+    return Status.from_severity(severity)
+
+
+def days_text(days: float | None) -> str:
+    """Days left, short: ``62d``, ``6.4d``, ``-2.0d`` (expired); ``—`` when unknown."""
+    if days is None:
+        return "—"
+    if abs(days) < 10:
+        return f"{days:.1f}d"
+    return f"{days:.0f}d"
+
+
+def days_long(days: float | None) -> str:
+    """Days left in words: ``expires in 1 day 14 h``, ``expired 3 days ago``."""
+    if days is None:
+        return "unknown"
+    whole = abs(days)
+    if whole >= 730:
+        years = f"{whole / 365.25:.1f} years"
+        return f"expired {years} ago" if days < 0 else f"expires in {years}"
+    d = int(whole)
+    h = round((whole - d) * 24)
+    if h == 24:
+        d, h = d + 1, 0
+    unit = "day" if d == 1 else "days"
+    span = f"{d} {unit} {h} h" if d < 7 and h else f"{d} {unit}"
+    if d == 0:
+        span = f"{h} h" if h else "less than an hour"
+    return f"expired {span} ago" if days < 0 else f"expires in {span}"
+
+
+def date_text(when: datetime | None) -> str:
+    """``2026-03-15`` (UTC), ``—`` when unknown."""
+    return when.strftime("%Y-%m-%d") if when is not None else "—"
+
+
+def datetime_text(when: datetime | None) -> str:
+    """``2026-03-15 17:40 UTC``, ``—`` when unknown."""
+    return when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "—"
+
+
+def age_text(seconds: float) -> str:
+    """How long ago: ``now``, ``12s``, ``3m``, ``2h``, ``4d``."""
+    if seconds < 1:
+        return "now"
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
+def ms_text(ms: float | None) -> str:
+    """``38 ms``, ``1.2 s``, ``—``."""
+    if ms is None:
+        return "—"
+    if ms >= 1000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms:.0f} ms"
+
+
+def tls_short(version: str | None) -> str:
+    """``TLSv1.3`` -> ``1.3``; ``—`` when no handshake."""
+    if not version:
+        return "—"
+    return version.removeprefix("TLSv").removeprefix("SSLv") or version
+
+
+def _split_dn(dn: str) -> list[tuple[str, str]]:
+    """Split an RFC 4514 string into (type, value) pairs, honouring ``\\,`` escapes."""
+    parts: list[str] = []
+    buf: list[str] = []
+    escaped = False
+    for ch in dn:
+        if escaped:
+            buf.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in ",+":
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    parts.append("".join(buf))
+    out: list[tuple[str, str]] = []
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if sep:
+            out.append((key.strip().upper(), value.strip()))
+    return out
+
+
+def dn_short(dn: str) -> str:
+    """The most telling part of a DN: its CN, else O, else the whole string."""
+    pairs = _split_dn(dn)
+    for wanted in ("CN", "O", "OU"):
+        for key, value in pairs:
+            if key == wanted and value:
+                return value
+    return dn
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """One line of the endpoint list, ready to render."""
+
+    name: str
+    """Endpoint name (the row key)."""
+    status: Status | None
+    """Last known status; None before the first report."""
+    checking: bool
+    """A probe of this endpoint is in flight."""
+    address: str
+    """``host:port``."""
+    days_left: float | None
+    """Days until the leaf expires (from the frozen/real clock)."""
+    not_after: datetime | None
+    """Leaf expiry."""
+    issuer: str
+    """Short issuer name of the leaf."""
+    tls_version: str | None
+    """Negotiated protocol of the primary backend."""
+    latency_ms: float | None
+    """TLS handshake time of the primary backend."""
+    findings: int
+    """Findings of warning severity or worse."""
+    checked_at: datetime | None
+    """When the last report was taken."""
+    days_status: Status | None
+    """The status the expiry alone deserves (colours the days column)."""
+    error: str | None
+    """Why no handshake completed, if so."""
+    tags: tuple[str, ...] = ()
+    """Endpoint tags (for filtering)."""
+    host: str = ""
+    """Endpoint host (for filtering)."""
+
+    @property
+    def badge(self) -> str:
+        """``✓ OK``, ``‼ PAGE``...; the symbol becomes ``↻`` while checking."""
+        symbol, label = BADGES[self.status]
+        return f"{CHECKING_SYMBOL if self.checking else symbol} {label}"
+
+    def checked_text(self, now: datetime) -> str:
+        """``checking…``, ``12s``, ``—``."""
+        if self.checking:
+            return "checking…"
+        if self.checked_at is None:
+            return "—"
+        return age_text(max((now - self.checked_at).total_seconds(), 0.0))
+
+
+def make_row(endpoint: Endpoint, report: EndpointReport | None, checking: bool, now: datetime) -> EndpointRow:
+    """The list row of ``endpoint`` given its latest ``report``."""
+    if report is None:
+        return EndpointRow(
+            name=endpoint.name,
+            status=None,
+            checking=checking,
+            address=endpoint.address,
+            days_left=None,
+            not_after=None,
+            issuer="",
+            tls_version=None,
+            latency_ms=None,
+            findings=0,
+            checked_at=None,
+            days_status=None,
+            error=None,
+            tags=endpoint.tags,
+            host=endpoint.host,
+        )
+    leaf = report.leaf
+    primary = report.primary
+    expiry = [f.severity for f in report.findings if f.code in _EXPIRY_CODES]
+    days_status = Status.from_severity(max(expiry)) if expiry else (Status.OK if leaf else None)
+    return EndpointRow(
+        name=endpoint.name,
+        status=report.status,
+        checking=checking,
+        address=endpoint.address,
+        days_left=leaf.days_left(now) if leaf is not None else None,
+        not_after=leaf.not_after if leaf is not None else None,
+        issuer=dn_short(leaf.issuer) if leaf is not None else "",
+        tls_version=primary.handshake.tls_version if primary is not None else None,
+        latency_ms=primary.handshake.timings.handshake_ms if primary is not None else None,
+        findings=sum(1 for f in report.findings if f.severity >= Severity.WARNING),
+        checked_at=report.checked_at,
+        days_status=days_status,
+        error=report.error,
+        tags=endpoint.tags,
+        host=endpoint.host,
+    )
+
+
+def sort_rows(rows: Iterable[EndpointRow]) -> list[EndpointRow]:
+    """Worst first, then fewest days left, then name; endpoints not yet checked last.
+
+    The same order as :func:`certpager.probe.sort_reports`, applied to rows.
+    """
+
+    def key(row: EndpointRow) -> tuple[int, float, str]:
+        rank = row.status.rank if row.status is not None else -1
+        days = row.days_left if row.days_left is not None else float("inf")
+        return (-rank, days, row.name)
+
+    return sorted(rows, key=key)
+
+
+def matches(row: EndpointRow, query: str) -> bool:
+    """Whether ``row`` passes the filter: every word of ``query`` (case-insensitive)
+    is in the name, host, host:port or a tag. ``tag:x`` matches tags only."""
+    words = query.lower().split()
+    if not words:
+        return True
+    tags = [t.lower() for t in row.tags]
+    haystack = " ".join([row.name.lower(), row.host.lower(), row.address.lower(), *tags])
+    for word in words:
+        if word.startswith("tag:"):
+            wanted = word[4:]
+            if not any(wanted in t for t in tags):
+                return False
+        elif word not in haystack:
+            return False
+    return True
+
+
+def count_statuses(rows: Sequence[EndpointRow]) -> dict[Status | None, int]:
+    """How many rows have each status (None: not yet checked)."""
+    counts: dict[Status | None, int] = {}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
+
+
+def got_worse(old: EndpointReport | None, new: EndpointReport) -> bool:
+    """Whether ``new`` is worse than the previous report (the first report never is)."""
+    return old is not None and new.status.rank > old.status.rank
+
+
+def worst_finding(report: EndpointReport) -> Finding | None:
+    """The first (worst) finding, if any."""
+    return report.findings[0] if report.findings else None

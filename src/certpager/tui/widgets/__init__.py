@@ -1,0 +1,1 @@
+"""Render-only widgets; screens own the state."""

@@ -1,0 +1,210 @@
+"""The certificate chain exactly as the server sent it, as a tree.
+
+One branch per distinct chain (backends that disagree get one each), one node
+per certificate in the order sent, expanded to its facts: subject, issuer,
+validity with days left, SANs, key, signature algorithm, serial, SHA-256
+fingerprint and SPKI pin. Labels are built as ``Text`` from plain strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from certpager.config import Thresholds
+from certpager.probe import BackendResult, CertInfo, ChainAnalysis, EndpointReport, Status
+from certpager.tui import view
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def chain_groups(report: EndpointReport) -> list[tuple[list[str], BackendResult]]:
+    """Backends grouped by the chain they sent (same leaf fingerprints in the same order)."""
+    groups: dict[tuple[str, ...], tuple[list[str], BackendResult]] = {}
+    for backend in report.backends:
+        analysis = backend.analysis
+        if analysis is None:
+            continue
+        key = tuple(c.sha256 for c in analysis.chain)
+        if key in groups:
+            groups[key][0].append(backend.handshake.label)
+        else:
+            groups[key] = ([backend.handshake.label], backend)
+    return list(groups.values())
+
+
+def role(index: int, cert: CertInfo, analysis: ChainAnalysis) -> str:
+    """``leaf``, ``intermediate``, ``root`` or ``extra`` for the certificate at ``index``."""
+    if index == 0:
+        return "leaf"
+    if cert.self_signed:
+        return "root"
+    in_path = any(c.sha256 == cert.sha256 for c in analysis.verified_path)
+    if cert.is_ca and (in_path or not analysis.verified_path):
+        return "intermediate"
+    return "extra" if not in_path else "intermediate"
+
+
+class ChainTree(Tree[CertInfo | None]):
+    """The chain as sent: certificates and their facts."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "chain-tree--ok",
+        "chain-tree--warning",
+        "chain-tree--critical",
+        "chain-tree--page",
+        "chain-tree--error",
+        "chain-tree--pending",
+        "chain-tree--muted",
+        "chain-tree--heading",
+    }
+
+    report: reactive[EndpointReport | None] = reactive(None, init=False)
+    """The report whose chain is shown."""
+    now: reactive[datetime] = reactive(_EPOCH, init=False)
+    """The clock validity is judged against."""
+
+    def __init__(
+        self, thresholds: Thresholds | None = None, *, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(Text("Chain as sent"), id=id, classes=classes)
+        self.guide_depth = 3
+        self.thresholds = thresholds or Thresholds()
+        """Days-left thresholds that colour each certificate's validity."""
+
+    def _style(self, key: str) -> Style:
+        return self.get_component_rich_style(f"chain-tree--{key}")
+
+    def on_mount(self) -> None:
+        self.rebuild()
+
+    def watch_report(self) -> None:
+        self.rebuild()
+
+    def watch_now(self) -> None:
+        self.rebuild()
+
+    @property
+    def selected_cert(self) -> CertInfo | None:
+        """The certificate under the cursor (or the one a fact under the cursor belongs to)."""
+        node = self.cursor_node
+        while node is not None:
+            if isinstance(node.data, CertInfo):
+                return node.data
+            node = node.parent
+        return None
+
+    def rebuild(self) -> None:
+        """Build the tree from the report (keeps which certificates were collapsed)."""
+        if not self.is_mounted:
+            return
+        collapsed = {
+            n.data.sha256
+            for n in self._tree_nodes.values()
+            if isinstance(n.data, CertInfo) and not n.is_expanded
+        }
+        line = self.cursor_line
+        self.clear()
+        report = self.report
+        root = self.root
+        if report is None:
+            root.set_label(Text("Chain as sent: not checked yet", self._style("muted")))
+            root.expand()
+            return
+        groups = chain_groups(report)
+        if not groups:
+            root.set_label(Text("Chain as sent: no handshake completed", self._style("error")))
+            root.expand()
+            return
+        primary = report.primary
+        sent = len(primary.analysis.chain) if primary is not None and primary.analysis is not None else 0
+        root.set_label(
+            Text.assemble(
+                ("Chain as sent", self._style("heading")),
+                (f"  {sent} certificate{'s' if sent != 1 else ''}", self._style("muted")),
+            )
+        )
+        for labels, backend in groups:
+            analysis = backend.analysis
+            assert analysis is not None
+            parent: TreeNode[CertInfo | None] = root
+            if len(groups) > 1:
+                parent = root.add(Text(f"from {', '.join(labels)}", self._style("heading")), expand=True)
+            self._add_verdict(parent, analysis)
+            for i, cert in enumerate(analysis.chain):
+                self._add_cert(parent, i, cert, analysis, expand=cert.sha256 not in collapsed and i < 2)
+        root.expand()
+        if line >= 0:
+            self.cursor_line = min(line, self.last_line)
+
+    def _add_verdict(self, parent: TreeNode[CertInfo | None], analysis: ChainAnalysis) -> None:
+        if analysis.trusted:
+            parent.add_leaf(Text("✓ verifies to a trusted root", self._style("ok")))
+        else:
+            text = Text("✖ does not verify: ", self._style("critical"))
+            text.append(view.printable(analysis.verify_error or "unknown reason"))
+            parent.add_leaf(text)
+        if analysis.hostname_ok:
+            parent.add_leaf(Text("✓ name matches", self._style("ok")))
+        else:
+            parent.add_leaf(Text("✖ name does not match the certificate", self._style("critical")))
+        if analysis.verified_path:
+            path = " → ".join(view.printable(view.dn_short(c.subject)) for c in analysis.verified_path)
+            parent.add_leaf(Text.assemble(("trusted path: ", self._style("muted")), path))
+
+    def _add_cert(
+        self,
+        parent: TreeNode[CertInfo | None],
+        index: int,
+        cert: CertInfo,
+        analysis: ChainAnalysis,
+        *,
+        expand: bool,
+    ) -> None:
+        days = cert.days_left(self.now)
+        status = _validity_status(days, self.now, cert, self.thresholds)
+        label = Text()
+        label.append(f"#{index} {role(index, cert, analysis)}  ", self._style("muted"))
+        label.append(view.printable(view.dn_short(cert.subject)))
+        label.append("  ")
+        label.append(view.days_long(days), self._style(view.status_key(status)))
+        node = parent.add(label, data=cert, expand=expand)
+        muted = self._style("muted")
+
+        def fact(name: str, value: str, style: Style | None = None) -> None:
+            node.add_leaf(
+                Text.assemble((f"{name:<10}", muted), (view.printable(value), style or Style())), data=None
+            )
+
+        fact("subject", cert.subject)
+        fact("issuer", cert.issuer)
+        fact(
+            "valid",
+            f"{view.datetime_text(cert.not_before)} → {view.datetime_text(cert.not_after)} ({view.days_long(days)})",
+            self._style(view.status_key(status)) if status is not Status.OK else None,
+        )
+        if cert.sans:
+            fact("SANs", ", ".join(cert.sans))
+        elif index == 0:
+            fact("SANs", "none (CN-only certificates match no name)", self._style("critical"))
+        fact("key", cert.key_desc)
+        fact("signature", cert.signature_algorithm)
+        fact("serial", cert.serial)
+        fact("sha256", cert.sha256)
+        fact("SPKI pin", cert.spki_pin)
+
+
+def _validity_status(days: float, now: datetime, cert: CertInfo, thresholds: Thresholds) -> Status:
+    if days < thresholds.page_days or cert.not_before > now:
+        return Status.PAGE
+    if days < thresholds.critical_days:
+        return Status.CRITICAL
+    if days < thresholds.warning_days:
+        return Status.WARNING
+    return Status.OK

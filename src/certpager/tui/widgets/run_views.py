@@ -1,0 +1,284 @@
+"""Render-only views of a runbook run: the plan, the step list, the verification panel.
+
+Everything comes from the engine's dataclasses (``Plan``, ``StepResult``,
+``VerificationResult``) and is rendered as ``Text`` built from plain strings:
+commands, remote output and certificate names are shown literally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from certpager.runbook import (
+    BackendVerdict,
+    ConfirmKind,
+    Plan,
+    PlannedStep,
+    ServedCert,
+    StepKind,
+    VerificationResult,
+)
+from certpager.runbook.plan import describe_verify
+from certpager.tui import view
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StepState:
+    """Where one step of a run is."""
+
+    number: str
+    """``1``, ``2``, ``2.1`` (an on_failure step)."""
+    step: PlannedStep
+    """The planned step."""
+    state: str = "pending"
+    """``pending``, ``running``, ``asking``, ``ok``, ``failed``, ``timeout``, ``cancelled``,
+    ``unknown``, ``declined``, ``skipped``."""
+    note: str = ""
+    """Outcome in plain words (``exit 0 in 3.2 s``...)."""
+
+
+STATE_MARKS = {
+    "pending": ("·", "pending"),
+    "running": ("▶", "running"),
+    "asking": ("?", "asking"),
+    "ok": ("✓", "ok"),
+    "failed": ("✖", "failed"),
+    "timeout": ("✖", "failed"),
+    "cancelled": ("■", "failed"),
+    "unknown": ("?", "failed"),
+    "declined": ("■", "muted"),
+    "skipped": ("–", "muted"),
+}
+"""Symbol and style key per step state (the symbol carries the meaning without colour)."""
+
+_RUN_CLASSES = {
+    "--muted",
+    "--heading",
+    "--ok",
+    "--failed",
+    "--running",
+    "--asking",
+    "--pending",
+    "--command",
+    "--warning",
+}
+
+
+def plan_steps(plan: Plan) -> list[tuple[str, PlannedStep]]:
+    """``(number, step)`` in order, ``on_failure`` steps numbered ``n.m``."""
+    out: list[tuple[str, PlannedStep]] = []
+    for i, step in enumerate(plan.steps, 1):
+        out.append((str(i), step))
+        out.extend((f"{i}.{j}", sub) for j, sub in enumerate(step.on_failure, 1))
+    return out
+
+
+class PlanView(Widget):
+    """The plan: target, parameters and every step with its exact command. Nothing has run."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"plan-view{c}" for c in _RUN_CLASSES}
+
+    def __init__(self, plan: Plan, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.plan = plan
+        """What would run."""
+
+    def _style(self, key: str) -> Style:
+        return self.get_component_rich_style(f"plan-view--{key}")
+
+    def render(self) -> RenderableType:
+        plan = self.plan
+        ep = plan.endpoint
+        rb = plan.runbook
+        muted = self._style("muted")
+        head = Table.grid(padding=(0, 1))
+        head.add_column(width=14, no_wrap=True)
+        head.add_column(ratio=1, overflow="fold")
+        head.add_row(
+            Text("runbook", muted),
+            Text.assemble((rb.name, self._style("heading")), f" · {view.printable(rb.title)}"),
+        )
+        sha = f" (sha256 {rb.sha256[:12]}…)" if rb.sha256 else ""
+        head.add_row(Text("file", muted), Text(view.printable(rb.file) + sha, muted))
+        sni = f" · SNI {ep.verify_name}" if ep.verify_name != ep.host else ""
+        head.add_row(Text("endpoint", muted), Text(f"{view.printable(ep.name)} · {ep.address}{sni}"))
+        if plan.target is not None:
+            target = Text.assemble((plan.target.label, self._style("heading")))
+            target.append(
+                f"   host {plan.target.host} · port {plan.target.port} · user {plan.target.user}", muted
+            )
+            head.add_row(Text("runs on", muted), target)
+            if plan.target.known_hosts:
+                head.add_row(
+                    Text("host key", muted),
+                    Text("checked against " + ", ".join(plan.target.known_hosts), muted),
+                )
+        for value in plan.values:
+            shown = view.printable(value.value) if value.value else "(empty)"
+            head.add_row(
+                Text(value.name, muted) if len(value.name) <= 14 else Text(value.name[:13] + "…", muted),
+                Text.assemble(shown, (f"  ({value.source})", muted)),
+            )
+        steps = Table.grid(padding=(0, 1))
+        steps.add_column(width=4, no_wrap=True, justify="right")
+        steps.add_column(ratio=1, overflow="fold")
+        for number, step in plan_steps(plan):
+            steps.add_row(Text(f"{number}.", self._style("heading")), self._step(step))
+            steps.add_row("", "")
+        description = (
+            Text(view.printable(" ".join(rb.description.split())), muted) if rb.description else Text("")
+        )
+        note = Text(
+            "This is the plan: nothing has run. Each remote command runs under a remote `timeout`, "
+            "with stdin closed and no terminal; everything is written to the audit log.",
+            muted,
+        )
+        return Group(
+            head, Text(""), description, Text(""), Text("STEPS", self._style("heading")), steps, note
+        )
+
+    def _step(self, step: PlannedStep) -> Text:
+        muted = self._style("muted")
+        text = Text()
+        if step.parent:
+            text.append(f"if {step.parent} fails: ", self._style("warning"))
+        text.append(view.printable(step.title), self._style("heading"))
+        text.append(f"  [{step.id}]", muted)
+        if step.confirm is ConfirmKind.PLAIN:
+            text.append("\nasks yes/no first", self._style("warning"))
+        elif step.confirm is ConfirmKind.TYPED:
+            text.append(f"\nasks you to type {step.confirm_token!r} first", self._style("warning"))
+        for line in step.message.splitlines() if step.message else ():
+            text.append("\n! " + view.printable(line), self._style("warning"))
+        if step.kind is StepKind.RUN:
+            text.append(f"\non {step.target} · timeout {step.timeout:g} s", muted)
+            text.append("\n$ ", muted)
+            text.append(step.display_command, self._style("command"))
+            if step.stdin is not None:
+                text.append("\n(with input on stdin, not shown)", muted)
+        elif step.kind is StepKind.VERIFY and step.verify is not None:
+            text.append("\n" + describe_verify(step.verify, self.plan.endpoint), muted)
+        if step.continue_on_error:
+            text.append("\n(a failure does not stop the run)", muted)
+        return text
+
+
+class StepList(Widget):
+    """One line per step with its state; the running one is marked."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"step-list{c}" for c in _RUN_CLASSES}
+
+    steps: reactive[tuple[StepState, ...]] = reactive((), always_update=True)
+    """The steps and their states."""
+
+    def render(self) -> RenderableType:
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(width=2, no_wrap=True)
+        grid.add_column(width=4, no_wrap=True)
+        grid.add_column(ratio=1, overflow="fold")
+        for s in self.steps:
+            mark, key = STATE_MARKS.get(s.state, ("?", "muted"))
+            style = self.get_component_rich_style(f"step-list--{key}")
+            body = Text(view.printable(s.step.title), style if s.state in ("running", "asking") else Style())
+            if s.note:
+                body.append(
+                    f"\n{view.printable(s.note)}",
+                    self.get_component_rich_style(f"step-list--{'failed' if key == 'failed' else 'muted'}"),
+                )
+            grid.add_row(
+                Text(mark, style), Text(s.number, self.get_component_rich_style("step-list--muted")), body
+            )
+        return grid
+
+
+class VerificationPanel(Widget):
+    """Before and after, side by side, per backend: the proof the fix is served."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"verification-panel{c}" for c in _RUN_CLASSES} | {
+        "verification-panel--verdict-ok",
+        "verification-panel--verdict-failed",
+    }
+
+    result: reactive[VerificationResult | None] = reactive(None)
+    """The verdict (None while the verification has not reached one)."""
+    attempt: reactive[tuple[BackendVerdict, ...]] = reactive(())
+    """Per-backend verdicts of the latest attempt (shown while polling)."""
+    attempt_number: reactive[int] = reactive(0)
+    """Which attempt the verdicts come from."""
+    now: reactive[datetime] = reactive(_EPOCH)
+    """The clock days-left are measured against."""
+
+    def _style(self, key: str) -> Style:
+        return self.get_component_rich_style(f"verification-panel--{key}")
+
+    def render(self) -> RenderableType:
+        result = self.result
+        verdicts = result.backends if result is not None else self.attempt
+        if result is not None:
+            ok = result.passed
+            head = Text()
+            head.append(
+                " ✓ VERIFIED " if ok else " ✖ NOT VERIFIED ",
+                self._style("verdict-ok" if ok else "verdict-failed"),
+            )
+            head.append("  " + view.printable(result.message), self._style("ok" if ok else "failed"))
+            head.append(
+                f"  ({result.attempts} attempt{'s' if result.attempts != 1 else ''}, {result.elapsed:.1f} s)",
+                self._style("muted"),
+            )
+        else:
+            head = Text.assemble(("VERIFYING", self._style("heading")))
+            head.append(
+                f"  attempt {self.attempt_number}: fresh handshakes to every backend…", self._style("muted")
+            )
+        table = Table(box=None, show_edge=False, pad_edge=False, expand=True, padding=(0, 1))
+        table.add_column("backend", style=self._style("muted"), no_wrap=True, ratio=2)
+        table.add_column("before the run", ratio=5, overflow="fold")
+        table.add_column("after", ratio=5, overflow="fold")
+        for v in verdicts:
+            after = self._cert(v.after, good=v.passed)
+            if v.reasons:
+                after.append(
+                    "\n" + "\n".join(f"✖ {view.printable(r)}" for r in v.reasons), self._style("failed")
+                )
+            elif v.passed:
+                after.append("\n✓ new certificate served, chain verifies, name matches", self._style("ok"))
+            table.add_row(Text(v.backend), self._cert(v.before, good=False, before=True), after)
+        parts: list[RenderableType] = [head, table]
+        if result is not None and result.stored is not None:
+            parts.append(
+                Text.assemble(
+                    ("stored  ", self._style("muted")), self._cert(result.stored, good=True, plain=True)
+                )
+            )
+        if result is not None:
+            parts.extend(Text("note: " + view.printable(n), self._style("muted")) for n in result.notes)
+        return Group(*parts)
+
+    def _cert(
+        self, cert: ServedCert | None, *, good: bool, before: bool = False, plain: bool = False
+    ) -> Text:
+        if cert is None:
+            return Text("no certificate (no handshake)", self._style("muted" if before else "failed"))
+        days = (cert.not_after - self.now).total_seconds() / 86400.0
+        style = self._style("muted") if plain else self._style("ok" if good else "failed")
+        text = Text()
+        text.append(f"{view.date_text(cert.not_after)} ", style)
+        text.append(f"({view.days_long(days)})", style)
+        text.append(
+            f"\nserial {cert.serial[:20]}{'…' if len(cert.serial) > 20 else ''}", self._style("muted")
+        )
+        text.append(f"\nsha256 {cert.sha256[:24]}…", self._style("muted"))
+        text.append("\nissuer " + view.printable(view.dn_short(cert.issuer)), self._style("muted"))
+        return text
