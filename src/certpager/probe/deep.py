@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
@@ -33,8 +34,18 @@ from certpager.probe.engine import client_options, register_hook, with_backends
 from certpager.probe.handshake import ClientOptions
 from certpager.probe.http import HstsResult, RedirectResult, check_hsts, check_redirect, http_findings
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding
-from certpager.probe.protocols import ProtocolReport, merge_versions, probe_protocols, server_hello
+from certpager.probe.protocols import (
+    Hello,
+    ProtocolReport,
+    known_from_main,
+    merge_versions,
+    probe_protocols,
+    server_hello,
+)
 from certpager.probe.trust import TrustStoreError, get_trust_store
+
+#: Seconds before the deadline at which the network jobs give up on their own.
+JOB_MARGIN = 0.1
 
 
 def _iso(cert: CertInfo) -> str:
@@ -208,11 +219,54 @@ def backends_check(report: EndpointReport) -> tuple[list[Finding], dict[str, obj
 # --- checks over extra connections ------------------------------------------------------
 
 
+#: Seconds a no-SNI answer is shared between endpoints on the same address and
+#: port: the default certificate belongs to the listener, not to a name, so one
+#: ``certpager check`` over many virtual hosts of one load balancer needs one
+#: such handshake, not one per name. Short, so that a check after a reload sees
+#: the reload.
+NO_SNI_SHARE_SECONDS = 10.0
+
+_NoSniKey = tuple[str, int, str | None, str | None]
+_no_sni_done: dict[_NoSniKey, tuple[float, Hello]] = {}
+_no_sni_running: dict[_NoSniKey, asyncio.Task[Hello]] = {}
+
+
+async def no_sni_hello(address: str, port: int, options: ClientOptions, timeout: float) -> Hello:
+    """The server's answer to a ClientHello without SNI, shared for
+    :data:`NO_SNI_SHARE_SECONDS` between callers asking about the same listener."""
+    key = (address, port, options.client_cert, options.client_key)
+    now = time.monotonic()
+    done = _no_sni_done.get(key)
+    if done is not None and now - done[0] < NO_SNI_SHARE_SECONDS:
+        return done[1]
+    loop = asyncio.get_running_loop()
+    task = _no_sni_running.get(key)
+    if task is None or task.done() or task.get_loop() is not loop:
+        task = loop.create_task(server_hello(address, port, None, options, timeout=timeout, want_chain=True))
+        _no_sni_running[key] = task
+
+        def store(t: asyncio.Task[Hello], key: _NoSniKey = key) -> None:
+            if _no_sni_running.get(key) is t:
+                del _no_sni_running[key]
+            if not t.cancelled() and t.exception() is None and t.result().accepted is not None:
+                _no_sni_done[key] = (time.monotonic(), t.result())
+            for k in [
+                k for k, (at, _) in _no_sni_done.items() if time.monotonic() - at >= NO_SNI_SHARE_SECONDS
+            ]:
+                del _no_sni_done[k]
+
+        task.add_done_callback(store)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), max(timeout, 0.001))
+    except TimeoutError:
+        return Hello(None, error=f"no answer within {timeout:.1f} s")
+
+
 async def no_sni_check(endpoint: Endpoint, primary: BackendResult, timeout: float) -> dict[str, Any]:
     """The certificate served to a client that sends no SNI."""
     hs = primary.handshake
     options = ClientOptions(client_cert=endpoint.client_cert, client_key=endpoint.client_key, alpn=())
-    hello = await server_hello(hs.address, hs.port, None, options, timeout=timeout, want_chain=True)
+    hello = await no_sni_hello(hs.address, hs.port, options, timeout)
     if not hello.accepted or not hello.chain_der:
         state = "refused" if hello.accepted is False else "failed"
         return {"state": state, "error": hello.error or "no certificate"}
@@ -301,7 +355,10 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
     facts.update(b_facts)
     facts["spki_pins"] = spki_pins(report)
 
-    # Over the network, concurrently, within the deadline.
+    # Over the network, concurrently, within the deadline. Each job gets a little
+    # less than what is left so that it reports its own timeout (a fact with
+    # words) before the deadline cancels it.
+    budget = max(left() - JOB_MARGIN, 0.01)
     jobs: dict[str, Awaitable[Any]] = {}
     opts = client_options(endpoint)
     if endpoint.check_protocols:
@@ -309,16 +366,16 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
             if b.handshake.ok:
                 hs = b.handshake
                 jobs[f"protocols:{i}"] = probe_protocols(
-                    hs.address, hs.port, hs.sni, hs, timeout=left(), client=opts
+                    hs.address, hs.port, hs.sni, hs, timeout=budget, client=opts
                 )
     if endpoint.check_no_sni and endpoint.server_name:
-        jobs["no_sni"] = no_sni_check(endpoint, primary, left())
+        jobs["no_sni"] = no_sni_check(endpoint, primary, budget)
     http = endpoint.http
     if http is not None:
         address = primary.handshake.address
         if http.redirect:
             jobs["redirect"] = check_redirect(
-                address, http.port, endpoint.verify_name, http.path, timeout=left()
+                address, http.port, endpoint.verify_name, http.path, timeout=budget
             )
         if http.hsts:
             if worst_auth in ("required", "rejected"):
@@ -335,7 +392,7 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
                     endpoint.verify_name,
                     endpoint.server_name,
                     http.path,
-                    timeout=left(),
+                    timeout=budget,
                     min_days=http.hsts_min_days,
                     client_cert=endpoint.client_cert,
                     client_key=endpoint.client_key,
@@ -355,7 +412,7 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
                 report.checked_at,
                 trust,
                 endpoint.thresholds,
-                timeout=left(),
+                timeout=budget,
             )
 
     results = await _run_all(jobs, left())
@@ -370,8 +427,16 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
             protocol_reports.append(value)
             added[i].extend(value.findings)
             bextra[i].update(value.as_json())
-        else:
-            bextra[i]["protocols_error"] = str(value)
+        else:  # cancelled at the deadline: keep what the main handshake proved
+            versions, notes = known_from_main(report.backends[i].handshake)
+            for v, state in versions.items():
+                if state == "not_tested":
+                    versions[v], notes[v] = "inconclusive", str(value)
+            fallback = ProtocolReport(
+                versions=versions, notes=notes, negotiated=report.backends[i].handshake.cipher
+            )
+            protocol_reports.append(fallback)
+            bextra[i].update(fallback.as_json())
     if protocol_reports:
         versions = merge_versions(protocol_reports)
         facts["protocols"] = versions

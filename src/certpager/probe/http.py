@@ -132,7 +132,7 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
         if end < 0:
             end = buf.find(b"\n\n")
             sep = 2
-        if end >= 0:
+        if 0 <= end <= MAX_HEAD:
             return bytes(buf[:end]), bytes(buf[end + sep :])
         if len(buf) > MAX_HEAD:
             if not _STATUS_RE.match(bytes(buf.split(b"\n", 1)[0]).rstrip(b"\r")):

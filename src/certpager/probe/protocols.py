@@ -306,6 +306,26 @@ class ProtocolReport:
         }
 
 
+def known_from_main(main: Handshake) -> tuple[dict[str, VersionState], dict[str, str]]:
+    """What the main handshake (offering TLS 1.0-1.3) proves without another
+    connection: its version is accepted, every higher one refused; SSLv3 is not
+    testable when this OpenSSL cannot offer it."""
+    versions: dict[str, VersionState] = {v: "not_tested" for v in VERSION_ORDER}
+    notes: dict[str, str] = {}
+    negotiated = main.tls_version if main.tls_version in VERSION_ORDER else None
+    if negotiated is None:
+        return versions, notes
+    versions[negotiated] = "accepted"
+    notes[negotiated] = f"negotiated {main.cipher} by the main handshake"
+    for v in VERSION_ORDER[VERSION_ORDER.index(negotiated) + 1 :]:
+        versions[v] = "refused"
+        notes[v] = f"the server chose {negotiated} when offered up to TLS 1.3"
+    if negotiated != "SSLv3" and not can_offer("SSLv3"):
+        versions["SSLv3"] = "not_testable"
+        notes["SSLv3"] = "this OpenSSL build cannot offer SSLv3, so whether the server accepts it is unknown"
+    return versions, notes
+
+
 async def probe_protocols(
     address: str,
     port: int,
@@ -325,8 +345,7 @@ async def probe_protocols(
         timeout: seconds left of the endpoint's deadline.
         client: client certificate settings (only the certificate files are used).
     """
-    versions: dict[str, VersionState] = {v: "not_tested" for v in VERSION_ORDER}
-    notes: dict[str, str] = {}
+    versions, notes = known_from_main(main)
     label = (main.label,)
     base = ClientOptions(
         client_cert=client.client_cert if client else None,
@@ -334,16 +353,7 @@ async def probe_protocols(
         alpn=(),
     )
     negotiated = main.tls_version if main.tls_version in VERSION_ORDER else None
-    if negotiated is not None:
-        versions[negotiated] = "accepted"
-        for v in VERSION_ORDER[VERSION_ORDER.index(negotiated) + 1 :]:
-            versions[v] = "refused"
-            notes[v] = f"the server chose {negotiated} when offered up to TLS 1.3"
-    below = list(VERSION_ORDER[: VERSION_ORDER.index(negotiated)]) if negotiated else []
-    if "SSLv3" in below and not can_offer("SSLv3"):
-        versions["SSLv3"] = "not_testable"
-        notes["SSLv3"] = "this OpenSSL build cannot offer SSLv3, so whether the server accepts it is unknown"
-        below.remove("SSLv3")
+    below = [v for v in VERSION_ORDER if versions[v] == "not_tested"]
     if "TLSv1.2" in below:
         below.remove("TLSv1.2")  # not a problem either way; learnt from the static-RSA probe if it accepts
         notes["TLSv1.2"] = "not probed separately (the server prefers TLS 1.3)"
@@ -506,6 +516,7 @@ __all__ = [
     "Hello",
     "ProtocolReport",
     "can_offer",
+    "known_from_main",
     "merge_versions",
     "probe_protocols",
     "server_hello",
