@@ -136,6 +136,21 @@ class DrillSSHServer:
             process.stderr.write(b"the fire-drill SSH host runs commands only (no interactive shell)\n")
             process.exit(1)
             return
+        # A client "signal" request is delivered to the session object; asyncssh would
+        # queue it behind stdin, which certpager closes at once. Take it directly.
+        pending: list[int] = []
+        running: list[asyncio.subprocess.Process] = []
+
+        def on_signal(name: str) -> None:
+            number = _signal_number(name)
+            if number is None:
+                return
+            if running:
+                _killpg(running[0], number)
+            else:
+                pending.append(number)
+
+        process.signal_received = on_signal  # type: ignore[method-assign]
         env = dict(self.env)
         peer = process.get_extra_info("peername") or ("127.0.0.1", 0)
         env["SSH_CONNECTION"] = f"{peer[0]} {peer[1]} 127.0.0.1 {self.port}"
@@ -158,6 +173,9 @@ class DrillSSHServer:
             return
         self.commands_run += 1
         self._procs.add(proc)
+        running.append(proc)
+        for number in pending:
+            _killpg(proc, number)
         pid_file = self.pid_dir / str(proc.pid)
         with contextlib.suppress(OSError):
             pid_file.write_text(command[:4000] + "\n", encoding="utf-8")
