@@ -150,7 +150,7 @@ class DrillSSHServer:
             else:
                 pending.append(number)
 
-        process.signal_received = on_signal  # type: ignore[method-assign]
+        process.signal_received = on_signal  # type: ignore[method-assign,assignment]
         env = dict(self.env)
         peer = process.get_extra_info("peername") or ("127.0.0.1", 0)
         env["SSH_CONNECTION"] = f"{peer[0]} {peer[1]} 127.0.0.1 {self.port}"
