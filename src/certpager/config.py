@@ -560,6 +560,7 @@ def load_config(path: Path) -> Config:
     endpoints: list[Endpoint] = []
     names: dict[str, int] = {}
     if not reader.has("endpoints"):
+        reader.finish()  # a misspelt 'endpoints' is reported as the typo it is
         reader.fail("endpoints", "is required: a list of endpoints to monitor")
     for key_path, node in reader.list("endpoints"):
         ep_reader = Reader(node, file=file, path=key_path, error=ConfigError)

@@ -34,7 +34,7 @@ class Node:
     """For mappings: the line of each key."""
 
 
-def _convert(node: yaml.Node, file: str, error: ErrorFactory) -> Node:
+def _convert(node: yaml.Node, file: str, error: ErrorFactory, path: str = "") -> Node:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Node] = {}
@@ -47,12 +47,12 @@ def _convert(node: yaml.Node, file: str, error: ErrorFactory) -> Node:
                 raise error("mapping keys must be plain strings", file=file, line=key_line)
             key = str(key_node.value)
             if key in out:
-                raise error("duplicate key", file=file, line=key_line, key=key)
-            out[key] = _convert(value_node, file, error)
+                raise error("duplicate key", file=file, line=key_line, key=f"{path}.{key}" if path else key)
+            out[key] = _convert(value_node, file, error, f"{path}.{key}" if path else key)
             key_lines[key] = key_line
         return Node(out, line, key_lines)
     if isinstance(node, yaml.SequenceNode):
-        return Node([_convert(item, file, error) for item in node.value], line)
+        return Node([_convert(item, file, error, f"{path}[{i}]") for i, item in enumerate(node.value)], line)
     loader = yaml.SafeLoader("")
     try:
         value = loader.construct_object(node, deep=True)

@@ -407,21 +407,11 @@ def test_duplicate_keys(write, text: str, line: int, key: str) -> None:
     assert "duplicate key" in err.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a duplicate key is reported with its bare name ('host'), not its dotted path "
-    "('endpoints[0].host') like every other config error",
-)
 def test_duplicate_key_names_its_full_path(write) -> None:
     err = error(write, "endpoints:\n  - name: a\n    host: a.test\n    host: b.test\n")
     assert err.key == "endpoints[0].host"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a typo in the top-level 'endpoints' key ('endpoint:') is reported as "
-    "'endpoints: is required' at line 1, never naming the misspelt key or its line",
-)
 def test_typo_of_endpoints_key_is_named(write) -> None:
     err = error(write, "settings: {}\nendpoint:\n  - name: a\n    host: a.test\n")
     assert err.key == "endpoint" and err.line == 2
