@@ -488,7 +488,7 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
     if isinstance(aia, AiaResult):
         facts["aia"] = aia.as_json()
         leaf = _leaf(primary)
-        if leaf is not None:
+        if leaf is not None and aia.state != "no_url":  # the analysis already says "no AIA URL"
             backends = [_chain_incomplete_rewrite(b, aia, leaf.sha256) for b in backends]
     elif "aia" in results:
         facts["aia"] = {"state": "fetch_failed", "detail": str(aia)}
