@@ -1,0 +1,322 @@
+"""The benchmark's server side: N certificates and one nginx with N TLS server blocks.
+
+Everything lives under one temporary prefix directory; nginx runs in the
+foreground (``daemon off``) so its master PID is ours, and :class:`NginxStack`
+stops the master and any worker it spawned by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+#: All leaves share this notBefore so that their lifetimes differ only by notAfter.
+NOT_BEFORE_DAYS_AGO = 60
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One endpoint's certificate and where it is served."""
+
+    index: int
+    """0-based endpoint number."""
+    name: str
+    """DNS name in the SAN (and the SNI the clients send)."""
+    port: int
+    """Loopback port nginx serves it on."""
+    not_after: dt.datetime
+    """notAfter written into the certificate (whole seconds, UTC)."""
+    cert_path: Path
+    """leaf + intermediate PEM (what nginx serves)."""
+    key_path: Path
+    """PEM private key."""
+
+    @property
+    def target(self) -> str:
+        """``certpager check`` target form: IP (no DNS), port, SNI."""
+        return f"127.0.0.1:{self.port}@{self.name}"
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _ca(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    now: dt.datetime,
+    path_len: int | None,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer or _name(subject))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=365))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_len), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def expected_not_after(index: int, now: dt.datetime) -> dt.datetime:
+    """The distinct notAfter of leaf ``index``: from 5 days ago onwards, one hour
+    and a few seconds apart, so that the set spans expired, page, critical,
+    warning and ok endpoints and no two share a date."""
+    base = now.replace(microsecond=0) - dt.timedelta(days=5)
+    return base + dt.timedelta(hours=index, seconds=(index * 7) % 60)
+
+
+def make_certs(
+    directory: Path, ports: list[int], *, shared_key: bool = False, now: dt.datetime | None = None
+) -> tuple[Path, list[Leaf]]:
+    """Write a root, an intermediate and one leaf per port into ``directory``.
+
+    All keys are EC P-256. With ``shared_key`` every leaf uses one key (faster
+    to generate and to load); otherwise each leaf has its own.
+
+    Returns:
+        The root CA file (what ``--ca-file`` gets) and the leaves.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    directory.mkdir(parents=True, exist_ok=True)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = _ca("certpager bench root", root_key, None, root_key, now, None)
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    inter = _ca("certpager bench intermediate", inter_key, root.subject, root_key, now, 0)
+    root_path = directory / "root.pem"
+    root_path.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    inter_pem = inter.public_bytes(serialization.Encoding.PEM)
+    inter_ski = inter.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(inter_ski)
+    not_before = now.replace(microsecond=0) - dt.timedelta(days=NOT_BEFORE_DAYS_AGO)
+    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+    leaf_bc = x509.BasicConstraints(ca=False, path_length=None)
+
+    common_key = ec.generate_private_key(ec.SECP256R1()) if shared_key else None
+    common_key_path = directory / "leaf-shared.key"
+    if common_key is not None:
+        common_key_path.write_bytes(_pem_key(common_key))
+
+    leaves: list[Leaf] = []
+    for i, port in enumerate(ports):
+        name = f"ep{i:05d}.bench.test"
+        key = common_key or ec.generate_private_key(ec.SECP256R1())
+        not_after = expected_not_after(i, now)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(inter.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(leaf_bc, critical=True)
+            .add_extension(eku, critical=False)
+            .add_extension(aki, critical=False)
+            .sign(inter_key, hashes.SHA256())
+        )
+        cert_path = directory / f"ep{i:05d}.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + inter_pem)
+        if common_key is None:
+            key_path = directory / f"ep{i:05d}.key"
+            key_path.write_bytes(_pem_key(key))
+        else:
+            key_path = common_key_path
+        leaves.append(Leaf(i, name, port, not_after, cert_path, key_path))
+    return root_path, leaves
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports the kernel says are free right now.
+
+    All sockets are held open until every port is chosen, so the kernel never
+    hands the same port out twice; another process may still take one before
+    nginx binds it (nginx then fails to start and the caller retries).
+    """
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def nginx_conf(prefix: Path, leaves: list[Leaf], workers: int) -> str:
+    """The nginx configuration: one ``server`` per leaf on its own port."""
+    connections = max(1024, 4 * len(leaves))
+    lines = [
+        "daemon off;",
+        f"worker_processes {workers};",
+        f"worker_rlimit_nofile {connections * 2 + len(leaves) + 64};",
+        "pid nginx.pid;",
+        "error_log logs/error.log warn;",
+        f"events {{ worker_connections {connections}; }}",
+        "http {",
+        "    access_log off;",
+        "    client_body_temp_path tmp/client_body;",
+        "    proxy_temp_path tmp/proxy;",
+        "    fastcgi_temp_path tmp/fastcgi;",
+        "    uwsgi_temp_path tmp/uwsgi;",
+        "    scgi_temp_path tmp/scgi;",
+        "    ssl_protocols TLSv1.2 TLSv1.3;",
+        "    ssl_session_cache off;",
+        "    ssl_session_tickets off;",
+    ]
+    for leaf in leaves:
+        lines.append(
+            f"    server {{ listen 127.0.0.1:{leaf.port} ssl; server_name {leaf.name}; "
+            f"ssl_certificate {leaf.cert_path}; ssl_certificate_key {leaf.key_path}; "
+            'return 200 "ok\\n"; }'
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (via /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # Field 4 (ppid) comes after the ")" that closes the command name.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def _is_nginx(pid: int) -> bool:
+    try:
+        return b"nginx" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class NginxStack:
+    """nginx serving ``leaves`` from ``prefix``; a context manager that always stops it."""
+
+    def __init__(self, prefix: Path, leaves: list[Leaf], *, workers: int = 2):
+        self.prefix = prefix
+        self.leaves = leaves
+        self.workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.worker_pids: list[int] = []
+
+    def __enter__(self) -> NginxStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, ready_timeout: float = 30.0) -> None:
+        """Write the config, test it, start nginx and wait until every port accepts."""
+        for sub in ("logs", "tmp"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(nginx_conf(self.prefix, self.leaves, self.workers))
+        base = [NGINX, "-p", f"{self.prefix}/", "-c", "nginx.conf", "-e", "logs/error.log"]
+        test = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, timeout=120)
+        if test.returncode != 0:
+            raise RuntimeError(f"nginx -t failed: {test.stderr.strip()}")
+        log = (self.prefix / "logs" / "stdout.log").open("wb")
+        try:
+            # Own session: a Ctrl-C in the terminal reaches us, and we stop nginx ourselves.
+            self.proc = subprocess.Popen(
+                base, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + ready_timeout
+        pending = {leaf.port for leaf in self.leaves}
+        while pending:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.proc.returncode}: {self.error_log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx: {len(pending)} ports not accepting after {ready_timeout:g} s")
+            for port in list(pending):
+                with socket.socket() as s:
+                    s.settimeout(0.5)
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        pending.discard(port)
+            if pending:
+                time.sleep(0.05)
+        self.worker_pids = [p for p in _children(self.proc.pid) if _is_nginx(p)]
+
+    def error_log_tail(self, lines: int = 5) -> str:
+        """The last lines of nginx's error log."""
+        try:
+            text = (self.prefix / "logs" / "error.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM the master, SIGKILL after ``grace``; then any worker left over."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        workers = sorted(set(self.worker_pids) | set(_children(proc.pid)))
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait(timeout=grace)
+        # Workers are reparented if the master died hard: end only those we saw.
+        for pid in workers:
+            if _is_nginx(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
