@@ -166,7 +166,7 @@ def test_demo_cli_reports_a_broken_lab_in_one_line(
     def broken(self: LabProcess) -> None:
         raise LabError("the fire-drill lab did not start: (simulated)")
 
-    monkeypatch.setattr(LabProcess, "start", broken)
+    monkeypatch.setattr(LabProcess, "spawn", broken)
     assert main(["demo", "--no-tui"]) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[0] == "certpager demo: the fire-drill lab did not start: (simulated)"

@@ -18,7 +18,7 @@ from tests.integration.demo.support import (
     wait_until,
 )
 
-from certpager.demo.lab import LabInfo
+from certpager.demo.info import LabInfo
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tests.integration.demo.support import check_json, running_lab
 
-from certpager.demo.lab import LabInfo
+from certpager.demo.info import LabInfo
 from certpager.demo.scenarios import SCENARIOS, Scenario
 
 

@@ -20,7 +20,7 @@ from tests.integration.demo.support import (
 )
 
 from certpager.config import Config, load_config
-from certpager.demo.lab import LabInfo
+from certpager.demo.info import LabInfo
 from certpager.errors import SSHError
 from certpager.probe.engine import check_endpoint
 from certpager.ssh import AsyncsshRunner, RemoteState

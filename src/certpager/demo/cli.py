@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from certpager.demo.lab import LabInfo
+from certpager.demo.info import LabInfo
 from certpager.demo.process import LabError, LabProcess
 from certpager.demo.scenarios import PAGE_ENDPOINT, SCENARIOS
 
@@ -90,22 +91,23 @@ def summary_line(info: LabInfo, seconds: float) -> str:
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``certpager demo``."""
     no_tui = bool(getattr(args, "no_tui", False))
-    if not no_tui:
-        try:
-            import certpager.tui.app  # noqa: F401  (fail before starting anything)
-        except ImportError:
-            print(
-                "certpager demo: the TUI is not available in this build; "
-                "use `certpager demo --no-tui` and `certpager check --config ...`",
-                file=sys.stderr,
-            )
-            return EXIT_UNKNOWN
+    if not no_tui and importlib.util.find_spec("certpager.tui") is None:
+        print(
+            "certpager demo: the TUI is not available in this build; "
+            "use `certpager demo --no-tui` and `certpager check --config ...`",
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN
     lab = LabProcess()
     code = 0
     with _termination_signals():
         try:
             try:
-                info = lab.start()
+                lab.spawn()
+                if not no_tui:
+                    # Import the TUI (the slowest import) while the lab starts on the other core.
+                    import certpager.tui.app  # noqa: F401
+                info = lab.wait_ready()
             except LabError as exc:
                 print(f"certpager demo: {exc}", file=sys.stderr)
                 return 2

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from certpager.demo.lab import LAB_ENV, LabInfo
+from certpager.demo.info import LAB_ENV, LabInfo
 from certpager.errors import CertpagerError
 
 START_TIMEOUT = 30.0
@@ -83,6 +83,7 @@ class LabProcess:
         self.log_tail = ""
         """Last lines of the lab's log, kept when it failed."""
         self._stopped = False
+        self._t0 = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -91,7 +92,12 @@ class LabProcess:
 
     def start(self) -> LabInfo:
         """Spawn the lab and wait until it is ready; raise :class:`LabError` if it is not."""
-        t0 = time.monotonic()
+        self.spawn()
+        return self.wait_ready()
+
+    def spawn(self) -> None:
+        """Create the lab dir and start the lab process (returns at once; see :meth:`wait_ready`)."""
+        self._t0 = time.monotonic()
         try:
             self.dir = Path(tempfile.mkdtemp(prefix="certpager-demo-", dir=self.base_dir))
         except OSError as exc:
@@ -117,6 +123,13 @@ class LabProcess:
         except OSError as exc:
             self.stop()
             raise LabError(f"the fire-drill lab did not start: cannot run {self.python}: {exc}") from None
+
+    def wait_ready(self) -> LabInfo:
+        """Wait for the ready line of a spawned lab; on failure stop it and raise :class:`LabError`."""
+        if self.info is not None:
+            return self.info
+        if self.proc is None:
+            raise LabError("the fire-drill lab was not started")
         try:
             line = self._read_ready_line()
             self.info = LabInfo.from_json(json.loads(line))
@@ -127,7 +140,7 @@ class LabProcess:
             if self.log_tail:
                 detail += f"; its log ends with: {self.log_tail}"
             raise LabError(f"the fire-drill lab did not start: {detail}") from None
-        self.startup_seconds = time.monotonic() - t0
+        self.startup_seconds = time.monotonic() - self._t0
         return self.info
 
     def _read_ready_line(self) -> str:

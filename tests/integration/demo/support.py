@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 
-from certpager.demo.lab import LabInfo
+from certpager.demo.info import LabInfo
 from certpager.demo.process import LabProcess
 
 DEADLINE = 30.0
