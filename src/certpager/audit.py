@@ -85,23 +85,50 @@ def operator() -> dict[str, str | None]:
 
 # ------------------------------------------------------------------ redaction
 
-_SECRET_KEY = re.compile(
-    r"(token|api[_-]?key|apikey|password|passwd|passphrase|secret|credential|private[_-]?key|"
-    r"tls\.key|access[_-]?key|client[_-]?secret)",
-    re.IGNORECASE,
+_SECRET_WORDS = frozenset(
+    {
+        "token",
+        "tokens",
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "credential",
+        "credentials",
+        "apikey",
+    }
 )
-_NOT_SECRET_SUFFIX = re.compile(
-    r"(name|names|file|path|ref|dir|namespace|_id|type|kind|length)$", re.IGNORECASE
+_NOT_SECRET_LAST = frozenset(
+    {"name", "names", "file", "path", "ref", "dir", "namespace", "id", "type", "kind", "length", "count"}
 )
+_KEY_PARTS = re.compile(r"[_.\-]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a setting/flag/parameter name denotes a secret (``api_token``, ``tls.key``,
+    ``clientSecret``, ``--password``), but not ``secretName``, ``tokenizer`` or ``password_file``."""
+    parts = [p.lower() for p in _KEY_PARTS.split(key.strip("-")) if p]
+    if not parts or parts[-1] in _NOT_SECRET_LAST:
+        return False
+    joined = "_".join(parts)
+    return bool(
+        _SECRET_WORDS.intersection(parts)
+        or re.search(r"(^|_)(api|private|access|client|tls)_?key(_|$)", joined)
+    )
+
+
 _KEYVAL = re.compile(
-    r"""(?P<key>[A-Za-z_][\w.-]*)(?P<q1>["']?)(?P<sep>\s*[:=]\s*)(?P<q2>["']?)(?P<value>[^\s"',;}]+)"""
+    r"""(?<![\w.-])(?P<key>[A-Za-z_][\w.-]{0,63})(?P<q1>["']?)(?P<sep>[ \t]{0,8}[:=][ \t]{0,8})"""
+    r"""(?P<q2>["']?)(?P<value>[^\s"',;}]+)"""
 )
 _FLAG = re.compile(
-    r"(?P<flag>--?[\w-]*(?:token|password|passwd|secret|api-?key|passphrase)[\w-]*)(?P<sep>=|\s+)(?P<value>[^\s-]\S*)",
+    r"(?<![\w-])(?P<flag>--?[\w-]{0,40}(?:token|password|passwd|secret|api-?key|passphrase)[\w-]{0,40})"
+    r"(?P<sep>=|[ \t]{1,8})(?P<value>[^\s-]\S*)",
     re.IGNORECASE,
 )
 _AUTH = re.compile(r"(?i)(authorization\s*:\s*(?:bearer|basic|token|digest)?\s*)(\S+)")
-_URL_CREDS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)")
+_URL_CREDS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^/\s:@]{1,256}:)([^@\s/]{1,256})(@)")
 _PEM_BLOCK = re.compile(
     r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S
 )
@@ -111,9 +138,15 @@ _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 
 def _keyval(match: re.Match[str]) -> str:
     key = match.group("key")
-    if not _SECRET_KEY.search(key) or _NOT_SECRET_SUFFIX.search(key):
+    if not is_secret_key(key):
         return match.group(0)
     return f"{key}{match.group('q1')}{match.group('sep')}{match.group('q2')}{REDACTED}"
+
+
+def _flag(match: re.Match[str]) -> str:
+    if not is_secret_key(match.group("flag")):
+        return match.group(0)
+    return match.group("flag") + match.group("sep") + REDACTED
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -126,7 +159,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         text = _PEM_BLOCK.sub(lambda m: f"[REDACTED {m.group(1)}]", text)
     text = _AUTH.sub(lambda m: m.group(1) + REDACTED, text)
     text = _URL_CREDS.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
-    text = _FLAG.sub(lambda m: m.group("flag") + m.group("sep") + REDACTED, text)
+    text = _FLAG.sub(_flag, text)
     return _KEYVAL.sub(_keyval, text)
 
 
@@ -135,7 +168,7 @@ def redact_params(params: dict[str, str], secret_names: Iterable[str] = ()) -> d
     names = set(secret_names)
     out: dict[str, str] = {}
     for key, value in params.items():
-        if key in names or (_SECRET_KEY.search(key) and not _NOT_SECRET_SUFFIX.search(key)):
+        if key in names or is_secret_key(key):
             out[key] = REDACTED
         else:
             out[key] = redact(value)

@@ -39,7 +39,6 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
 from tests.support.pebble import Pebble, key_pem, make_ca, make_leaf, pem
 from tests.support.sshd import Sshd, free_port, require_binary, wait_port
 
@@ -68,9 +67,11 @@ def served_leaf(port: int, sni: str = DOMAIN, timeout: float = 10.0) -> Served:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        with context.wrap_socket(sock, server_hostname=sni) as tls:
-            der = tls.getpeercert(binary_form=True)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock,
+        context.wrap_socket(sock, server_hostname=sni) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
     assert der is not None
     cert = x509.load_der_x509_certificate(der)
     return Served(
@@ -85,7 +86,12 @@ def file_leaf(path: Path) -> Served:
     """The first certificate of a PEM file."""
     cert = x509.load_pem_x509_certificate(path.read_bytes())
     der = cert.public_bytes(serialization.Encoding.DER)
-    return Served(f"{cert.serial_number:X}", hashlib.sha256(der).hexdigest(), cert.not_valid_after_utc, cert.issuer.rfc4514_string())
+    return Served(
+        f"{cert.serial_number:X}",
+        hashlib.sha256(der).hexdigest(),
+        cert.not_valid_after_utc,
+        cert.issuer.rfc4514_string(),
+    )
 
 
 @dataclass
@@ -160,14 +166,18 @@ class E2EStack:
     # ---------------------------------------------------------------- nginx
 
     def _nginx(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([NGINX, *args, *self.nginx_words()], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [NGINX, *args, *self.nginx_words()], capture_output=True, text=True, timeout=30
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"nginx {' '.join(args)} failed: {result.stderr}")
         return result
 
     def point_tls(self, chain: Path, key: Path) -> None:
         """Rewrite the include file nginx reads its certificate from (no reload)."""
-        (self.nginx_prefix / "tls-app.conf").write_text(f"ssl_certificate {chain};\nssl_certificate_key {key};\n")
+        (self.nginx_prefix / "tls-app.conf").write_text(
+            f"ssl_certificate {chain};\nssl_certificate_key {key};\n"
+        )
 
     def reload_nginx(self, expect_sha256: str | None = None, timeout: float = 30.0) -> None:
         """Test, SIGHUP the master, and (optionally) wait until the new leaf is served."""
@@ -196,7 +206,9 @@ class E2EStack:
         return served_leaf(self.https_port)
 
     def _write_nginx_conf(self) -> None:
-        temp = " ".join(f"{k}_temp_path tmp/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        temp = " ".join(
+            f"{k}_temp_path tmp/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
         (self.nginx_prefix / "nginx.conf").write_text(
             f"""user root;
 worker_processes 1;
@@ -337,7 +349,9 @@ http {{
 
     # ---------------------------------------------------------------- certpager
 
-    def endpoint_config(self, *, name: str = "app", params: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    def endpoint_config(
+        self, *, name: str = "app", params: dict[str, str] | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """An endpoint entry for this stack (SSH target pinned to the test sshd)."""
         assert self.sshd is not None
         ca_file = self.pebble.root if self.pebble is not None else self.legacy_ca_file
@@ -359,7 +373,9 @@ http {{
         }
         if self.pebble is not None:
             entry["stored"] = {"path": str(self.live / "cert.pem")}
-            entry["params"].update(certbot_args=self.certbot_dirs_args(), ca_bundle=str(self.pebble.listener_ca))
+            entry["params"].update(
+                certbot_args=self.certbot_dirs_args(), ca_bundle=str(self.pebble.listener_ca)
+            )
         entry.update(extra)
         return entry
 
@@ -371,7 +387,9 @@ http {{
 
     def cli_env(self, home: Path) -> dict[str, str]:
         """Environment for a ``certpager`` subprocess: private HOME/XDG dirs, no agent."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SSH_AUTH_SOCK", "SSH_AGENT", "XDG_"))}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SSH_AUTH_SOCK", "SSH_AGENT", "XDG_"))
+        }
         for sub in ("config", "data", "state"):
             (home / sub).mkdir(parents=True, exist_ok=True)
         env.update(

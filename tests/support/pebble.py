@@ -26,7 +26,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from tests.support.sshd import free_port, require_binary, wait_port
 
 INSTALL_HINT = "apt-get install -y pebble certbot (Debian's pebble ships pebble-challtestsrv too)"
@@ -182,7 +181,14 @@ class Pebble:
             "PEBBLE_AUTHZREUSE": "0",
         }
         proc = self._spawn(
-            [pebble, "-config", str(self.workdir / "config.json"), "-strict=false", "-dnsserver", f"127.0.0.1:{dns_port}"],
+            [
+                pebble,
+                "-config",
+                str(self.workdir / "config.json"),
+                "-strict=false",
+                "-dnsserver",
+                f"127.0.0.1:{dns_port}",
+            ],
             "pebble.log",
             env,
         )

@@ -165,7 +165,9 @@ Subsystem sftp internal-sftp
 {self.extra_config}
 """
             )
-            check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True, timeout=30)
+            check = subprocess.run(
+                [SSHD, "-t", "-f", str(config)], capture_output=True, text=True, timeout=30
+            )
             if check.returncode != 0:
                 pytest.fail(f"sshd -t failed: {check.stderr}", pytrace=False)
             log = self.log.open("ab")
@@ -186,7 +188,9 @@ Subsystem sftp internal-sftp
                 break
         pytest.fail(f"sshd did not start:\n{self.log.read_text(errors='replace')}", pytrace=False)
 
-    def ssh(self, command: str, *, timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def ssh(
+        self, command: str, *, timeout: float = 30.0, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``command`` with the OpenSSH client (an independent witness of the target's state)."""
         argv = [
             "/usr/bin/ssh", "-n", "-F", "/dev/null", "-p", str(self.port), "-i", str(self.client_key),

@@ -23,6 +23,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from certpager.config import Settings
 from certpager.errors import RunbookError
 from certpager.runbook.model import (
@@ -56,9 +58,16 @@ DEFAULT_TIMEOUT = 120.0
 """Step timeout when the runbook gives none (seconds)."""
 
 
-def shipped_runbook_dir() -> Path | None:
-    """Directory of the runbooks shipped with certpager (checkout or installed wheel)."""
-    package = Path(__file__).resolve().parent.parent
+def shipped_runbook_dir(package: Path | None = None) -> Path | None:
+    """Directory of the runbooks shipped with certpager.
+
+    An installed wheel has them in ``certpager/_runbooks`` (pyproject force-includes
+    ``runbooks`` there); a source checkout in ``<repo>/runbooks``.
+
+    Args:
+        package: the ``certpager`` package directory (default: this installation's).
+    """
+    package = package or Path(__file__).resolve().parent.parent
     installed = package / "_runbooks"
     if installed.is_dir():
         return installed
@@ -179,6 +188,7 @@ def load_runbook(path: Path) -> Runbook:
 
 def parse_runbook(text: str, *, file: str, path: Path | None = None) -> Runbook:
     """Validate runbook YAML text (see :func:`load_runbook`)."""
+    _refuse_aliases(text, file)
     root = parse_yaml(text, file, RunbookError)
     reader = Reader(root, file=file, path="", error=RunbookError)
     name = reader.str("name", required=True)
@@ -199,6 +209,7 @@ def parse_runbook(text: str, *, file: str, path: Path | None = None) -> Runbook:
     ctx = _Context(file=file, params={p.name: p for p in params})
     steps_node = reader.raw("steps")
     if steps_node is None or not isinstance(steps_node.value, list) or not steps_node.value:
+        reader.finish()  # a misspelt "steps" is reported as such, with a did-you-mean
         reader.fail("steps", "is required: a list of steps")
     steps = tuple(
         _step(Reader(node, file=file, path=key, error=RunbookError), ctx, nested=False)
@@ -216,6 +227,20 @@ def parse_runbook(text: str, *, file: str, path: Path | None = None) -> Runbook:
         applies_to_endpoints=names,
         line_of_params=reader.line_of("params"),
     )
+
+
+def _refuse_aliases(text: str, file: str) -> None:
+    """Reject ``*alias`` references: expanding nested ones is exponential ("billion laughs")."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.AliasToken):
+                raise RunbookError(
+                    "YAML aliases (*name) are not supported in runbooks; write the value out",
+                    file=file,
+                    line=token.start_mark.line + 1,
+                )
+    except yaml.YAMLError:
+        return  # parse_yaml reports syntax errors with their line
 
 
 # ------------------------------------------------------------------- params

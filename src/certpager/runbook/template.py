@@ -156,11 +156,17 @@ def template_source(template: Template) -> str:
 # ------------------------------------------------------------------ validators
 
 
+_CONTROL_NAMES = {
+    "\x00": "NULL", "\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x1b": "ESCAPE",
+    "\x7f": "DELETE", "\x08": "BACKSPACE", "\x07": "BELL",
+}  # fmt: skip
+
+
 def _bad_char(value: str) -> str | None:
     for index, ch in enumerate(value):
         cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            name = unicodedata.name(ch, "control character")
+        if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") or (cat == "Zs" and ch != " "):
+            name = _CONTROL_NAMES.get(ch) or unicodedata.name(ch, "control character")
             return f"contains {escape_char(ch)} ({name}) at position {index + 1}"
     return None
 
@@ -329,13 +335,18 @@ def escape_char(ch: str) -> str:
 def escape_display(text: str) -> str:
     """Make ``text`` safe to print on a terminal and unambiguous to read.
 
-    Control characters (ESC, CR, NUL...), bidi overrides and zero-width
-    characters become visible escapes; everything else is kept.
+    Control characters (ESC, CR, NUL...), bidi overrides, zero-width and
+    unusual space characters (no-break space...) become visible escapes;
+    everything else is kept.
     """
     out: list[str] = []
     for ch in text:
         cat = unicodedata.category(ch)
-        if ch in _BIDI_AND_INVISIBLE or cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+        if (
+            ch in _BIDI_AND_INVISIBLE
+            or cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+            or (cat == "Zs" and ch != " ")
+        ):
             out.append(escape_char(ch))
         else:
             out.append(ch)
