@@ -4,8 +4,10 @@ SIGKILLed, and when it fails to start. Two labs run side by side."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import selectors
 import signal
 import subprocess
@@ -186,3 +188,70 @@ def _ssh(config: str) -> tuple[str, str, str, int]:
     ssh = doc["endpoints"][0]["ssh"]
     base = Path(config).parent
     return ssh["user"], str(base / ssh["identity_files"][0]), str(base / ssh["known_hosts"]), int(ssh["port"])
+
+
+class _Pty:
+    """``certpager demo`` (with the TUI) on a pseudo-terminal."""
+
+    def __init__(self) -> None:
+        import pty
+
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # pragma: no cover - the child
+            os.environ["TERM"] = "xterm-256color"
+            os.execv(sys.executable, [sys.executable, "-m", "certpager", "demo"])
+        self.out = b""
+
+    def read_until(self, pattern: bytes, deadline: float = DEADLINE) -> bool:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if re.search(pattern, re.sub(rb"\x1b\[[0-9;?<>]*[A-Za-z]", b"", self.out)):
+                return True
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    return False
+                if not chunk:
+                    return False
+                self.out += chunk
+        return False
+
+    def wait(self, deadline: float = DEADLINE) -> int | None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            self.read_until(rb"(?!)", 0.1)  # keep draining so the child never blocks on output
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            if os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+@pytest.mark.parametrize("how", ["q", "SIGTERM"])
+def test_demo_with_tui_cleans_up_on_quit(how: str) -> None:
+    demo = _Pty()
+    try:
+        assert demo.read_until(rb"files in (\S+); all removed on exit"), demo.out[-2000:]
+        text = demo.out.decode("utf-8", "replace")
+        lab_dir = re.search(r"files in (\S+);", text).group(1)  # type: ignore[union-attr]
+        lab_pid = int(re.search(r"\(pid (\d+)\)", text).group(1))  # type: ignore[union-attr]
+        ports = demo_ports(str(Path(lab_dir) / "endpoints.yaml"))
+        # The TUI is up and has probed the lab: the summary bar counts the page.
+        assert demo.read_until(rb"1 PAGE"), demo.out[-2000:]
+        if how == "q":
+            os.write(demo.fd, b"q")
+        else:
+            os.kill(demo.pid, signal.SIGTERM)
+        assert demo.wait() == 0, demo.out[-2000:]
+        assert b"lab stopped" in demo.out
+        assert_lab_gone(lab_pid, ports, lab_dir)
+    finally:
+        demo.close()
