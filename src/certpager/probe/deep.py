@@ -24,7 +24,7 @@ import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from certpager.config import Endpoint
 from certpager.probe import findings as F
@@ -32,7 +32,17 @@ from certpager.probe.aia import AiaResult, explain_incomplete
 from certpager.probe.analysis import CertParseError, match_hostname, parse_cert
 from certpager.probe.engine import client_options, register_hook, with_backends
 from certpager.probe.handshake import ClientOptions
-from certpager.probe.http import HstsResult, RedirectResult, check_hsts, check_redirect, http_findings
+from certpager.probe.http import (
+    HstsResult,
+    HttpFailure,
+    HttpResponse,
+    RedirectResult,
+    check_redirect,
+    client_auth_verdict,
+    fetch_https,
+    hsts_of,
+    http_findings,
+)
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding
 from certpager.probe.protocols import (
     Hello,
@@ -46,6 +56,10 @@ from certpager.probe.trust import TrustStoreError, get_trust_store
 
 #: Seconds before the deadline at which the network jobs give up on their own.
 JOB_MARGIN = 0.1
+#: Longest wait for the HTTPS answer that tells whether a server which completed an
+#: mTLS handshake accepts the client (when HSTS is not checked anyway): a non-HTTP
+#: service may stay silent, and must not cost the whole deadline.
+CLIENT_AUTH_HTTP_WAIT = 2.0
 
 
 def _iso(cert: CertInfo) -> str:
@@ -377,28 +391,27 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
             jobs["redirect"] = check_redirect(
                 address, http.port, endpoint.verify_name, http.path, timeout=budget
             )
-        if http.hsts:
-            if worst_auth in ("required", "rejected"):
-                facts["hsts"] = HstsResult(
-                    "skipped",
-                    min_days=http.hsts_min_days,
-                    detail="not checked: the server requires a client certificate and "
-                    + ("none is configured" if worst_auth == "required" else "refused the configured one"),
-                ).as_json()
-            else:
-                jobs["hsts"] = check_hsts(
-                    address,
-                    primary.handshake.port,
-                    endpoint.verify_name,
-                    endpoint.server_name,
-                    http.path,
-                    timeout=budget,
-                    min_days=http.hsts_min_days,
-                    client_cert=endpoint.client_cert,
-                    client_key=endpoint.client_key,
-                )
     else:
         facts["http"] = {"state": "skipped", "detail": "HTTP checks are off for this endpoint"}
+    # One HTTPS request serves two purposes: the HSTS header, and the verdict on the
+    # client certificate of servers that finish the handshake and refuse over HTTP
+    # (nginx's ssl_verify_client answers 400 instead of failing the handshake).
+    primary_auth = str(bextra[report.backends.index(primary)].get("client_auth", "not_requested"))
+    auth_over_http = primary_auth in ("optional", "accepted")
+    want_hsts = http is not None and http.hsts and worst_auth not in ("required", "rejected")
+    if http is not None and http.hsts and not want_hsts:
+        facts["hsts"] = _hsts_skipped(http.hsts_min_days, worst_auth)
+    if want_hsts or auth_over_http:
+        jobs["https"] = fetch_https(
+            primary.handshake.address,
+            primary.handshake.port,
+            endpoint.verify_name,
+            endpoint.server_name,
+            http.path if http is not None else "/",
+            timeout=budget if want_hsts else min(budget, CLIENT_AUTH_HTTP_WAIT),
+            client_cert=endpoint.client_cert,
+            client_key=endpoint.client_key,
+        )
     incomplete = any(f.code == "chain_incomplete" for f in primary.findings)
     if incomplete and endpoint.fetch_aia:
         try:
@@ -455,17 +468,42 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
     elif not endpoint.server_name:
         facts["no_sni"] = {"state": "skipped", "error": "the endpoint itself sends no SNI"}
 
+    answer = results.get("https")
+    verdict = client_auth_verdict(answer) if auth_over_http and _is_answer(answer) else None
+    if auth_over_http and "https" in results:
+        facts["client_auth_http"] = {
+            "status": answer.status if isinstance(answer, HttpResponse) else None,
+            "verdict": verdict[0] if verdict else None,
+            "detail": verdict[1]
+            if verdict
+            else (answer.message if isinstance(answer, HttpFailure) else None),
+        }
+    if verdict is not None:
+        pi = report.backends.index(primary)
+        auth = "rejected" if endpoint.client_cert else verdict[0]
+        found = _client_auth_over_http(primary, endpoint, auth, verdict[1])
+        added[pi] = [f for f in added[pi] if f.code != "client_cert_required"] + found
+        replace_codes.setdefault(pi, set()).add("client_cert_required")
+        bextra[pi]["client_auth"] = auth
+        facts["client_auth"] = auth
+        if want_hsts and http is not None:
+            want_hsts = False
+            facts["hsts"] = _hsts_skipped(http.hsts_min_days, auth)
     redirect = results.get("redirect")
-    hsts = results.get("hsts")
     redirect_r = redirect if isinstance(redirect, RedirectResult) else None
-    hsts_r = hsts if isinstance(hsts, HstsResult) else None
+    hsts_r: HstsResult | None = None
+    if want_hsts and http is not None and "https" in results:
+        if _is_answer(answer):
+            hsts_r = hsts_of(answer, http.hsts_min_days)
+        else:
+            hsts_r = HstsResult("failed", detail=str(answer), min_days=http.hsts_min_days)
     if http is not None:
         if "redirect" in results:
             facts["redirect"] = (
                 redirect_r.as_json() if redirect_r else {"state": "failed", "detail": str(redirect)}
             )
-        if "hsts" in results:
-            facts["hsts"] = hsts_r.as_json() if hsts_r else {"state": "failed", "detail": str(hsts)}
+        if hsts_r is not None:
+            facts["hsts"] = hsts_r.as_json()
         if hsts_r is not None and hsts_r.state in ("ok", "short"):
             missing = list(hsts_r.preload_missing)
             if redirect_r is not None and redirect_r.state not in ("redirects", "closed"):
@@ -477,11 +515,10 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
         endpoint_findings.extend(
             http_findings(redirect_r, hsts_r, endpoint.verify_name, primary.handshake.port)
         )
-        for key, what in (("redirect", "redirect"), ("hsts", "HSTS")):
-            if key in results and not isinstance(results[key], RedirectResult | HstsResult):
-                endpoint_findings.append(
-                    F.make("http_check_failed", f"the {what} check did not complete: {results[key]}")
-                )
+        if "redirect" in results and redirect_r is None:
+            endpoint_findings.append(
+                F.make("http_check_failed", f"the redirect check did not complete: {redirect}")
+            )
 
     backends = list(report.backends)
     aia = results.get("aia")
@@ -499,6 +536,46 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
         kept = tuple(f for f in b.findings if f.code not in drop)
         new_backends.append(replace(b, findings=(*kept, *added[i]), extra={**b.extra, **bextra[i]}))
     return with_backends(report, new_backends, endpoint_findings, facts)
+
+
+def _is_answer(value: object) -> TypeGuard[HttpResponse | HttpFailure]:
+    return isinstance(value, HttpResponse | HttpFailure)
+
+
+def _hsts_skipped(min_days: float, auth: str) -> dict[str, object]:
+    return HstsResult(
+        "skipped",
+        min_days=min_days,
+        detail="not checked: the server requires a client certificate and "
+        + ("none is configured" if auth == "required" else "refused the configured one"),
+    ).as_json()
+
+
+def _client_auth_over_http(b: BackendResult, endpoint: Endpoint, state: str, words: str) -> list[Finding]:
+    """Findings when the server refused the client certificate over HTTP, not TLS."""
+    hs = b.handshake
+    names = ", ".join(hs.client_ca_names) or "any CA (the server sent no names)"
+    label = (hs.label,)
+    if state == "required":
+        return [
+            F.make(
+                "client_cert_required",
+                f"the server requires a client certificate (mTLS): {words}; accepted CAs: {names}",
+                backends=label,
+            )
+        ]
+    return [
+        F.make(
+            "client_cert_required",
+            f"the server requests a client certificate (mTLS); accepted CAs: {names}",
+            backends=label,
+        ),
+        F.make(
+            "client_cert_rejected",
+            f"the server refused the configured client certificate {endpoint.client_cert}: {words}",
+            backends=label,
+        ),
+    ]
 
 
 class _Unfinished:

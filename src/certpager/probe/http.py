@@ -35,6 +35,12 @@ MAX_HEAD = 64 * 1024
 #: Longest wait for a TCP connection to the plain-HTTP port: a firewall that
 #: drops packets there must not eat the whole deadline.
 HTTP_CONNECT_TIMEOUT = 3.0
+#: Longest wait for the first bytes of an error body (see :func:`fetch`).
+PEEK_WAIT = 1.0
+#: What nginx answers, over a completed handshake, when ``ssl_verify_client on``
+#: finds no client certificate or a bad one (it never fails the handshake itself).
+NGINX_NO_CLIENT_CERT = "No required SSL certificate was sent"
+NGINX_BAD_CLIENT_CERT = "The SSL certificate error"
 #: One year, hstspreload.org's minimum max-age.
 PRELOAD_MIN_AGE = 31_536_000
 
@@ -245,9 +251,11 @@ async def fetch(
     tls: ssl.SSLContext | None = None,
     sni: str | None = None,
     max_body: int | None = None,
+    peek_error_body: int = 0,
 ) -> HttpResponse:
     """One ``GET path`` to ``address:port`` with ``Host: host``; the head, and the
-    body when ``max_body`` is given. Finishes within ``timeout`` seconds.
+    body when ``max_body`` is given (or, with ``peek_error_body``, the first bytes
+    of an error answer's body). Finishes within ``timeout`` seconds.
 
     Raises:
         HttpFailure: for every way the exchange can fail (never anything else).
@@ -284,6 +292,18 @@ async def fetch(
                 body = await _read_body(reader, response, rest, max_body)
                 response = HttpResponse(
                     response.version, response.status, response.reason, response.headers, body
+                )
+            elif peek_error_body and response.status >= 400:
+                peek = bytearray(rest[:peek_error_body])
+                with contextlib.suppress(Exception):  # best effort: the head is the answer
+                    async with asyncio.timeout(min(PEEK_WAIT, max(end - loop.time(), 0.001))):
+                        while len(peek) < peek_error_body:
+                            chunk = await reader.read(peek_error_body - len(peek))
+                            if not chunk:
+                                break
+                            peek += chunk
+                response = HttpResponse(
+                    response.version, response.status, response.reason, response.headers, bytes(peek)
                 )
             return response
     except TimeoutError:
@@ -588,6 +608,56 @@ def judge_hsts(status: int, values: list[str], min_days: float) -> HstsResult:
     return HstsResult("ok", max_age=parsed.max_age, preload_missing=tuple(missing), **base)  # type: ignore[arg-type]
 
 
+async def fetch_https(
+    address: str,
+    port: int,
+    host: str,
+    sni: str | None,
+    path: str,
+    *,
+    timeout: float,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+) -> HttpResponse | HttpFailure:
+    """GET ``https://host/path`` on a fresh HTTP/1.1-only connection with the
+    endpoint's client certificate; the first bytes of an error body are kept (see
+    :func:`client_auth_verdict`). Returns the failure instead of raising it."""
+    try:
+        ctx = https_context(client_cert, client_key)
+        return await fetch(
+            address, port, host=host, path=path, timeout=timeout, tls=ctx, sni=sni, peek_error_body=4096
+        )
+    except HttpFailure as exc:
+        return exc
+
+
+def hsts_of(answer: HttpResponse | HttpFailure, min_days: float) -> HstsResult:
+    """The HSTS verdict of an HTTPS answer."""
+    if isinstance(answer, HttpFailure):
+        return HstsResult("failed", detail=answer.message, min_days=min_days)
+    return judge_hsts(answer.status, answer.header_all("Strict-Transport-Security"), min_days)
+
+
+def client_auth_verdict(answer: HttpResponse | HttpFailure) -> tuple[str, str] | None:
+    """``("required" | "rejected", words)`` when the HTTP answer says the client
+    certificate was missing or refused after a completed handshake (nginx answers
+    400 instead of failing the handshake); None when it says nothing about it."""
+    if isinstance(answer, HttpFailure):
+        return None
+    body = answer.body.decode("latin-1", "replace")
+    if answer.status == 496 or (answer.status == 400 and NGINX_NO_CLIENT_CERT in body):
+        return (
+            "required",
+            f"the server completed the handshake, then answered HTTP {answer.status}: {NGINX_NO_CLIENT_CERT}",
+        )
+    if answer.status == 495 or (answer.status == 400 and NGINX_BAD_CLIENT_CERT in body):
+        return (
+            "rejected",
+            f"the server completed the handshake, then answered HTTP {answer.status}: {NGINX_BAD_CLIENT_CERT}",
+        )
+    return None
+
+
 async def check_hsts(
     address: str,
     port: int,
@@ -601,12 +671,10 @@ async def check_hsts(
     client_key: str | None = None,
 ) -> HstsResult:
     """GET ``https://host/path`` on a fresh HTTP/1.1 connection and judge its HSTS header."""
-    try:
-        ctx = https_context(client_cert, client_key)
-        response = await fetch(address, port, host=host, path=path, timeout=timeout, tls=ctx, sni=sni)
-    except HttpFailure as exc:
-        return HstsResult("failed", detail=exc.message, min_days=min_days)
-    return judge_hsts(response.status, response.header_all("Strict-Transport-Security"), min_days)
+    answer = await fetch_https(
+        address, port, host, sni, path, timeout=timeout, client_cert=client_cert, client_key=client_key
+    )
+    return hsts_of(answer, min_days)
 
 
 def http_findings(
@@ -648,7 +716,10 @@ __all__ = [
     "RedirectResult",
     "check_hsts",
     "check_redirect",
+    "client_auth_verdict",
     "fetch",
+    "fetch_https",
+    "hsts_of",
     "http_findings",
     "judge_hsts",
     "judge_redirect",
