@@ -759,6 +759,27 @@ async def test_handshake_failed_alert_in_words(world: World, serve: Callable[...
     assert ok.error_code is None and ok.tls_version == "TLSv1.3"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: OpenSSL 3 names the alert 'tls alert handshake failure'; _ALERT_WORDS only knows "
+    "'sslv3 alert handshake failure', so the commonest alert (no cipher/signature in common) "
+    "reaches the user untranslated",
+)
+async def test_handshake_failure_alert_in_plain_words(world: World, serve: Callable[..., TLSServer]) -> None:
+    chain_file, key_file = world.pki.write_chain("no-common-suite", [_leaf(world), world.ca.intermediate])
+    server = serve(chain_file, key_file, max_version="TLSv1.2", ciphers="ECDHE-ECDSA-AES128-SHA")
+    hs = await handshake(
+        "127.0.0.1",
+        server.port,
+        "app.test",
+        timeout=3,
+        options=ClientOptions(max_version="TLSv1.2", ciphers="ECDHE-ECDSA-AES256-GCM-SHA384"),
+    )
+    assert hs.error_code == "handshake_failed"
+    assert "handshake failure" in (hs.error or "")  # the alert itself is named
+    assert "refused the handshake" in (hs.error or ""), hs.error
+
+
 async def test_handshake_failed_not_tls(now: dt.datetime, zoo: Callable[..., object]) -> None:
     garbage = zoo(GarbageServer())
     report = await probe_main(endpoint(garbage.port, timeout=3), now=now)  # type: ignore[attr-defined]
