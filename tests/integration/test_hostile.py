@@ -34,7 +34,7 @@ from tests.support.hostile import (
 from tests.support.pki import PKI, Hierarchy
 from tests.support.tls_server import LoopbackServer, TLSServer
 
-from certpager.config import Endpoint, Settings
+from certpager.config import Backend, Endpoint, Settings
 from certpager.probe.engine import check_endpoint, check_endpoints
 from certpager.probe.findings import ERROR_CODES
 from certpager.probe.model import EndpointReport, Status
@@ -212,6 +212,64 @@ async def test_whole_zoo_at_once_does_not_starve(
     assert by_name["healthy"].status is Status.OK
     for kind in ports:
         _only_error(by_name[kind])
+
+
+async def test_concurrency_limit_holds_against_tarpits(
+    zoo: Callable[[LoopbackServer], LoopbackServer], now: dt.datetime
+) -> None:
+    """Six endpoints stuck on a tarpit with ``concurrency=2``: they go two at a time, and each
+    endpoint's deadline starts when it gets its slot (not when queued)."""
+    silent = zoo(SilentServer(max_connections=32))
+    endpoints = [
+        Endpoint(name=f"tarpit{i}", host="127.0.0.1", port=silent.port, sni="app.test", timeout=1.0)
+        for i in range(6)
+    ]
+    start = time.monotonic()
+    reports = await check_endpoints(endpoints, settings=Settings(), concurrency=2, now=now)
+    elapsed = time.monotonic() - start
+    assert [_only_error(r) for r in reports] == ["handshake_timeout"] * 6
+    assert silent.accepted == 6
+    # Three waves of one deadline each: with no limit all six would time out together in ~1 s.
+    # (A deadline cannot fire early, so the lower bound is not a race.)
+    assert 3 * 1.0 - 0.1 < elapsed < 3 * 1.0 + 1
+
+
+async def test_mixed_backends_share_one_deadline(
+    healthy_files: tuple[Path, Path],
+    serve: Callable[..., TLSServer],
+    zoo: Callable[[LoopbackServer], LoopbackServer],
+    now: dt.datetime,
+    ca: Hierarchy,
+) -> None:
+    """One endpoint whose backends are a tarpit, a drip, a reset and a healthy server: one
+    result per backend, the healthy one ok, the whole check within the deadline + 1 s."""
+    healthy = serve(*healthy_files)
+    hostile = [
+        zoo(SilentServer()),
+        zoo(DribbleProxy(healthy.port)),
+        zoo(ResetServer(after_hello=True)),
+    ]
+    backends = tuple(Backend("127.0.0.1", s.port) for s in [*hostile, healthy])
+    ep = Endpoint(
+        name="mixed",
+        host="app.test",
+        sni="app.test",
+        timeout=DEADLINE,
+        ca_file=str(ca.root_file),
+        backends=backends,
+    )
+    start = time.monotonic()
+    report = await check_endpoint(ep, now=now)
+    elapsed = time.monotonic() - start
+    assert elapsed < BOUND, f"{elapsed:.2f} s"
+    by_port = {b.handshake.port: b for b in report.backends}
+    assert len(by_port) == 4
+    assert by_port[healthy.port].handshake.ok
+    assert by_port[hostile[0].port].handshake.error_code == "handshake_timeout"
+    assert by_port[hostile[1].port].handshake.error_code == "handshake_timeout"
+    assert by_port[hostile[2].port].handshake.error_code == "handshake_failed"
+    assert report.status is Status.ERROR
+    assert report.primary is not None and report.primary.handshake.port == healthy.port
 
 
 async def test_probe_leaves_no_socket_open(

@@ -55,6 +55,10 @@ class LoopbackServer:
         """Connections accepted so far."""
         self.errors: list[str] = []
         """Exceptions seen by handler threads (a failed handshake is normal for a probe)."""
+        self.active = 0
+        """Connections being handled right now."""
+        self.max_active = 0
+        """Most connections handled at the same time."""
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -108,6 +112,9 @@ class LoopbackServer:
             thread.start()
 
     def _run_handler(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
         try:
             conn.settimeout(IO_TIMEOUT)
             self.handle(conn)
@@ -116,6 +123,8 @@ class LoopbackServer:
         finally:
             with contextlib.suppress(OSError):
                 conn.close()
+            with self._lock:
+                self.active -= 1
 
     def handle(self, conn: socket.socket) -> None:
         """Serve one accepted connection (runs in its own thread)."""
