@@ -5,6 +5,7 @@ turns the healthy ones red."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,6 +120,23 @@ def test_mtls_client_cert_is_accepted(reports: dict[str, dict[str, Any]]) -> Non
     codes = _codes(reports["ledger"])
     assert codes.get("client_cert_required") == "info"
     assert "client_cert_rejected" not in codes
+    # Like nginx's ssl_client_certificate, the server names the client CAs it accepts.
+    message = next(f["message"] for f in reports["ledger"]["findings"] if f["code"] == "client_cert_required")
+    assert "certpager Drill Client CA" in message
+
+
+def test_mtls_without_a_client_certificate_is_refused(lab: LabInfo) -> None:
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(Path(lab.dir) / "ca" / "drill-root.pem"))
+    with (
+        socket.create_connection(("127.0.0.1", lab.endpoint_ports["ledger"]), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="ledger.drill.test") as tls,
+    ):
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: ledger.drill.test\r\n\r\n")
+        with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+            tls.recv(1024)
 
 
 def test_check_exit_code_is_nagios_critical(lab: LabInfo) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from OpenSSL import SSL
 
 PROTOCOLS: dict[str, ssl.TLSVersion] = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -146,8 +147,8 @@ def _first_cert(path: str) -> x509.Certificate:
 class Loaded:
     """What a site serves since its last (re)load."""
 
-    context: ssl.SSLContext
-    """Context for new connections."""
+    context: ssl.SSLContext | SSL.Context
+    """Context for new connections (pyOpenSSL for mTLS sites)."""
     serial: str
     """Hex serial of the leaf."""
     not_after: str
@@ -171,7 +172,11 @@ class Site:
         """Build and install a context from ``config`` (or explicit files); raise on failure."""
         cert_path = certificate or config.certificate
         key_path = key or config.certificate_key
-        ctx = build_context(config, cert_path, key_path)
+        ctx: ssl.SSLContext | SSL.Context
+        if config.client_ca:
+            ctx = build_openssl_context(config, cert_path, key_path)
+        else:
+            ctx = build_context(config, cert_path, key_path)
         leaf = _first_cert(cert_path)
         self.loaded = Loaded(
             context=ctx,
@@ -202,7 +207,7 @@ class Site:
             self._conns.add(writer)
             try:
                 await handler(reader, writer)
-            except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError):
+            except (TimeoutError, OSError, ssl.SSLError, SSL.Error, asyncio.IncompleteReadError):
                 pass
             finally:
                 self._conns.discard(writer)
@@ -214,11 +219,23 @@ class Site:
         loaded = self.loaded
         if loaded is None:
             return
+        if isinstance(loaded.context, SSL.Context):
+            tls = _MemoryTLS(loaded.context, reader, writer)
+            if not await tls.handshake():
+                return
+            head = await tls.read_head()
+            request = _parse_request(head) if head else None
+            if request is not None:
+                await tls.send(self._page(loaded, request[0]))
+            return
         await writer.start_tls(loaded.context, ssl_handshake_timeout=_HANDSHAKE_TIMEOUT)
         request = await _read_request(reader)
         if request is None:
             return
-        method, _path, _host = request
+        writer.write(self._page(loaded, request[0]))
+        await writer.drain()
+
+    def _page(self, loaded: Loaded, method: str) -> bytes:
         headers = [("Content-Type", "text/plain; charset=utf-8")]
         if self.config.hsts:
             headers.append(("Strict-Transport-Security", HSTS_VALUE))
@@ -226,7 +243,7 @@ class Site:
             f"certpager fire drill: {self.config.name} ({self.config.server_name})\n"
             f"served certificate serial {loaded.serial}, notAfter {loaded.not_after}\n"
         )
-        await _respond(writer, 200, "OK", headers, body, head=method == "HEAD")
+        return _response_bytes(200, "OK", headers, body, head=method == "HEAD")
 
     async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await _read_request(reader)
@@ -275,6 +292,11 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, str] | 
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _REQUEST_TIMEOUT)
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         return None
+    return _parse_request(head)
+
+
+def _parse_request(head: bytes) -> tuple[str, str, str] | None:
+    """Parse a request head (up to the blank line)."""
     if len(head) > _MAX_REQUEST:
         return None
     lines = head.decode("latin-1").split("\r\n")
@@ -296,6 +318,16 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, str] | 
     return method, path, host
 
 
+def _response_bytes(
+    status: int, reason: str, headers: list[tuple[str, str]], body: str, *, head: bool = False
+) -> bytes:
+    payload = body.encode("utf-8")
+    lines = [f"HTTP/1.1 {status} {reason}", "Server: certpager-drill"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    lines += [f"Content-Length: {len(payload)}", "Connection: close", "", ""]
+    return "\r\n".join(lines).encode("latin-1") + (b"" if head else payload)
+
+
 async def _respond(
     writer: asyncio.StreamWriter,
     status: int,
@@ -305,12 +337,116 @@ async def _respond(
     *,
     head: bool = False,
 ) -> None:
-    payload = body.encode("utf-8")
-    lines = [f"HTTP/1.1 {status} {reason}", "Server: certpager-drill"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    lines += [f"Content-Length: {len(payload)}", "Connection: close", "", ""]
-    writer.write("\r\n".join(lines).encode("latin-1") + (b"" if head else payload))
+    writer.write(_response_bytes(status, reason, headers, body, head=head))
     await writer.drain()
+
+
+class _MemoryTLS:
+    """Server side of one TLS connection through pyOpenSSL memory BIOs over asyncio streams.
+
+    Used for mTLS sites: unlike :mod:`ssl`, pyOpenSSL can send the list of accepted
+    client CAs in the CertificateRequest, as nginx's ``ssl_client_certificate`` does.
+    """
+
+    def __init__(self, context: SSL.Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.conn = SSL.Connection(context, None)
+        self.conn.set_accept_state()
+        self.reader = reader
+        self.writer = writer
+
+    async def _flush(self) -> None:
+        out = b""
+        while True:
+            try:
+                out += self.conn.bio_read(65536)
+            except SSL.WantReadError:
+                break
+        if out:
+            self.writer.write(out)
+            await self.writer.drain()
+
+    async def _feed(self, timeout: float) -> bool:
+        data = await asyncio.wait_for(self.reader.read(65536), timeout)
+        if not data:
+            return False
+        self.conn.bio_write(data)
+        return True
+
+    async def handshake(self) -> bool:
+        """Complete the handshake (False: the client left or failed it; alerts are sent)."""
+        for _ in range(1000):  # bounded: a handshake is a handful of flights
+            try:
+                self.conn.do_handshake()
+            except SSL.WantReadError:
+                await self._flush()
+                if not await self._feed(_HANDSHAKE_TIMEOUT):
+                    return False
+                continue
+            except SSL.Error:
+                with contextlib.suppress(OSError):
+                    await self._flush()
+                return False
+            await self._flush()
+            return True
+        return False
+
+    async def read_head(self) -> bytes | None:
+        """Read up to the end of an HTTP request head."""
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            if len(buf) > _MAX_REQUEST:
+                return None
+            try:
+                buf += self.conn.recv(65536)
+            except SSL.WantReadError:
+                await self._flush()
+                if not await self._feed(_REQUEST_TIMEOUT):
+                    return None
+            except (SSL.ZeroReturnError, SSL.Error):
+                return None
+        return buf.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+
+    async def send(self, data: bytes) -> None:
+        """Send application data and close the TLS session."""
+        self.conn.sendall(data)
+        with contextlib.suppress(SSL.Error):
+            self.conn.shutdown()
+        await self._flush()
+
+
+def build_openssl_context(site: SiteConfig, certificate: str, key: str) -> SSL.Context:
+    """A pyOpenSSL server context (for mTLS sites: it advertises the accepted client CAs)."""
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    versions = sorted(PROTOCOLS[p] for p in site.protocols)
+    openssl_versions = {
+        ssl.TLSVersion.TLSv1: SSL.TLS1_VERSION,
+        ssl.TLSVersion.TLSv1_1: SSL.TLS1_1_VERSION,
+        ssl.TLSVersion.TLSv1_2: SSL.TLS1_2_VERSION,
+        ssl.TLSVersion.TLSv1_3: SSL.TLS1_3_VERSION,
+    }
+    if versions[0] < ssl.TLSVersion.TLSv1_2:
+        ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
+    ctx.set_min_proto_version(openssl_versions[versions[0]])
+    ctx.set_max_proto_version(openssl_versions[versions[-1]])
+    ctx.use_certificate_chain_file(certificate)
+    ctx.use_privatekey_file(key)
+    ctx.check_privatekey()
+    ctx.set_options(SSL.OP_NO_TICKET)
+    ctx.set_alpn_select_callback(_select_http11)
+    if site.client_ca:
+        ctx.load_verify_locations(site.client_ca)
+        for ca in x509.load_pem_x509_certificates(Path(site.client_ca).read_bytes()):
+            ctx.add_client_ca(ca)
+        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _verify_ok)
+    return ctx
+
+
+def _select_http11(conn: SSL.Connection, offered: list[bytes]) -> Any:  # bytes or NO_OVERLAPPING_PROTOCOLS
+    return b"http/1.1" if b"http/1.1" in offered else SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def _verify_ok(conn: SSL.Connection, cert: Any, errno: int, depth: int, ok: int) -> bool:
+    return bool(ok)
 
 
 class StaticHTTP:
