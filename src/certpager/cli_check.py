@@ -98,6 +98,12 @@ def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
         if not Path(path).is_file():
             raise UserError(f"{flag}: file not found: {path}")
     try:
+        SSL.Context(SSL.TLS_CLIENT_METHOD).use_privatekey_file(key)
+    except SSL.Error:
+        raise UserError(
+            f"--client-key: {key} holds no readable PEM private key (or it is encrypted)"
+        ) from None
+    try:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
         ctx.use_certificate_chain_file(cert)
     except SSL.Error:
@@ -105,9 +111,7 @@ def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
     try:
         ctx.use_privatekey_file(key)
     except SSL.Error:
-        raise UserError(
-            f"--client-key: {key} holds no readable PEM private key (or it is encrypted)"
-        ) from None
+        raise UserError(f"--client-key: {key} is not the private key of {cert}") from None
     try:
         ctx.check_privatekey()
     except SSL.Error:
