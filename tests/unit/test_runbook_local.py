@@ -44,7 +44,9 @@ async def test_exit_status_and_signal_matrix(
 async def test_output_lines_and_no_final_newline() -> None:
     lines: list[tuple[str, str]] = []
     result = await LocalRunner().run(
-        "printf 'a\\nb'; printf 'err' >&2", timeout=30, on_output=lambda s, l: lines.append((s, l))
+        "printf 'a\\nb'; printf 'err' >&2",
+        timeout=30,
+        on_output=lambda stream, line: lines.append((stream, line)),
     )
     assert result.ok and sorted(lines) == [("stderr", "err"), ("stdout", "a"), ("stdout", "b")]
     assert (result.stdout_bytes, result.stderr_bytes) == (3, 3)
