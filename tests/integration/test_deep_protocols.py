@@ -262,3 +262,19 @@ async def test_two_backends_each_probed(
     assert tls10.backends == (f"127.0.0.1:{old.port}",)
     assert report.extra["protocols"]["TLSv1"] == "accepted"  # type: ignore[index]
     assert report.backends[1].extra["protocols"]["TLSv1"] == "refused"  # type: ignore[index]
+
+
+async def test_ec_certificate_skips_the_static_rsa_probe(
+    ca: Hierarchy, serve: Callable[..., TLSServer], now: dt.datetime
+) -> None:
+    """Static RSA needs an RSA certificate: with an EC one, one extra connection only."""
+    chain, key = ca.serve_files("deep-ec", ca.leaf("app.test"))
+    server = serve(chain, key, min_version="TLSv1.2")
+    report = await check_endpoint(_endpoint(server.port, ca), now=now)
+    extra = report.backends[0].extra
+    assert extra["protocol_probes"] == 1
+    check = extra["cipher_check"]
+    assert isinstance(check, dict)
+    assert check["static_rsa"] == "not_tested" and "EC key" in str(check["static_rsa_note"])
+    await asyncio.sleep(0.1)
+    assert server.accepted == 2

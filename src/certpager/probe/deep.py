@@ -198,6 +198,8 @@ def backends_check(report: EndpointReport) -> tuple[list[Finding], dict[str, obj
         leaf = _leaf(b)
         if leaf is not None:
             groups.setdefault(leaf.sha256, []).append(b)
+    if len(report.backends) <= 1:
+        return [], {"backends_agree": True}
     certs = []
     for members in groups.values():
         leaf = _leaf(members[0])

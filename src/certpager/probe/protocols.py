@@ -19,7 +19,8 @@ never as disabled.
 the main handshake's, without forward secrecy or without AEAD (so a CBC-only
 server is caught). One more probe at TLS 1.2 offers only static-RSA suites; a
 server that accepts one gets ``weak_cipher`` at info severity (no forward
-secrecy for clients that offer nothing better). CBC suites accepted next to
+secrecy for clients that offer nothing better). That probe is skipped when the
+served certificate has an EC key (static RSA needs an RSA certificate). CBC suites accepted next to
 AEAD ones are not probed: a server accepting TLS 1.0 necessarily has them, and
 ``tls1_0_enabled`` already says so.
 """
@@ -38,6 +39,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
 from certpager.probe import findings as F
+from certpager.probe.analysis import CertParseError, parse_cert
 from certpager.probe.handshake import (
     VERSIONS,
     ClientOptions,
@@ -306,6 +308,15 @@ class ProtocolReport:
         }
 
 
+def _leaf_key_type(main: Handshake) -> str | None:
+    if not main.chain_der:
+        return None
+    try:
+        return parse_cert(main.chain_der[0]).key_type
+    except CertParseError:
+        return None
+
+
 def known_from_main(main: Handshake) -> tuple[dict[str, VersionState], dict[str, str]]:
     """What the main handshake (offering TLS 1.0-1.3) proves without another
     connection: its version is accepted, every higher one refused; SSLv3 is not
@@ -425,6 +436,12 @@ async def probe_protocols(
     async def static_rsa() -> None:
         nonlocal probes, rsa_state, rsa_suite, rsa_note
         if negotiated not in ("TLSv1.2", "TLSv1.3"):
+            return
+        key_type = _leaf_key_type(main)
+        if key_type not in ("RSA", None):
+            # Static RSA needs an RSA certificate; a server with a second, RSA
+            # certificate next to this one is the only way it could be accepted.
+            rsa_note = f"not probed: the server's certificate has an {key_type} key"
             return
         probes += 1
         options = ClientOptions(
