@@ -759,12 +759,6 @@ async def test_handshake_failed_alert_in_words(world: World, serve: Callable[...
     assert ok.error_code is None and ok.tls_version == "TLSv1.3"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: OpenSSL 3 names the alert 'tls alert handshake failure'; _ALERT_WORDS only knows "
-    "'sslv3 alert handshake failure', so the commonest alert (no cipher/signature in common) "
-    "reaches the user untranslated",
-)
 async def test_handshake_failure_alert_in_plain_words(world: World, serve: Callable[..., TLSServer]) -> None:
     chain_file, key_file = world.pki.write_chain("no-common-suite", [_leaf(world), world.ca.intermediate])
     server = serve(chain_file, key_file, max_version="TLSv1.2", ciphers="ECDHE-ECDSA-AES128-SHA")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -162,18 +163,32 @@ async def resolve(host: str, port: int, timeout: float) -> list[tuple[int, str]]
 
 # --- errors in words ---------------------------------------------------------
 
-_ALERT_WORDS = {
-    "sslv3 alert handshake failure": "the server refused the handshake (no protocol or cipher in common, or it needs something the client did not offer)",
-    "tlsv1 alert protocol version": "the server refused the protocol version offered",
-    "tlsv13 alert certificate required": "the server requires a client certificate",
-    "sslv3 alert bad certificate": "the server rejected the client certificate",
-    "tlsv1 alert unknown ca": "the server does not trust the client certificate's CA",
-    "sslv3 alert certificate expired": "the server says the client certificate has expired",
-    "tlsv1 alert decode error": "the server could not decode the client's message",
-    "tlsv1 unrecognized name": "the server does not know the name sent in SNI",
-    "tlsv1 alert internal error": "the server hit an internal error",
-    "tlsv1 alert access denied": "the server denied access",
-    "tlsv1 alert insufficient security": "the server demands stronger security than offered",
+#: TLS alert descriptions (as OpenSSL spells them after "sslv3 alert", "tlsv1 alert",
+#: "tlsv13 alert" or, in OpenSSL 3, "tls alert") in plain words.
+_ALERTS = {
+    "handshake failure": "the server refused the handshake (no protocol, cipher or signature algorithm in common, or it needs something the client did not offer)",
+    "protocol version": "the server refused the protocol version offered",
+    "certificate required": "the server requires a client certificate",
+    "bad certificate": "the server rejected the client certificate",
+    "unknown ca": "the server does not trust the client certificate's CA",
+    "certificate expired": "the server says the client certificate has expired",
+    "certificate revoked": "the server says the client certificate is revoked",
+    "certificate unknown": "the server could not accept the client certificate",
+    "unsupported certificate": "the server does not support the client certificate's type",
+    "decode error": "the server could not decode the client's message",
+    "decrypt error": "the server could not verify the client's handshake signature",
+    "unrecognized name": "the server does not know the name sent in SNI",
+    "internal error": "the server hit an internal error",
+    "access denied": "the server denied access",
+    "insufficient security": "the server demands stronger security than offered",
+    "illegal parameter": "the server sent an illegal parameter",
+    "unexpected message": "the server received a message it did not expect",
+    "no application protocol": "the server supports none of the ALPN protocols offered",
+    "inappropriate fallback": "the server detected a protocol downgrade",
+}
+
+#: Other OpenSSL reason strings in plain words.
+_REASONS = {
     "wrong version number": "the server did not answer with TLS (wrong version number: is this port plain HTTP or another protocol?)",
     "packet length too long": "the server sent a record that is too long (not TLS?)",
     "record layer failure": "the server sent data that is not a TLS record",
@@ -182,11 +197,22 @@ _ALERT_WORDS = {
     "no protocols available": "no protocol version in common with the server",
     "unsupported protocol": "the server only speaks a protocol version this client does not offer",
     "no shared cipher": "no cipher suite in common with the server",
-    "sslv3 alert illegal parameter": "the server sent an illegal parameter",
+    "no ciphers available": "no cipher suite this client may offer at this protocol version",
     "unknown protocol": "the server did not answer with TLS",
     "bad record type": "the server sent an invalid TLS record",
     "http request": "the server spoke HTTP, not TLS",
 }
+
+_ALERT_RE = re.compile(r"^(?:sslv3|tlsv1|tlsv13|tls)\s+(?:alert\s+)?(.+)$")
+
+
+def _plain(reason: str) -> str | None:
+    """Plain words for one OpenSSL reason string, or None."""
+    text = reason.strip().lower()
+    m = _ALERT_RE.match(text)
+    if m and m.group(1) in _ALERTS:
+        return f"TLS alert from the server: {_ALERTS[m.group(1)]}"
+    return next((w for key, w in _REASONS.items() if key in text), None)
 
 
 def describe_ssl_error(exc: BaseException) -> str:
@@ -210,7 +236,7 @@ def describe_ssl_error(exc: BaseException) -> str:
         return str(exc) or type(exc).__name__
     words = []
     for reason in reasons:
-        plain = next((w for key, w in _ALERT_WORDS.items() if key in reason), None)
+        plain = _plain(reason)
         words.append(f"{plain} [{reason}]" if plain else reason)
     return "; ".join(dict.fromkeys(words))
 
