@@ -13,6 +13,8 @@ import hashlib
 from collections.abc import Sequence
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from tests.support.pki import PKI, Hierarchy, Issued, generate_key
 
 from certpager.config import Thresholds
@@ -392,3 +394,28 @@ def test_every_finding_has_a_hint_and_plain_message(
             assert f.message and "\n" not in f.message
             assert f.hint
     assert {"weak_key", "weak_signature", "expires_soon", "hostname_mismatch", "chain_incomplete"} <= seen
+
+
+@pytest.mark.parametrize(
+    ("order", "extra", "expected"),
+    [
+        ("full", False, set()),
+        ("leaf", False, {"chain_incomplete"}),
+        ("with_root", False, {"chain_root_sent"}),
+        ("reversed", False, {"chain_root_sent", "chain_wrong_order"}),
+        ("full", True, {"chain_extra_cert"}),
+    ],
+)
+def test_chain_files_as_written(
+    ca: Hierarchy, trust: TrustStore, now: dt.datetime, order: str, extra: bool, expected: set[str]
+) -> None:
+    """The factory's chain files hold the certificates in the order asked for, and the
+    analysis of what they hold is what the file's shape says."""
+    leaf = ca.leaf("app.test")
+    chain_file, key_file = ca.serve_files(
+        f"order-{order}-{extra}", leaf, order, extra=[ca.intermediate] if extra else []
+    )
+    ders = [c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(chain_file.read_bytes())]
+    assert ders[0] == leaf.der
+    assert key_file.read_bytes() == leaf.key_pem
+    assert codes(analyze_chain(ders, "app.test", now, trust, DEFAULT)) == expected
