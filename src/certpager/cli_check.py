@@ -22,7 +22,7 @@ from certpager.config import (
     read_targets_file,
 )
 from certpager.errors import UserError
-from certpager.probe.engine import check_endpoints
+from certpager.monitor import check_full_many
 from certpager.probe.model import EndpointReport, Status
 from certpager.report import report_json, write_table
 
@@ -219,7 +219,7 @@ def exit_code(reports: list[EndpointReport]) -> int:
 def run_check(args: argparse.Namespace) -> int:
     """Run ``certpager check``."""
     endpoints, settings = gather_endpoints(args)
-    reports = asyncio.run(check_endpoints(endpoints, settings=settings, concurrency=args.concurrency))
+    reports = asyncio.run(check_full_many(endpoints, settings=settings, concurrency=args.concurrency))
     if args.json:
         json.dump([report_json(r) for r in reports], sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -37,14 +37,6 @@ def test_every_scenario_is_in_the_config(reports: dict[str, dict[str, Any]]) -> 
 
 
 def _through_check(sc: Scenario) -> Any:
-    if "served_not_stored" in sc.planted:
-        # stored.compare_stored works on the lab (test_demo_ssh proves it over SFTP), but
-        # `certpager check` does not call it yet. Non-strict: this turns XPASS once it does.
-        return pytest.param(
-            sc,
-            id=sc.name,
-            marks=pytest.mark.xfail(reason="certpager check does not compare stored certificates yet"),
-        )
     return pytest.param(sc, id=sc.name)
 
 

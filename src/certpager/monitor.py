@@ -1,0 +1,77 @@
+"""One full check of an endpoint, as the CLI and the TUI run it: the probe, then,
+for an endpoint that says where its certificate is stored, served vs stored.
+
+The probe engine stays network-only; reading the stored certificate needs SSH,
+so the two facts are joined here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from certpager.config import Endpoint, Settings
+from certpager.probe import EndpointReport, check_endpoint
+from certpager.probe.engine import with_findings
+
+if TYPE_CHECKING:
+    from certpager.stored import StoredComparison
+
+
+def stored_facts(comparison: StoredComparison) -> dict[str, object]:
+    """The served-vs-stored comparison as plain facts (JSON and the detail screen)."""
+    facts: dict[str, object] = {"location": comparison.location}
+    if comparison.error is not None:
+        facts["state"] = "not compared"
+        facts["error"] = comparison.error
+        return facts
+    stored = comparison.stored
+    facts["state"] = "differs (renewed but not reloaded)" if comparison.differing else "same as served"
+    if stored is not None:
+        facts["serial"] = stored.serial
+        facts["sha256"] = stored.sha256
+        facts["not_after"] = stored.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if comparison.differing:
+        facts["differing_backends"] = list(comparison.differing)
+    return facts
+
+
+async def check_full(
+    endpoint: Endpoint, *, settings: Settings | None = None, now: datetime | None = None
+) -> EndpointReport:
+    """Probe ``endpoint`` and, when ``stored`` is configured, compare the stored
+    certificate with the served one (``served_not_stored``). Never raises."""
+    report = await check_endpoint(endpoint, settings=settings, now=now)
+    if endpoint.stored is None or not any(b.handshake.ok for b in report.backends):
+        return report
+    # Imported here: it pulls in asyncssh, which a plain `certpager check` never needs.
+    from certpager.stored import compare_stored
+
+    comparison = await compare_stored(endpoint, report)
+    return with_findings(
+        report, [comparison.finding] if comparison.finding else [], {"stored": stored_facts(comparison)}
+    )
+
+
+async def check_full_many(
+    endpoints: Sequence[Endpoint],
+    *,
+    settings: Settings | None = None,
+    concurrency: int | None = None,
+    now: datetime | None = None,
+    on_report: Callable[[EndpointReport], None] | None = None,
+) -> list[EndpointReport]:
+    """:func:`check_full` over many endpoints, at most ``concurrency`` at a time, in input order."""
+    settings = settings or Settings()
+    limit = asyncio.Semaphore(concurrency or settings.concurrency)
+
+    async def one(ep: Endpoint) -> EndpointReport:
+        async with limit:
+            report = await check_full(ep, settings=settings, now=now)
+        if on_report is not None:
+            on_report(report)
+        return report
+
+    return list(await asyncio.gather(*(one(ep) for ep in endpoints)))
