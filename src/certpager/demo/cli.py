@@ -1,8 +1,9 @@
 """``certpager demo``: start the fire-drill lab, open the TUI on it, clean up on the way out.
 
 ``certpager demo --no-tui`` starts the lab alone, prints the lab config path on
-stdout (for ``certpager check --config`` and ``certpager run ... --config``) and
-runs until Ctrl-C or SIGTERM. Either way the lab process is ended by PID and
+stdout (for ``certpager check --config FILE`` and ``certpager --config FILE run ...``)
+and runs until Ctrl-C or SIGTERM (its normal stop: exit 0). With the TUI, quitting
+exits 0 and SIGTERM/SIGHUP leave through the app's normal exit with 128+signal. Either way the lab process is ended by PID and
 its directory removed on exit, Ctrl-C, SIGTERM, SIGHUP or a crash; if this
 process is SIGKILLed the lab notices (its stdin pipe closes) and removes itself.
 
@@ -14,7 +15,6 @@ that postmortems are written from.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import importlib.util
 import os
@@ -121,6 +121,11 @@ def run_demo(args: argparse.Namespace) -> int:
                 code = _wait_for_stop(lab)
             else:
                 print(summary_line(info, seconds), flush=True)
+                from certpager.tui.cli import run_tui
+
+                # The app handles SIGTERM/SIGHUP itself while it runs (cancels a running
+                # runbook, restores the terminal, returns 128+signal); before and after
+                # that, _termination_signals turns them into Terminated.
                 code = run_tui(Path(info.config), readonly=bool(getattr(args, "readonly", False)))
         except KeyboardInterrupt:
             code = 0
@@ -139,34 +144,6 @@ def run_demo(args: argparse.Namespace) -> int:
                 if not report.dir_removed:
                     code = code or 2
     return code
-
-
-def run_tui(config_path: Path, *, readonly: bool = False) -> int:
-    """Open the TUI on the lab config until the user quits.
-
-    Like :func:`certpager.tui.cli.run_tui`, plus: SIGTERM/SIGHUP make the app exit
-    the normal way (terminal restored, workers stopped) instead of unwinding the
-    event loop from a signal handler, which leaves Textual's input thread behind.
-    """
-    from certpager.config import load_config
-    from certpager.tui.app import build_app
-
-    app = build_app(load_config(config_path), readonly=readonly)
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # the app has not started its loop yet, or has finished
-            raise Terminated(signum) from None
-        loop.call_soon_threadsafe(app.exit)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        app.run()
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-    return app.return_code or 0
 
 
 def _hints(info: LabInfo, audit: Path) -> str:
