@@ -151,8 +151,8 @@ def _hints(info: LabInfo, audit: Path) -> str:
     return "\n".join(
         [
             f"  try:  certpager check --config {config}",
-            f"        CERTPAGER_AUDIT_LOG={audit} certpager --config {config} run certbot-force-renew "
-            f"--endpoint {PAGE_ENDPOINT}",
+            f"        certpager --config {config} run certbot-force-renew "
+            f"--endpoint {PAGE_ENDPOINT} --audit-log {audit}",
             "  Ctrl-C (or SIGTERM) stops the lab and removes everything.",
         ]
     )
