@@ -256,3 +256,25 @@ def test_demo_with_tui_cleans_up_on_quit(how: str) -> None:
         assert_lab_gone(lab_pid, ports, lab_dir)
     finally:
         demo.close()
+
+
+def test_crash_in_the_tui_still_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception escaping the TUI propagates (a crash), but the lab is gone first."""
+    pytest.importorskip("certpager.tui.cli")
+    import certpager.tui.cli
+    from certpager.__main__ import main
+
+    seen: dict[str, str] = {}
+
+    def crash(config_path: Path, *, readonly: bool = False) -> int:
+        seen["config"] = str(config_path)
+        seen["ports"] = ",".join(str(p) for p in demo_ports(str(config_path)))
+        summary = (config_path.parent / "lab.log").read_text()
+        seen["pid"] = re.search(r'"pid": (\d+)', summary).group(1)  # type: ignore[union-attr]
+        raise RuntimeError("simulated TUI crash")
+
+    monkeypatch.setattr(certpager.tui.cli, "run_tui", crash)
+    with pytest.raises(RuntimeError, match="simulated TUI crash"):
+        main(["demo"])
+    ports = [int(p) for p in seen["ports"].split(",")]
+    assert_lab_gone(int(seen["pid"]), ports, str(Path(seen["config"]).parent))
