@@ -36,11 +36,7 @@ def test_every_scenario_is_in_the_config(reports: dict[str, dict[str, Any]]) -> 
     assert list(reports) == [s.name for s in SCENARIOS]
 
 
-def _through_check(sc: Scenario) -> Any:
-    return pytest.param(sc, id=sc.name)
-
-
-@pytest.mark.parametrize("sc", [_through_check(s) for s in SCENARIOS])
+@pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.name)
 def test_scenario_shows_its_planted_finding(sc: Scenario, reports: dict[str, dict[str, Any]]) -> None:
     report = reports[sc.name]
     codes = _codes(report)
