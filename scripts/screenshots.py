@@ -34,14 +34,7 @@ Steps = Callable[[Pilot[int], CertpagerApp], Awaitable[None]]
 
 async def settle(pilot: Pilot[int]) -> None:
     """Let workers post their results and the screen repaint."""
-    app = pilot.app
-    for _ in range(200):
-        await pilot.pause()
-        if not app.workers or all(w.is_finished for w in app.workers if w.group.startswith("probe:")):
-            screen = app.endpoints_screen if isinstance(app, CertpagerApp) else None
-            if screen is None or not screen.in_flight:
-                break
-    await pilot.pause()
+    await tuilab.settle(pilot)
     await pilot.wait_for_scheduled_animations()
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from textual.pilot import Pilot
 
 from certpager.config import Config, Endpoint, HttpCheck, Settings, SSHTarget, StoredCert
 from certpager.probe import EndpointReport, Handshake, Timings
@@ -84,10 +85,39 @@ class Spec:
     """Endpoint-level facts from deeper checks."""
 
 
-def _http(host: str) -> dict[str, object]:
+MODERN = {
+    "SSLv3": "not_testable",
+    "TLSv1": "refused",
+    "TLSv1.1": "refused",
+    "TLSv1.2": "accepted",
+    "TLSv1.3": "accepted",
+}
+"""What the protocol scan of a well-configured server finds."""
+
+
+def _http(host: str, address: str = "192.0.2.10") -> dict[str, object]:
+    """Deep-check facts of a server that redirects and sends HSTS (shapes of ``certpager.probe.deep``)."""
     return {
-        "http": {"port": 80, "status": 301, "location": f"https://{host}/", "redirects_to_https": True},
-        "hsts": "max-age=63072000; includeSubDomains",
+        "redirect": {
+            "state": "redirects",
+            "port": 80,
+            "address": address,
+            "status": 301,
+            "location": f"https://{host}/",
+            "detail": None,
+        },
+        "hsts": {
+            "state": "ok",
+            "status": 200,
+            "header": "max-age=63072000; includeSubDomains",
+            "max_age": 63072000,
+            "max_age_days": 730.0,
+            "detail": None,
+        },
+        "protocols": MODERN,
+        "no_sni": {"state": "same"},
+        "client_auth": "not_requested",
+        "backends_agree": True,
     }
 
 
@@ -107,12 +137,13 @@ def scenario() -> dict[str, Spec]:
                 ),
             ),
             extra={
+                "protocols": MODERN,
                 "stored": {
-                    "path": "/etc/letsencrypt/live/auth.example/fullchain.pem",
-                    "served_sha256": "see chain",
-                    "stored_not_after": "2026-06-10 02:13 UTC",
-                    "matches_served": False,
-                }
+                    "location": "deploy@auth-1.example:/etc/letsencrypt/live/auth.example/fullchain.pem",
+                    "state": "differs (renewed but not reloaded)",
+                    "stored": "notAfter 2026-06-10 02:13 UTC",
+                    "differing backends": ["192.0.2.10:443"],
+                },
             },
         ),
         "status-page": Spec(
@@ -127,7 +158,16 @@ def scenario() -> dict[str, Spec]:
             alpn=None,
             timings=(0.9, 3.1, 48.2),
             findings=(("tls1_0_enabled", "the server still accepts TLS 1.0"),),
-            extra={"protocols": {"TLSv1": True, "TLSv1.1": False, "TLSv1.2": True, "TLSv1.3": False}},
+            extra={
+                "protocols": {
+                    "SSLv3": "refused",
+                    "TLSv1": "accepted",
+                    "TLSv1.1": "accepted",
+                    "TLSv1.2": "accepted",
+                    "TLSv1.3": "refused",
+                },
+                "no_sni": {"state": "same"},
+            },
         ),
         "grafana": Spec("grafana", timings=(0.7, 2.2, 12.9)),
         "www": Spec("www", addresses=("192.0.2.20", "2001:db8::20"), extra=_http("www.shop.example")),
@@ -375,3 +415,26 @@ def runbook_service(
         target_for=target_info,
         run_ids=lambda: "20260314T021300Z-5a1c0e",
     )
+
+
+# -- waiting without timed assertions --------------------------------------------------
+
+
+async def wait_for(
+    pilot: Pilot[int], predicate: Callable[[], bool], *, rounds: int = 2000, what: str = ""
+) -> None:
+    """Let the app run until ``predicate()`` holds (bounded by rounds of the event loop)."""
+    for _ in range(rounds):
+        if predicate():
+            return
+        await pilot.pause()
+    raise AssertionError(f"never happened: {what or predicate}")
+
+
+async def settle(pilot: Pilot[int]) -> None:
+    """Until every probe in flight has reported and the screen repainted."""
+    app = pilot.app
+    assert isinstance(app, CertpagerApp)
+    await wait_for(pilot, lambda: not app.endpoints_screen.in_flight, what="probes to finish")
+    await pilot.pause()
+    await pilot.pause()

@@ -90,7 +90,7 @@ class CertpagerApp(App[int]):
         """Runs in progress, by endpoint."""
         self.run_screens: dict[str, RunScreen] = {}
         """The latest run screen per endpoint."""
-        self._signals_installed: list[int] = []
+        self._signals_installed: list[tuple[int, signal._HANDLER]] = []
 
     def get_default_screen(self) -> Screen[None]:
         return self.endpoints_screen
@@ -99,6 +99,16 @@ class CertpagerApp(App[int]):
 
     def on_mount(self) -> None:
         self._install_signal_handlers()
+        if self.runbooks is not None:
+            # Validating every runbook file takes a moment: do it now, off the event loop,
+            # so the first `f` opens the chooser at once.
+            self.run_worker(
+                self.runbooks.catalog,
+                thread=True,
+                name="load runbooks",
+                group="runbooks",
+                exit_on_error=False,
+            )
 
     def on_unmount(self) -> None:
         self._remove_signal_handlers()
@@ -113,11 +123,12 @@ class CertpagerApp(App[int]):
 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous = signal.getsignal(signum)
             try:
                 loop.add_signal_handler(signum, self._on_signal, signum)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
                 continue
-            self._signals_installed.append(signum)
+            self._signals_installed.append((signum, previous))
 
     def _remove_signal_handlers(self) -> None:
         import asyncio
@@ -126,8 +137,11 @@ class CertpagerApp(App[int]):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        for signum in self._signals_installed:
+        for signum, previous in self._signals_installed:
             loop.remove_signal_handler(signum)
+            # Put back whatever handler the caller had (the demo wraps the app with its own).
+            with contextlib.suppress(TypeError, ValueError, OSError):
+                signal.signal(signum, previous)
         self._signals_installed.clear()
 
     def _on_signal(self, signum: int) -> None:
@@ -136,7 +150,7 @@ class CertpagerApp(App[int]):
     async def shutdown_on_signal(self, signum: int) -> None:
         """Cancel a running runbook (its audit record is closed by the engine), then exit."""
         await self.stop_runs(reason=f"{signal.Signals(signum).name} received")
-        self.exit(128 + signum)
+        self.exit(return_code=128 + signum)
 
     async def stop_runs(self, reason: str) -> None:
         """Cancel every running runbook and wait for the engine to close its records."""
@@ -162,12 +176,12 @@ class CertpagerApp(App[int]):
                 self._quit_answered,
             )
             return
-        self.exit(0)
+        self.exit()
 
     async def _quit_answered(self, yes: bool | None) -> None:
         if yes:
             await self.stop_runs("cancelled: certpager is quitting")
-            self.exit(0)
+            self.exit()
 
     # -- routing between screens -------------------------------------------
 

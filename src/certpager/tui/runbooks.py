@@ -33,6 +33,21 @@ from certpager.runbook.verify import ProbeFn, default_probe
 from certpager.ssh import RunnerFactory
 
 
+def _stamp(dirs: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of every runbook file on the search path."""
+    out: list[tuple[str, int, int]] = []
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for path in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 @dataclass
 class RunbookService:
     """What the app needs to offer, plan and run runbooks for its endpoints."""
@@ -55,6 +70,9 @@ class RunbookService:
     """Makes run ids (None: the engine's time + random; tests and screenshots fix it)."""
     last_reports: dict[str, EndpointReport] = field(default_factory=dict)
     """The last report each verification probe produced (shown at once when a run ends)."""
+    _catalog: tuple[tuple[tuple[str, int, int], ...], list[CatalogEntry]] | None = field(
+        default=None, repr=False
+    )
 
     def search_path(self) -> list[Path]:
         """Directories searched for runbooks, highest precedence first."""
@@ -64,8 +82,16 @@ class RunbookService:
         return runbook_dirs(self.config.settings, config_dir=config_dir)
 
     def catalog(self) -> list[CatalogEntry]:
-        """Every runbook file on the search path (invalid ones carry their error)."""
-        return list_runbooks(self.search_path())
+        """Every runbook file on the search path (invalid ones carry their error).
+
+        Loading validates every file (a few hundred ms); the result is kept until a
+        file on the search path is added, removed or changed.
+        """
+        dirs = self.search_path()
+        stamp = _stamp(dirs)
+        if self._catalog is None or self._catalog[0] != stamp:
+            self._catalog = (stamp, list_runbooks(dirs))
+        return self._catalog[1]
 
     def for_endpoint(self, endpoint: Endpoint) -> tuple[list[Runbook], list[CatalogEntry]]:
         """The runbooks ``endpoint`` may use (its own list first) and the invalid files seen."""

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import ClassVar
 
+from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
@@ -204,7 +206,7 @@ class ConfirmModal(ModalScreen[ConfirmReply]):
                     ),
                     id="confirm-prompt",
                 )
-                yield ConfirmInput(placeholder=req.expected or "", id="confirm-input")
+                yield ConfirmInput(placeholder="type the name here", id="confirm-input")
             with Horizontal(id="confirm-buttons"):
                 yield Button(
                     "Run this step",
@@ -214,33 +216,30 @@ class ConfirmModal(ModalScreen[ConfirmReply]):
                 )
                 yield Button("Don't run (Esc)", id="confirm-no")
 
-    def _facts(self) -> Text:
+    def _facts(self) -> RenderableType:
         req = self.request
         step = req.step
-        text = Text()
-        text.append(view.printable(step.title), "bold")
-        text.append(f"  [{step.id}]\n")
-        text.append("endpoint  ", "dim")
-        text.append(view.printable(req.endpoint) + "\n")
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(width=9, no_wrap=True, style="dim")
+        grid.add_column(ratio=1, overflow="fold")
+        grid.add_row("step", Text.assemble((view.printable(step.title), "bold"), f"  [{step.id}]"))
+        grid.add_row("endpoint", Text(view.printable(req.endpoint)))
         if step.kind is StepKind.RUN:
-            text.append("runs on   ", "dim")
-            text.append(view.printable(req.target), "bold")
-            if req.address:
-                text.append(f" ({req.address})")
-            text.append("\n")
+            where = Text.assemble(
+                (view.printable(req.target), "bold"), f" ({req.address})" if req.address else ""
+            )
+            grid.add_row("runs on", where)
             if req.host_key_fingerprint:
-                text.append("host key  ", "dim")
-                text.append(req.host_key_fingerprint + "\n")
-            text.append("command   ", "dim")
-            text.append("$ " + step.display_command, "bold")
-            text.append("\n")
-            text.append("timeout   ", "dim")
-            text.append(f"{step.timeout:g} s\n")
+                grid.add_row("host key", Text(req.host_key_fingerprint))
+            grid.add_row("command", Text.assemble(("$ ", "dim"), (step.display_command, "bold")))
+            grid.add_row("timeout", Text(f"{step.timeout:g} s"))
+        parts: list[RenderableType] = [grid]
         if step.message:
-            text.append("\n")
+            warning = Text()
             for line in step.message.splitlines():
-                text.append("! " + view.printable(line) + "\n", "bold")
-        return text
+                warning.append("! " + view.printable(line) + "\n", "bold")
+            parts.extend([Text(""), warning])
+        return Group(*parts)
 
     def on_mount(self) -> None:
         if self.typed:
@@ -540,6 +539,7 @@ class RunScreen(Screen[None]):
         """The run ended."""
         self.result = result
         self.phase = "finished"
+        self.call_after_refresh(self.query_one(RichLog).scroll_end, animate=False)
         label, _ = _OUTCOME[result.outcome]
         self._log(Text.assemble((f"{label}: {view.printable(result.message)}", "bold")))
         if result.error is not None:

@@ -7,7 +7,7 @@ server is ever parsed as markup, and control characters are shown escaped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -20,7 +20,7 @@ from textual.widget import Widget
 
 from certpager.config import Endpoint
 from certpager.probe import BackendResult, EndpointReport, Severity, Status
-from certpager.tui import view
+from certpager.tui import facts, view
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -62,6 +62,12 @@ class ReportView(Widget):
 
     def _status_style(self, status: Status | None) -> Style:
         return self._style(view.status_key(status))
+
+    def _tone(self, tone: str) -> Style:
+        """Style of a fact's tone (``ok``, ``warning``, ``critical``, ``muted``)."""
+        if tone == "muted":
+            return self._style("muted")
+        return self._style(tone) if tone in ("ok", "warning", "critical") else Style()
 
 
 class DetailHeader(ReportView):
@@ -238,31 +244,10 @@ class HandshakeView(ReportView):
                 text.append("✓ name matches", self._status_style(Status.OK))
             else:
                 text.append("✖ name does not match", self._status_style(Status.CRITICAL))
-        for key, value in backend.extra.items():
-            text.append(f"\n{view.printable(key.replace('_', ' '))}  ", muted)
-            text.append(view.printable(_flat(value)))
+        for fact in facts.backend_facts(backend.extra):
+            text.append(f"\n{view.printable(fact.label)}  ", muted)
+            text.append(view.printable(fact.value), self._tone(fact.tone))
         return text
-
-
-def _scalar(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return view.datetime_text(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def _flat(value: object) -> str:
-    """A fact on one line: mappings as ``key value · key value``, lists comma-separated."""
-    if isinstance(value, Mapping):
-        return " · ".join(f"{str(k).replace('_', ' ')} {_flat(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return ", ".join(_flat(v) for v in value) or "none"
-    return _scalar(value)
 
 
 class FactsView(ReportView):
@@ -281,16 +266,10 @@ class FactsView(ReportView):
             else:
                 note = "No result from the deeper checks yet."
             return Group(heading, Text(note, self._style("muted")))
-        grid = _grid(min(max(len(k) for k in extra), 14))
-        for key, value in _ordered(extra):
+        grid = _grid(12)
+        for fact in facts.endpoint_facts(extra):
             grid.add_row(
-                Text(view.printable(key.replace("_", " ")), self._style("muted")),
-                Text(view.printable(_flat(value))),
+                Text(view.printable(fact.label), self._style("muted")),
+                Text(view.printable(fact.value), self._tone(fact.tone)),
             )
         return Group(heading, grid)
-
-
-def _ordered(extra: Mapping[str, object]) -> Iterable[tuple[str, object]]:
-    first = ("http", "hsts", "redirect", "protocols", "stored", "served_vs_stored")
-    keys = sorted(extra, key=lambda k: (first.index(k) if k in first else len(first), k))
-    return [(k, extra[k]) for k in keys]

@@ -1,0 +1,166 @@
+"""The detail screen: findings in plain words, the chain tree, handshakes, copy, back."""
+
+from __future__ import annotations
+
+import ssl
+
+import tuilab
+
+from certpager.probe import CertInfo
+from certpager.tui.screens.detail import DetailScreen
+from certpager.tui.widgets.chain_tree import ChainTree
+from certpager.tui.widgets.report_views import FactsView, FindingsView, HandshakeView
+
+
+def plain(widget: object) -> str:
+    """What a render-only widget shows, as plain text."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None)
+    console.print(widget.render())  # type: ignore[attr-defined]
+    return console.export_text()
+
+
+def tree_text(tree: ChainTree) -> str:
+    lines: list[str] = []
+
+    def walk(node: object, depth: int) -> None:
+        lines.append("  " * depth + str(node.label))  # type: ignore[attr-defined]
+        for child in node.children:  # type: ignore[attr-defined]
+            walk(child, depth + 1)
+
+    walk(tree.root, 0)
+    return "\n".join(lines)
+
+
+async def open_detail(pilot: tuilab.Pilot[int], name: str) -> DetailScreen:
+    app = pilot.app
+    assert isinstance(app, tuilab.CertpagerApp)
+    await tuilab.settle(pilot)
+    app.show_endpoint(name)
+    await tuilab.wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+    await pilot.pause()
+    assert isinstance(app.screen, DetailScreen)
+    return app.screen
+
+
+async def test_enter_opens_the_worst_endpoint_and_esc_goes_back(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await tuilab.settle(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        assert app.screen.endpoint.name == "shop-api"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.endpoints_screen
+
+
+async def test_findings_in_plain_words_with_fix_and_runbook(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "shop-api")
+        text = plain(screen.query_one(FindingsView))
+        assert "‼ PAGE" in text
+        assert "certificate expires in 1.6 days" in text
+        assert "Fix  Renew the certificate and reload the server" in text
+        assert "Runbook  certbot-force-renew  press f" in text
+        assert "renewal_overdue" in text
+
+
+async def test_chain_tree_has_every_fact(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "shop-api")
+        tree = screen.query_one(ChainTree)
+        text = tree_text(tree)
+        leaf = app.endpoints_screen.reports["shop-api"].leaf
+        assert leaf is not None
+        for fact in (
+            "#0 leaf  api.shop.example  expires in 1 day 14 h",
+            "#1 intermediate  Lab Issuing CA R7",
+            "subject   CN=api.shop.example,O=Example Shop,C=NL",
+            "issuer    CN=Lab Issuing CA R7,O=certpager Lab,C=NL",
+            "SANs      api.shop.example, shop.example",
+            "key       EC P-256",
+            "signature ecdsa-with-SHA256",
+            f"serial    {leaf.serial}",
+            f"sha256    {leaf.sha256}",
+            f"SPKI pin  {leaf.spki_pin}",
+            "✓ verifies to a trusted root",
+            "✓ name matches",
+        ):
+            assert fact in text, fact
+
+
+async def test_missing_intermediate_and_handshake_facts(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "payments")
+        findings = plain(screen.query_one(FindingsView))
+        assert "chain_incomplete" in findings and "Runbook  nginx-reload" in findings
+        handshakes = plain(screen.query_one(HandshakeView))
+        assert "192.0.2.10:443" in handshakes
+        assert "TLSv1.3 · TLS_AES_128_GCM_SHA256 · ALPN h2" in handshakes
+        assert "dns 2 ms · connect 15 ms · TLS 31 ms · total 48 ms" in handshakes
+        assert "✖ chain does not verify" in handshakes
+
+
+async def test_served_vs_stored_and_http_facts(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "auth")
+        assert "served_not_stored" in plain(screen.query_one(FindingsView))
+        facts = plain(screen.query_one(FactsView))
+        assert "stored" in facts and "differs (renewed but not reloaded)" in facts
+        await pilot.press("escape")
+        screen = await open_detail(pilot, "shop-api")
+        facts = plain(screen.query_one(FactsView))
+        assert "port 80 answers 301 → https://api.shop.example/" in facts
+        assert "max-age=63072000; includeSubDomains (730 days)" in facts
+        assert "refuses TLSv1, TLSv1.1" in facts
+
+
+async def test_error_endpoint_detail(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_detail(pilot, "status-page")
+        assert "connect_timeout" in plain(screen.query_one(FindingsView))
+        assert "no handshake completed" in tree_text(screen.query_one(ChainTree))
+
+
+async def test_copy_leaf_pem_and_fingerprint(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_detail(pilot, "shop-api")
+        leaf = app.endpoints_screen.reports["shop-api"].leaf
+        assert leaf is not None
+        await pilot.press("c")
+        assert app.clipboard == ssl.DER_cert_to_PEM_cert(leaf.der)
+        await pilot.press("y")
+        assert app.clipboard == leaf.sha256
+        # the certificate under the tree cursor when the tree has focus
+        tree = app.screen.query_one(ChainTree)
+        tree.focus()
+        await pilot.pause()
+        node = next(n for n in tree._tree_nodes.values() if isinstance(n.data, CertInfo) and n.data.is_ca)
+        tree.move_cursor(node)
+        await pilot.press("y")
+        assert isinstance(node.data, CertInfo)
+        assert app.clipboard == node.data.sha256
+
+
+async def test_recheck_from_detail_updates_it(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "www")
+        checker.calls.clear()
+        checker.specs["www"] = tuilab.Spec(
+            None, error=("connect_refused", "connection refused by 192.0.2.20")
+        )
+        await pilot.press("r")
+        await tuilab.settle(pilot)
+        assert checker.calls == ["www"]
+        assert screen.report is not None and screen.report.status.value == "error"
+        assert "no handshake completed" in tree_text(screen.query_one(ChainTree))
