@@ -53,6 +53,8 @@ KEEPALIVE_INTERVAL = 15.0
 """Seconds between SSH keepalives; a dead link is found after 3 missed ones."""
 KEEPALIVE_COUNT_MAX = 3
 """Missed keepalives before the connection is declared dead."""
+SIGNAL_WAIT = 1.0
+"""Seconds to wait for the SSH signal request to end a command before killing its group."""
 
 _SELF_TEST_CANARY = "a b'c\"d$e;f\\g`h|i&j*k?~l(m)n<o>p#q=r%s!t{u}v é"
 
@@ -503,7 +505,13 @@ class AsyncsshRunner:
     async def _terminate(
         self, proc: Any, closed: asyncio.Future[Any], pid_box: list[int], backstop: datetime
     ) -> tuple[RemoteState, str]:
-        """Signal, then kill the process group, then prove it is gone."""
+        """End the command: SSH signal, then TERM/KILL its process group over a second
+        channel, then prove the group is gone (``kill -0 -PGID``).
+
+        The SSH "signal" request is tried first, but OpenSSH ignores it for root
+        sessions ("session signalling requires privilege separation") and before
+        7.9, hence the second channel.
+        """
         unknown_note = (
             "certpager could not prove the command ended; the remote timeout stops it by "
             f"{backstop:%H:%M:%S} UTC at the latest"
@@ -511,7 +519,7 @@ class AsyncsshRunner:
         with contextlib.suppress(Exception):
             proc.send_signal("TERM")
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(closed), KILL_GRACE + 2.0)
+            await asyncio.wait_for(asyncio.shield(closed), SIGNAL_WAIT)
         pid = pid_box[0] if pid_box else None
         if pid is None:
             if not closed.done():
@@ -519,24 +527,14 @@ class AsyncsshRunner:
                     proc.close()
             return RemoteState.UNKNOWN, unknown_note
         try:
-            for _ in range(3):
-                _status, out, _err = await self._exec_capture(
-                    f"kill -0 -{pid} 2>/dev/null && echo alive || echo gone", timeout=10.0
-                )
-                if out.strip() == b"gone":
-                    if not closed.done():
-                        with contextlib.suppress(Exception):
-                            proc.close()
-                    return RemoteState.ENDED, f"process group {pid} is gone on the target"
-                await self._exec_capture(
-                    f"kill -KILL -{pid} 2>/dev/null; kill -KILL {pid} 2>/dev/null; true", timeout=10.0
-                )
-                await asyncio.sleep(0.5)
+            _status, out, _err = await self._exec_capture(_kill_group_script(pid), timeout=KILL_GRACE + 20.0)
         except (asyncssh.Error, OSError, TimeoutError, AssertionError):
-            pass
+            out = b""
         if not closed.done():
             with contextlib.suppress(Exception):
                 proc.close()
+        if out.strip().endswith(b"gone"):
+            return RemoteState.ENDED, f"process group {pid} is gone on the target"
         return RemoteState.UNKNOWN, unknown_note
 
     async def read_file(self, path: str, *, max_bytes: int = 1 << 20) -> bytes:
@@ -567,6 +565,26 @@ class AsyncsshRunner:
             conn.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.wait_closed(), 5.0)
+
+
+def _kill_group_script(pgid: int) -> str:
+    """TERM the process group, wait up to KILL_GRACE for it, KILL it, say ``gone``/``alive``.
+
+    Zombies do not count as alive: an orphan killed with its group is re-parented to
+    PID 1, which may take its time to reap it.
+    """
+    rounds = int(KILL_GRACE / 0.2)
+    return (
+        f"pg={pgid}; "
+        "alive() { if command -v ps >/dev/null 2>&1; then "
+        "ps -e -o pgid= -o stat= 2>/dev/null | awk -v g=\"$pg\" '$1==g && $2 !~ /^Z/ {f=1} END {exit !f}'; "
+        "else kill -0 -$pg 2>/dev/null; fi; }; "
+        "kill -TERM -$pg 2>/dev/null; i=0; "
+        f"while alive && [ $i -lt {rounds} ]; do sleep 0.2; i=$((i+1)); done; "
+        "if alive; then kill -KILL -$pg 2>/dev/null; i=0; "
+        "while alive && [ $i -lt 15 ]; do sleep 0.2; i=$((i+1)); done; fi; "
+        "alive && echo alive || echo gone"
+    )
 
 
 def _expand_all(paths: Sequence[str]) -> list[str]:

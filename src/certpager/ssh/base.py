@@ -214,20 +214,48 @@ def guarded_command(command: str, timeout: float) -> str:
     """Wrap ``command`` so it dies on the target even if the connection does not.
 
     The wrapper prints its PID on stderr (the runner hides that line), then
-    ``exec``s coreutils ``timeout``, which puts the command in its own process
-    group, forwards TERM to the whole group and sends KILL after
-    :data:`KILL_GRACE` seconds. The PID (= process group id) lets the runner
+    ``exec``s coreutils ``timeout``, which runs the command (directly when it is
+    a plain argv, else under ``sh -c``) in its own process group, forwards TERM
+    to the whole group and sends KILL after :data:`KILL_GRACE` seconds. The PID (= process group id) lets the runner
     kill the group and then prove it is gone. Where ``timeout`` is missing the
     command runs unguarded (the PID still allows a kill).
     """
     limit = int(timeout + REMOTE_TIMEOUT_MARGIN + 0.999)
     kill_after = int(KILL_GRACE)
+    inner = command if is_simple_command(command) else shlex.join(["sh", "-c", command])
     return (
         f"printf '{PID_MARKER}%s\\n' \"$$\" >&2; "
         f"if command -v timeout >/dev/null 2>&1; then "
-        f"exec timeout --kill-after={kill_after}s {limit}s {command}; "
-        f"else exec {command}; fi"
+        f"exec timeout --kill-after={kill_after}s {limit}s {inner}; "
+        f"else exec {inner}; fi"
     )
+
+
+_SHELL_ONLY = frozenset(
+    {
+        ".", ":", "alias", "bg", "break", "case", "cd", "command", "continue", "declare", "eval", "exec",
+        "exit", "export", "fg", "for", "function", "getopts", "hash", "if", "jobs", "let", "local",
+        "read", "readonly", "return", "select", "set", "shift", "source", "time", "times", "trap",
+        "type", "typeset", "ulimit", "umask", "unalias", "unset", "until", "wait", "while", "{", "!", "[[",
+    }
+)  # fmt: skip
+
+
+def is_simple_command(command: str) -> bool:
+    """Whether ``command`` is exactly ``shlex.join(argv)`` of a program call.
+
+    Such a command is ``exec``\\ ed directly under ``timeout`` (so a signal that
+    kills it is reported as such); anything else (builtins, ``&&``, pipes,
+    ``VAR=value cmd``) runs as ``sh -c COMMAND``.
+    """
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return False
+    if not argv or shlex.join(argv) != command:
+        return False
+    first = argv[0]
+    return first not in _SHELL_ONLY and "=" not in first and not first.startswith("-")
 
 
 PID_MARKER = "certpager-step-pid="

@@ -30,13 +30,30 @@ from certpager.ssh.base import (
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is in group ``pgid`` (orphans re-parented to PID 1
+    may stay zombies for a while; they are not running)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _read_head(path: Path, size: int) -> bytes:
