@@ -204,6 +204,12 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
     targets = [parse_target(text, settings, ca_file=ca_file) for text in args.targets]
     if args.targets_file:
         targets.extend(read_targets_file(Path(args.targets_file), settings, ca_file=ca_file))
+    if not targets and (cert or getattr(args, "http_port", None) is not None):
+        flag = "--client-cert/--client-key" if cert else "--http-port"
+        raise UserError(
+            f"{flag} applies to targets given on the command line (HOST[:PORT][@SNI] or --targets); "
+            "in a config file use the endpoint's client_cert/client_key or http keys"
+        )
     endpoints.extend(_apply_target_options(ep, args, cert, key) for ep in targets)
     if not endpoints:
         raise UserError("nothing to check: the config has no endpoints and no targets were given")
