@@ -56,6 +56,15 @@ def _frozen_engine_clock() -> Iterator[None]:
 
 
 @pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home directory of its own, so paths on screen read ``~/...`` on every machine."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("HOME", str(path))
+    return path
+
+
+@pytest.fixture
 def checker() -> tuilab.FakeChecker:
     """The fake network of the incident."""
     return tuilab.FakeChecker()

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+import io
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from rich.console import Console
 from textual.pilot import Pilot
 
 from certpager.config import Config, Endpoint, HttpCheck, Settings, SSHTarget, StoredCert
@@ -83,6 +85,8 @@ class Spec:
     """Extra endpoint-level findings ``(code, message)`` (deeper checks)."""
     extra: dict[str, object] = field(default_factory=dict)
     """Endpoint-level facts from deeper checks."""
+    chain: tuple[bytes, ...] | None = None
+    """A chain of DER certificates to serve instead of the fixture ``leaf``."""
 
 
 MODERN = {
@@ -236,7 +240,7 @@ def build(endpoint: Endpoint, spec: Spec, now: datetime) -> EndpointReport:
     backends = []
     for address in spec.addresses:
         dns, connect, hs_ms = spec.timings
-        if spec.error is not None or spec.leaf is None:
+        if spec.error is not None or (spec.leaf is None and spec.chain is None):
             code, message = spec.error or ("connect_refused", "connection refused")
             hs = Handshake(
                 address=address,
@@ -247,7 +251,13 @@ def build(endpoint: Endpoint, spec: Spec, now: datetime) -> EndpointReport:
                 timings=Timings(dns_ms=dns, connect_ms=None, handshake_ms=None, total_ms=10_000.0),
             )
         else:
-            chain = (der(spec.leaf), der("lab-intermediate")) if spec.with_intermediate else (der(spec.leaf),)
+            if spec.chain is not None:
+                chain = spec.chain
+            else:
+                assert spec.leaf is not None
+                chain = (
+                    (der(spec.leaf), der("lab-intermediate")) if spec.with_intermediate else (der(spec.leaf),)
+                )
             hs = Handshake(
                 address=address,
                 port=endpoint.port,
@@ -431,6 +441,16 @@ async def wait_for(
     raise AssertionError(f"never happened: {what or predicate}")
 
 
+def screen_text(app: CertpagerApp) -> str:
+    """Everything on the screen (modals and the screens under them), as plain text."""
+    width, height = app.size
+    console = Console(
+        width=width, height=height, file=io.StringIO(), record=True, color_system=None, legacy_windows=False
+    )
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
 async def settle(pilot: Pilot[int]) -> None:
     """Until every probe in flight has reported and the screen repainted."""
     app = pilot.app
@@ -438,3 +458,101 @@ async def settle(pilot: Pilot[int]) -> None:
     await wait_for(pilot, lambda: not app.endpoints_screen.in_flight, what="probes to finish")
     await pilot.pause()
     await pilot.pause()
+
+
+# -- scenes: the snapshot tests and scripts/screenshots.py render the same ones ---------
+
+Steps = Callable[[Pilot[int]], Awaitable[None]]
+
+
+@dataclass
+class Scene:
+    """An app in a known state: how to build it and the keys that get it there."""
+
+    app: CertpagerApp
+    steps: Steps
+    checker: FakeChecker
+    host: FakeHost
+
+
+async def _main(pilot: Pilot[int]) -> None:
+    await settle(pilot)
+
+
+async def _detail(pilot: Pilot[int]) -> None:
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+async def _help(pilot: Pilot[int]) -> None:
+    await settle(pilot)
+    await pilot.press("question_mark")
+    await pilot.pause()
+
+
+async def _filter(pilot: Pilot[int]) -> None:
+    await settle(pilot)
+    await pilot.press("slash", *"tag:prod")
+    await pilot.pause()
+
+
+async def _plan(pilot: Pilot[int]) -> None:
+    await _detail(pilot)
+    app = pilot.app
+    await pilot.press("f")
+    await wait_for(pilot, lambda: type(app.screen).__name__ == "RunbookChooser", what="chooser")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: type(app.screen).__name__ == "PlanScreen", what="plan")
+    await pilot.pause()
+
+
+async def _confirm(pilot: Pilot[int]) -> None:
+    await _plan(pilot)
+    app = pilot.app
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="confirmation")
+    await pilot.press(*"shop-")
+    await pilot.pause()
+
+
+async def _verified(pilot: Pilot[int]) -> None:
+    await _confirm(pilot)
+    app = pilot.app
+    assert isinstance(app, CertpagerApp)
+    await pilot.press(*"api", "enter")
+    await wait_for(pilot, lambda: getattr(app.screen, "typed", True) is False, what="reload confirmation")
+    await pilot.press("y")
+    await wait_for(pilot, lambda: getattr(app.screen, "phase", "") == "finished", what="run to finish")
+    await pilot.pause()
+    await pilot.pause()
+
+
+SCENES: dict[str, Steps] = {
+    "main": _main,
+    "detail": _detail,
+    "help": _help,
+    "filter": _filter,
+    "plan": _plan,
+    "confirm": _confirm,
+    "verified": _verified,
+}
+"""Every scene, by name."""
+
+
+def scene(name: str, home: Path) -> Scene:
+    """A fresh app for scene ``name``; the audit log and locks live under ``home``
+    (set ``HOME`` to it, so paths show as ``~/...``)."""
+    checker = FakeChecker()
+    host = FakeHost(checker)
+    data = home / ".local" / "share" / "certpager"
+    service = RunbookService(
+        lab_config(),
+        audit_path=data / "audit.jsonl",
+        runner_factory=host.factory,
+        probe=checker,
+        lock_dir=home / ".local" / "state" / "certpager" / "locks",
+        target_for=target_info,
+        run_ids=lambda: "20260314T021300Z-5a1c0e",
+    )
+    return Scene(make_app(checker, runbooks=service), SCENES[name], checker, host)

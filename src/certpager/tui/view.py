@@ -8,6 +8,7 @@ cannot restyle the screen.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,17 @@ def printable(text: str) -> str:
     never interpreted.
     """
     return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def home_path(path: str | os.PathLike[str] | None) -> str:
+    """``path`` with the home directory shown as ``~`` (shorter, and the same on every machine)."""
+    if path is None:
+        return ""
+    text = str(path)
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
+        return "~" + text[len(home) :]
+    return text
 
 
 def status_key(status: Status | None) -> str:

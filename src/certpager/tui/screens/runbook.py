@@ -142,7 +142,7 @@ class PlanScreen(Screen[bool]):
 
     def compose(self) -> ComposeResult:
         rb = self.plan.runbook
-        title = Text.assemble((" PLAN ", "reverse bold"))
+        title = Text.assemble((" PLAN ", "reverse bold"), no_wrap=True, overflow="ellipsis")
         title.append(f"  {rb.name} for {view.printable(self.plan.endpoint.name)} — nothing has run yet")
         yield Static(title, id="plan-title")
         with VerticalScroll(id="plan-body"):
@@ -421,7 +421,7 @@ class RunScreen(Screen[None]):
 
     def _title(self) -> Text:
         plan = self.plan
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         if self.phase == "finished" and self.result is not None:
             label, _ = _OUTCOME[self.result.outcome]
             text.append(f" {label} ", "reverse bold")
@@ -431,7 +431,7 @@ class RunScreen(Screen[None]):
         if plan.target is not None:
             text.append(f" · {plan.target.label}", "dim")
         if self.audit_path:
-            text.append(f" · audit {self.audit_path}", "dim")
+            text.append(f" · audit {view.home_path(self.audit_path)}", "dim")
         return text
 
     def _refresh_title(self) -> None:
@@ -473,7 +473,7 @@ class RunScreen(Screen[None]):
             self.phase = "running"
             self.audit_path = event.audit_path
             self._refresh_title()
-            self._log(f"run {event.run_id} started; audit log {event.audit_path}", "dim")
+            self._log(f"run {event.run_id} started; audit log {view.home_path(event.audit_path)}", "dim")
         elif isinstance(event, Connected):
             info = event.info
             fp = f", host key {info.host_key_fingerprint}" if info.host_key_fingerprint else ""

@@ -23,10 +23,12 @@ from certpager.runbook import (
     ConfirmKind,
     Plan,
     PlannedStep,
+    Runbook,
     ServedCert,
     StepKind,
     VerificationResult,
 )
+from certpager.runbook.loader import shipped_runbook_dir
 from certpager.runbook.plan import describe_verify
 from certpager.tui import view
 
@@ -75,6 +77,17 @@ _RUN_CLASSES = {
 }
 
 
+def runbook_origin(runbook: Runbook) -> str:
+    """``shipped certbot-force-renew.yaml``, or the file's path (home shown as ``~``)."""
+    shipped = shipped_runbook_dir()
+    path = runbook.path
+    if path is None:
+        return runbook.file
+    if shipped is not None and path.resolve().parent == shipped.resolve():
+        return f"shipped with certpager: {path.name}"
+    return view.home_path(path)
+
+
 def plan_steps(plan: Plan) -> list[tuple[str, PlannedStep]]:
     """``(number, step)`` in order, ``on_failure`` steps numbered ``n.m``."""
     out: list[tuple[str, PlannedStep]] = []
@@ -110,7 +123,7 @@ class PlanView(Widget):
             Text.assemble((rb.name, self._style("heading")), f" · {view.printable(rb.title)}"),
         )
         sha = f" (sha256 {rb.sha256[:12]}…)" if rb.sha256 else ""
-        head.add_row(Text("file", muted), Text(view.printable(rb.file) + sha, muted))
+        head.add_row(Text("file", muted), Text(view.printable(runbook_origin(rb)) + sha, muted))
         sni = f" · SNI {ep.verify_name}" if ep.verify_name != ep.host else ""
         head.add_row(Text("endpoint", muted), Text(f"{view.printable(ep.name)} · {ep.address}{sni}"))
         if plan.target is not None:
