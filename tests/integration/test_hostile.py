@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import json
 import os
 import socket
@@ -115,8 +116,10 @@ async def test_zoo_ends_within_deadline(
     server = zoo(factory(host))
     report, elapsed = await _timed_probe(host, server.port, now)
     assert elapsed < BOUND, f"{kind}: {elapsed:.2f} s"
-    assert _only_error(report) in expected, report.findings
-    assert words in report.findings[0].message
+    code = _only_error(report)
+    assert code in expected, report.findings
+    if code != "connect_failed":  # (its wording is tested on its own below)
+        assert words in report.findings[0].message
     assert server.accepted >= 1  # the zoo member really was what the probe met
 
 
@@ -212,6 +215,26 @@ async def test_whole_zoo_at_once_does_not_starve(
     assert by_name["healthy"].status is Status.OK
     for kind in ports:
         _only_error(by_name[kind])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='BUG: when a connect fails asynchronously, asyncio raises OSError(errno, "Connect call '
+    "failed ('addr', port)\") and handshake() shows exc.strerror, so the reason (reset, no route to "
+    "host...) is lost: 'cannot connect to 127.0.0.1:P: Connect call failed ('127.0.0.1', P)'",
+)
+@pytest.mark.parametrize("err", [errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH])
+async def test_connect_failure_says_why(err: int, now: dt.datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact exception asyncio's selector loop raises when SO_ERROR reports a failure."""
+    loop = asyncio.get_running_loop()
+
+    async def failing_connect(sock: socket.socket, address: tuple[str, int]) -> None:
+        raise OSError(err, f"Connect call failed {address}")
+
+    monkeypatch.setattr(loop, "sock_connect", failing_connect)
+    report, _ = await _timed_probe("127.0.0.1", 9, now)
+    assert _only_error(report) == "connect_failed"
+    assert os.strerror(err) in report.findings[0].message, report.findings[0].message
 
 
 async def test_concurrency_limit_holds_against_tarpits(
