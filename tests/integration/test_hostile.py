@@ -217,12 +217,6 @@ async def test_whole_zoo_at_once_does_not_starve(
         _only_error(by_name[kind])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: when a connect fails asynchronously, asyncio raises OSError(errno, "Connect call '
-    "failed ('addr', port)\") and handshake() shows exc.strerror, so the reason (reset, no route to "
-    "host...) is lost: 'cannot connect to 127.0.0.1:P: Connect call failed ('127.0.0.1', P)'",
-)
 @pytest.mark.parametrize("err", [errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH])
 async def test_connect_failure_says_why(err: int, now: dt.datetime, monkeypatch: pytest.MonkeyPatch) -> None:
     """The exact exception asyncio's selector loop raises when SO_ERROR reports a failure."""

@@ -252,7 +252,15 @@ async def check_endpoint(
         remaining = max(deadline - loop.time(), 0.01)
         handshakes = await asyncio.gather(
             *(
-                handshake(addr, port, endpoint.server_name, timeout=remaining, options=options, dns_ms=dns_ms)
+                handshake(
+                    addr,
+                    port,
+                    endpoint.server_name,
+                    timeout=remaining,
+                    options=options,
+                    dns_ms=dns_ms,
+                    budget=endpoint.timeout,
+                )
                 for addr, port, dns_ms in targets
             )
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import re
 import socket
 import time
@@ -417,10 +418,10 @@ async def handshake(
             except ConnectionRefusedError:
                 return result("connect_refused", f"connection refused by {_label(address, port)}")
             except OSError as exc:
-                return result(
-                    "connect_failed",
-                    f"cannot connect to {_label(address, port)}: {exc.strerror or exc}",
-                )
+                # asyncio reports async failures as OSError(errno, "Connect call failed ..."):
+                # the errno is the reason worth showing.
+                why = os.strerror(exc.errno) if exc.errno else str(exc)
+                return result("connect_failed", f"cannot connect to {_label(address, port)}: {why}")
             t_connect = (time.perf_counter() - start) * 1000
             phase = "handshake"
             conn = SSL.Connection(ctx, None)
