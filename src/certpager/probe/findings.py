@@ -260,7 +260,8 @@ SPECS: dict[str, FindingSpec] = {
             "connect_failed",
             Severity.ERROR,
             "cannot connect",
-            "The network path is broken (unreachable host or network): check routing.",
+            "The TCP connection failed before TLS started (reset, or host or network unreachable): "
+            "check that the server is up and the network path to it.",
         ),
         FindingSpec(
             "connect_timeout",
