@@ -136,7 +136,7 @@ def _config_for(sshd: Sshd, path: Path, known_hosts: Path) -> Path:
     port: 9
     tags: [nginx]
     ssh: {{host: 127.0.0.1, port: {sshd.port}, user: root, known_hosts: {known_hosts}, identity_files: [{sshd.client_key}]}}
-    params: {{reload_command: "touch /tmp/certpager-must-not-exist"}}
+    params: {{reload_command: "touch {path.parent / "reload-ran"}"}}
 """
     )
     return path
@@ -194,4 +194,4 @@ def test_changed_host_key_is_refused_showing_both_fingerprints(
     assert "ssh-keygen -R" in result.stderr
     log = sshd.log.read_text()
     assert "Accepted publickey" not in log
-    assert not Path("/tmp/certpager-must-not-exist").exists()
+    assert not (tmp_path / "reload-ran").exists()

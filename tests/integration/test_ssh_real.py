@@ -179,7 +179,7 @@ async def test_clear_messages_for_auth_refused_and_timeout(sshd: Sshd, tmp_path:
 @pytest.mark.parametrize("ignore_term", [False, True], ids=["plain", "ignores-TERM"])
 async def test_timeout_ends_the_remote_command(sshd: Sshd, tmp_path: Path, ignore_term: bool) -> None:
     token = f"certpager-step-{secrets.token_hex(4)}"
-    marker = f"/tmp/{token}.marker"
+    marker = str(tmp_path / f"{token}.marker")
     trap = "trap '' TERM; " if ignore_term else ""
     r = runner(sshd)
     command = shlex.join(["sh", "-c", f"{trap}echo started; sleep 300; touch {marker}", token])
