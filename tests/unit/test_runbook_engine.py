@@ -591,3 +591,33 @@ async def test_sent_event_and_plan_command_agree(tmp_path: Path) -> None:
     assert any(isinstance(e, StepFinished) for e in events) and any(
         isinstance(e, VerificationFinished) for e in events
     )
+
+
+@pytest.mark.parametrize("delete", [False, True], ids=["delete-declined", "delete-typed"])
+async def test_cert_manager_reissue_prefers_cmctl_and_gates_the_delete(tmp_path: Path, delete: bool) -> None:
+    """T17: cmctl renew first; deleting the Secret only after it failed, behind a typed
+    confirmation with the ingress warning; --context and -n on every cluster command."""
+    ep = endpoint(
+        tags=("cert-manager",),
+        stored=None,
+        params={"context": "prod-eu", "certificate": "shop", "namespace": "web", "secret": "shop-tls"},
+    )
+    waits = iter([FakeResponse(exit_status=1, stderr="timed out waiting for the condition"), FakeResponse()])
+    runner = FakeRunner(lambda command: next(waits) if " wait " in command else FakeResponse())
+    answers = Answers(ConfirmReply.yes(), ConfirmReply.with_text("app" if delete else "no"))
+    probe = Probe(report(cert("0A")), report(cert("0B")))
+    result = await make_run(tmp_path, runner, answers, probe, runbook="cert-manager-reissue", ep=ep).execute()
+    assert runner.commands[0].startswith("cmctl renew --context prod-eu -n web shop")
+    for command in runner.commands:
+        assert "--context prod-eu" in command and "-n web" in command, command
+    deletes = [c for c in runner.commands if " delete secret " in c]
+    typed = answers.requests[1]
+    assert typed.expected == "app" and "default certificate" in typed.text and "ingress" in typed.text
+    if delete:
+        assert deletes == ["kubectl --context prod-eu -n web delete secret -- shop-tls"]
+        assert result.outcome is RunOutcome.SUCCEEDED, result.message
+    else:
+        assert deletes == []
+        outcomes = {r.step_id: r.outcome for r in result.steps}
+        assert outcomes["delete-secret"] is StepOutcome.DECLINED
+        assert outcomes["wait-reissued"] is StepOutcome.SKIPPED

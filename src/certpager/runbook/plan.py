@@ -206,7 +206,8 @@ class Plan:
             lines.extend(_step_lines(step, str(number), ep))
             for sub_number, sub in enumerate(step.on_failure, 1):
                 lines.extend(_step_lines(sub, f"{number}.{sub_number}", ep, indent="       "))
-        if any(s.kind is StepKind.RUN and not s.local for s in self.all_steps()):
+        remote = self.target is not None and not self.target.local
+        if remote and any(s.kind is StepKind.RUN and not s.local for s in self.all_steps()):
             lines.append(
                 f"Each remote command runs under `timeout --kill-after={int(KILL_GRACE)}s "
                 f"<step timeout + {int(REMOTE_TIMEOUT_MARGIN)}s>` on the target, so it ends even "
