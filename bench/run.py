@@ -248,6 +248,17 @@ def startup(certpager: str, python: str, reps: int, env: dict[str, str]) -> dict
         return out
 
     help_runs = timed([certpager, "check", "--help"])
+    # The same with nothing cached and nothing written (PYTHONDONTWRITEBYTECODE=1
+    # and an empty cache): every module of certpager compiled from source.
+    with tempfile.TemporaryDirectory(prefix="certpager-bench-nopyc-") as empty:
+        cold_env = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty}
+        cold = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            subprocess.run(
+                [certpager, "check", "--help"], capture_output=True, check=True, timeout=60, env=cold_env
+            )
+            cold.append(time.perf_counter() - start)
     bare = timed([python, "-c", "pass"])
     imp = timed([python, "-c", "import asyncio, OpenSSL.SSL, cryptography.x509"])
     proc = subprocess.run(
@@ -280,6 +291,7 @@ def startup(certpager: str, python: str, reps: int, env: dict[str, str]) -> dict
     return {
         "check_help_s": [round(x, 4) for x in help_runs],
         "check_help_median_s": round(statistics.median(help_runs), 4),
+        "check_help_no_bytecode_cache_median_s": round(statistics.median(cold), 4),
         "python_bare_median_s": round(statistics.median(bare), 4),
         "import_asyncio_openssl_cryptography_median_s": round(statistics.median(imp), 4),
         "importtime_top": top[:15],
@@ -406,7 +418,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s-client", action="store_true", help="also time one openssl s_client per endpoint")
     parser.add_argument("--quick", action="store_true", help="skip start-up, components and profiles")
     parser.add_argument(
+        "--no-pyc-cache",
+        action="store_true",
+        help="keep the caller's bytecode settings (default: cache .pyc in the temp dir, as an install would)",
+    )
+    parser.add_argument(
         "--src", metavar="REF", help="measure src/ of this git revision, not the working tree"
+    )
+    parser.add_argument(
+        "--also-src", metavar="REF", help="also run certpager from src/ of this git revision, interleaved"
     )
     parser.add_argument("--python", default=str(DEFAULT_PYTHON), help="interpreter with certpager installed")
     parser.add_argument("--certpager", default=None, help="certpager script (default: next to --python)")
@@ -438,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.perf_counter()
         env = dict(os.environ)
+        inherited = {k: os.environ.get(k) for k in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
+        if not args.no_pyc_cache:
+            # Like an installed package: bytecode cached after the first (warm-up) run,
+            # in our temp dir rather than next to the sources.
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         if args.src:
             env["PYTHONPATH"] = str(export_src(args.src, work / "code"))
         where = subprocess.run(
@@ -490,6 +516,16 @@ def main(argv: list[str] | None = None) -> int:
         }
         if lean_flags:
             tools["certpager-lean"] = [certpager, *check_args, *lean_flags]
+        tool_env: dict[str, dict[str, str]] = {}
+        if args.also_src:
+            other_env = {**env, "PYTHONPATH": str(export_src(args.also_src, work / "code-also"))}
+            other_help = subprocess.run(
+                [certpager, "check", "--help"], capture_output=True, text=True, env=other_env, timeout=60
+            ).stdout
+            other_flags = [f for f in LEAN_FLAGS if f in other_help]
+            name = f"certpager{'-lean' if other_flags else ''}@{args.also_src}"
+            tools[name] = [certpager, *check_args, *other_flags]
+            tool_env[name] = other_env
         if not args.no_stdlib:
             tools["stdlib"] = [*base, "--mode", "stdlib"]
         if args.s_client:
@@ -503,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                 out = out_dir / f"{tool}-{rep}.out"
                 load = os.getloadavg()[0]
                 before = cpu_of(nginx.worker_pids)
-                usage = measure(tools[tool], out, args.timeout, env)
+                nginx.check_alive()
+                usage = measure(tools[tool], out, args.timeout, tool_env.get(tool, env))
                 server_cpu = cpu_of(nginx.worker_pids) - before
                 summary: dict[str, Any]
                 if tool.startswith("certpager"):
@@ -549,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick:
             start_info = startup(certpager, python, 7, env)
             print(
-                f"start-up: certpager check --help {start_info['check_help_median_s']} s, "
+                f"start-up: certpager check --help {start_info['check_help_median_s']} s "
+                f"({start_info['check_help_no_bytecode_cache_median_s']} s compiling from source), "
                 f"python -c pass {start_info['python_bare_median_s']} s",
                 flush=True,
             )
@@ -564,6 +602,12 @@ def main(argv: list[str] | None = None) -> int:
             "when": stamp,
             "code": git_state(args.src),
             "certpager_module": where,
+            "environment": {
+                "inherited": inherited,
+                "bytecode_cache": "caller's settings"
+                if args.no_pyc_cache
+                else "PYTHONPYCACHEPREFIX in the temp dir",
+            },
             "machine": {
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
@@ -614,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: stopping everything", file=sys.stderr)
         return 130
+    except RuntimeError as exc:  # nginx failed or went away mid-run
+        print(f"benchmark aborted: {exc}", file=sys.stderr)
+        return 1
     finally:
         kill_running()
         if nginx is not None:

@@ -290,7 +290,22 @@ class NginxStack:
                         pending.discard(port)
             if pending:
                 time.sleep(0.05)
-        self.worker_pids = [p for p in _children(self.proc.pid) if _is_nginx(p)]
+        # The listening sockets accept before the workers exist: wait for them too.
+        while True:
+            self.worker_pids = [p for p in _children(self.proc.pid) if _is_nginx(p)]
+            if len(self.worker_pids) >= self.workers:
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nginx workers did not start: {self.error_log_tail()}")
+            time.sleep(0.05)
+
+    def check_alive(self) -> None:
+        """Raise when the master or a worker has gone (the machine is shared)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"nginx master exited: {self.error_log_tail()}")
+        gone = [p for p in self.worker_pids if not _is_nginx(p)]
+        if gone:
+            raise RuntimeError(f"nginx workers {gone} exited: {self.error_log_tail()}")
 
     def error_log_tail(self, lines: int = 5) -> str:
         """The last lines of nginx's error log."""
