@@ -171,3 +171,57 @@ async def test_interval_schedule_is_jittered() -> None:
     assert schedule.pop_due(1000.0, ["ep0", "new"]) == ["new"]  # never probed: due at once
     assert schedule.pop_due(2000.0, ["ep0", "new"]) == ["ep0"]  # "new" waits for its report
     assert schedule.pop_due(3000.0, ["ep0", "new"]) == []
+
+
+async def test_help_lists_the_keys(checker: tuilab.FakeChecker) -> None:
+    from certpager.tui.screens.help import HelpScreen
+
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tuilab.settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = tuilab.screen_text(app)
+        for key in ("recheck this endpoint now", "filter by name, host or tag", "command palette"):
+            assert key in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.endpoints_screen
+
+
+async def test_palette_offers_every_action(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await tuilab.settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.endpoints_screen)]
+        for wanted in (
+            "Details of shop-api",
+            "Recheck shop-api",
+            "Recheck all",
+            "Filter",
+            "Bell off",
+            "Keys",
+            "Quit",
+        ):
+            assert wanted in titles
+        assert "Go to mail" in titles
+        checker.calls.clear()
+        await pilot.press("colon")
+        await pilot.pause()
+        await pilot.press(*"Recheck all")
+        await pilot.pause()
+        await pilot.press("enter")
+        await tuilab.settle(pilot)
+        assert len(checker.calls) == 9
+        app.show_endpoint("shop-api")
+        await tuilab.wait_for(pilot, lambda: app.screen is not app.endpoints_screen)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for wanted in (
+            "Fix shop-api…",
+            "Recheck shop-api",
+            "Copy leaf PEM",
+            "Copy SHA-256 fingerprint",
+            "Back to the list",
+        ):
+            assert wanted in titles

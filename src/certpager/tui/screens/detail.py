@@ -112,14 +112,15 @@ class DetailScreen(Screen[None]):
                 )
                 yield HandshakeView(self.endpoint, id="handshakes").data_bind(report=DetailScreen.report)
                 yield FactsView(self.endpoint, id="extra").data_bind(report=DetailScreen.report)
-            yield ChainTree(self.endpoint.thresholds, id="chain")
+            tree = ChainTree(self.endpoint.thresholds, id="chain")
+            tree.set_reactive(ChainTree.report, self.report)
+            tree.set_reactive(ChainTree.now, self.now)
+            yield tree
         yield Footer()
 
     def on_mount(self) -> None:
-        tree = self.query_one(ChainTree)
-        tree.now = self.now
-        tree.report = self.report
-        self.query_one("#facts").focus()
+        for facts in self.query("#facts"):
+            facts.focus()
         self.set_interval(5.0, self._tick_clock, name="clock")
 
     def on_resize(self, event: events.Resize) -> None:
@@ -134,7 +135,8 @@ class DetailScreen(Screen[None]):
         shape = _shape(report)
         if shape != self._shown_shape:
             self._shown_shape = shape
-            self.query_one(ChainTree).report = report
+            for tree in self.query(ChainTree):
+                tree.report = report
 
     # -- actions ------------------------------------------------------------
 
@@ -163,11 +165,9 @@ class DetailScreen(Screen[None]):
 
     def _cert(self) -> CertInfo | None:
         """The certificate under the tree cursor when the tree has focus, else the leaf."""
-        if not self.is_mounted:
-            return self.report.leaf if self.report is not None else None
-        tree = self.query_one(ChainTree)
-        if tree.has_focus and tree.selected_cert is not None:
-            return tree.selected_cert
+        for tree in self.query(ChainTree):
+            if tree.has_focus and tree.selected_cert is not None:
+                return tree.selected_cert
         return self.report.leaf if self.report is not None else None
 
     def action_copy_pem(self) -> None:

@@ -82,7 +82,7 @@ class ChainTree(Tree[CertInfo | None]):
         return self.get_component_rich_style(f"chain-tree--{key}")
 
     def on_mount(self) -> None:
-        self.rebuild()
+        self.call_later(self.rebuild)  # after the mount completes (is_mounted is set)
 
     def watch_report(self) -> None:
         self.rebuild()
