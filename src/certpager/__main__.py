@@ -37,17 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--readonly", action="store_true", help="TUI: hide every runbook action")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    # `--config` is accepted before or after the subcommand (`certpager run X --config F`).
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--config", dest="sub_config", metavar="FILE", default=None, help="endpoint config file"
+    )
 
     from certpager import cli_check
 
-    cli_check.configure_parser(sub.add_parser("check", help="probe endpoints headless; Nagios exit codes"))
+    cli_check.configure_parser(
+        sub.add_parser("check", parents=[common], help="probe endpoints headless; Nagios exit codes")
+    )
 
     try:
         from certpager.runbook import cli as run_cli
     except ImportError:  # pragma: no cover - during bring-up only
         run_cli = None  # type: ignore[assignment]
     if run_cli is not None:
-        run_cli.configure_parser(sub.add_parser("run", help="run a runbook for an endpoint"))
+        run_cli.configure_parser(
+            sub.add_parser("run", parents=[common], help="run a runbook for an endpoint")
+        )
 
     try:
         from certpager.demo import cli as demo_cli
@@ -55,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         demo_cli = None  # type: ignore[assignment]
     if demo_cli is not None:
         demo_cli.configure_parser(
-            sub.add_parser("demo", help="start a lab with planted incidents and open the TUI")
+            sub.add_parser(
+                "demo", parents=[common], help="start a lab with planted incidents and open the TUI"
+            )
         )
     return parser
 
@@ -64,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``certpager`` script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "sub_config", None):
+        args.config = args.sub_config
     try:
         if args.command is None:
             try:

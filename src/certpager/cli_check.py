@@ -37,7 +37,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--targets", dest="targets_file", metavar="FILE", help="file of targets, one per line, # comments"
     )
-    p.add_argument("--config", dest="check_config", metavar="FILE", help="endpoint config file")
     p.add_argument("--ca-file", metavar="FILE", help="trust this PEM CA bundle instead of the system store")
     p.add_argument("--concurrency", type=_positive_int, metavar="N", help="probes in flight (default 100)")
     p.add_argument(
@@ -170,7 +169,7 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
     ca_file = args.ca_file
     if ca_file is not None and not Path(ca_file).is_file():
         raise UserError(f"--ca-file: file not found: {ca_file}")
-    config_path = args.check_config or args.config
+    config_path = args.config
     config: Config | None = None
     settings = Settings()
     if config_path or not (args.targets or args.targets_file):

@@ -34,31 +34,64 @@ class Node:
     """For mappings: the line of each key."""
 
 
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
+class _Converter:
+    """Turns a composed YAML node tree into :class:`Node` values.
+
+    Refuses anchors/aliases on mappings and lists (a few nested aliases expand
+    into billions of nodes: "billion laughs") and tags other than the plain ones.
+    """
+
+    def __init__(self, file: str, error: ErrorFactory):
+        self.file = file
+        self.error = error
+        self.seen: set[int] = set()
+        self.loader = yaml.SafeLoader("")
+
+    def convert(self, node: yaml.Node, path: str = "") -> Node:
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if id(node) in self.seen:
+                raise self.error(
+                    "YAML aliases (*name) are not supported here: write the value out",
+                    file=self.file,
+                    line=line,
+                    key=path or None,
+                )
+            self.seen.add(id(node))
+            if node.tag not in _PLAIN_TAGS:
+                raise self.error(
+                    f"YAML tag {node.tag!r} is not supported", file=self.file, line=line, key=path or None
+                )
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Node] = {}
+            key_lines: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key_line = key_node.start_mark.line + 1
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise self.error("YAML merge keys (<<) are not supported", file=self.file, line=key_line)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise self.error("mapping keys must be plain strings", file=self.file, line=key_line)
+                key = str(key_node.value)
+                key_path = f"{path}.{key}" if path else key
+                if key in out:
+                    raise self.error("duplicate key", file=self.file, line=key_line, key=key_path)
+                out[key] = self.convert(value_node, key_path)
+                key_lines[key] = key_line
+            return Node(out, line, key_lines)
+        if isinstance(node, yaml.SequenceNode):
+            return Node([self.convert(item, f"{path}[{i}]") for i, item in enumerate(node.value)], line)
+        return Node(self.loader.construct_object(node, deep=True), line)
+
+
 def _convert(node: yaml.Node, file: str, error: ErrorFactory, path: str = "") -> Node:
-    line = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Node] = {}
-        key_lines: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key_line = key_node.start_mark.line + 1
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise error("YAML merge keys (<<) are not supported", file=file, line=key_line)
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise error("mapping keys must be plain strings", file=file, line=key_line)
-            key = str(key_node.value)
-            if key in out:
-                raise error("duplicate key", file=file, line=key_line, key=f"{path}.{key}" if path else key)
-            out[key] = _convert(value_node, file, error, f"{path}.{key}" if path else key)
-            key_lines[key] = key_line
-        return Node(out, line, key_lines)
-    if isinstance(node, yaml.SequenceNode):
-        return Node([_convert(item, file, error, f"{path}[{i}]") for i, item in enumerate(node.value)], line)
-    loader = yaml.SafeLoader("")
+    converter = _Converter(file, error)
     try:
-        value = loader.construct_object(node, deep=True)
+        return converter.convert(node, path)
     finally:
-        loader.dispose()
-    return Node(value, line)
+        converter.loader.dispose()
 
 
 def load_yaml(path: Path, error: ErrorFactory) -> Node:

@@ -536,3 +536,33 @@ def test_targets_file_missing_or_binary(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(TargetError, match="UTF-8"):
         read_targets_file(binary)
+
+
+def test_yaml_aliases_are_refused_fast(tmp_path: Path) -> None:
+    """A "billion laughs" file must be refused at once, not expanded."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdef", "bcdefg", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    lines.append("endpoints: *g")
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="aliases") as info:
+        load_config(path)
+    assert info.value.line is not None
+
+
+def test_yaml_tags_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tag.yaml"
+    path.write_text("endpoints: !!python/object:os.system [1]\n")
+    with pytest.raises(ConfigError, match="tag"):
+        load_config(path)
+
+
+def test_config_after_the_subcommand(tmp_path: Path) -> None:
+    """`certpager check --config F` and `certpager --config F check` are the same."""
+    from certpager.__main__ import build_parser
+
+    parser = build_parser()
+    for argv in (["check", "--config", "x.yaml"], ["--config", "x.yaml", "check"]):
+        args = parser.parse_args(argv)
+        assert (getattr(args, "sub_config", None) or args.config) == "x.yaml"
