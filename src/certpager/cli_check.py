@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -225,9 +226,14 @@ def run_check(args: argparse.Namespace) -> int:
     """Run ``certpager check``."""
     endpoints, settings = gather_endpoints(args)
     reports = asyncio.run(check_full_many(endpoints, settings=settings, concurrency=args.concurrency))
-    if args.json:
-        json.dump([report_json(r) for r in reports], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        write_table(reports)
+    try:
+        if args.json:
+            sys.stdout.write(json.dumps([report_json(r) for r in reports], indent=2) + "\n")
+        else:
+            write_table(reports)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `certpager check | head`: the reader left; the exit code still tells the verdict.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return exit_code(reports)
