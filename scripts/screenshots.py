@@ -1,12 +1,14 @@
 """Render the README screenshots of the TUI into ``screenshots/``.
 
 One command, deterministic: a fixed terminal size, the frozen clock of the TUI
-tests (2026-03-14 02:13 UTC), the fake checker and fixture certificates of
-``tests/tui/tuilab.py`` and the in-process fake runbook runner; nothing touches
-the network. Run from the repository root::
+tests (Saturday 2026-03-14 02:13 UTC), the fake network and fixture
+certificates of ``tests/tui/tuilab.py``, the real runbook engine driving a fake
+SSH host. Nothing touches the network. The scenes are the ones the snapshot
+tests check, so the README shows what the app shows. Run from anywhere::
 
-    python scripts/screenshots.py            # writes screenshots/*.svg
-    python scripts/screenshots.py --out DIR  # elsewhere
+    python scripts/screenshots.py            # every shot into screenshots/
+    python scripts/screenshots.py main plan  # some of them
+    python scripts/screenshots.py --out DIR
 """
 
 from __future__ import annotations
@@ -15,72 +17,65 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "tui"), str(ROOT)]
 
 import tuilab  # noqa: E402
-from textual.pilot import Pilot  # noqa: E402
 
-from certpager.tui.app import CertpagerApp  # noqa: E402
-
-SIZE = (120, 36)
-"""Terminal size of every screenshot (columns, rows)."""
-
-Steps = Callable[[Pilot[int], CertpagerApp], Awaitable[None]]
-
-
-async def settle(pilot: Pilot[int]) -> None:
-    """Let workers post their results and the screen repaint."""
-    await tuilab.settle(pilot)
-    await pilot.wait_for_scheduled_animations()
-
-
-async def main_screen(pilot: Pilot[int], app: CertpagerApp) -> None:
-    await settle(pilot)
-
-
-async def detail_screen(pilot: Pilot[int], app: CertpagerApp) -> None:
-    await settle(pilot)
-    await pilot.press("enter")
-    await settle(pilot)
-
-
-SHOTS: dict[str, tuple[tuple[int, int], Steps]] = {
-    "main": (SIZE, main_screen),
-    "main-80x24": ((80, 24), main_screen),
-    "detail": (SIZE, detail_screen),
+#: name -> (scene, terminal size)
+SHOTS: dict[str, tuple[str, tuple[int, int]]] = {
+    "main": ("main", (120, 40)),
+    "main-80x24": ("main", (80, 24)),
+    "detail": ("detail", (120, 40)),
+    "plan": ("plan", (120, 40)),
+    "confirm": ("confirm", (120, 40)),
+    "verified": ("verified", (120, 40)),
 }
 
 
-async def shoot(name: str, size: tuple[int, int], steps: Steps, out: Path) -> Path:
-    app = tuilab.make_app()
-    async with app.run_test(size=size) as pilot:
-        await steps(pilot, app)
-        path = out / f"{name}.svg"
-        svg = app.export_screenshot(title=f"certpager — {name}")
+async def shoot(name: str, out: Path, home: Path) -> Path:
+    """Render one shot into ``out/<name>.svg``."""
+    scene_name, size = SHOTS[name]
+    shot_home = home / name
+    shot_home.mkdir()
+    os.environ["HOME"] = str(shot_home)  # a fresh audit log and locks for every shot
+    scene = tuilab.scene(scene_name, shot_home)
+    async with scene.app.run_test(size=size) as pilot:
+        await scene.steps(pilot)
+        await pilot.wait_for_scheduled_animations()
+        svg = scene.app.export_screenshot(title=f"certpager — {name}")
+    path = out / f"{name}.svg"
     path.write_text(svg, encoding="utf-8")
     return path
 
 
-async def run(out: Path, only: list[str]) -> None:
-    for name, (size, steps) in SHOTS.items():
-        if only and name not in only:
-            continue
-        path = await shoot(name, size, steps, out)
-        print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+async def run(names: list[str], out: Path, home: Path) -> None:
+    with tuilab.frozen_engine_clock():
+        for name in names:
+            path = await shoot(name, out, home)
+            print(f"wrote {path}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Render the README screenshots of the TUI.")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots", help="output directory")
-    parser.add_argument("only", nargs="*", help=f"shots to render (default all: {', '.join(SHOTS)})")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"shots (default all: {', '.join(SHOTS)})")
     args = parser.parse_args()
-    os.environ.setdefault("TZ", "UTC")
+    unknown = [n for n in args.names if n not in SHOTS]
+    if unknown:
+        parser.error(f"unknown shot(s) {', '.join(unknown)}; choose from {', '.join(SHOTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run(args.out, args.only))
+    with tempfile.TemporaryDirectory(prefix="certpager-shots-") as tmp:
+        home = Path(tmp)
+        # Paths on screen read ~/..., the same on every machine; no NO_COLOR, UTC.
+        os.environ.pop("NO_COLOR", None)
+        os.environ["TZ"] = "UTC"
+        for var in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "CERTPAGER_AUDIT_LOG"):
+            os.environ.pop(var, None)
+        asyncio.run(run(args.names or list(SHOTS), args.out, home))
     return 0
 
 

@@ -63,7 +63,10 @@ def protocols_fact(value: object) -> Fact:
     if not isinstance(value, Mapping):
         return Fact("protocols", flat(value))
     groups: dict[str, list[str]] = {}
-    for version, state in value.items():
+    order = ("accepted", "refused", "not_tested", "not_testable")
+    for version, state in sorted(
+        value.items(), key=lambda kv: order.index(str(kv[1])) if kv[1] in order else len(order)
+    ):
         groups.setdefault(str(state), []).append(str(version))
     words = {
         "accepted": "accepts",

@@ -56,11 +56,11 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("status", "STATUS", 7, 0),
-    Column("name", "NAME", 12, 0, flex=3, max_width=26),
-    Column("address", "HOST:PORT", 14, 3, flex=3, max_width=34),
+    Column("name", "NAME", 12, 0, flex=2, max_width=26),
+    Column("address", "HOST:PORT", 14, 3, flex=2, max_width=34),
     Column("days", "DAYS", 6, 0, right=True),
     Column("expires", "EXPIRES", 10, 1),
-    Column("issuer", "ISSUER", 10, 5, flex=2, max_width=26),
+    Column("issuer", "ISSUER", 10, 5, flex=3, max_width=28),
     Column("tls", "TLS", 3, 6),
     Column("latency", "LATENCY", 7, 7, right=True),
     Column("findings", "FINDINGS", 8, 2, right=True),
