@@ -319,3 +319,46 @@ async def test_a_second_fix_while_running_does_not_start_another_run(
         assert app.screen.phase == "running"
         app.active_runs["shop-api"].cancel("test over")
         await tuilab.wait_for(pilot, lambda: app.screen.phase == "finished")  # type: ignore[attr-defined]
+
+
+async def test_a_run_that_cannot_start_is_shown_and_the_app_stays_up(
+    checker: tuilab.FakeChecker, host: tuilab.FakeHost, state_dir: Path
+) -> None:
+    app = make(checker, host, state_dir)
+    service = app.runbooks
+    assert service is not None
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("engine exploded")
+
+    service.new_run = broken  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_plan(pilot, app)
+        await pilot.press("enter")
+        run = await wait_run(pilot, app)
+        await tuilab.wait_for(pilot, lambda: run.phase == "finished")
+        assert "engine exploded" in tuilab.screen_text(app)
+        await pilot.press("escape")
+        await tuilab.wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert app.is_running
+        assert host.commands == []
+
+
+async def test_a_held_lock_is_reported_and_nothing_runs(
+    checker: tuilab.FakeChecker, host: tuilab.FakeHost, state_dir: Path
+) -> None:
+    from certpager.runbook import EndpointLock
+
+    app = make(checker, host, state_dir)
+    lock = EndpointLock("shop-api", state_dir / "locks")
+    lock.acquire({"pid": 1, "runbook": "other", "run_id": "x"})
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await to_plan(pilot, app)
+            await pilot.press("enter")
+            run = await wait_run(pilot, app)
+            await tuilab.wait_for(pilot, lambda: run.phase == "finished")
+            assert "not started" in tuilab.screen_text(app)
+            assert host.commands == []
+    finally:
+        lock.release()

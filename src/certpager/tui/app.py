@@ -304,24 +304,25 @@ class CertpagerApp(App[int]):
         def on_event(event: RunEvent) -> None:
             screen.post_message(RunbookEvent(event))
 
-        run = service.new_run(plan, confirm=self._confirm, on_event=on_event)
-        holder.append(run)
-        self.active_runs[name] = run
         try:
+            run = service.new_run(plan, confirm=self._confirm, on_event=on_event)
+            holder.append(run)
+            self.active_runs[name] = run
             result = await run.execute()
         except RunLockedError as exc:
             screen.post_message(RunbookCrashed(f"not started: {exc}"))
             return
-        except Exception as exc:  # a bug must not leave the screen saying RUNNING
+        except Exception as exc:  # a bug must not leave the screen saying RUNNING, nor end the app
+            self.log.error(f"runbook run for {name} failed: {exc!r}")
             screen.post_message(RunbookCrashed(f"the run stopped unexpectedly: {type(exc).__name__}: {exc}"))
-            raise
+            return
         finally:
             self.active_runs.pop(name, None)
         # The row updates at once from the verification's own handshakes, then a full
         # probe (deep checks included) follows.
         verified = service.last_reports.get(name)
         if verified is not None and result.verification is not None:
-            self.endpoints_screen.accept_report(verified)
+            self.endpoints_screen.accept_report(verified, quiet=True)
         self.endpoints_screen.recheck([name])
 
     async def _confirm(self, request: ConfirmRequest) -> ConfirmReply:

@@ -113,6 +113,9 @@ class EndpointsScreen(Screen[None]):
         self._limit = asyncio.Semaphore(max(config.settings.concurrency, 1))
         self._row_cache: dict[str, EndpointRow] = {}
         self._rebuild_scheduled = False
+        self._quiet: set[str] = set()
+        """Endpoints whose next report must not ring the bell (the full probe right after a
+        runbook's lean verification report may add deep-check findings: not a regression)."""
         self.set_reactive(EndpointsScreen.bell, bell)
         self.set_reactive(EndpointsScreen.readonly, readonly)
         self.set_reactive(EndpointsScreen.total, len(self.endpoints))
@@ -207,8 +210,13 @@ class EndpointsScreen(Screen[None]):
         message.stop()  # handled here; the app would forward it back
         self.accept_report(message.report)
 
-    def accept_report(self, report: EndpointReport) -> None:
-        """Take a new report: update the row, alert if it got worse, refresh open detail screens."""
+    def accept_report(self, report: EndpointReport, *, quiet: bool = False) -> None:
+        """Take a new report: update the row, alert if it got worse, refresh open detail screens.
+
+        Args:
+            report: the new report.
+            quiet: no alert for this report nor for the next one of the same endpoint.
+        """
         name = report.name
         if name not in self.endpoints:
             return
@@ -219,7 +227,11 @@ class EndpointsScreen(Screen[None]):
         self._row_cache.pop(name, None)
         if self._schedule is not None:
             self._schedule.probed(name, time.monotonic())
-        if view.got_worse(old, report) and old is not None:
+        if quiet:
+            self._quiet.add(name)
+        elif name in self._quiet:
+            self._quiet.discard(name)
+        elif view.got_worse(old, report) and old is not None:
             self._alert(old, report)
         self.cp_app.report_updated(report)
         self._schedule_rebuild()
