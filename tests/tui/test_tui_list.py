@@ -225,3 +225,17 @@ async def test_palette_offers_every_action(checker: tuilab.FakeChecker) -> None:
             "Back to the list",
         ):
             assert wanted in titles
+
+
+async def test_too_small_terminal_says_so(checker: tuilab.FakeChecker) -> None:
+    from certpager.tui.screens.help import TooSmallScreen
+
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(50, 12)) as pilot:
+        await tuilab.settle(pilot)
+        assert isinstance(app.screen, TooSmallScreen)
+        assert "Terminal too small" in tuilab.screen_text(app)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        await pilot.pause()
+        assert app.screen is app.endpoints_screen

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePath
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -28,7 +28,7 @@ from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, Runbo
 from certpager.tui.runbooks import RunbookService
 from certpager.tui.screens.detail import DetailScreen
 from certpager.tui.screens.endpoints import EndpointsScreen
-from certpager.tui.screens.help import HelpScreen
+from certpager.tui.screens.help import HelpScreen, TooSmallScreen
 from certpager.tui.screens.runbook import (
     AskModal,
     ConfirmModal,
@@ -40,6 +40,9 @@ from certpager.tui.screens.runbook import (
 from certpager.tui.services import Checker, Clock, Schedule, default_checker, system_clock
 
 STYLES = Path(__file__).parent / "styles"
+
+MIN_SIZE = (60, 16)
+"""Below this (columns, rows) a notice replaces the layout (80x24 is the design size)."""
 
 STOP_GRACE = 15.0
 """Seconds a signal or quit waits for a cancelled run to end its command and close its audit record."""
@@ -112,6 +115,15 @@ class CertpagerApp(App[int]):
 
     def on_unmount(self) -> None:
         self._remove_signal_handlers()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Say so when the terminal is too small, instead of showing a broken layout."""
+        small = event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1]
+        notice = next((s for s in self.screen_stack if isinstance(s, TooSmallScreen)), None)
+        if small and notice is None:
+            self.push_screen(TooSmallScreen(MIN_SIZE))
+        elif not small and notice is not None and notice is self.screen:
+            notice.dismiss(None)
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM/SIGHUP: leave through the normal exit, which restores the terminal.

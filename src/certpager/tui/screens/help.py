@@ -87,3 +87,25 @@ class HelpScreen(ModalScreen[None]):
     def action_close(self) -> None:
         """Close the help."""
         self.dismiss(None)
+
+
+class TooSmallScreen(ModalScreen[None]):
+    """Shown instead of a broken layout when the terminal is below the minimum size."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", show=False)]
+
+    def __init__(self, minimum: tuple[int, int]) -> None:
+        super().__init__()
+        self.minimum = minimum
+        """Smallest usable (columns, rows)."""
+
+    def compose(self) -> ComposeResult:
+        width, height = self.minimum
+        yield Static(
+            Text(f"Terminal too small.\ncertpager needs at least {width}x{height}.\nMake the window bigger."),
+            id="too-small",
+        )
+
+    def action_close(self) -> None:
+        """Close anyway."""
+        self.dismiss(None)
