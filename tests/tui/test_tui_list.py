@@ -239,3 +239,29 @@ async def test_too_small_terminal_says_so(checker: tuilab.FakeChecker) -> None:
         await pilot.pause()
         await pilot.pause()
         assert app.screen is app.endpoints_screen
+
+
+async def test_endpoints_are_reprobed_when_due(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.build_app(
+        tuilab.lab_config(),
+        checker=checker,
+        clock=tuilab.frozen_clock,
+        auto_refresh=True,
+        interval=60,
+        seed=3,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await tuilab.settle(pilot)
+        screen = app.endpoints_screen
+        schedule = screen._schedule
+        assert schedule is not None
+        dues = sorted(schedule.due.values())
+        assert len(dues) == 9 and dues[-1] - dues[0] > 0.5  # jittered, not in lockstep
+        checker.calls.clear()
+        screen._tick()  # nothing is due yet
+        assert checker.calls == []
+        schedule.due["www"] = 0.0
+        schedule.due["mail"] = 0.0
+        screen._tick()
+        await tuilab.settle(pilot)
+        assert sorted(checker.calls) == ["mail", "www"]

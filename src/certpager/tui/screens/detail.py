@@ -108,7 +108,7 @@ class DetailScreen(Screen[None]):
         with Horizontal(id="detail-body"):
             with VerticalScroll(id="facts"):
                 yield FindingsView(self.endpoint, id="findings").data_bind(
-                    report=DetailScreen.report, now=DetailScreen.now, readonly=DetailScreen.readonly
+                    report=DetailScreen.report, readonly=DetailScreen.readonly
                 )
                 yield HandshakeView(self.endpoint, id="handshakes").data_bind(report=DetailScreen.report)
                 yield FactsView(self.endpoint, id="extra").data_bind(report=DetailScreen.report)
