@@ -213,6 +213,12 @@ class CertpagerApp(App[int]):
             )
         )
 
+    def probe_started(self, name: str) -> None:
+        """A probe of ``name`` began: screens showing it say so."""
+        for screen in self.screen_stack:
+            if isinstance(screen, DetailScreen) and screen.endpoint.name == name:
+                screen.checking = True
+
     def report_updated(self, report: EndpointReport) -> None:
         """A new report was accepted: update every screen showing that endpoint."""
         for screen in self.screen_stack:

@@ -166,6 +166,7 @@ class EndpointsScreen(Screen[None]):
                 continue
             self.in_flight.add(endpoint.name)
             self._row_cache.pop(endpoint.name, None)
+            self.cp_app.probe_started(endpoint.name)
             self.run_worker(
                 self._probe(endpoint),
                 name=f"probe {endpoint.name}",
