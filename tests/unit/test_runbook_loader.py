@@ -155,7 +155,7 @@ BAD = [
     (GOOD.replace("  - id: one\n", "  - id: one\n    confirm: maybe\n"), 8, "steps[0].confirm", "expected true, false or typed"),
     (GOOD.replace("title: A runbook", 'title: "unclosed'), None, None, "invalid YAML"),
     (GOOD.replace("title: A runbook", "title: no"), 2, "title", "expected a string, got a boolean"),
-    (GOOD.replace("title: A runbook", "title: !!python/object/apply:os.system [id]"), 2, "title", "expected a string"),
+    (GOOD.replace("title: A runbook", "title: !!python/object/apply:os.system [id]"), 2, "title", "YAML tag"),
     (GOOD.replace("title: A runbook", "title: !!python/name:os.system ''"), None, None, "invalid YAML"),
     (GOOD + "extra: &a {x: 1}\nmore:\n  <<: *a\n", 13, None, "YAML aliases"),
     (GOOD.replace("name: rb", "name: Bad Name"), 1, "name", "lower-case"),
