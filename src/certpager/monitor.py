@@ -7,14 +7,13 @@ so the two facts are joined here.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from certpager.config import Endpoint, Settings
 from certpager.probe import EndpointReport, check_endpoint
-from certpager.probe.engine import with_findings
+from certpager.probe.engine import check_endpoints, with_findings
 
 if TYPE_CHECKING:
     from certpager.stored import StoredComparison
@@ -64,14 +63,11 @@ async def check_full_many(
     on_report: Callable[[EndpointReport], None] | None = None,
 ) -> list[EndpointReport]:
     """:func:`check_full` over many endpoints, at most ``concurrency`` at a time, in input order."""
-    settings = settings or Settings()
-    limit = asyncio.Semaphore(concurrency or settings.concurrency)
-
-    async def one(ep: Endpoint) -> EndpointReport:
-        async with limit:
-            report = await check_full(ep, settings=settings, now=now)
-        if on_report is not None:
-            on_report(report)
-        return report
-
-    return list(await asyncio.gather(*(one(ep) for ep in endpoints)))
+    return await check_endpoints(
+        endpoints,
+        settings=settings,
+        concurrency=concurrency,
+        now=now,
+        on_report=on_report,
+        checker=check_full,
+    )

@@ -7,6 +7,8 @@ import dataclasses
 import pytest
 import tuilab
 
+from certpager import monitor
+from certpager import stored as stored_module
 from certpager.config import Endpoint, Settings, StoredCert
 from certpager.probe import EndpointReport, Status
 from certpager.stored import compare
@@ -30,8 +32,8 @@ async def test_default_checker_adds_the_stored_comparison(monkeypatch: pytest.Mo
     async def fake_compare(ep: Endpoint, report: EndpointReport, **kw: object) -> object:
         return compare(ep, report, renewed)
 
-    monkeypatch.setattr(services, "check_endpoint", fake_check)
-    monkeypatch.setattr(services, "compare_stored", fake_compare)
+    monkeypatch.setattr(monitor, "check_endpoint", fake_check)
+    monkeypatch.setattr(stored_module, "compare_stored", fake_compare)
     report = await services.default_checker(Settings(), tuilab.frozen_clock)(endpoint)
     assert "served_not_stored" in [f.code for f in report.findings]
     assert report.status is Status.CRITICAL
@@ -52,8 +54,8 @@ async def test_default_checker_skips_the_comparison_without_stored(monkeypatch: 
         calls.append(ep.name)
         raise AssertionError("not called")
 
-    monkeypatch.setattr(services, "check_endpoint", fake_check)
-    monkeypatch.setattr(services, "compare_stored", fake_compare)
+    monkeypatch.setattr(monitor, "check_endpoint", fake_check)
+    monkeypatch.setattr(stored_module, "compare_stored", fake_compare)
     assert await services.default_checker(Settings())(endpoint) is served
     assert calls == []
 

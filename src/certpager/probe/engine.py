@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from certpager.config import Endpoint, Settings, is_ip
 from certpager.probe import findings as F
@@ -296,22 +297,33 @@ async def check_endpoints(
     concurrency: int | None = None,
     now: datetime | None = None,
     on_report: Callable[[EndpointReport], None] | None = None,
+    checker: EndpointChecker | None = None,
 ) -> list[EndpointReport]:
     """Check many endpoints, at most ``concurrency`` at a time; results in input order.
 
     The deadline of each endpoint starts when it gets a slot, not when queued.
+    ``checker`` replaces :func:`check_endpoint` (e.g. to add the stored comparison).
     """
     settings = settings or Settings()
     limit = asyncio.Semaphore(concurrency or settings.concurrency)
+    check = checker or check_endpoint
 
     async def one(ep: Endpoint) -> EndpointReport:
         async with limit:
-            report = await check_endpoint(ep, settings=settings, now=now)
+            report = await check(ep, settings=settings, now=now)
         if on_report is not None:
             on_report(report)
         return report
 
     return list(await asyncio.gather(*(one(ep) for ep in endpoints)))
+
+
+class EndpointChecker(Protocol):
+    """Anything shaped like :func:`check_endpoint`."""
+
+    def __call__(
+        self, endpoint: Endpoint, *, settings: Settings | None = ..., now: datetime | None = ...
+    ) -> Awaitable[EndpointReport]: ...
 
 
 def sort_reports(reports: Sequence[EndpointReport], now: datetime | None = None) -> list[EndpointReport]:

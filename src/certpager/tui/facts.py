@@ -169,8 +169,11 @@ def endpoint_facts(extra: Mapping[str, object]) -> list[Fact]:
         differs = "differs" in _get(stored, "state")
         error = _get(stored, "error")
         line = f"{_get(stored, 'location')}: {_get(stored, 'state')}"
-        if _get(stored, "stored"):
-            line += f" ({_get(stored, 'stored')})"
+        if _get(stored, "serial"):
+            line += (
+                f" (serial {_get(stored, 'serial')} · sha256 {_get(stored, 'sha256')[:16]}… · "
+                f"notAfter {_get(stored, 'not_after')})"
+            )
         if error:
             line += f": {error}"
         out.append(Fact("stored", line, "critical" if differs else "warning" if error else "ok"))

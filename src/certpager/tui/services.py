@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from certpager.config import Endpoint, Settings
-from certpager.probe import EndpointReport, Handshake, check_endpoint
-from certpager.probe.engine import backend_result, build_report, with_findings
-from certpager.stored import StoredComparison, compare_stored
+from certpager.monitor import check_full
+from certpager.probe import EndpointReport, Handshake
+from certpager.probe.engine import backend_result, build_report
 
 Checker = Callable[[Endpoint], Awaitable[EndpointReport]]
 """Probe one endpoint; should never raise (a raise is turned into an error report)."""
@@ -33,37 +33,13 @@ def system_clock() -> datetime:
 
 
 def default_checker(settings: Settings, clock: Clock = system_clock) -> Checker:
-    """The real probe: :func:`check_endpoint` with the config's settings, then, for an
-    endpoint that says where its certificate is stored, the served-vs-stored comparison."""
+    """The real probe: :func:`certpager.monitor.check_full` (the probe, then, for an
+    endpoint that says where its certificate is stored, served vs stored)."""
 
     async def check(endpoint: Endpoint) -> EndpointReport:
-        report = await check_endpoint(endpoint, settings=settings, now=clock())
-        if endpoint.stored is None or not any(b.handshake.ok for b in report.backends):
-            return report
-        comparison = await compare_stored(endpoint, report)
-        return with_findings(
-            report, [comparison.finding] if comparison.finding else [], {"stored": stored_facts(comparison)}
-        )
+        return await check_full(endpoint, settings=settings, now=clock())
 
     return check
-
-
-def stored_facts(comparison: StoredComparison) -> dict[str, object]:
-    """The served-vs-stored comparison as facts for the detail screen."""
-    facts: dict[str, object] = {"location": comparison.location}
-    if comparison.error is not None:
-        facts["state"] = "not compared"
-        facts["error"] = comparison.error
-        return facts
-    stored = comparison.stored
-    facts["state"] = "differs (renewed but not reloaded)" if comparison.differing else "same as served"
-    if stored is not None:
-        facts["stored"] = (
-            f"serial {stored.serial} · sha256 {stored.sha256[:16]}… · notAfter {stored.not_after:%Y-%m-%d %H:%M} UTC"
-        )
-    if comparison.differing:
-        facts["differing backends"] = list(comparison.differing)
-    return facts
 
 
 async def safe_check(checker: Checker, endpoint: Endpoint, clock: Clock) -> EndpointReport:
