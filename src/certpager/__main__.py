@@ -43,31 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", dest="sub_config", metavar="FILE", default=None, help="endpoint config file"
     )
 
-    from certpager import cli_check
+    # Registering a subcommand imports only certpager.commands (argparse); each handler imports
+    # its machinery (pyOpenSSL and the probe, asyncssh, the lab) when it runs.
+    from certpager import commands
 
-    cli_check.configure_parser(
+    commands.configure_check(
         sub.add_parser("check", parents=[common], help="probe endpoints headless; Nagios exit codes")
     )
-
-    try:
-        from certpager.runbook import cli as run_cli
-    except ImportError:  # pragma: no cover - during bring-up only
-        run_cli = None  # type: ignore[assignment]
-    if run_cli is not None:
-        run_cli.configure_parser(
-            sub.add_parser("run", parents=[common], help="run a runbook for an endpoint")
-        )
-
-    try:
-        from certpager.demo import cli as demo_cli
-    except ImportError:  # pragma: no cover - during bring-up only
-        demo_cli = None  # type: ignore[assignment]
-    if demo_cli is not None:
-        demo_cli.configure_parser(
-            sub.add_parser(
-                "demo", parents=[common], help="start a lab with planted incidents and open the TUI"
-            )
-        )
+    commands.configure_run(sub.add_parser("run", parents=[common], help="run a runbook for an endpoint"))
+    commands.configure_demo(
+        sub.add_parser("demo", parents=[common], help="start a lab with planted incidents and open the TUI")
+    )
     return parser
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from OpenSSL import SSL
 
+from certpager.commands import configure_check
 from certpager.config import (
     Config,
     Endpoint,
@@ -29,62 +30,8 @@ from certpager.report import report_json, write_table
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Add ``check``'s arguments."""
-    p.description = (
-        "Probe endpoints with fresh TLS handshakes and report what is wrong. "
-        "Exit codes: 0 ok, 1 warning, 2 critical/page/error, 3 unknown (bad input)."
-    )
-    p.add_argument("targets", nargs="*", metavar="HOST[:PORT][@SNI]", help="endpoints to check")
-    p.add_argument(
-        "--targets", dest="targets_file", metavar="FILE", help="file of targets, one per line, # comments"
-    )
-    p.add_argument("--ca-file", metavar="FILE", help="trust this PEM CA bundle instead of the system store")
-    p.add_argument("--concurrency", type=_positive_int, metavar="N", help="probes in flight (default 100)")
-    p.add_argument(
-        "--timeout", type=_positive_float, metavar="SECONDS", help="overall deadline per probe (default 10)"
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object per endpoint, in a list")
-    p.add_argument(
-        "--endpoint", action="append", metavar="NAME", help="with a config: check only these endpoints"
-    )
-    deep = p.add_argument_group(
-        "deeper checks",
-        "On by default: protocol versions and weak suites, the certificate sent without SNI, the AIA "
-        "explanation of a missing intermediate, and (for port 443, or with --http-port) the HTTP "
-        "redirect and HSTS header.",
-    )
-    deep.add_argument(
-        "--http-port",
-        type=_port,
-        metavar="PORT",
-        help="targets: check that this plain-HTTP port redirects to HTTPS and that the HTTPS answer "
-        "has HSTS (default: port 80, for targets on port 443 only)",
-    )
-    deep.add_argument("--no-http", action="store_true", help="skip the HTTP redirect and HSTS checks")
-    deep.add_argument(
-        "--client-cert",
-        metavar="FILE",
-        help="targets: PEM client certificate (chain) offered when the server asks (mTLS)",
-    )
-    deep.add_argument("--client-key", metavar="FILE", help="targets: PEM private key of --client-cert")
-    deep.add_argument(
-        "--no-protocols",
-        action="store_true",
-        help="skip the extra connections that test TLS 1.0/1.1, SSLv3 and weak cipher suites",
-    )
-    deep.add_argument(
-        "--no-sni-check", action="store_true", help="skip the handshake that fetches the no-SNI certificate"
-    )
-    deep.add_argument(
-        "--no-aia", action="store_true", help="never fetch a missing intermediate from the AIA URL"
-    )
-    p.set_defaults(handler=run_check)
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
+    """Add ``check``'s arguments (defined in :mod:`certpager.commands`, which stays import-light)."""
+    configure_check(p)
 
 
 def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -143,26 +90,6 @@ def _apply_target_options(
     if cert and key:
         ep = replace(ep, client_cert=cert, client_key=key)
     return ep
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 10000:
-        raise argparse.ArgumentTypeError(f"{value} is out of range 1-10000")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 300:
-        raise argparse.ArgumentTypeError(f"{value:g} is out of range (0, 300]")
-    return value
 
 
 def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings]:

@@ -55,3 +55,21 @@ def test_check_help_does_not_load_the_tui() -> None:
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == []
+
+
+def test_building_the_parser_stays_light() -> None:
+    """``certpager check --help`` (and every start) builds the whole parser: registering the
+    subcommands must not import their machinery (asyncssh, pyOpenSSL, the probe, the lab)."""
+    program = (
+        "import sys, json\n"
+        "from certpager.__main__ import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('asyncssh', 'OpenSSL', 'cryptography', 'yaml', 'certpager.probe', "
+        "'certpager.runbook', 'certpager.demo', 'certpager.ssh', 'certpager.cli_check')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == []

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
+from certpager.commands import configure_demo
 from certpager.demo.info import LabInfo
 from certpager.demo.process import LabError, LabProcess
 from certpager.demo.scenarios import PAGE_ENDPOINT, SCENARIOS
@@ -41,24 +42,8 @@ class Terminated(Exception):
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Add ``demo``'s arguments."""
-    p.description = (
-        "Start a fire-drill lab on 127.0.0.1 with planted certificate incidents (a certificate "
-        "expiring in 2 days, a missing intermediate, TLS 1.0, a hostname mismatch, no HSTS, a "
-        "renewal never reloaded, mTLS, an unreachable port) and an SSH host whose certbot, nginx "
-        "and systemctl are stand-ins, then open the TUI on it. Everything is removed on exit."
-    )
-    p.add_argument(
-        "--no-tui",
-        action="store_true",
-        help="start the lab only; print its config path and run until Ctrl-C or SIGTERM",
-    )
-    p.add_argument(
-        "--audit-log",
-        metavar="FILE",
-        help="where drill runs are audited (default: LAB_DIR/audit.jsonl, removed with the lab)",
-    )
-    p.set_defaults(handler=run_demo)
+    """Add ``demo``'s arguments (defined in :mod:`certpager.commands`, which stays import-light)."""
+    configure_demo(p)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from certpager.audit import AuditLog
+from certpager.commands import configure_run
 from certpager.config import Config, Endpoint, default_config_path, load_config
 from certpager.errors import UserError
 from certpager.runbook.engine import RunbookRun
@@ -70,40 +71,8 @@ class HeadlessRefusedError(UserError):
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Add the ``run`` arguments and set the handler."""
-    p.description = (
-        "Run a runbook for an endpoint: show the plan, ask for confirmations, stream the output, "
-        "verify by handshake. Everything goes to the audit log."
-    )
-    p.add_argument("runbook", nargs="?", metavar="RUNBOOK", help="runbook name (or path to a runbook file)")
-    p.add_argument("--endpoint", "-e", metavar="NAME", help="endpoint to run it for (from the config)")
-    p.add_argument(
-        "--plan", action="store_true", help="print every rendered command, host and user; run nothing"
-    )
-    p.add_argument(
-        "--param",
-        "--var",
-        "-p",
-        action="append",
-        default=[],
-        dest="params",
-        metavar="NAME=VALUE",
-        help="runbook parameter (overrides the endpoint's params and the runbook default); repeatable",
-    )
-    p.add_argument("--yes", "-y", action="store_true", help="answer plain (yes/no) confirmations with yes")
-    p.add_argument(
-        "--confirm",
-        action="append",
-        default=[],
-        dest="confirm_names",
-        metavar="NAME",
-        help="answer typed confirmations that ask for exactly NAME; repeatable",
-    )
-    p.add_argument("--list", action="store_true", dest="list_runbooks", help="list runbooks (for --endpoint)")
-    p.add_argument(
-        "--audit-log", metavar="FILE", help="audit log (default: $XDG_DATA_HOME/certpager/audit.jsonl)"
-    )
-    p.set_defaults(handler=run_command)
+    """Add ``run``'s arguments (defined in :mod:`certpager.commands`, which stays import-light)."""
+    configure_run(p)
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:
