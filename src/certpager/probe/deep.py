@@ -24,35 +24,23 @@ import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from certpager.config import Endpoint
 from certpager.probe import findings as F
-from certpager.probe.aia import AiaResult, explain_incomplete
 from certpager.probe.analysis import CertParseError, match_hostname, parse_cert
 from certpager.probe.engine import client_options, register_hook, with_backends
 from certpager.probe.handshake import ClientOptions
-from certpager.probe.http import (
-    HstsResult,
-    HttpFailure,
-    HttpResponse,
-    RedirectResult,
-    check_redirect,
-    client_auth_verdict,
-    fetch_https,
-    hsts_of,
-    http_findings,
-)
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding
-from certpager.probe.protocols import (
-    Hello,
-    ProtocolReport,
-    known_from_main,
-    merge_versions,
-    probe_protocols,
-    server_hello,
-)
 from certpager.probe.trust import TrustStoreError, get_trust_store
+
+# aia, http and protocols are imported where a check that needs them runs: a run with
+# the deeper checks off (`check --no-protocols --no-sni-check --no-http --no-aia`) never
+# loads them.
+if TYPE_CHECKING:
+    from certpager.probe.aia import AiaResult
+    from certpager.probe.http import HstsResult, HttpFailure, HttpResponse
+    from certpager.probe.protocols import Hello
 
 #: Seconds before the deadline at which the network jobs give up on their own.
 JOB_MARGIN = 0.1
@@ -250,6 +238,8 @@ _no_sni_running: dict[_NoSniKey, asyncio.Task[Hello]] = {}
 async def no_sni_hello(address: str, port: int, options: ClientOptions, timeout: float) -> Hello:
     """The server's answer to a ClientHello without SNI, shared for
     :data:`NO_SNI_SHARE_SECONDS` between callers asking about the same listener."""
+    from certpager.probe.protocols import Hello, server_hello
+
     key = (address, port, options.client_cert, options.client_key)
     now = time.monotonic()
     done = _no_sni_done.get(key)
@@ -378,6 +368,8 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
     jobs: dict[str, Awaitable[Any]] = {}
     opts = client_options(endpoint)
     if endpoint.check_protocols:
+        from certpager.probe.protocols import probe_protocols
+
         for i, b in enumerate(report.backends):
             if b.handshake.ok:
                 hs = b.handshake
@@ -390,6 +382,8 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
     if http is not None:
         address = primary.handshake.address
         if http.redirect:
+            from certpager.probe.http import check_redirect
+
             jobs["redirect"] = check_redirect(
                 address, http.port, endpoint.verify_name, http.path, timeout=budget
             )
@@ -404,6 +398,8 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
     if http is not None and http.hsts and not want_hsts:
         facts["hsts"] = _hsts_skipped(http.hsts_min_days, worst_auth)
     if want_hsts or auth_over_http:
+        from certpager.probe.http import fetch_https
+
         jobs["https"] = fetch_https(
             primary.handshake.address,
             primary.handshake.port,
@@ -421,6 +417,8 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
         except TrustStoreError:
             trust = None
         if trust is not None:
+            from certpager.probe.aia import explain_incomplete
+
             jobs["aia"] = explain_incomplete(
                 primary.handshake.chain_der,
                 endpoint.verify_name,
@@ -433,31 +431,36 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
     results = await _run_all(jobs, left())
 
     # Assemble.
-    protocol_reports: list[ProtocolReport] = []
-    for key, value in results.items():
-        if not key.startswith("protocols:"):
-            continue
-        i = int(key.split(":", 1)[1])
-        if isinstance(value, ProtocolReport):
-            protocol_reports.append(value)
-            added[i].extend(value.findings)
-            bextra[i].update(value.as_json())
-        else:  # cancelled at the deadline: keep what the main handshake proved
-            versions, notes = known_from_main(report.backends[i].handshake)
-            for v, state in versions.items():
-                if state == "not_tested":
-                    versions[v], notes[v] = "inconclusive", str(value)
-            fallback = ProtocolReport(
-                versions=versions, notes=notes, negotiated=report.backends[i].handshake.cipher
-            )
-            protocol_reports.append(fallback)
-            bextra[i].update(fallback.as_json())
-    if protocol_reports:
-        versions = merge_versions(protocol_reports)
-        facts["protocols"] = versions
-        facts["protocols_accepted"] = [v for v, s in versions.items() if s == "accepted"]
-        facts["protocol_notes"] = {k: v for r in protocol_reports for k, v in r.notes.items() if k == "SSLv3"}
-    elif not endpoint.check_protocols:
+    if endpoint.check_protocols:
+        from certpager.probe.protocols import ProtocolReport, known_from_main, merge_versions
+
+        protocol_reports: list[ProtocolReport] = []
+        for key, value in results.items():
+            if not key.startswith("protocols:"):
+                continue
+            i = int(key.split(":", 1)[1])
+            if isinstance(value, ProtocolReport):
+                protocol_reports.append(value)
+                added[i].extend(value.findings)
+                bextra[i].update(value.as_json())
+            else:  # cancelled at the deadline: keep what the main handshake proved
+                versions, notes = known_from_main(report.backends[i].handshake)
+                for v, state in versions.items():
+                    if state == "not_tested":
+                        versions[v], notes[v] = "inconclusive", str(value)
+                fallback = ProtocolReport(
+                    versions=versions, notes=notes, negotiated=report.backends[i].handshake.cipher
+                )
+                protocol_reports.append(fallback)
+                bextra[i].update(fallback.as_json())
+        if protocol_reports:
+            versions = merge_versions(protocol_reports)
+            facts["protocols"] = versions
+            facts["protocols_accepted"] = [v for v, s in versions.items() if s == "accepted"]
+            facts["protocol_notes"] = {
+                k: v for r in protocol_reports for k, v in r.notes.items() if k == "SSLv3"
+            }
+    else:
         facts["protocols"] = "not checked (check_protocols is off)"
 
     if "no_sni" in results:
@@ -470,67 +473,81 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
     elif not endpoint.server_name:
         facts["no_sni"] = {"state": "skipped", "error": "the endpoint itself sends no SNI"}
 
-    answer = results.get("https")
-    verdict = client_auth_verdict(answer) if auth_over_http and _is_answer(answer) else None
-    if auth_over_http and "https" in results:
-        facts["client_auth_http"] = {
-            "status": answer.status if isinstance(answer, HttpResponse) else None,
-            "verdict": verdict[0] if verdict else None,
-            "detail": verdict[1]
-            if verdict
-            else (answer.message if isinstance(answer, HttpFailure) else None),
-        }
-    if verdict is not None:
-        pi = report.backends.index(primary)
-        auth = "rejected" if endpoint.client_cert else verdict[0]
-        found = _client_auth_over_http(primary, endpoint, auth, verdict[1])
-        added[pi] = [f for f in added[pi] if f.code != "client_cert_required"] + found
-        replace_codes.setdefault(pi, set()).add("client_cert_required")
-        bextra[pi]["client_auth"] = auth
-        facts["client_auth"] = auth
-        if want_hsts and http is not None:
-            want_hsts = False
-            facts["hsts"] = _hsts_skipped(http.hsts_min_days, auth)
-    redirect = results.get("redirect")
-    redirect_r = redirect if isinstance(redirect, RedirectResult) else None
-    hsts_r: HstsResult | None = None
-    if want_hsts and http is not None and "https" in results:
-        if _is_answer(answer):
-            hsts_r = hsts_of(answer, http.hsts_min_days)
-        else:
-            hsts_r = HstsResult("failed", detail=str(answer), min_days=http.hsts_min_days)
-    if http is not None:
-        if "redirect" in results:
-            facts["redirect"] = (
-                redirect_r.as_json() if redirect_r else {"state": "failed", "detail": str(redirect)}
-            )
-        if hsts_r is not None:
-            facts["hsts"] = hsts_r.as_json()
-        if hsts_r is not None and hsts_r.state in ("ok", "short"):
-            missing = list(hsts_r.preload_missing)
-            if redirect_r is not None and redirect_r.state not in ("redirects", "closed"):
-                missing.append("an HTTP to HTTPS redirect on the same host")
-            hsts_facts = dict(facts["hsts"])  # type: ignore[call-overload]
-            hsts_facts["preload_ready"] = not missing
-            hsts_facts["preload_missing"] = missing
-            facts["hsts"] = hsts_facts
-        endpoint_findings.extend(
-            http_findings(redirect_r, hsts_r, endpoint.verify_name, primary.handshake.port)
+    if http is not None or "https" in results:
+        from certpager.probe.http import (
+            HstsResult,
+            HttpFailure,
+            HttpResponse,
+            RedirectResult,
+            client_auth_verdict,
+            hsts_of,
+            http_findings,
         )
-        if "redirect" in results and redirect_r is None:
-            endpoint_findings.append(
-                F.make("http_check_failed", f"the redirect check did not complete: {redirect}")
+
+        answer = results.get("https")
+        verdict = client_auth_verdict(answer) if auth_over_http and _is_answer(answer) else None
+        if auth_over_http and "https" in results:
+            facts["client_auth_http"] = {
+                "status": answer.status if isinstance(answer, HttpResponse) else None,
+                "verdict": verdict[0] if verdict else None,
+                "detail": verdict[1]
+                if verdict
+                else (answer.message if isinstance(answer, HttpFailure) else None),
+            }
+        if verdict is not None:
+            pi = report.backends.index(primary)
+            auth = "rejected" if endpoint.client_cert else verdict[0]
+            found = _client_auth_over_http(primary, endpoint, auth, verdict[1])
+            added[pi] = [f for f in added[pi] if f.code != "client_cert_required"] + found
+            replace_codes.setdefault(pi, set()).add("client_cert_required")
+            bextra[pi]["client_auth"] = auth
+            facts["client_auth"] = auth
+            if want_hsts and http is not None:
+                want_hsts = False
+                facts["hsts"] = _hsts_skipped(http.hsts_min_days, auth)
+        redirect = results.get("redirect")
+        redirect_r = redirect if isinstance(redirect, RedirectResult) else None
+        hsts_r: HstsResult | None = None
+        if want_hsts and http is not None and "https" in results:
+            if _is_answer(answer):
+                hsts_r = hsts_of(answer, http.hsts_min_days)
+            else:
+                hsts_r = HstsResult("failed", detail=str(answer), min_days=http.hsts_min_days)
+        if http is not None:
+            if "redirect" in results:
+                facts["redirect"] = (
+                    redirect_r.as_json() if redirect_r else {"state": "failed", "detail": str(redirect)}
+                )
+            if hsts_r is not None:
+                facts["hsts"] = hsts_r.as_json()
+            if hsts_r is not None and hsts_r.state in ("ok", "short"):
+                missing = list(hsts_r.preload_missing)
+                if redirect_r is not None and redirect_r.state not in ("redirects", "closed"):
+                    missing.append("an HTTP to HTTPS redirect on the same host")
+                hsts_facts = dict(facts["hsts"])  # type: ignore[call-overload]
+                hsts_facts["preload_ready"] = not missing
+                hsts_facts["preload_missing"] = missing
+                facts["hsts"] = hsts_facts
+            endpoint_findings.extend(
+                http_findings(redirect_r, hsts_r, endpoint.verify_name, primary.handshake.port)
             )
+            if "redirect" in results and redirect_r is None:
+                endpoint_findings.append(
+                    F.make("http_check_failed", f"the redirect check did not complete: {redirect}")
+                )
 
     backends = list(report.backends)
-    aia = results.get("aia")
-    if isinstance(aia, AiaResult):
-        facts["aia"] = aia.as_json()
-        leaf = _leaf(primary)
-        if leaf is not None and aia.state != "no_url":  # the analysis already says "no AIA URL"
-            backends = [_chain_incomplete_rewrite(b, aia, leaf.sha256) for b in backends]
-    elif "aia" in results:
-        facts["aia"] = {"state": "fetch_failed", "detail": str(aia)}
+    if "aia" in results:
+        from certpager.probe.aia import AiaResult
+
+        aia = results["aia"]
+        if isinstance(aia, AiaResult):
+            facts["aia"] = aia.as_json()
+            leaf = _leaf(primary)
+            if leaf is not None and aia.state != "no_url":  # the analysis already says "no AIA URL"
+                backends = [_chain_incomplete_rewrite(b, aia, leaf.sha256) for b in backends]
+        else:
+            facts["aia"] = {"state": "fetch_failed", "detail": str(aia)}
 
     new_backends = []
     for i, b in enumerate(backends):
@@ -541,10 +558,14 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
 
 
 def _is_answer(value: object) -> TypeGuard[HttpResponse | HttpFailure]:
+    from certpager.probe.http import HttpFailure, HttpResponse
+
     return isinstance(value, HttpResponse | HttpFailure)
 
 
 def _hsts_skipped(min_days: float, auth: str) -> dict[str, object]:
+    from certpager.probe.http import HstsResult
+
     return HstsResult(
         "skipped",
         min_days=min_days,
