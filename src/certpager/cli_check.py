@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from dataclasses import replace
@@ -26,7 +25,7 @@ from certpager.config import (
 from certpager.errors import UserError
 from certpager.monitor import check_full_many
 from certpager.probe.model import EndpointReport, Status
-from certpager.report import report_json, write_table
+from certpager.report import write_json, write_table
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -155,7 +154,8 @@ def run_check(args: argparse.Namespace) -> int:
     reports = asyncio.run(check_full_many(endpoints, settings=settings, concurrency=args.concurrency))
     try:
         if args.json:
-            sys.stdout.write(json.dumps([report_json(r) for r in reports], indent=2) + "\n")
+            pretty = bool(getattr(args, "pretty", False)) or sys.stdout.isatty()
+            write_json(reports, sys.stdout, pretty=pretty)
         else:
             write_table(reports)
         sys.stdout.flush()

@@ -28,6 +28,11 @@ def configure_check(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per endpoint, in a list")
     p.add_argument(
+        "--pretty",
+        action="store_true",
+        help="with --json: indent the JSON (the default when stdout is a terminal; compact otherwise)",
+    )
+    p.add_argument(
         "--endpoint", action="append", metavar="NAME", help="with a config: check only these endpoints"
     )
     deep = p.add_argument_group(

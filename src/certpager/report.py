@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -122,6 +123,31 @@ def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any
         "checked_at": _iso(r.checked_at),
         **{k: v for k, v in r.extra.items()},
     }
+
+
+def write_json(
+    reports: Sequence[EndpointReport], stream: TextIO | None = None, *, pretty: bool = False
+) -> None:
+    """The JSON list of :func:`report_json` objects and a newline: the text of
+    ``json.dumps([...], indent=2 if pretty else None)``, written one report at a time so
+    that only one report's text is held in memory at once (compact output also takes
+    the C encoder; ``indent`` needs the pure-Python one)."""
+    out = stream if stream is not None else sys.stdout
+    if not reports:
+        out.write("[]\n")
+        return
+    if pretty:
+        opening, separator, closing = "[\n  ", ",\n  ", "\n]\n"
+    else:
+        opening, separator, closing = "[", ", ", "]\n"
+    for i, r in enumerate(reports):
+        if pretty:
+            # JSON strings hold no raw newline: every "\n" is between two lines of the layout.
+            text = json.dumps(report_json(r), indent=2).replace("\n", "\n  ")
+        else:
+            text = json.dumps(report_json(r))
+        out.write((opening if i == 0 else separator) + text)
+    out.write(closing)
 
 
 # --- the table ---------------------------------------------------------------------

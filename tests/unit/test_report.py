@@ -7,6 +7,7 @@ Reports are assembled from handshake records and the real analysis, without a ne
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from certpager.cli_check import exit_code
 from certpager.config import Endpoint
 from certpager.probe.engine import backend_result, build_report, sort_reports
 from certpager.probe.model import EndpointReport, Handshake, Timings
-from certpager.report import render_table, report_json
+from certpager.report import render_table, report_json, write_json
 
 
 def make_report(
@@ -205,3 +206,18 @@ def test_table_never_prints_control_characters_from_certificates(ca: Hierarchy, 
 
 def test_table_empty() -> None:
     assert render_table([]).splitlines()[-1] == "0 endpoint(s): none"
+
+
+@pytest.mark.parametrize("pretty", [False, True])
+@pytest.mark.parametrize("count", [0, 1, 5])
+def test_write_json_is_the_whole_list_dumped(
+    reports: dict[str, EndpointReport], pretty: bool, count: int
+) -> None:
+    """Written report by report, the text is exactly ``json.dumps`` of the whole list
+    (indented with ``pretty``, compact otherwise) and a newline."""
+    chosen = list(reports.values())[:count]
+    out = io.StringIO()
+    write_json(chosen, out, pretty=pretty)
+    whole = [report_json(r) for r in chosen]
+    assert out.getvalue() == json.dumps(whole, indent=2 if pretty else None) + "\n"
+    assert json.loads(out.getvalue()) == whole
