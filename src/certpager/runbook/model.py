@@ -1,6 +1,6 @@
 """The runbook model: what a validated runbook file says. Frozen dataclasses, no behaviour.
 
-See ``docs/runbooks.md`` for the YAML format.
+See the README, section "Runbooks", for the YAML format.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def run_tui(config_path: Path, *, readonly: bool = False) -> int:
     """
     if not config_path.is_file():
         raise ConfigError(
-            "no endpoint config here; create it (see docs/tui.md) or try `certpager demo`",
+            'no endpoint config here; create it (README: "Configuring real endpoints") or try `certpager demo`',
             file=str(config_path),
         )
     config = load_config(config_path)
