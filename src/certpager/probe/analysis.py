@@ -305,6 +305,18 @@ def _x509(der: bytes) -> crypto.X509:
     return crypto.load_certificate(crypto.FILETYPE_ASN1, der)
 
 
+@functools.lru_cache(maxsize=256)
+def _x509_shared(der: bytes) -> crypto.X509:
+    """:func:`_x509` for the certificates sent after the leaf: the same intermediates come
+    back from many servers, so their decoding is kept (bounded). OpenSSL takes its own
+    reference to each one for a verification and never changes what it verifies."""
+    return _x509(der)
+
+
+def _der(cert: crypto.X509) -> bytes:
+    return crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
+
+
 def _issued_by(child: CertInfo, parent: CertInfo) -> bool:
     if child.issuer != parent.subject:
         return False
@@ -490,14 +502,15 @@ def _verify(
     """OpenSSL path validation; appends the trust finding on failure."""
     leaf = chain[0]
     try:
-        ctx = crypto.X509StoreContext(trust.store, _x509(leaf.der), chain=[_x509(c.der) for c in chain[1:]])
+        ctx = crypto.X509StoreContext(
+            trust.store, _x509(leaf.der), chain=[_x509_shared(c.der) for c in chain[1:]]
+        )
         verified = ctx.get_verified_chain()
     except crypto.X509StoreContextError as exc:
         code, depth, reason = (
             [*exc.errors, None, None, None][:3] if isinstance(exc.errors, list) else (None, None, str(exc))
         )
-        failing = exc.certificate.to_cryptography() if exc.certificate is not None else None
-        failing_info = parse_cert(failing.public_bytes(Encoding.DER)) if failing is not None else leaf
+        failing_info = parse_cert(_der(exc.certificate)) if exc.certificate is not None else leaf
         store = "the system trust store" if trust.name == "system" else f"the CA bundle {trust.name}"
 
         if code == _DEPTH_ZERO_SELF_SIGNED or (leaf.self_signed and len(chain) == 1):
@@ -555,5 +568,11 @@ def _verify(
             )
         )
         return False, str(reason), []
-    path = [parse_cert(c.to_cryptography().public_bytes(Encoding.DER)) for c in verified]
+    # Back to the certificates already parsed, by DER; only the root (from the store) is new.
+    sent = {c.der: c for c in chain}
+    path = []
+    for c in verified:
+        der = _der(c)
+        known = sent.get(der)
+        path.append(known if known is not None else parse_cert(der))
     return True, None, path
