@@ -245,14 +245,26 @@ def describe_ssl_error(exc: BaseException) -> str:
 # --- the handshake ---------------------------------------------------------
 
 
-class _Closed(Exception):
+class PeerClosed(Exception):
     """The peer closed or reset the TCP connection."""
 
-    def __init__(self, message: str):
-        super().__init__(message)
+    def __init__(self, reset: bool):
+        self.reset = reset
+        """True for a reset (RST), False for an orderly close."""
+        super().__init__(self.describe("during the handshake"))
+
+    def describe(self, when: str = "") -> str:
+        """``the server reset/closed the connection`` plus ``when``."""
+        verb = "reset" if self.reset else "closed"
+        return f"the server {verb} the connection" + (f" {when}" if when else "")
 
 
-async def _flush(conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+async def send_pending(conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    """Send everything OpenSSL has queued for the peer.
+
+    Raises:
+        PeerClosed: the peer reset or closed the connection.
+    """
     while True:
         try:
             data = conn.bio_read(_READ_SIZE)
@@ -262,32 +274,32 @@ async def _flush(conn: SSL.Connection, sock: socket.socket, loop: asyncio.Abstra
             return
         try:
             await loop.sock_sendall(sock, data)
-        except (ConnectionResetError, BrokenPipeError) as exc:
-            raise _Closed(
-                "the server reset the connection during the handshake"
-                if isinstance(exc, ConnectionResetError)
-                else "the server closed the connection during the handshake"
-            ) from None
+        except OSError as exc:
+            raise PeerClosed(reset=isinstance(exc, ConnectionResetError)) from None
 
 
-async def _recv(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
+async def receive(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
+    """Read what the peer sent (at least one byte).
+
+    Raises:
+        PeerClosed: the peer reset or closed the connection.
+    """
     try:
         data = await loop.sock_recv(sock, _READ_SIZE)
-    except ConnectionResetError:
-        raise _Closed("the server reset the connection during the handshake") from None
+    except OSError as exc:
+        raise PeerClosed(reset=isinstance(exc, ConnectionResetError)) from None
     if not data:
-        raise _Closed("the server closed the connection during the handshake")
+        raise PeerClosed(reset=False)
     return data
 
 
-def _peer_chain(conn: SSL.Connection) -> tuple[bytes, ...]:
+def peer_chain(conn: SSL.Connection) -> tuple[bytes, ...]:
+    """The certificates the peer sent, as DER, in order (empty if none yet)."""
     try:
         chain = conn.get_peer_cert_chain(as_cryptography=True)
     except SSL.Error:
         return ()
-    if not chain:
-        return ()
-    return tuple(c.public_bytes(Encoding.DER) for c in chain)
+    return tuple(c.public_bytes(Encoding.DER) for c in chain or ())
 
 
 def _client_ca_names(conn: SSL.Connection) -> tuple[str, ...]:
@@ -325,7 +337,7 @@ async def _await_client_verdict(
     try:
         async with asyncio.timeout(wait):
             while True:
-                data = await _recv(sock, loop)
+                data = await receive(sock, loop)
                 conn.bio_write(data)
                 try:
                     conn.recv(_READ_SIZE)
@@ -338,8 +350,8 @@ async def _await_client_verdict(
                     return describe_ssl_error(exc)
     except TimeoutError:
         return None
-    except _Closed as exc:
-        return str(exc).replace("during the handshake", "right after the handshake")
+    except PeerClosed as exc:
+        return exc.describe("right after the handshake")
 
 
 async def handshake(
@@ -438,12 +450,12 @@ async def handshake(
                     done = False
                 except SSL.Error as exc:
                     with contextlib.suppress(Exception):
-                        await _flush(conn, sock, loop)  # deliver our alert
+                        await send_pending(conn, sock, loop)  # deliver our alert
                     return _failed(result, conn, state, options, describe_ssl_error(exc), hs_start)
-                await _flush(conn, sock, loop)
+                await send_pending(conn, sock, loop)
                 if done:
                     break
-                conn.bio_write(await _recv(sock, loop))
+                conn.bio_write(await receive(sock, loop))
             t_handshake = (time.perf_counter() - hs_start) * 1000
             client_auth_error: str | None = None
             if state.cert_requested and conn.get_protocol_version_name() == "TLSv1.3":
@@ -452,7 +464,7 @@ async def handshake(
                 client_auth_error = await _await_client_verdict(conn, sock, loop, wait)
             alpn = conn.get_alpn_proto_negotiated()
             return result(
-                chain_der=_peer_chain(conn),
+                chain_der=peer_chain(conn),
                 tls_version=conn.get_protocol_version_name(),
                 cipher=conn.get_cipher_name(),
                 alpn=alpn.decode("ascii", "replace") if alpn else None,
@@ -468,9 +480,9 @@ async def handshake(
         return result(
             "handshake_timeout",
             f"TLS handshake with {_label(address, port)} did not complete within {budget or timeout:g} s (the probe deadline)",
-            chain_der=_peer_chain(conn) if conn is not None else (),
+            chain_der=peer_chain(conn) if conn is not None else (),
         )
-    except _Closed as exc:
+    except PeerClosed as exc:
         if conn is not None:
             return _failed(result, conn, state, options, str(exc), None)
         return result("handshake_failed", str(exc))
@@ -495,7 +507,7 @@ def _failed(
 ) -> Handshake:
     """A handshake that failed. When the server had already sent its certificate
     and failed us over client authentication, the chain is still reported."""
-    chain = _peer_chain(conn)
+    chain = peer_chain(conn)
     if state.cert_requested and chain:
         return result(  # type: ignore[no-any-return]
             chain_der=chain,

@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
 from certpager.probe import findings as F
@@ -44,8 +43,12 @@ from certpager.probe.handshake import (
     VERSIONS,
     ClientOptions,
     ContextError,
+    PeerClosed,
     client_context,
     describe_ssl_error,
+    peer_chain,
+    receive,
+    send_pending,
 )
 from certpager.probe.model import Finding, Handshake, Severity
 
@@ -143,10 +146,6 @@ class Hello:
     """Why it refused, or why nothing could be concluded, in words."""
 
 
-class _PeerClosed(Exception):
-    pass
-
-
 async def server_hello(
     address: str,
     port: int,
@@ -197,17 +196,17 @@ async def server_hello(
                         True,
                         conn.get_protocol_version_name(),
                         conn.get_cipher_name(),
-                        _chain(conn) if want_chain else (),
+                        peer_chain(conn) if want_chain else (),
                     )
-                await _send_pending(conn, sock, loop)
-                data = await _receive(sock, loop)
+                await send_pending(conn, sock, loop)
+                data = await receive(sock, loop)
                 got_bytes = True
                 conn.bio_write(data)
     except TimeoutError:
         return Hello(None, error=f"no answer within {timeout:.1f} s")
-    except _PeerClosed as exc:
+    except PeerClosed as exc:
         # After a good main handshake, hanging up on this ClientHello is a refusal.
-        return Hello(False, error=str(exc) + (" after its first answer" if got_bytes else ""))
+        return Hello(False, error=exc.describe("after its first answer" if got_bytes else ""))
     except Exception as exc:  # a probe never raises
         return Hello(None, error=f"unexpected error: {type(exc).__name__}: {exc}")
     finally:
@@ -220,43 +219,11 @@ def _chosen(conn: SSL.Connection, want_chain: bool) -> Hello | None:
     if cipher is None:
         return None
     if want_chain:
-        chain = _chain(conn)
+        chain = peer_chain(conn)
         if not chain:
             return None
         return Hello(True, conn.get_protocol_version_name(), cipher, chain)
     return Hello(True, conn.get_protocol_version_name(), cipher)
-
-
-def _chain(conn: SSL.Connection) -> tuple[bytes, ...]:
-    try:
-        certs = conn.get_peer_cert_chain(as_cryptography=True)
-    except SSL.Error:
-        return ()
-    return tuple(c.public_bytes(Encoding.DER) for c in certs or ())
-
-
-async def _send_pending(conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
-    while True:
-        try:
-            data = conn.bio_read(_READ_SIZE)
-        except SSL.WantReadError:
-            return
-        if not data:
-            return
-        try:
-            await loop.sock_sendall(sock, data)
-        except OSError:
-            raise _PeerClosed("the server closed the connection") from None
-
-
-async def _receive(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
-    try:
-        data = await loop.sock_recv(sock, _READ_SIZE)
-    except OSError:
-        raise _PeerClosed("the server reset the connection") from None
-    if not data:
-        raise _PeerClosed("the server closed the connection")
-    return data
 
 
 # --- the protocol report of one backend ---------------------------------------------
