@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -171,17 +172,8 @@ def with_findings(
 ) -> EndpointReport:
     """A copy of ``report`` with more endpoint-level findings and facts."""
     findings = tuple(sorted((*report.findings, *added), key=lambda f: -f.severity))
-    return EndpointReport(
-        name=report.name,
-        host=report.host,
-        port=report.port,
-        sni=report.sni,
-        status=status_of(findings),
-        findings=findings,
-        backends=report.backends,
-        checked_at=report.checked_at,
-        error=report.error,
-        extra={**report.extra, **(extra or {})},
+    return replace(
+        report, status=status_of(findings), findings=findings, extra={**report.extra, **(extra or {})}
     )
 
 
@@ -196,16 +188,11 @@ def with_backends(
     derived = set(merge_findings(report.backends))
     endpoint_level = [f for f in report.findings if f not in derived]
     findings = merge_findings(backends, (*endpoint_level, *added))
-    return EndpointReport(
-        name=report.name,
-        host=report.host,
-        port=report.port,
-        sni=report.sni,
+    return replace(
+        report,
         status=status_of(findings),
         findings=findings,
         backends=tuple(backends),
-        checked_at=report.checked_at,
-        error=report.error,
         extra={**report.extra, **(extra or {})},
     )
 
