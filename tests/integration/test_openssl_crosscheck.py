@@ -235,3 +235,42 @@ async def test_nginx_verdicts_match_openssl(
     case: CrossCase, nginx_servers: dict[str, int], ca: Hierarchy, other_ca: Hierarchy
 ) -> None:
     await _crosscheck(case, nginx_servers[case.id], ca, other_ca)
+
+
+#: Cases whose chain verifies against their trust store (dates and names aside).
+VERIFIES = {
+    "complete",
+    "complete-with-root",
+    "wrong-host",
+    "wildcard",
+    "wildcard-two-labels",
+    "cn-only",
+    "expired",
+    "not-yet-valid",
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_verdict_during_handshake_equals_verdict_after(
+    case: CrossCase, python_servers: dict[str, int], ca: Hierarchy, other_ca: Hierarchy
+) -> None:
+    """The fast path (OpenSSL verifies while the handshake runs) must judge exactly as
+    verifying the chain afterwards does, and must only ever claim a clean verdict."""
+    from datetime import UTC, datetime
+
+    from certpager.config import Thresholds
+    from certpager.probe.analysis import analyze_chain
+    from certpager.probe.handshake import handshake
+    from certpager.probe.trust import get_trust_store
+
+    trust = get_trust_store(str(_trust(case, ca, other_ca)))
+    hs = await handshake("127.0.0.1", python_servers[case.id], case.name, timeout=5, trust=trust)
+    assert hs.ok, hs.error
+    assert hs.verified_by == trust.name
+    assert (hs.verified_path is not None) == (case.id in VERIFIES), hs.verified_path
+    now = datetime.now(UTC)
+    after = analyze_chain(hs.chain_der, case.name, now, trust, Thresholds())
+    during = analyze_chain(hs.chain_der, case.name, now, trust, Thresholds(), verified_path=hs.verified_path)
+    assert during == after
+    if hs.verified_path is not None:
+        assert [c.der for c in after.verified_path] == list(hs.verified_path)

@@ -350,6 +350,8 @@ def analyze_chain(
     now: datetime,
     trust: TrustStore,
     thresholds: Thresholds,
+    *,
+    verified_path: Sequence[bytes] | None = None,
 ) -> ChainAnalysis:
     """Judge a chain exactly as the server sent it.
 
@@ -359,6 +361,8 @@ def analyze_chain(
         now: the time to judge expiry at.
         trust: the trust store to verify against.
         thresholds: expiry thresholds.
+        verified_path: the path OpenSSL already built from ``chain_der`` and verified
+            without error against ``trust`` (during the handshake); None to verify here.
     """
     findings: list[Finding] = []
     chain: list[CertInfo] = []
@@ -375,7 +379,10 @@ def analyze_chain(
         return ChainAnalysis((), False, "no certificate", (), False, None, None, tuple(findings))
     leaf = chain[0]
 
-    trusted, verify_error, path = _verify(chain, trust, findings)
+    if verified_path:
+        trusted, verify_error, path = True, None, _known(chain, verified_path)
+    else:
+        trusted, verify_error, path = _verify(chain, trust, findings)
     if not trusted:
         path = _name_chain(chain)
 
@@ -568,11 +575,11 @@ def _verify(
             )
         )
         return False, str(reason), []
-    # Back to the certificates already parsed, by DER; only the root (from the store) is new.
+    return True, None, _known(chain, [_der(c) for c in verified])
+
+
+def _known(chain: Sequence[CertInfo], path_der: Sequence[bytes]) -> list[CertInfo]:
+    """A verified path as :class:`CertInfo`: the certificates sent are already parsed,
+    only those from the store (the root) are parsed here."""
     sent = {c.der: c for c in chain}
-    path = []
-    for c in verified:
-        der = _der(c)
-        known = sent.get(der)
-        path.append(known if known is not None else parse_cert(der))
-    return True, None, path
+    return [sent.get(der) or parse_cert(der) for der in path_der]

@@ -27,7 +27,7 @@ from certpager.probe.model import (
     Status,
     Timings,
 )
-from certpager.probe.trust import TrustStoreError, get_trust_store
+from certpager.probe.trust import TrustStore, TrustStoreError, get_trust_store
 
 #: Extra checks run after the main handshakes (deeper checks register here):
 #: ``async (endpoint, report, deadline) -> report``.
@@ -85,7 +85,14 @@ def backend_result(endpoint: Endpoint, hs: Handshake, now: datetime) -> BackendR
     except TrustStoreError as exc:
         found.append(F.make("untrusted_root", f"cannot load the trust store: {exc}", backends=label))
         return BackendResult(handshake=hs, analysis=None, findings=tuple(found))
-    analysis = analyze_chain(hs.chain_der, endpoint.verify_name, now, trust, endpoint.thresholds)
+    analysis = analyze_chain(
+        hs.chain_der,
+        endpoint.verify_name,
+        now,
+        trust,
+        endpoint.thresholds,
+        verified_path=hs.verified_path if hs.verified_by == trust.name else None,
+    )
     found.extend(_with_backend(f, label) for f in analysis.findings)
     if hs.client_cert_requested:
         names = ", ".join(hs.client_ca_names) or "any CA (the server sent no names)"
@@ -237,6 +244,10 @@ async def check_endpoint(
         if dns_failure is not None:
             return build_report(endpoint, [backend_result(endpoint, dns_failure, checked_at)], checked_at)
         options = client_options(endpoint)
+        try:
+            trust: TrustStore | None = get_trust_store(endpoint.ca_file)
+        except TrustStoreError:
+            trust = None  # backend_result reports it
         remaining = max(deadline - loop.time(), 0.01)
         handshakes = await asyncio.gather(
             *(
@@ -248,6 +259,7 @@ async def check_endpoint(
                     options=options,
                     dns_ms=dns_ms,
                     budget=endpoint.timeout,
+                    trust=trust,
                 )
                 for addr, port, dns_ms in targets
             )

@@ -1,9 +1,12 @@
 """One fresh TCP + TLS handshake, driven by asyncio over a pyOpenSSL memory BIO.
 
-No thread per handshake, no session reuse, no verification during the
-handshake (the chain is verified afterwards, exactly as sent, by
-:mod:`certpager.probe.analysis`). Every failure becomes a :class:`Handshake`
-with an ``error_code``; nothing raises.
+No thread per handshake, no session reuse. The handshake never fails over
+trust: when given a trust store, OpenSSL verifies the chain as sent while the
+handshake runs (``VERIFY_NONE`` plus a callback that records the first error, so
+the handshake always completes) and a clean verdict comes back as
+``Handshake.verified_path``; anything else is judged afterwards, from the chain
+exactly as sent, by :mod:`certpager.probe.analysis`. Every failure becomes a
+:class:`Handshake` with an ``error_code``; nothing raises.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from certpager.probe.model import Handshake, Timings
+from certpager.probe.trust import TrustStore
 
 _READ_SIZE = 65536
 
@@ -65,15 +68,18 @@ class ContextError(Exception):
     """The client context could not be built (e.g. unreadable client key)."""
 
 
-_CONTEXTS: dict[ClientOptions, SSL.Context] = {}
+#: Client contexts by (options, id of the trust store); the store is kept alive
+#: with its context so that the id cannot be reused.
+_CONTEXTS: dict[tuple[ClientOptions, int], tuple[SSL.Context, TrustStore | None]] = {}
 
 
 @dataclass
 class _State:
-    """Per-connection facts gathered by the info callback."""
+    """Per-connection facts gathered by the callbacks."""
 
     cert_requested: bool = False
-    states: list[bytes] = field(default_factory=list)
+    verify_error: int | None = None
+    """The first X509_V_ERR_* code OpenSSL reported while verifying the chain."""
 
 
 def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
@@ -85,16 +91,30 @@ def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
         state.cert_requested = True
 
 
-def client_context(options: ClientOptions) -> SSL.Context:
-    """Build (once per distinct options) the client context.
+def _verify_callback(conn: SSL.Connection, cert: Any, errnum: int, depth: int, ok: int) -> bool:
+    """Record the first verification error and let the handshake go on."""
+    if not ok:
+        state = conn.get_app_data()
+        if isinstance(state, _State) and state.verify_error is None:
+            state.verify_error = errnum
+    return True
+
+
+def client_context(options: ClientOptions, trust: TrustStore | None = None) -> SSL.Context:
+    """Build (once per distinct options and trust store) the client context.
+
+    With ``trust``, OpenSSL verifies the server's chain against it during the
+    handshake (dates ignored, like :mod:`certpager.probe.analysis`), without ever
+    failing the handshake over it.
 
     Raises:
         ContextError: the client certificate or key cannot be loaded, or the
             cipher/protocol settings are not supported by this OpenSSL.
     """
-    cached = _CONTEXTS.get(options)
+    key = (options, id(trust))
+    cached = _CONTEXTS.get(key)
     if cached is not None:
-        return cached
+        return cached[0]
     try:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
         ctx.set_verify(SSL.VERIFY_NONE)
@@ -114,11 +134,14 @@ def client_context(options: ClientOptions) -> SSL.Context:
             ctx.use_certificate_chain_file(options.client_cert)
             ctx.use_privatekey_file(options.client_key)
             ctx.check_privatekey()
+        if trust is not None:
+            trust.load_into(ctx)
+            ctx.set_verify(SSL.VERIFY_NONE, _verify_callback)
     except SSL.Error as exc:
         raise ContextError(describe_ssl_error(exc)) from None
     except OSError as exc:
         raise ContextError(str(exc)) from None
-    _CONTEXTS[options] = ctx
+    _CONTEXTS[key] = (ctx, trust)
     return ctx
 
 
@@ -296,10 +319,25 @@ async def receive(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes
 def peer_chain(conn: SSL.Connection) -> tuple[bytes, ...]:
     """The certificates the peer sent, as DER, in order (empty if none yet)."""
     try:
-        chain = conn.get_peer_cert_chain(as_cryptography=True)
+        chain = conn.get_peer_cert_chain()
     except SSL.Error:
         return ()
-    return tuple(c.public_bytes(Encoding.DER) for c in chain or ())
+    return tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in chain or ())
+
+
+def _verified_path(conn: SSL.Connection, state: _State, sent: tuple[bytes, ...]) -> tuple[bytes, ...] | None:
+    """The path OpenSSL verified during the handshake, leaf first, as DER; None when
+    verification reported an error (or did not run)."""
+    if state.verify_error is not None or not sent:
+        return None
+    try:
+        chain = conn.get_verified_chain()
+    except SSL.Error:
+        return None
+    if not chain:
+        return None
+    path = tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in chain)
+    return path if path[0] == sent[0] else None
 
 
 def _client_ca_names(conn: SSL.Connection) -> tuple[str, ...]:
@@ -364,6 +402,7 @@ async def handshake(
     family: int | None = None,
     dns_ms: float | None = 0.0,
     budget: float | None = None,
+    trust: TrustStore | None = None,
 ) -> Handshake:
     """Connect to ``address:port`` and complete one fresh TLS handshake.
 
@@ -379,6 +418,8 @@ async def handshake(
         budget: the configured deadline to name in timeout messages (default:
             ``timeout``; the engine passes the endpoint's whole deadline, of
             which ``timeout`` is what was left).
+        trust: verify the chain against this store during the handshake; a clean
+            verdict is returned as ``verified_path`` (it never fails the handshake).
 
     Returns:
         A :class:`Handshake`; on failure ``error_code`` and ``error`` say why.
@@ -416,7 +457,7 @@ async def handshake(
         )
 
     try:
-        ctx = client_context(options)
+        ctx = client_context(options, trust)
     except ContextError as exc:
         return result("handshake_failed", f"cannot set up the TLS client: {exc}")
 
@@ -463,8 +504,11 @@ async def handshake(
                 wait = min(max(0.3, 4 * t_handshake / 1000), max(remaining, 0.0))
                 client_auth_error = await _await_client_verdict(conn, sock, loop, wait)
             alpn = conn.get_alpn_proto_negotiated()
+            sent = peer_chain(conn)
             return result(
-                chain_der=peer_chain(conn),
+                chain_der=sent,
+                verified_path=_verified_path(conn, state, sent) if trust is not None else None,
+                verified_by=trust.name if trust is not None else None,
                 tls_version=conn.get_protocol_version_name(),
                 cipher=conn.get_cipher_name(),
                 alpn=alpn.decode("ascii", "replace") if alpn else None,

@@ -188,6 +188,13 @@ class Handshake:
     """The server asked for a client certificate and then refused the handshake
     (none configured, or the configured one rejected). The server's chain is still
     reported; this is not an ``error_code``."""
+    verified_path: tuple[bytes, ...] | None = None
+    """The path (leaf first, DER) OpenSSL built from ``chain_der`` and verified
+    without error during the handshake, against the trust store the handshake was
+    given; None when it was given none or verification reported any error (the
+    analysis then verifies on its own and says why)."""
+    verified_by: str | None = None
+    """Name of the trust store ``verified_path`` was verified against."""
 
     @property
     def ok(self) -> bool:

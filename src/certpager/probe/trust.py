@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME: trust is judged apart from validity
 #: dates, which analysis reports as their own findings (expired leaf, expired
@@ -41,6 +41,23 @@ class TrustStore:
     """DER of every anchor certificate."""
     anchor_subjects: frozenset[bytes] = field(default_factory=frozenset)
     """DER-encoded subject names of the anchors."""
+    certs: tuple[crypto.X509, ...] = ()
+    """The anchors as OpenSSL objects (empty for OpenSSL's default paths)."""
+
+    def load_into(self, ctx: SSL.Context) -> None:
+        """Give a TLS context the same anchors and flags as :attr:`store`, so that
+        verification during a handshake judges exactly as this store does."""
+        if self.certs:
+            store = ctx.get_cert_store()
+            if store is None:  # pragma: no cover - OpenSSL always has one
+                raise TrustStoreError(f"{self.name}: the TLS context has no certificate store")
+            for cert in self.certs:
+                store.add_cert(cert)
+        else:
+            ctx.set_default_verify_paths()
+        store = ctx.get_cert_store()
+        if store is not None:
+            store.set_flags(NO_CHECK_TIME)
 
     def is_anchor(self, der: bytes) -> bool:
         """Whether ``der`` is one of this store's anchors."""
@@ -59,13 +76,15 @@ class TrustStore:
         store = crypto.X509Store()
         anchors: set[bytes] = set()
         subjects: set[bytes] = set()
+        loaded: list[crypto.X509] = []
         for cert in certs:
             der = cert.public_bytes(Encoding.DER)
             if der in anchors:
                 continue
             anchors.add(der)
             subjects.add(cert.subject.public_bytes())
-            store.add_cert(crypto.X509.from_cryptography(cert))
+            loaded.append(crypto.X509.from_cryptography(cert))
+            store.add_cert(loaded[-1])
         store.set_flags(NO_CHECK_TIME)
         return cls(
             name=name,
@@ -73,6 +92,7 @@ class TrustStore:
             source=name,
             anchors=frozenset(anchors),
             anchor_subjects=frozenset(subjects),
+            certs=tuple(loaded),
         )
 
     @classmethod
