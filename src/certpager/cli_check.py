@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,9 +23,9 @@ from certpager.config import (
     read_targets_file,
 )
 from certpager.errors import UserError
-from certpager.monitor import check_full_many
-from certpager.probe.model import EndpointReport, Status
-from certpager.report import write_json, write_table
+from certpager.parallel import auto_workers, check_encoded, check_reports
+from certpager.probe.model import Status
+from certpager.report import encode_json, write_json_texts, write_table
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -142,25 +142,37 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
     return [_apply_switches(ep, args) for ep in endpoints], settings
 
 
-def exit_code(reports: list[EndpointReport]) -> int:
+def exit_code(statuses: Sequence[Status]) -> int:
     """Nagios: the worst status decides."""
-    worst = max((r.status for r in reports), key=lambda s: s.rank, default=Status.OK)
+    worst = max(statuses, key=lambda s: s.rank, default=Status.OK)
     return worst.exit_code
 
 
 def run_check(args: argparse.Namespace) -> int:
     """Run ``certpager check``."""
     endpoints, settings = gather_endpoints(args)
-    reports = asyncio.run(check_full_many(endpoints, settings=settings, concurrency=args.concurrency))
+    concurrency = args.concurrency or settings.concurrency
+    workers = getattr(args, "workers", None) or auto_workers(len(endpoints), concurrency)
+    statuses: list[Status]
     try:
         if args.json:
             pretty = bool(getattr(args, "pretty", False)) or sys.stdout.isatty()
-            write_json(reports, sys.stdout, pretty=pretty)
+            encoded = check_encoded(
+                endpoints,
+                lambda r: encode_json(r, pretty=pretty).encode(),
+                settings=settings,
+                concurrency=concurrency,
+                workers=workers,
+            )
+            statuses = [e.status for e in encoded]
+            write_json_texts((e.payload.decode() for e in encoded), sys.stdout, pretty=pretty)
         else:
+            reports = check_reports(endpoints, settings=settings, concurrency=concurrency, workers=workers)
+            statuses = [r.status for r in reports]
             write_table(reports)
         sys.stdout.flush()
     except BrokenPipeError:
         # `certpager check | head`: the reader left; the exit code still tells the verdict.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return exit_code(reports)
+    return exit_code(statuses)

@@ -24,6 +24,13 @@ def configure_check(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-file", metavar="FILE", help="trust this PEM CA bundle instead of the system store")
     p.add_argument("--concurrency", type=_positive_int, metavar="N", help="probes in flight (default 100)")
     p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="processes that share the probes (default: one per CPU, with at least 25 endpoints "
+        "each; 1: only this process). The concurrency is the total over all of them",
+    )
+    p.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="overall deadline per probe (default 10)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per endpoint, in a list")

@@ -33,10 +33,13 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from certpager.errors import ConfigError, TargetError
-from certpager.yamlfile import Node, Reader, load_yaml
+
+if TYPE_CHECKING:
+    # PyYAML is imported when a config file is read, not by `certpager check HOST`.
+    from certpager.yamlfile import Reader
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 100
@@ -235,13 +238,27 @@ class Config:
         return None
 
 
+#: Characters of an IP literal without a zone (``%eth0``), brackets included.
+_IP_CHARS = frozenset("0123456789abcdefABCDEF.:[]")
+
+
+def ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` spells (IPv4, or IPv6 with or without brackets), else None.
+
+    Names are turned away by their characters first: ``ipaddress`` would refuse them
+    by raising twice, which costs more than the probe of an endpoint's own name should.
+    """
+    if "%" not in text and not _IP_CHARS.issuperset(text):
+        return None
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
 def is_ip(host: str) -> bool:
     """Whether ``host`` is an IPv4 or IPv6 literal."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    return ip_literal(host) is not None
 
 
 def format_hostport(host: str, port: int) -> str:
@@ -552,6 +569,8 @@ def load_config(path: Path) -> Config:
     Raises:
         ConfigError: naming file, line and key of the first mistake.
     """
+    from certpager.yamlfile import Reader, load_yaml
+
     root = load_yaml(path, ConfigError)
     file = str(path)
     reader = Reader(root, file=file, path="", error=ConfigError)
@@ -586,7 +605,6 @@ __all__ = [
     "Config",
     "Endpoint",
     "HttpCheck",
-    "Node",
     "SSHTarget",
     "Settings",
     "StoredCert",

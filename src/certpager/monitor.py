@@ -60,7 +60,7 @@ async def check_full_many(
     settings: Settings | None = None,
     concurrency: int | None = None,
     now: datetime | None = None,
-    on_report: Callable[[EndpointReport], None] | None = None,
+    on_report: Callable[[int, EndpointReport], None] | None = None,
 ) -> list[EndpointReport]:
     """:func:`check_full` over many endpoints, at most ``concurrency`` at a time, in input order."""
     return await check_endpoints(

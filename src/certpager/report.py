@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -13,7 +13,10 @@ from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Findi
 
 
 def _iso(dt: datetime | None) -> str | None:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt is not None else None
+    """``2026-11-27T13:05:09Z`` (``dt`` is in UTC), or None."""
+    if dt is None:
+        return None
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
 
 
 def cert_json(cert: CertInfo) -> dict[str, Any]:
@@ -125,6 +128,28 @@ def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any
     }
 
 
+def encode_json(report: EndpointReport, *, pretty: bool = False) -> str:
+    """One report's JSON text as it appears inside :func:`write_json`'s list."""
+    if pretty:
+        # JSON strings hold no raw newline: every "\n" is between two lines of the layout.
+        return json.dumps(report_json(report), indent=2).replace("\n", "\n  ")
+    return json.dumps(report_json(report))
+
+
+def write_json_texts(texts: Iterable[str], stream: TextIO | None = None, *, pretty: bool = False) -> None:
+    """The JSON list of already encoded reports (:func:`encode_json`) and a newline."""
+    out = stream if stream is not None else sys.stdout
+    if pretty:
+        opening, separator, closing = "[\n  ", ",\n  ", "\n]\n"
+    else:
+        opening, separator, closing = "[", ", ", "]\n"
+    first = True
+    for text in texts:
+        out.write((opening if first else separator) + text)
+        first = False
+    out.write("[]\n" if first else closing)
+
+
 def write_json(
     reports: Sequence[EndpointReport], stream: TextIO | None = None, *, pretty: bool = False
 ) -> None:
@@ -132,22 +157,7 @@ def write_json(
     ``json.dumps([...], indent=2 if pretty else None)``, written one report at a time so
     that only one report's text is held in memory at once (compact output also takes
     the C encoder; ``indent`` needs the pure-Python one)."""
-    out = stream if stream is not None else sys.stdout
-    if not reports:
-        out.write("[]\n")
-        return
-    if pretty:
-        opening, separator, closing = "[\n  ", ",\n  ", "\n]\n"
-    else:
-        opening, separator, closing = "[", ", ", "]\n"
-    for i, r in enumerate(reports):
-        if pretty:
-            # JSON strings hold no raw newline: every "\n" is between two lines of the layout.
-            text = json.dumps(report_json(r), indent=2).replace("\n", "\n  ")
-        else:
-            text = json.dumps(report_json(r))
-        out.write((opening if i == 0 else separator) + text)
-    out.write(closing)
+    write_json_texts((encode_json(r, pretty=pretty) for r in reports), stream, pretty=pretty)
 
 
 # --- the table ---------------------------------------------------------------------

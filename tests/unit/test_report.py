@@ -87,7 +87,7 @@ def test_statuses(reports: dict[str, EndpointReport]) -> None:
     ],
 )
 def test_exit_code(reports: dict[str, EndpointReport], names: list[str], code: int) -> None:
-    assert exit_code([reports[n] for n in names]) == code
+    assert exit_code([reports[n].status for n in names]) == code
 
 
 def test_sort_worst_first(reports: dict[str, EndpointReport], now: dt.datetime) -> None:

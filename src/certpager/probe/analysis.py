@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import ipaddress
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from OpenSSL import crypto
 
-from certpager.config import Thresholds
+from certpager.config import Thresholds, ip_literal, is_ip
 from certpager.probe.findings import make
 from certpager.probe.model import CertInfo, ChainAnalysis, Finding, Severity
 from certpager.probe.trust import TrustStore
@@ -182,6 +181,7 @@ def _rfc4514(name: x509.Name) -> str:
 # --- hostname -----------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)
 def _normalise(name: str) -> str:
     name = name.strip().rstrip(".").lower()
     try:
@@ -198,23 +198,14 @@ def match_hostname(dns_sans: Sequence[str], hostname: str, ip_sans: Sequence[str
     address target matches only iPAddress entries (``ip_sans``), never a
     dNSName that happens to spell an address.
     """
-    try:
-        ip = ipaddress.ip_address(hostname.strip("[]"))
-    except ValueError:
-        ip = None
+    ip = ip_literal(hostname)
     if ip is not None:
-        for san in ip_sans:
-            try:
-                if ipaddress.ip_address(san) == ip:
-                    return True
-            except ValueError:
-                continue
-        return False
+        return any(ip_literal(san) == ip for san in ip_sans)
     host = _normalise(hostname)
     host_labels = host.split(".")
     for san in dns_sans:
         pattern = _normalise(san)
-        if not pattern or _is_ip(pattern):
+        if not pattern or is_ip(pattern):
             continue
         if pattern == host:
             return True
@@ -225,14 +216,6 @@ def match_hostname(dns_sans: Sequence[str], hostname: str, ip_sans: Sequence[str
             if len(host_labels) >= 2 and host_labels[0] and ".".join(host_labels[1:]) == rest:
                 return True
     return False
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --- expiry ---------------------------------------------------------------------
@@ -250,7 +233,8 @@ def threshold_severity(days_left: float, thresholds: Thresholds) -> Severity | N
 
 
 def _when(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M UTC")
+    """``2026-11-27 13:05 UTC`` (``dt`` is in UTC)."""
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d} UTC"
 
 
 def _days(days: float) -> str:

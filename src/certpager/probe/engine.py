@@ -295,26 +295,28 @@ async def check_endpoints(
     settings: Settings | None = None,
     concurrency: int | None = None,
     now: datetime | None = None,
-    on_report: Callable[[EndpointReport], None] | None = None,
+    on_report: Callable[[int, EndpointReport], None] | None = None,
     checker: EndpointChecker | None = None,
 ) -> list[EndpointReport]:
     """Check many endpoints, at most ``concurrency`` at a time; results in input order.
 
     The deadline of each endpoint starts when it gets a slot, not when queued.
-    ``checker`` replaces :func:`check_endpoint` (e.g. to add the stored comparison).
+    ``on_report(index, report)`` is called as each one completes (``index`` into
+    ``endpoints``). ``checker`` replaces :func:`check_endpoint` (e.g. to add the
+    stored comparison).
     """
     settings = settings or Settings()
     limit = asyncio.Semaphore(concurrency or settings.concurrency)
     check = checker or check_endpoint
 
-    async def one(ep: Endpoint) -> EndpointReport:
+    async def one(index: int, ep: Endpoint) -> EndpointReport:
         async with limit:
             report = await check(ep, settings=settings, now=now)
         if on_report is not None:
-            on_report(report)
+            on_report(index, report)
         return report
 
-    return list(await asyncio.gather(*(one(ep) for ep in endpoints)))
+    return list(await asyncio.gather(*(one(i, ep) for i, ep in enumerate(endpoints))))
 
 
 class EndpointChecker(Protocol):

@@ -82,13 +82,17 @@ class _State:
     """The first X509_V_ERR_* code OpenSSL reported while verifying the chain."""
 
 
+#: OpenSSL's SSL_CB_LOOP: the info callback's call for a state the handshake entered.
+_CB_LOOP = 0x01
+
+
 def _info_callback(conn: SSL.Connection, where: int, ret: int) -> None:
-    state = conn.get_app_data()
-    if not isinstance(state, _State):
+    if not where & _CB_LOOP:
         return
-    name = conn.get_state_string()
-    if b"certificate request" in name:
-        state.cert_requested = True
+    if b"certificate request" in conn.get_state_string():
+        state = conn.get_app_data()
+        if isinstance(state, _State):
+            state.cert_requested = True
 
 
 def _verify_callback(conn: SSL.Connection, cert: Any, errnum: int, depth: int, ok: int) -> bool:

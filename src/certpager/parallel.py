@@ -1,0 +1,256 @@
+"""Bulk checks spread over worker processes.
+
+The client side of a TLS handshake, and the analysis after it, is CPU work done by
+the Python process that drives it: one process checks about as fast as one core
+allows. For a fleet, :func:`check_encoded` forks worker processes once the input
+is parsed. Each worker checks an interleaved share of the endpoints with its share
+of the concurrency (the total in flight never exceeds the limit asked for),
+encodes each report as it completes and sends it to the parent over a pipe; the
+parent hands the results back in input order.
+
+Nothing is lost: a worker that exits early or stops sending for longer than any
+check may take is killed (by PID), and the endpoints it had not reported are
+checked again in the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import pickle
+import selectors
+import signal
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from certpager.config import Endpoint, Settings
+from certpager.monitor import check_full_many
+from certpager.probe.model import EndpointReport, Status
+
+#: Most workers ever started.
+MAX_WORKERS = 8
+#: Fewest endpoints worth a worker of their own.
+MIN_PER_WORKER = 25
+#: Frame header: endpoint index, payload length, index of the status in :data:`_STATUSES`.
+_HEADER = struct.Struct("!IIB")
+_STATUSES = tuple(Status)
+_READ_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One endpoint's verdict and its report, encoded."""
+
+    status: Status
+    payload: bytes
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def auto_workers(endpoints: int, concurrency: int) -> int:
+    """Workers for ``endpoints`` endpoints: one per CPU, at most :data:`MAX_WORKERS`, each
+    with at least :data:`MIN_PER_WORKER` endpoints and one slot of the concurrency."""
+    return max(1, min(cpu_count(), MAX_WORKERS, endpoints // MIN_PER_WORKER, concurrency))
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` near-equal positive integers."""
+    return [total // parts + (1 if k < total % parts else 0) for k in range(parts)]
+
+
+def _usable(workers: int, endpoints: Sequence[Endpoint], concurrency: int) -> int:
+    """How many workers to fork (0: check in this process). Forking needs ``os.fork`` and
+    no other thread running here."""
+    workers = min(workers, len(endpoints), concurrency)
+    if workers <= 1 or not hasattr(os, "fork") or threading.active_count() > 1:
+        return 0
+    return workers
+
+
+def check_reports(
+    endpoints: Sequence[Endpoint], *, settings: Settings, concurrency: int, workers: int
+) -> list[EndpointReport]:
+    """Every endpoint's report (as :func:`certpager.monitor.check_full` makes it), in input
+    order, checked in ``workers`` forked processes (or here, see :func:`check_encoded`)."""
+    if not _usable(workers, endpoints, concurrency):
+        return asyncio.run(check_full_many(endpoints, settings=settings, concurrency=concurrency))
+    encoded = check_encoded(
+        endpoints, pickle.dumps, settings=settings, concurrency=concurrency, workers=workers
+    )
+    return [pickle.loads(e.payload) for e in encoded]  # our own workers' output
+
+
+def check_encoded(
+    endpoints: Sequence[Endpoint],
+    encode: Callable[[EndpointReport], bytes],
+    *,
+    settings: Settings,
+    concurrency: int,
+    workers: int,
+) -> list[Encoded]:
+    """Check every endpoint (as :func:`certpager.monitor.check_full` does) and return
+    ``encode(report)`` with its status, in input order.
+
+    With ``workers`` > 1 (and ``os.fork`` available, and no other thread running in this
+    process), the checks run in that many forked worker processes; otherwise here.
+    """
+    workers = _usable(workers, endpoints, concurrency)
+    if not workers:
+        return _in_process(endpoints, encode, settings, concurrency)
+    results: list[Encoded | None] = [None] * len(endpoints)
+    _run_workers(endpoints, encode, settings, concurrency, workers, results)
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing:
+        redone = _in_process([endpoints[i] for i in missing], encode, settings, concurrency)
+        for i, enc in zip(missing, redone, strict=True):
+            results[i] = enc
+    return [r for r in results if r is not None]
+
+
+def _in_process(
+    endpoints: Sequence[Endpoint],
+    encode: Callable[[EndpointReport], bytes],
+    settings: Settings,
+    concurrency: int,
+) -> list[Encoded]:
+    reports = asyncio.run(check_full_many(endpoints, settings=settings, concurrency=concurrency))
+    return [Encoded(r.status, encode(r)) for r in reports]
+
+
+#: Seconds beyond an endpoint's deadline that a check may still take: the served vs
+#: stored comparison over SSH has its own 20 s limit, and a loaded machine adds delays.
+_SILENCE_MARGIN = 35.0
+
+
+def _silence_limit(endpoints: Sequence[Endpoint]) -> float:
+    """How long a worker may go without reporting anything before it counts as stuck:
+    every check ends within its endpoint's deadline plus :data:`_SILENCE_MARGIN`, so
+    one of those in flight must have ended by then."""
+    return max((ep.timeout for ep in endpoints), default=10.0) + _SILENCE_MARGIN
+
+
+def _run_workers(
+    endpoints: Sequence[Endpoint],
+    encode: Callable[[EndpointReport], bytes],
+    settings: Settings,
+    concurrency: int,
+    workers: int,
+    results: list[Encoded | None],
+) -> None:
+    """Fork the workers, collect their frames into ``results``, reap them."""
+    limits = _shares(concurrency, workers)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()  # nothing buffered may be written twice
+    pids: dict[int, int] = {}  # read fd -> pid
+    selector = selectors.DefaultSelector()
+    # What exists now (modules, the endpoints) is never garbage: keeping it out of the
+    # collector's sight spares the workers both the scans and copying the pages they touch.
+    gc.freeze()
+    try:
+        for k in range(workers):
+            share = list(range(k, len(endpoints), workers))
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child (covered by the CLI tests)
+                os.close(read_fd)
+                for fd in pids:
+                    os.close(fd)
+                _worker(endpoints, share, encode, settings, limits[k], write_fd)
+            os.close(write_fd)
+            pids[read_fd] = pid
+            selector.register(read_fd, selectors.EVENT_READ, bytearray())
+        _collect(selector, pids, results, _silence_limit(endpoints))
+    finally:
+        for fd, pid in pids.items():
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        selector.close()
+        gc.unfreeze()
+
+
+def _collect(
+    selector: selectors.BaseSelector,
+    pids: dict[int, int],
+    results: list[Encoded | None],
+    silence: float,
+) -> None:
+    """Read frames until every worker has closed its pipe or gone silent."""
+    heard = dict.fromkeys(pids, time.monotonic())
+    while selector.get_map():
+        for key, _events in selector.select(timeout=1.0):
+            fd = key.fd
+            buf: bytearray = key.data
+            data = os.read(fd, _READ_SIZE)
+            if not data:
+                selector.unregister(fd)
+                continue
+            heard[fd] = time.monotonic()
+            buf += data
+            offset = 0
+            while len(buf) - offset >= _HEADER.size:
+                index, length, status = _HEADER.unpack_from(buf, offset)
+                end = offset + _HEADER.size + length
+                if len(buf) < end:
+                    break
+                if index < len(results) and status < len(_STATUSES):
+                    results[index] = Encoded(_STATUSES[status], bytes(buf[offset + _HEADER.size : end]))
+                offset = end
+            del buf[:offset]
+        now = time.monotonic()
+        for stuck in [key.fd for key in selector.get_map().values() if now - heard[key.fd] > silence]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pids[stuck], signal.SIGKILL)  # its endpoints are checked again
+            selector.unregister(stuck)
+
+
+def _worker(
+    endpoints: Sequence[Endpoint],
+    share: list[int],
+    encode: Callable[[EndpointReport], bytes],
+    settings: Settings,
+    concurrency: int,
+    write_fd: int,
+) -> None:  # pragma: no cover - runs in the child (covered by the CLI tests)
+    """A forked worker: check ``endpoints[i]`` for every ``i`` in ``share``, send each
+    report as it completes, and leave with ``os._exit`` (never returns)."""
+    code = 0
+    try:
+        # Ctrl-C reaches the whole process group: the parent reports it; workers just stop.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        def emit(j: int, report: EndpointReport) -> None:
+            payload = encode(report)
+            frame = _HEADER.pack(share[j], len(payload), _STATUSES.index(report.status)) + payload
+            view = memoryview(frame)
+            while view:
+                view = view[os.write(write_fd, view) :]
+
+        asyncio.run(
+            check_full_many(
+                [endpoints[i] for i in share], settings=settings, concurrency=concurrency, on_report=emit
+            )
+        )
+    except BaseException:
+        code = 1  # the parent checks whatever this worker did not report
+    finally:
+        os._exit(code)
