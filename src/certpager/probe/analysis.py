@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 from OpenSSL import crypto
 
 from certpager.config import Thresholds, ip_literal, is_ip
@@ -59,63 +59,67 @@ def parse_cert(der: bytes) -> CertInfo:
         raise CertParseError(f"unreadable certificate: {exc}") from None
 
 
+def _key_facts(key: object) -> tuple[str, int, str]:
+    """``(type, bits, words)`` of a public key, e.g. ``("EC", 256, "EC P-256")``."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size, f"EC {_CURVES.get(key.curve.name, key.curve.name)}"
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size, f"RSA {key.key_size}"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256, "Ed25519"
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456, "Ed448"
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size, f"DSA {key.key_size}"
+    return "unknown", 0, "unknown key"
+
+
+_SAN = ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+_BASIC_CONSTRAINTS = ExtensionOID.BASIC_CONSTRAINTS
+_AIA = ExtensionOID.AUTHORITY_INFORMATION_ACCESS
+
+
 def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
     key = cert.public_key()
-    key_type, bits, desc = "unknown", 0, "unknown key"
-    if isinstance(key, rsa.RSAPublicKey):
-        key_type, bits = "RSA", key.key_size
-        desc = f"RSA {bits}"
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        key_type, bits = "EC", key.curve.key_size
-        desc = f"EC {_CURVES.get(key.curve.name, key.curve.name)}"
-    elif isinstance(key, ed25519.Ed25519PublicKey):
-        key_type, bits, desc = "Ed25519", 256, "Ed25519"
-    elif isinstance(key, ed448.Ed448PublicKey):
-        key_type, bits, desc = "Ed448", 456, "Ed448"
-    elif isinstance(key, dsa.DSAPublicKey):
-        key_type, bits = "DSA", key.key_size
-        desc = f"DSA {bits}"
+    key_type, bits, desc = _key_facts(key)
     spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     try:
         hash_alg = cert.signature_hash_algorithm
         sig_hash = hash_alg.name if hash_alg is not None else None
     except UnsupportedAlgorithm:
         sig_hash = "unknown"
-    sig_name = (
-        getattr(cert.signature_algorithm_oid, "_name", None) or cert.signature_algorithm_oid.dotted_string
-    )
+    sig_oid = cert.signature_algorithm_oid
+    sig_name = getattr(sig_oid, "_name", None) or sig_oid.dotted_string
     dns_sans: list[str] = []
     ip_sans: list[str] = []
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns_sans.extend(san.get_values_for_type(x509.DNSName))
-        ip_sans.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    except x509.ExtensionNotFound:
-        pass
-    except ValueError:
-        pass
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        is_ca = bool(bc.ca)
-    except (x509.ExtensionNotFound, ValueError):
-        is_ca = False
+    is_ca = False
     ca_issuers: list[str] = []
     try:
-        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-        for desc_ in aia:
-            if desc_.access_method == AuthorityInformationAccessOID.CA_ISSUERS and isinstance(
-                desc_.access_location, x509.UniformResourceIdentifier
-            ):
-                ca_issuers.append(desc_.access_location.value)
-    except (x509.ExtensionNotFound, ValueError):
-        pass
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        extensions = list(cert.extensions)
+    except ValueError:
+        extensions = []  # malformed or duplicate extensions: none of them is trusted
+    for ext in extensions:  # one pass: the certificate is parsed once per server
+        oid, value = ext.oid, ext.value
+        if oid == _SAN and isinstance(value, x509.SubjectAlternativeName):
+            dns_sans.extend(value.get_values_for_type(x509.DNSName))
+            ip_sans.extend(str(ip) for ip in value.get_values_for_type(x509.IPAddress))
+        elif oid == _BASIC_CONSTRAINTS and isinstance(value, x509.BasicConstraints):
+            is_ca = bool(value.ca)
+        elif oid == _AIA and isinstance(value, x509.AuthorityInformationAccess):
+            ca_issuers.extend(
+                d.access_location.value
+                for d in value
+                if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+                and isinstance(d.access_location, x509.UniformResourceIdentifier)
+            )
+    subject, issuer = cert.subject, cert.issuer
+    cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = cns[0].value if cns else None
-    self_issued = cert.subject.public_bytes() == cert.issuer.public_bytes()
+    self_issued = subject.public_bytes() == issuer.public_bytes()
     self_signed = self_issued and signed_by(cert, cert)
     return CertInfo(
-        subject=_rfc4514(cert.subject),
-        issuer=_rfc4514(cert.issuer),
+        subject=_rfc4514(subject),
+        issuer=_rfc4514(issuer),
         serial=format(cert.serial_number, "X"),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
@@ -184,6 +188,8 @@ def _rfc4514(name: x509.Name) -> str:
 @functools.lru_cache(maxsize=8192)
 def _normalise(name: str) -> str:
     name = name.strip().rstrip(".").lower()
+    if name.isascii():
+        return name  # what the IDNA codec would give (it only changes non-ASCII labels)
     try:
         return name.encode("idna").decode("ascii")
     except UnicodeError:

@@ -46,6 +46,13 @@ def client_options(endpoint: Endpoint) -> ClientOptions:
     return ClientOptions(client_cert=endpoint.client_cert, client_key=endpoint.client_key)
 
 
+def _needs_dns(endpoint: Endpoint) -> bool:
+    """Whether any address of ``endpoint`` is a name to resolve."""
+    if endpoint.backends:
+        return not all(is_ip(b.host) for b in endpoint.backends)
+    return not is_ip(endpoint.host)
+
+
 async def _targets(
     endpoint: Endpoint, dns_timeout: float
 ) -> tuple[list[tuple[str, int, float]], Handshake | None]:
@@ -228,8 +235,13 @@ async def check_endpoint(
     deadline = loop.time() + endpoint.timeout
     try:
         try:
-            async with asyncio.timeout(endpoint.timeout):
-                targets, dns_failure = await _targets(endpoint, min(settings.dns_timeout, endpoint.timeout))
+            if _needs_dns(endpoint):
+                async with asyncio.timeout(endpoint.timeout):
+                    targets, dns_failure = await _targets(
+                        endpoint, min(settings.dns_timeout, endpoint.timeout)
+                    )
+            else:
+                targets, dns_failure = await _targets(endpoint, settings.dns_timeout)
         except TimeoutError:
             targets, dns_failure = (
                 [],
@@ -249,21 +261,21 @@ async def check_endpoint(
         except TrustStoreError:
             trust = None  # backend_result reports it
         remaining = max(deadline - loop.time(), 0.01)
-        handshakes = await asyncio.gather(
-            *(
-                handshake(
-                    addr,
-                    port,
-                    endpoint.server_name,
-                    timeout=remaining,
-                    options=options,
-                    dns_ms=dns_ms,
-                    budget=endpoint.timeout,
-                    trust=trust,
-                )
-                for addr, port, dns_ms in targets
+        probes = [
+            handshake(
+                addr,
+                port,
+                endpoint.server_name,
+                timeout=remaining,
+                options=options,
+                dns_ms=dns_ms,
+                budget=endpoint.timeout,
+                trust=trust,
             )
-        )
+            for addr, port, dns_ms in targets
+        ]
+        # One backend (the usual case) needs no task of its own.
+        handshakes = [await probes[0]] if len(probes) == 1 else await asyncio.gather(*probes)
         report = build_report(
             endpoint, [backend_result(endpoint, hs, checked_at) for hs in handshakes], checked_at
         )

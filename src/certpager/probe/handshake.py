@@ -149,6 +149,12 @@ def client_context(options: ClientOptions, trust: TrustStore | None = None) -> S
     return ctx
 
 
+def sni_bytes(name: str) -> bytes:
+    """The SNI of ``name``: IDNA-encoded (``xn--`` labels); plain ASCII names as they are,
+    without the cost of the pure-Python IDNA codec on every connection."""
+    return name.encode("ascii") if name.isascii() else name.encode("idna")
+
+
 # --- DNS -------------------------------------------------------------------
 
 _DNS_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="certpager-dns")
@@ -485,7 +491,7 @@ async def handshake(
             conn.set_app_data(state)
             conn.set_connect_state()
             if sni:
-                conn.set_tlsext_host_name(sni.encode("idna"))
+                conn.set_tlsext_host_name(sni_bytes(sni))
             hs_start = time.perf_counter()
             while True:
                 try:

@@ -49,6 +49,7 @@ from certpager.probe.handshake import (
     peer_chain,
     receive,
     send_pending,
+    sni_bytes,
 )
 from certpager.probe.model import Finding, Handshake, Severity
 
@@ -176,7 +177,7 @@ async def server_hello(
             conn = SSL.Connection(ctx, None)
             conn.set_connect_state()
             if sni:
-                conn.set_tlsext_host_name(sni.encode("idna"))
+                conn.set_tlsext_host_name(sni_bytes(sni))
             while True:
                 try:
                     conn.do_handshake()
