@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from certpager.config import Endpoint, Settings
 from certpager.probe import EndpointReport, check_endpoint
-from certpager.probe.engine import check_endpoints, with_findings
+from certpager.probe.engine import check_endpoints, stream_endpoints, with_findings
 
 if TYPE_CHECKING:
     from certpager.stored import StoredComparison
@@ -70,4 +70,19 @@ async def check_full_many(
         now=now,
         on_report=on_report,
         checker=check_full,
+    )
+
+
+async def stream_full(
+    endpoints: Sequence[Endpoint],
+    on_report: Callable[[int, EndpointReport], None],
+    *,
+    settings: Settings | None = None,
+    concurrency: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """:func:`check_full` over many endpoints, each report handed to ``on_report(index,
+    report)`` as it completes and none kept (see :func:`certpager.probe.engine.stream_endpoints`)."""
+    await stream_endpoints(
+        endpoints, on_report, settings=settings, concurrency=concurrency, now=now, checker=check_full
     )

@@ -301,6 +301,35 @@ async def check_endpoint(
         return build_report(endpoint, [backend_result(endpoint, hs, checked_at)], checked_at)
 
 
+async def stream_endpoints(
+    endpoints: Sequence[Endpoint],
+    on_report: Callable[[int, EndpointReport], None],
+    *,
+    settings: Settings | None = None,
+    concurrency: int | None = None,
+    now: datetime | None = None,
+    checker: EndpointChecker | None = None,
+) -> None:
+    """Check many endpoints, at most ``concurrency`` at a time, and hand each report to
+    ``on_report(index, report)`` (``index`` into ``endpoints``) as it completes.
+
+    Keeps no report: a bulk run that encodes or prints each one as it comes holds
+    only what is in flight (and the garbage collector has that much less to scan).
+    The deadline of each endpoint starts when it gets a slot, not when queued.
+    ``checker`` replaces :func:`check_endpoint` (e.g. to add the stored comparison).
+    """
+    settings = settings or Settings()
+    check = checker or check_endpoint
+    pending = iter(enumerate(endpoints))
+
+    async def slot() -> None:
+        for index, ep in pending:  # shared: each slot takes the next endpoint
+            on_report(index, await check(ep, settings=settings, now=now))
+
+    slots = min(concurrency or settings.concurrency, len(endpoints))
+    await asyncio.gather(*(slot() for _ in range(slots)))
+
+
 async def check_endpoints(
     endpoints: Sequence[Endpoint],
     *,
@@ -310,25 +339,19 @@ async def check_endpoints(
     on_report: Callable[[int, EndpointReport], None] | None = None,
     checker: EndpointChecker | None = None,
 ) -> list[EndpointReport]:
-    """Check many endpoints, at most ``concurrency`` at a time; results in input order.
+    """:func:`stream_endpoints`, keeping every report: the list in input order.
+    ``on_report(index, report)``, when given, is still called as each one completes."""
+    reports: list[EndpointReport | None] = [None] * len(endpoints)
 
-    The deadline of each endpoint starts when it gets a slot, not when queued.
-    ``on_report(index, report)`` is called as each one completes (``index`` into
-    ``endpoints``). ``checker`` replaces :func:`check_endpoint` (e.g. to add the
-    stored comparison).
-    """
-    settings = settings or Settings()
-    limit = asyncio.Semaphore(concurrency or settings.concurrency)
-    check = checker or check_endpoint
-
-    async def one(index: int, ep: Endpoint) -> EndpointReport:
-        async with limit:
-            report = await check(ep, settings=settings, now=now)
+    def keep(index: int, report: EndpointReport) -> None:
+        reports[index] = report
         if on_report is not None:
             on_report(index, report)
-        return report
 
-    return list(await asyncio.gather(*(one(i, ep) for i, ep in enumerate(endpoints))))
+    await stream_endpoints(
+        endpoints, keep, settings=settings, concurrency=concurrency, now=now, checker=checker
+    )
+    return [r for r in reports if r is not None]
 
 
 class EndpointChecker(Protocol):
@@ -358,6 +381,7 @@ __all__ = [
     "merge_findings",
     "register_hook",
     "sort_reports",
+    "stream_endpoints",
     "with_backends",
     "with_findings",
 ]
