@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,19 @@ from certpager.probe.model import EndpointReport, Severity, Status
 
 VERSIONS = [pytest.param("TLSv1.2", id="tls1.2"), pytest.param("TLSv1.3", id="tls1.3")]
 TIMEOUT = 3.0
+
+
+@pytest.fixture(autouse=True, params=["cert-callback", "info-callback"])
+def request_watch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test twice: with OpenSSL's certificate callback noting a CertificateRequest
+    (the default), and with the public info callback it falls back to."""
+    from certpager.probe import handshake
+
+    if request.param == "info-callback":
+        monkeypatch.setattr(handshake, "_watch_cert_requests", lambda ctx: False)
+    handshake._CONTEXTS.clear()  # contexts are cached with their callbacks
+    yield request.param
+    handshake._CONTEXTS.clear()
 
 
 @pytest.fixture(scope="module")
