@@ -239,3 +239,36 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def test_table_from_workers_equals_table_from_one_process(fleet: tuple[Path, Path]) -> None:
+    """The table path carries whole reports back from the workers (pickled): same rows,
+    same findings, worst first."""
+    targets, ca_file = fleet
+    tables = {}
+    for workers in ("1", "3"):
+        run = subprocess.run(
+            [
+                *_cli(),
+                "check",
+                "--ca-file",
+                str(ca_file),
+                "--targets",
+                str(targets),
+                "--workers",
+                workers,
+                *LEAN,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert run.returncode == 2, run.stderr
+        lines = run.stdout.splitlines()
+        assert lines[-1].startswith("60 endpoint(s): 12 "), lines[-1]
+        # Rows without the DAYS column (it moves with the clock between the two runs).
+        rows = [" ".join(line.split()[:3] + line.split()[4:]) for line in lines[1:-2] if line[:1].isupper()]
+        tables[workers] = rows + [line for line in lines if line.startswith(" ")] + lines[-1:]
+    assert tables["3"] == tables["1"]
+    assert len(tables["3"]) > 60 + 60  # a row per endpoint and its findings
