@@ -167,6 +167,11 @@ def _run_workers(
     # What exists now (modules, the endpoints) is never garbage: keeping it out of the
     # collector's sight spares the workers both the scans and copying the pages they touch.
     gc.freeze()
+    # SIGTERM (`timeout`, systemd, a CI runner) must not leave workers behind: it ends the
+    # parent through `finally`, which kills them, and exits 143 like the default would.
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         for k in range(workers):
             share = list(range(k, len(endpoints), workers))
@@ -193,6 +198,12 @@ def _run_workers(
                 os.close(fd)
         selector.close()
         gc.unfreeze()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _collect(

@@ -272,3 +272,45 @@ def test_table_from_workers_equals_table_from_one_process(fleet: tuple[Path, Pat
         tables[workers] = rows + [line for line in lines if line.startswith(" ")] + lines[-1:]
     assert tables["3"] == tables["1"]
     assert len(tables["3"]) > 60 + 60  # a row per endpoint and its findings
+
+
+def test_sigterm_to_the_parent_alone_takes_the_workers_with_it(tmp_path: Path) -> None:
+    """`timeout`, systemd and CI runners send SIGTERM to the parent only."""
+    with SilentServer(max_seconds=30, max_connections=200) as silent:
+        targets = tmp_path / "targets.txt"
+        targets.write_text("".join(f"127.0.0.1:{silent.port}@app.test\n" for _ in range(100)))
+        proc = subprocess.Popen(
+            [
+                *_cli(),
+                "check",
+                "--json",
+                "--timeout",
+                "20",
+                "--targets",
+                str(targets),
+                "--workers",
+                "2",
+                *LEAN,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            time.sleep(1.5)
+            children = _children(proc.pid)
+            assert len(children) == 2, children
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=10)
+            deadline = time.monotonic() + 3
+            while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert out == ""
+    assert all(not Path(f"/proc/{pid}").exists() for pid in children)
