@@ -170,6 +170,8 @@ def _run_workers(
     # SIGTERM (`timeout`, systemd, a CI runner) must not leave workers behind: it ends the
     # parent through `finally`, which kills them, and exits 143 like the default would.
     previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # a handler set outside Python: the closest we can restore
+        previous = signal.SIG_DFL
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
