@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +187,11 @@ def test_a_worker_that_dies_or_hangs_loses_nothing(fleet: tuple[Path, Path], mod
         assert out["seconds"] < 3.0 + 2.0 + 10.0  # deadline + silence margin + the re-check
 
 
-def test_ctrl_c_stops_parent_and_workers_at_once(tmp_path: Path) -> None:
+def _signalled_mid_run(
+    tmp_path: Path, send: Callable[[subprocess.Popen[str]], None]
+) -> tuple[int, str, str, float, list[int]]:
+    """Start ``check --workers 2`` against a server that never answers, call ``send`` once both
+    workers run, and return (exit code, stdout, stderr, seconds to exit, worker PIDs)."""
     with SilentServer(max_seconds=30, max_connections=200) as silent:
         targets = tmp_path / "targets.txt"
         targets.write_text("".join(f"127.0.0.1:{silent.port}@app.test\n" for _ in range(100)))
@@ -213,18 +217,38 @@ def test_ctrl_c_stops_parent_and_workers_at_once(tmp_path: Path) -> None:
             time.sleep(1.5)
             children = _children(proc.pid)
             assert len(children) == 2, children
-            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            send(proc)
             start = time.monotonic()
             out, err = proc.communicate(timeout=10)
             elapsed = time.monotonic() - start
+            deadline = time.monotonic() + 3
+            while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+                time.sleep(0.05)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    assert proc.returncode == 130, err
+    return proc.returncode, out, err, elapsed, children
+
+
+def test_ctrl_c_stops_parent_and_workers_at_once(tmp_path: Path) -> None:
+    # What a terminal's Ctrl-C does: SIGINT to the whole process group.
+    code, out, err, elapsed, children = _signalled_mid_run(
+        tmp_path, lambda p: os.killpg(p.pid, signal.SIGINT)
+    )
+    assert code == 130, err
     assert err.strip() == "certpager: interrupted"
     assert out == ""
     assert elapsed < 3.0
+    assert all(not Path(f"/proc/{pid}").exists() for pid in children)
+
+
+def test_sigterm_to_the_parent_alone_takes_the_workers_with_it(tmp_path: Path) -> None:
+    """`timeout`, systemd and CI runners send SIGTERM to the parent only."""
+    code, out, err, _elapsed, children = _signalled_mid_run(tmp_path, lambda p: p.send_signal(signal.SIGTERM))
+    assert code == 143, err
+    assert "Traceback" not in err
+    assert out == ""
     assert all(not Path(f"/proc/{pid}").exists() for pid in children)
 
 
@@ -272,45 +296,3 @@ def test_table_from_workers_equals_table_from_one_process(fleet: tuple[Path, Pat
         tables[workers] = rows + [line for line in lines if line.startswith(" ")] + lines[-1:]
     assert tables["3"] == tables["1"]
     assert len(tables["3"]) > 60 + 60  # a row per endpoint and its findings
-
-
-def test_sigterm_to_the_parent_alone_takes_the_workers_with_it(tmp_path: Path) -> None:
-    """`timeout`, systemd and CI runners send SIGTERM to the parent only."""
-    with SilentServer(max_seconds=30, max_connections=200) as silent:
-        targets = tmp_path / "targets.txt"
-        targets.write_text("".join(f"127.0.0.1:{silent.port}@app.test\n" for _ in range(100)))
-        proc = subprocess.Popen(
-            [
-                *_cli(),
-                "check",
-                "--json",
-                "--timeout",
-                "20",
-                "--targets",
-                str(targets),
-                "--workers",
-                "2",
-                *LEAN,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            time.sleep(1.5)
-            children = _children(proc.pid)
-            assert len(children) == 2, children
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=10)
-            deadline = time.monotonic() + 3
-            while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    assert proc.returncode == 143, err
-    assert "Traceback" not in err
-    assert out == ""
-    assert all(not Path(f"/proc/{pid}").exists() for pid in children)
