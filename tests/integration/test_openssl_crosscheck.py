@@ -250,22 +250,42 @@ VERIFIES = {
 }
 
 
+@pytest.fixture(params=["verify-result", "verify-callback"])
+def verdict_reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The verdict read from ``SSL_get_verify_result`` (the default), and recorded by
+    the Python verify callback it falls back to."""
+    from certpager.probe import handshake
+
+    if request.param == "verify-callback":
+        monkeypatch.setattr(handshake, "_verify_result", None)
+    handshake._CONTEXTS.clear()  # contexts are cached with their callbacks
+    yield request.param
+    handshake._CONTEXTS.clear()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_verdict_during_handshake_equals_verdict_after(
-    case: CrossCase, python_servers: dict[str, int], ca: Hierarchy, other_ca: Hierarchy
+    case: CrossCase,
+    python_servers: dict[str, int],
+    ca: Hierarchy,
+    other_ca: Hierarchy,
+    verdict_reading: str,
 ) -> None:
     """The fast path (OpenSSL verifies while the handshake runs) must judge exactly as
     verifying the chain afterwards does, and must only ever claim a clean verdict."""
     from datetime import UTC, datetime
 
     from certpager.config import Thresholds
+    from certpager.probe import handshake as module
     from certpager.probe.analysis import analyze_chain
     from certpager.probe.handshake import handshake
     from certpager.probe.trust import get_trust_store
 
+    assert (module._verify_result is None) == (verdict_reading == "verify-callback")
     trust = get_trust_store(str(_trust(case, ca, other_ca)))
     hs = await handshake("127.0.0.1", python_servers[case.id], case.name, timeout=5, trust=trust)
     assert hs.ok, hs.error
+    assert callable(module._verify_result) == (verdict_reading == "verify-result")
     assert hs.verified_by == trust.name
     assert (hs.verified_path is not None) == (case.id in VERIFIES), hs.verified_path
     now = datetime.now(UTC)

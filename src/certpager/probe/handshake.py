@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -164,6 +165,41 @@ def _offer_groups(ctx: SSL.Context) -> bool:
         return False
 
 
+def _verify_result_reader() -> Callable[[SSL.Connection], int] | None:
+    """``SSL_get_verify_result`` of a connection, or None when pyOpenSSL's bindings
+    do not offer it (then the Python verify callback records the verdict instead).
+
+    OpenSSL verifies the server's chain on every client handshake, VERIFY_NONE or
+    not, and keeps the first error; reading it afterwards spares a Python callback
+    per certificate (and a wrapper object for each) on every handshake.
+    """
+    try:
+        from OpenSSL._util import lib
+
+        get = lib.SSL_get_verify_result
+        probe = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)
+        if get(probe._ssl) != 0:  # X509_V_OK before any handshake
+            return None
+    except Exception:
+        return None
+
+    def read(conn: SSL.Connection) -> int:
+        return int(get(conn._ssl))
+
+    return read
+
+
+_NOT_READ: Any = object()
+_verify_result: Callable[[SSL.Connection], int] | None = _NOT_READ
+
+
+def _result_reader() -> Callable[[SSL.Connection], int] | None:
+    global _verify_result
+    if _verify_result is _NOT_READ:
+        _verify_result = _verify_result_reader()
+    return _verify_result
+
+
 def client_context(options: ClientOptions, trust: TrustStore | None = None) -> SSL.Context:
     """Build (once per distinct options and trust store) the client context.
 
@@ -202,7 +238,8 @@ def client_context(options: ClientOptions, trust: TrustStore | None = None) -> S
             ctx.check_privatekey()
         if trust is not None:
             trust.load_into(ctx)
-            ctx.set_verify(SSL.VERIFY_NONE, _verify_callback)
+            if _result_reader() is None:
+                ctx.set_verify(SSL.VERIFY_NONE, _verify_callback)
     except SSL.Error as exc:
         raise ContextError(describe_ssl_error(exc)) from None
     except OSError as exc:
@@ -397,19 +434,59 @@ def peer_chain(conn: SSL.Connection) -> tuple[bytes, ...]:
     return tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in chain or ())
 
 
-def _verified_path(conn: SSL.Connection, state: _State, sent: tuple[bytes, ...]) -> tuple[bytes, ...] | None:
-    """The path OpenSSL verified during the handshake, leaf first, as DER; None when
-    verification reported an error (or did not run)."""
-    if state.verify_error is not None or not sent:
-        return None
+def _sent_and_verified(
+    conn: SSL.Connection, state: _State, trust: TrustStore | None
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...] | None]:
+    """The chain as sent (DER, in order) and the path OpenSSL verified against
+    ``trust`` during the handshake (leaf first), or None when verification reported
+    an error (or did not run).
+
+    The verified path holds the very certificates the peer sent plus the anchor
+    from the store, so each is matched by its OpenSSL object and its DER reused;
+    only anchors are encoded, once each.
+    """
+    try:
+        certs = conn.get_peer_cert_chain() or []
+    except SSL.Error:
+        return (), None
+    sent = tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in certs)
+    if trust is None or not sent:
+        return sent, None
+    reader = _result_reader()
+    if reader(conn) if reader is not None else state.verify_error:  # 0 (X509_V_OK) or None: clean
+        return sent, None
     try:
         chain = conn.get_verified_chain()
     except SSL.Error:
-        return None
+        return sent, None
     if not chain:
-        return None
-    path = tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in chain)
-    return path if path[0] == sent[0] else None
+        return sent, None
+    known = {_pointer(c): der for c, der in zip(certs, sent, strict=True)}
+    known.pop(None, None)
+    path = tuple(known.get(_pointer(c)) or _anchor_der(c) for c in chain)
+    return sent, path if path[0] == sent[0] else None
+
+
+def _pointer(cert: crypto.X509) -> Any:
+    """The OpenSSL object behind ``cert`` (None if pyOpenSSL hides it)."""
+    return getattr(cert, "_x509", None)
+
+
+#: DER of trust anchors by their OpenSSL object; the wrapper is kept so that the
+#: object stays alive and its address cannot be reused by another certificate.
+_ANCHORS: dict[Any, tuple[crypto.X509, bytes]] = {}
+_MAX_ANCHORS = 512
+
+
+def _anchor_der(cert: crypto.X509) -> bytes:
+    pointer = _pointer(cert)
+    cached = _ANCHORS.get(pointer) if pointer is not None else None
+    if cached is not None:
+        return cached[1]
+    der = crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
+    if pointer is not None and len(_ANCHORS) < _MAX_ANCHORS:
+        _ANCHORS[pointer] = (cert, der)
+    return der
 
 
 def _client_ca_names(conn: SSL.Connection) -> tuple[str, ...]:
@@ -576,10 +653,10 @@ async def handshake(
                 wait = min(max(0.3, 4 * t_handshake / 1000), max(remaining, 0.0))
                 client_auth_error = await _await_client_verdict(conn, sock, loop, wait)
             alpn = conn.get_alpn_proto_negotiated()
-            sent = peer_chain(conn)
+            sent, verified = _sent_and_verified(conn, state, trust)
             return result(
                 chain_der=sent,
-                verified_path=_verified_path(conn, state, sent) if trust is not None else None,
+                verified_path=verified,
                 verified_by=trust.name if trust is not None else None,
                 tls_version=conn.get_protocol_version_name(),
                 cipher=conn.get_cipher_name(),
