@@ -7,8 +7,10 @@ Exit codes follow Nagios: 0 ok, 1 warning, 2 critical/page/error, 3 unknown (bad
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from certpager import __version__
 from certpager.errors import CertpagerError, UserError
@@ -58,9 +60,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``certpager`` script."""
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    return _dispatch(argv)[0]
+
+
+def run() -> NoReturn:
+    """Entry point of the ``certpager`` script: :func:`main`, then exit.
+
+    ``check`` is one-shot: once its output is flushed nothing is left to do, so it
+    leaves without Python's teardown, which otherwise frees every object of the run
+    one by one (70 ms after 1000 endpoints, longer than writing their JSON). The
+    other commands (the TUI, runbooks over SSH) exit the usual way.
+    """
+    code, command = _dispatch(None)
+    if command == "check":
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:  # e.g. a closed pipe: let the usual exit report it
+            sys.exit(code)
+        os._exit(code)
+    sys.exit(code)
+
+
+def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
+    """(exit code, command name) of the command line ``argv``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    return _run(args), args.command
+
+
+def _run(args: argparse.Namespace) -> int:
     if getattr(args, "sub_config", None):
         args.config = args.sub_config
     try:
@@ -86,4 +116,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -66,17 +66,33 @@ def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
 
 
 def _apply_switches(ep: Endpoint, args: argparse.Namespace) -> Endpoint:
-    """The global ``--no-*`` switches, for every endpoint."""
+    """The global ``--no-*`` switches, for every endpoint (a copy only when one changes it)."""
     changes: dict[str, object] = {}
-    if getattr(args, "no_http", False):
+    if getattr(args, "no_http", False) and ep.http is not None:
         changes["http"] = None
-    if getattr(args, "no_protocols", False):
+    if getattr(args, "no_protocols", False) and ep.check_protocols:
         changes["check_protocols"] = False
-    if getattr(args, "no_sni_check", False):
+    if getattr(args, "no_sni_check", False) and ep.check_no_sni:
         changes["check_no_sni"] = False
-    if getattr(args, "no_aia", False):
+    if getattr(args, "no_aia", False) and ep.fetch_aia:
         changes["fetch_aia"] = False
     return replace(ep, **changes) if changes else ep  # type: ignore[arg-type]
+
+
+def _switched(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with the ``--no-*`` switches as defaults, so that targets are built
+    with them (instead of copied once per target afterwards)."""
+    changes = {
+        field: False
+        for field, switch in (
+            ("check_http", "no_http"),
+            ("check_protocols", "no_protocols"),
+            ("check_no_sni", "no_sni_check"),
+            ("fetch_aia", "no_aia"),
+        )
+        if getattr(args, switch, False)
+    }
+    return replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
 
 
 def _apply_target_options(
@@ -127,9 +143,10 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
                 ep = replace(ep, timeout=args.timeout)
             endpoints.append(ep)
     cert, key = _client_files(args)
-    targets = [parse_target(text, settings, ca_file=ca_file) for text in args.targets]
+    defaults = _switched(settings, args)
+    targets = [parse_target(text, defaults, ca_file=ca_file) for text in args.targets]
     if args.targets_file:
-        targets.extend(read_targets_file(Path(args.targets_file), settings, ca_file=ca_file))
+        targets.extend(read_targets_file(Path(args.targets_file), defaults, ca_file=ca_file))
     if not targets and (cert or getattr(args, "http_port", None) is not None):
         flag = "--client-cert/--client-key" if cert else "--http-port"
         raise UserError(

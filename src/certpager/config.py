@@ -28,6 +28,7 @@ naming the file, the line and the key. Example::
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -242,11 +243,13 @@ class Config:
 _IP_CHARS = frozenset("0123456789abcdefABCDEF.:[]")
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address ``text`` spells (IPv4, or IPv6 with or without brackets), else None.
 
     Names are turned away by their characters first: ``ipaddress`` would refuse them
     by raising twice, which costs more than the probe of an endpoint's own name should.
+    Cached: a check asks about the same host and SNI several times.
     """
     if "%" not in text and not _IP_CHARS.issuperset(text):
         return None

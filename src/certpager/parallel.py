@@ -3,10 +3,14 @@
 The client side of a TLS handshake, and the analysis after it, is CPU work done by
 the Python process that drives it: one process checks about as fast as one core
 allows. For a fleet, :func:`check_encoded` forks worker processes once the input
-is parsed. Each worker checks an interleaved share of the endpoints with its share
-of the concurrency (the total in flight never exceeds the limit asked for),
-encodes each report as it completes and sends it to the parent over a pipe; the
-parent hands the results back in input order. Reports are not kept once encoded
+is parsed. Each worker runs its share of the concurrency (the total in flight never
+exceeds the limit asked for) and takes the next endpoint from a pipe of tickets
+(endpoint indices) that the parent filled before forking, so a worker slowed down
+by anything (a slow server, another job on the machine) leaves more to the others
+instead of making everyone wait for its fixed share. Each worker encodes each report
+as it completes and sends it to the parent over a pipe; the parent hands the results
+back in input order. When the tickets do not fit in a pipe (more than about 260,000
+endpoints), each worker gets a fixed interleaved share instead. Reports are not kept once encoded
 (:func:`certpager.monitor.stream_full`): memory holds only what is in flight, and
 the garbage collector scans that much less (at 1000 endpoints in one process:
 0.02-0.04 s of collections against 0.06-0.08 s when every report is kept).
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import os
 import pickle
@@ -33,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from certpager.config import Endpoint, Settings
-from certpager.monitor import check_full_many, stream_full
+from certpager.monitor import check_full, check_full_many, stream_full
 from certpager.probe.model import EndpointReport, Status
 
 #: Most workers ever started.
@@ -44,6 +49,11 @@ MIN_PER_WORKER = 25
 _HEADER = struct.Struct("!IIB")
 _STATUSES = tuple(Status)
 _READ_SIZE = 1 << 20
+#: A ticket: the index of an endpoint to check.
+_TICKET = struct.Struct("!I")
+#: Most tickets put in a pipe (its capacity is raised up to ``/proc/sys/fs/pipe-max-size``);
+#: beyond, or when the pipe cannot be made that large, workers get fixed shares.
+MAX_TICKETS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -174,21 +184,29 @@ def _run_workers(
         previous = signal.SIG_DFL
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    tickets = _ticket_pipe(len(endpoints))
     try:
         for k in range(workers):
-            share = list(range(k, len(endpoints), workers))
+            work: int | list[int] = (
+                tickets if tickets is not None else list(range(k, len(endpoints), workers))
+            )
             read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child (covered by the CLI tests)
                 os.close(read_fd)
                 for fd in pids:
                     os.close(fd)
-                _worker(endpoints, share, encode, settings, limits[k], write_fd)
+                _worker(endpoints, work, encode, settings, limits[k], write_fd)
             os.close(write_fd)
             pids[read_fd] = pid
             selector.register(read_fd, selectors.EVENT_READ, bytearray())
+        if tickets is not None:
+            os.close(tickets)  # the workers hold it
+            tickets = None
         _collect(selector, pids, results, _silence_limit(endpoints))
     finally:
+        if tickets is not None:
+            os.close(tickets)
         for fd, pid in pids.items():
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG) == (0, 0):
@@ -243,32 +261,97 @@ def _collect(
             selector.unregister(stuck)
 
 
+def _ticket_pipe(count: int) -> int | None:
+    """The read end of a pipe holding one ticket per endpoint, ``0`` to ``count - 1``,
+    whose write end is closed (a read past the last ticket gets end of file); None when
+    :data:`MAX_TICKETS` or the pipe's capacity is too small for them."""
+    if count > MAX_TICKETS:
+        return None
+    data = b"".join(map(_TICKET.pack, range(count)))
+    read_fd, write_fd = os.pipe()
+    try:
+        if fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) < len(data):
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, len(data))
+        os.set_blocking(write_fd, False)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+    except OSError:  # pipe-max-size too small for them, or full after all: fixed shares
+        os.close(read_fd)
+        return None
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
+def _take(tickets: int) -> int | None:
+    """The next endpoint index from the ticket pipe, None when none is left.
+
+    Every write was of whole tickets and a pipe read happens under the pipe's lock,
+    so a read gets a whole ticket or end of file.
+    """
+    data = os.read(tickets, _TICKET.size)
+    if len(data) < _TICKET.size:
+        return None
+    index: int = _TICKET.unpack(data)[0]
+    return index
+
+
+async def _drain(
+    endpoints: Sequence[Endpoint],
+    tickets: int,
+    on_report: Callable[[int, EndpointReport], None],
+    settings: Settings,
+    concurrency: int,
+) -> None:
+    """``concurrency`` slots, each checking the next ticket's endpoint until none is left
+    (each endpoint's deadline starts when a slot takes it, as in
+    :func:`certpager.probe.engine.stream_endpoints`)."""
+
+    async def slot() -> None:
+        while (index := _take(tickets)) is not None:
+            if index < len(endpoints):
+                on_report(index, await check_full(endpoints[index], settings=settings))
+
+    await asyncio.gather(*(slot() for _ in range(concurrency)))
+
+
 def _worker(
     endpoints: Sequence[Endpoint],
-    share: list[int],
+    work: int | list[int],
     encode: Callable[[EndpointReport], bytes],
     settings: Settings,
     concurrency: int,
     write_fd: int,
 ) -> None:  # pragma: no cover - runs in the child (covered by the CLI tests)
-    """A forked worker: check ``endpoints[i]`` for every ``i`` in ``share``, send each
-    report as it completes, and leave with ``os._exit`` (never returns)."""
+    """A forked worker: check the endpoints of the tickets it takes from the pipe ``work``
+    (or, given a list, ``endpoints[i]`` for every ``i`` in it), send each report as it
+    completes, and leave with ``os._exit`` (never returns)."""
     code = 0
     try:
         # Ctrl-C reaches the whole process group: the parent reports it; workers just stop.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-        def emit(j: int, report: EndpointReport) -> None:
+        def emit(index: int, report: EndpointReport) -> None:
             payload = encode(report)
-            frame = _HEADER.pack(share[j], len(payload), _STATUSES.index(report.status)) + payload
+            frame = _HEADER.pack(index, len(payload), _STATUSES.index(report.status)) + payload
             view = memoryview(frame)
             while view:
                 view = view[os.write(write_fd, view) :]
 
-        asyncio.run(
-            stream_full([endpoints[i] for i in share], emit, settings=settings, concurrency=concurrency)
-        )
+        if isinstance(work, int):
+            asyncio.run(_drain(endpoints, work, emit, settings, concurrency))
+        else:
+            share = work
+            asyncio.run(
+                stream_full(
+                    [endpoints[i] for i in share],
+                    lambda j, report: emit(share[j], report),
+                    settings=settings,
+                    concurrency=concurrency,
+                )
+            )
     except BaseException:
         code = 1  # the parent checks whatever this worker did not report
     finally:
