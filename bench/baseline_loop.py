@@ -11,6 +11,11 @@ Modes:
     stdlib     ``asyncio.open_connection(ssl=ctx)`` with the stdlib ``ssl``
                module, verifying chain and hostname against ``--ca-file``.
     s_client   one ``openssl s_client`` process per target (tool comparison).
+
+``--key-shares one`` (pyopenssl mode): offer the key exchange groups the way
+certpager's client does (OpenSSL's default groups, one key share: X25519) instead
+of OpenSSL's default (X25519MLKEM768 + X25519 shares). The benchmark runs it as an
+extra row, for transparency: the target compares with the default loop.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ from OpenSSL import SSL
 
 _READ = 65536
 NO_CHECK_TIME = 0x200000
+#: The same string as certpager.probe.handshake.KEY_EXCHANGE_GROUPS (kept apart: the
+#: baseline imports nothing from certpager).
+ONE_SHARE_GROUPS = (
+    "?X25519MLKEM768:?SecP256r1MLKEM768:?curveSM2MLKEM768:?*X25519:?secp256r1:?X448"
+    ":?secp384r1:?secp521r1:?curveSM2:?ffdhe2048:?ffdhe3072"
+)
 
 
 def read_targets(path: str) -> list[tuple[str, int, str]]:
@@ -114,7 +125,13 @@ async def s_client(host: str, port: int, sni: str) -> int:
     return 1 if await proc.wait() == 0 else 0
 
 
-async def run(targets: list[tuple[str, int, str]], mode: str, concurrency: int, ca_file: str | None) -> dict:
+async def run(
+    targets: list[tuple[str, int, str]],
+    mode: str,
+    concurrency: int,
+    ca_file: str | None,
+    key_shares: str = "default",
+) -> dict:
     limit = asyncio.Semaphore(concurrency)
     one_handshake: Callable[[str, int, str], Awaitable[int]]
     if mode == "pyopenssl":
@@ -122,6 +139,11 @@ async def run(targets: list[tuple[str, int, str]], mode: str, concurrency: int, 
         ctx.set_verify(SSL.VERIFY_NONE)
         ctx.set_options(SSL.OP_NO_TICKET)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        if key_shares == "one":
+            from OpenSSL._util import lib
+
+            if lib.SSL_CTX_set1_curves_list(ctx._context, ONE_SHARE_GROUPS.encode()) != 1:
+                raise SystemExit("this OpenSSL does not take the one-share groups list")
         one_handshake = functools.partial(pyopenssl_handshake, ctx)
     elif mode == "stdlib":
         sctx = ssl.create_default_context(cafile=ca_file)
@@ -170,8 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("pyopenssl", "stdlib", "s_client"), default="pyopenssl")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--ca-file", help="root CA (stdlib mode verifies against it)")
+    parser.add_argument(
+        "--key-shares",
+        choices=("default", "one"),
+        default="default",
+        help="pyopenssl mode: OpenSSL's default key shares, or one (X25519) as certpager sends",
+    )
     args = parser.parse_args(argv)
-    summary = asyncio.run(run(read_targets(args.targets), args.mode, args.concurrency, args.ca_file))
+    summary = asyncio.run(
+        run(read_targets(args.targets), args.mode, args.concurrency, args.ca_file, args.key_shares)
+    )
     json.dump(summary, sys.stdout)
     sys.stdout.write("\n")
     return 0 if summary["ok"] == summary["targets"] else 1

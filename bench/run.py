@@ -238,7 +238,7 @@ def expected_statuses(leaves: list[stack.Leaf], now: dt.datetime) -> dict[str, i
 # --- start-up, phases, profile ---------------------------------------------------------
 
 
-def startup(certpager: str, python: str, reps: int, env: dict[str, str]) -> dict[str, Any]:
+def startup(certpager: list[str], python: str, reps: int, env: dict[str, str]) -> dict[str, Any]:
     """Median wall time of ``certpager check --help``, of bare interpreter start and of
     importing what any pyOpenSSL client imports; the heaviest imports."""
 
@@ -250,7 +250,7 @@ def startup(certpager: str, python: str, reps: int, env: dict[str, str]) -> dict
             out.append(time.perf_counter() - start)
         return out
 
-    help_runs = timed([certpager, "check", "--help"])
+    help_runs = timed([*certpager, "check", "--help"])
     # The same as a checkout run with PYTHONDONTWRITEBYTECODE=1 (set globally on the
     # project's machines): .pyc next to the sources are used when fresh, and any
     # module whose .pyc is missing or stale is compiled again on every start.
@@ -260,7 +260,7 @@ def startup(certpager: str, python: str, reps: int, env: dict[str, str]) -> dict
     for _ in range(reps):
         start = time.perf_counter()
         subprocess.run(
-            [certpager, "check", "--help"], capture_output=True, check=True, timeout=60, env=cold_env
+            [*certpager, "check", "--help"], capture_output=True, check=True, timeout=60, env=cold_env
         )
         cold.append(time.perf_counter() - start)
     stale = subprocess.run(
@@ -414,6 +414,7 @@ def summarise(runs: list[Run], tools: list[str], reps: int) -> dict[str, Any]:
             entry["statuses_last_rep"] = mine[-1].summary.get("statuses")
             entry["ratio_met"] = entry["ratio_of_medians"] <= TARGET_RATIO
             entry["rss_met"] = entry["peak_rss_mb"] < TARGET_RSS_MB
+            entry["correct"] = entry["expiry_mismatches_total"] == 0 and set(entry["exit_codes"]) <= {0, 1, 2}
         else:
             entry["ok_min"] = min(r.summary.get("ok", 0) for r in mine)
         out[tool] = entry
@@ -433,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, choices=(1, 2), help="nginx worker_processes")
     parser.add_argument("--shared-key", action="store_true", help="one EC key for every leaf")
     parser.add_argument("--no-stdlib", action="store_true", help="skip the stdlib ssl (verifying) loop")
+    parser.add_argument(
+        "--no-one-share",
+        action="store_true",
+        help="skip the baseline variant that sends one key share, as certpager does",
+    )
     parser.add_argument("--s-client", action="store_true", help="also time one openssl s_client per endpoint")
     parser.add_argument("--quick", action="store_true", help="skip start-up, components and profiles")
     parser.add_argument(
@@ -447,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "--also-src", metavar="REF", help="also run certpager from src/ of this git revision, interleaved"
     )
     parser.add_argument("--python", default=str(DEFAULT_PYTHON), help="interpreter with certpager installed")
-    parser.add_argument("--certpager", default=None, help="certpager script (default: next to --python)")
+    parser.add_argument("--certpager", default=None, help="certpager script (default: `PYTHON -m certpager`)")
     parser.add_argument("--results", default=str(HERE / "results"), help="results directory")
     parser.add_argument("--timeout", type=float, default=300.0, help="kill any one run after this many s")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (certs, nginx logs)")
@@ -456,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--n must be 1-20000 and --reps 1-50")
 
     python = args.python
-    certpager = args.certpager or str(Path(python).parent / "certpager")
+    # `python -m certpager` rather than the installed script: the same start-up for every
+    # revision, whichever entry point its pyproject names (--also-src runs older trees).
+    certpager_cmd = [args.certpager] if args.certpager else [python, "-m", "certpager"]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = Path(args.results) / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -523,29 +531,33 @@ def main(argv: list[str] | None = None) -> int:
         check_args = ["check", "--json", "--ca-file", str(root), "--targets", str(targets)]
         check_args += ["--concurrency", str(args.concurrency)]
         help_text = subprocess.run(
-            [certpager, "check", "--help"], capture_output=True, text=True, env=env, timeout=60
+            [*certpager_cmd, "check", "--help"], capture_output=True, text=True, env=env, timeout=60
         ).stdout
         lean_flags = [f for f in LEAN_FLAGS if f in help_text]
         base = [python, str(HERE / "baseline_loop.py"), "--targets", str(targets)]
         base += ["--concurrency", str(args.concurrency), "--ca-file", str(root)]
         tools: dict[str, list[str]] = {
             "baseline": [*base, "--mode", "pyopenssl"],
-            "certpager": [certpager, *check_args],
+            "certpager": [*certpager_cmd, *check_args],
         }
         if lean_flags:
-            tools["certpager-lean"] = [certpager, *check_args, *lean_flags]
+            tools["certpager-lean"] = [*certpager_cmd, *check_args, *lean_flags]
         tool_env: dict[str, dict[str, str]] = {}
         if args.also_src:
             other_env = {**env, "PYTHONPATH": str(export_src(args.also_src, work / "code-also"))}
             other_help = subprocess.run(
-                [certpager, "check", "--help"], capture_output=True, text=True, env=other_env, timeout=60
+                [*certpager_cmd, "check", "--help"], capture_output=True, text=True, env=other_env, timeout=60
             ).stdout
             other_flags = [f for f in LEAN_FLAGS if f in other_help]
             name = f"certpager{'-lean' if other_flags else ''}@{args.also_src}"
-            tools[name] = [certpager, *check_args, *other_flags]
+            tools[name] = [*certpager_cmd, *check_args, *other_flags]
             tool_env[name] = other_env
         if not args.no_stdlib:
             tools["stdlib"] = [*base, "--mode", "stdlib"]
+        if not args.no_one_share:
+            # For transparency, not for the target: the baseline offering the key exchange
+            # groups the way certpager's client does (one key share, see baseline_loop.py).
+            tools["baseline-1share"] = [*base, "--mode", "pyopenssl", "--key-shares", "one"]
         if args.s_client:
             tools["s_client"] = [*base, "--mode", "s_client"]
 
@@ -602,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         phases: Any = {}
         profiles: dict[str, Any] = {}
         if not args.quick:
-            start_info = startup(certpager, python, 7, env)
+            start_info = startup(certpager_cmd, python, 7, env)
             print(
                 f"start-up: certpager check --help {start_info['check_help_median_s']} s "
                 f"({start_info['check_help_dont_write_bytecode_median_s']} s with PYTHONDONTWRITEBYTECODE=1 and "
@@ -668,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if tool.startswith("certpager"):
                 line += f"  expiry mismatches {e['expiry_mismatches_total']}"
-                verdict = "met" if e["ratio_met"] and e["rss_met"] else "NOT met"
+                verdict = "met" if e["ratio_met"] and e["rss_met"] and e["correct"] else "NOT met"
                 line += f"  [target <= {TARGET_RATIO}x, < {TARGET_RSS_MB:g} MB: {verdict}]"
                 failed = failed or e["expiry_mismatches_total"] != 0 or not set(e["exit_codes"]) <= {0, 1, 2}
             print(line)

@@ -21,3 +21,19 @@ def test_the_verify_result_is_read_without_a_callback() -> None:
     read = _verify_result_reader()
     assert read is not None
     assert read(SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)) == 0
+
+
+def test_the_benchmark_one_share_baseline_offers_what_the_probe_offers() -> None:
+    """bench/baseline_loop.py keeps its own copy of the groups list (it imports nothing
+    from certpager); its transparency row is only meaningful while the two agree."""
+    import importlib.util
+    from pathlib import Path
+
+    from certpager.probe.handshake import KEY_EXCHANGE_GROUPS
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "baseline_loop.py"
+    spec = importlib.util.spec_from_file_location("baseline_loop", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.ONE_SHARE_GROUPS == KEY_EXCHANGE_GROUPS
