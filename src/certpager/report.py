@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -12,8 +13,10 @@ from typing import Any, TextIO
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding, Status
 
 
+@functools.lru_cache(maxsize=4096)
 def _iso(dt: datetime | None) -> str | None:
-    """``2026-11-27T13:05:09Z`` (``dt`` is in UTC), or None."""
+    """``2026-11-27T13:05:09Z`` (``dt`` is in UTC), or None. Cached: a report names the
+    same instants several times (the leaf's expiry at three places, the check time)."""
     if dt is None:
         return None
     return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"

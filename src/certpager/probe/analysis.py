@@ -115,11 +115,13 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
     subject, issuer = cert.subject, cert.issuer
     cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = cns[0].value if cns else None
-    self_issued = subject.public_bytes() == issuer.public_bytes()
+    subject_text, issuer_text = _rfc4514(subject), _rfc4514(issuer)
+    # Different texts mean different names; equal texts are confirmed on the encoding.
+    self_issued = subject_text == issuer_text and subject.public_bytes() == issuer.public_bytes()
     self_signed = self_issued and signed_by(cert, cert)
     return CertInfo(
-        subject=_rfc4514(subject),
-        issuer=_rfc4514(issuer),
+        subject=subject_text,
+        issuer=issuer_text,
         serial=format(cert.serial_number, "X"),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
