@@ -212,6 +212,32 @@ def test_with_backends_keeps_earlier_endpoint_findings(world) -> None:  # type: 
     assert refined.status.value == "critical" and refined.extra["fact"] == 1
 
 
+def test_facts_only_refinement_equals_the_full_re_merge(world) -> None:  # type: ignore[no-untyped-def]
+    """deep_checks skips re-merging the backends' findings when none changed; that must
+    give exactly what with_backends gives (order and labels of findings included)."""
+    from dataclasses import replace
+
+    from certpager.probe.engine import with_findings
+
+    _pki, h, _trust, now = world
+    backends = [
+        _backend(world, h.leaf("app.test", not_after=2), 1),  # expires soon on one backend
+        _backend(world, h.leaf("app.test"), 2),
+        _backend(world, h.leaf("other.test"), 3),  # hostname mismatch on another
+    ]
+    report = build_report(_ep(), backends, now)
+    report = with_findings(report, [Finding("served_not_stored", Severity.WARNING, "stale", "reload")])
+    added = [
+        Finding("hsts_missing", Severity.WARNING, "no header", "add it"),
+        Finding("sslv3", Severity.CRITICAL, "old", "off"),
+    ]
+    refined = [replace(b, extra={**b.extra, "client_auth": "not_requested"}) for b in report.backends]
+    full = with_backends(report, refined, added, {"fact": 1})
+    fast = with_findings(replace(report, backends=tuple(refined)), added, {"fact": 1})
+    assert len({f.code for f in full.findings}) >= 4
+    assert fast == full
+
+
 # --- AIA payloads ------------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from certpager.config import Endpoint
 from certpager.probe import findings as F
 from certpager.probe.analysis import CertParseError, match_hostname, parse_cert
-from certpager.probe.engine import client_options, register_hook, with_backends
+from certpager.probe.engine import client_options, register_hook, with_backends, with_findings
 from certpager.probe.handshake import ClientOptions
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding
 from certpager.probe.trust import TrustStoreError, get_trust_store
@@ -549,6 +549,11 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
         else:
             facts["aia"] = {"state": "fetch_failed", "detail": str(aia)}
 
+    if not replace_codes and not any(added.values()) and backends == list(report.backends):
+        # No backend's findings changed (the usual case): the merged findings stay as they
+        # are, so only the new facts and the endpoint-level findings are added.
+        facts_only = [replace(b, extra={**b.extra, **bextra[i]}) for i, b in enumerate(backends)]
+        return with_findings(replace(report, backends=tuple(facts_only)), endpoint_findings, facts)
     new_backends = []
     for i, b in enumerate(backends):
         drop = replace_codes.get(i, set())
