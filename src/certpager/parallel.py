@@ -10,10 +10,10 @@ by anything (a slow server, another job on the machine) leaves more to the other
 instead of making everyone wait for its fixed share. Each worker encodes each report
 as it completes and sends it to the parent over a pipe; the parent hands the results
 back in input order. When the tickets do not fit in a pipe (more than about 260,000
-endpoints), each worker gets a fixed interleaved share instead. Reports are not kept once encoded
-(:func:`certpager.monitor.stream_full`): memory holds only what is in flight, and
-the garbage collector scans that much less (at 1000 endpoints in one process:
-0.02-0.04 s of collections against 0.06-0.08 s when every report is kept).
+endpoints), each worker gets a fixed interleaved share instead. Reports are not kept
+once encoded (:func:`certpager.monitor.stream_full`): memory holds only what is in
+flight, and the garbage collector scans that much less (at 1000 endpoints in one
+process: 0.02-0.04 s of collections against 0.06-0.08 s when every report is kept).
 
 Nothing is lost: a worker that exits early or stops sending for longer than any
 check may take is killed (by PID), and the endpoints it had not reported are
