@@ -269,7 +269,8 @@ def _collect(
             selector.unregister(stuck)
         # Let frames gather: woken for each one, the parent spent 0.1 s of CPU per 1000
         # endpoints, taken from the workers. The pipes hold far more than a pause's worth.
-        time.sleep(_GATHER_SECONDS)
+        if selector.get_map():
+            time.sleep(_GATHER_SECONDS)
 
 
 def _ticket_pipe(count: int) -> int | None:
