@@ -80,27 +80,36 @@ def _stable(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [strip(r) for r in reports]
 
 
-def test_workers_report_exactly_what_one_process_reports_in_input_order(fleet: tuple[Path, Path]) -> None:
+def _check_fleet(
+    fleet: tuple[Path, Path], workers: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``certpager check`` (lean) over the fleet with ``--workers workers``."""
     targets, ca_file = fleet
+    return subprocess.run(
+        [
+            *_cli(),
+            "check",
+            *extra,
+            "--ca-file",
+            str(ca_file),
+            "--targets",
+            str(targets),
+            "--workers",
+            workers,
+            *LEAN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_workers_report_exactly_what_one_process_reports_in_input_order(fleet: tuple[Path, Path]) -> None:
+    targets = fleet[0]
     runs = {}
     for workers in ("1", "3"):
-        run = subprocess.run(
-            [
-                *_cli(),
-                "check",
-                "--json",
-                "--ca-file",
-                str(ca_file),
-                "--targets",
-                str(targets),
-                "--workers",
-                workers,
-                *LEAN,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        run = _check_fleet(fleet, workers, "--json")
         assert run.returncode == 2, run.stderr
         assert run.stderr == ""
         runs[workers] = json.loads(run.stdout)
@@ -271,26 +280,9 @@ def _children(pid: int) -> list[int]:
 def test_table_from_workers_equals_table_from_one_process(fleet: tuple[Path, Path]) -> None:
     """The table path carries whole reports back from the workers (pickled): same rows,
     same findings, worst first."""
-    targets, ca_file = fleet
     tables = {}
     for workers in ("1", "3"):
-        run = subprocess.run(
-            [
-                *_cli(),
-                "check",
-                "--ca-file",
-                str(ca_file),
-                "--targets",
-                str(targets),
-                "--workers",
-                workers,
-                *LEAN,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
+        run = _check_fleet(fleet, workers, env={**os.environ, "NO_COLOR": "1"})
         assert run.returncode == 2, run.stderr
         lines = run.stdout.splitlines()
         assert lines[-1].startswith("60 endpoint(s): 12 "), lines[-1]
