@@ -250,10 +250,11 @@ VERIFIES = {
 }
 
 
-@pytest.fixture(params=["verify-result", "verify-callback"])
+@pytest.fixture(params=["verify-result", "verify-callback", "learned-intermediate"])
 def verdict_reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The verdict read from ``SSL_get_verify_result`` (the default), and recorded by
-    the Python verify callback it falls back to."""
+    """The verdict read from ``SSL_get_verify_result`` (the default), recorded by the
+    Python verify callback it falls back to, and read once the context has learned
+    the intermediate of a complete chain (verification may stop there)."""
     from certpager.probe import handshake
 
     if request.param == "verify-callback":
@@ -283,9 +284,15 @@ async def test_verdict_during_handshake_equals_verdict_after(
 
     assert (module._verify_result is None) == (verdict_reading == "verify-callback")
     trust = get_trust_store(str(_trust(case, ca, other_ca)))
+    if verdict_reading == "learned-intermediate":
+        teacher = await handshake("127.0.0.1", python_servers["complete"], "app.test", timeout=5, trust=trust)
+        learned = {
+            tail[0] for _, _, cuts in module._CONTEXTS.values() if cuts for tail in cuts.tails.values()
+        }
+        assert (ca.intermediate.der in learned) == (case.trust == "ca"), teacher.verified_path
     hs = await handshake("127.0.0.1", python_servers[case.id], case.name, timeout=5, trust=trust)
     assert hs.ok, hs.error
-    assert callable(module._verify_result) == (verdict_reading == "verify-result")
+    assert callable(module._verify_result) == (verdict_reading != "verify-callback")
     assert hs.verified_by == trust.name
     assert (hs.verified_path is not None) == (case.id in VERIFIES), hs.verified_path
     now = datetime.now(UTC)

@@ -181,6 +181,7 @@ class Issued:
         subject: x509.Name | None = None,
         server_auth: bool = True,
         signing_key: PrivateKey | None = None,
+        permitted_dns: Iterable[str] | None = None,
     ) -> Issued:
         """Issue a certificate signed by this one.
 
@@ -199,6 +200,8 @@ class Issued:
             subject: a full subject name (overrides ``cn``).
             server_auth: give leaves the serverAuth extended key usage.
             signing_key: sign with this key instead (a forged, unverifiable signature).
+            permitted_dns: CAs: a critical nameConstraints extension permitting only
+                these DNS subtrees.
         """
         return self.pki.make_cert(
             issuer=self,
@@ -215,6 +218,7 @@ class Issued:
             subject=subject,
             server_auth=server_auth,
             signing_key=signing_key,
+            permitted_dns=permitted_dns,
         )
 
     def intermediate(self, cn: str, **kw: object) -> Issued:
@@ -276,6 +280,7 @@ class PKI:
         subject: x509.Name | None = None,
         server_auth: bool = True,
         signing_key: PrivateKey | None = None,
+        permitted_dns: Iterable[str] | None = None,
     ) -> Issued:
         """Build one certificate (see :meth:`Issued.issue` for the arguments).
 
@@ -355,6 +360,13 @@ class PKI:
                     ]
                 ),
                 False,
+            )
+        if permitted_dns is not None:
+            builder = builder.add_extension(
+                x509.NameConstraints(
+                    permitted_subtrees=[x509.DNSName(d) for d in permitted_dns], excluded_subtrees=None
+                ),
+                True,
             )
         if pad_bytes:
             builder = builder.add_extension(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
 from OpenSSL import SSL, crypto
 
 from certpager.probe.model import Handshake, Timings
@@ -69,9 +70,10 @@ class ContextError(Exception):
     """The client context could not be built (e.g. unreadable client key)."""
 
 
-#: Client contexts by (options, id of the trust store); the store is kept alive
-#: with its context so that the id cannot be reused.
-_CONTEXTS: dict[tuple[ClientOptions, int], tuple[SSL.Context, TrustStore | None]] = {}
+#: Client contexts by (options, id of the trust store), with the intermediates each
+#: has learned; the store is kept alive with its context so that the id cannot be
+#: reused.
+_CONTEXTS: dict[tuple[ClientOptions, int], tuple[SSL.Context, TrustStore | None, _Shortcuts | None]] = {}
 
 
 @dataclass
@@ -211,10 +213,16 @@ def client_context(options: ClientOptions, trust: TrustStore | None = None) -> S
         ContextError: the client certificate or key cannot be loaded, or the
             cipher/protocol settings are not supported by this OpenSSL.
     """
+    return _client(options, trust)[0]
+
+
+def _client(options: ClientOptions, trust: TrustStore | None) -> tuple[SSL.Context, _Shortcuts | None]:
+    """:func:`client_context` and the context's learned intermediates (None
+    without a trust store, or when the store's anchors are not known one by one)."""
     key = (options, id(trust))
     cached = _CONTEXTS.get(key)
     if cached is not None:
-        return cached[0]
+        return cached[0], cached[2]
     try:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
         ctx.set_verify(SSL.VERIFY_NONE)
@@ -244,8 +252,9 @@ def client_context(options: ClientOptions, trust: TrustStore | None = None) -> S
         raise ContextError(describe_ssl_error(exc)) from None
     except OSError as exc:
         raise ContextError(str(exc)) from None
-    _CONTEXTS[key] = (ctx, trust)
-    return ctx
+    shortcuts = _Shortcuts.for_context(ctx, trust) if trust is not None else None
+    _CONTEXTS[key] = (ctx, trust, shortcuts)
+    return ctx, shortcuts
 
 
 def sni_bytes(name: str) -> bytes:
@@ -435,15 +444,17 @@ def peer_chain(conn: SSL.Connection) -> tuple[bytes, ...]:
 
 
 def _sent_and_verified(
-    conn: SSL.Connection, state: _State, trust: TrustStore | None
+    conn: SSL.Connection, state: _State, trust: TrustStore | None, shortcuts: _Shortcuts | None = None
 ) -> tuple[tuple[bytes, ...], tuple[bytes, ...] | None]:
     """The chain as sent (DER, in order) and the path OpenSSL verified against
     ``trust`` during the handshake (leaf first), or None when verification reported
-    an error (or did not run).
+    an error (or did not run): analysis then verifies the chain as sent itself.
 
     The verified path holds the very certificates the peer sent plus the anchor
     from the store, so each is matched by its OpenSSL object and its DER reused;
-    only anchors are encoded, once each.
+    only anchors are encoded, once each. A path that stops at an intermediate the
+    context learned (see :class:`_Shortcuts`) is completed with the rest of the
+    path that intermediate was verified with.
     """
     try:
         certs = conn.get_peer_cert_chain() or []
@@ -461,10 +472,113 @@ def _sent_and_verified(
         return sent, None
     if not chain:
         return sent, None
+    if shortcuts is not None:
+        top = _pointer(chain[-1])
+        tail = shortcuts.tails.get(top)
+        if tail is not None:
+            return sent, shortcuts.complete(len(chain), sent, tail)
+        if top not in shortcuts.roots:
+            return sent, None  # partial chains are accepted for learned intermediates only
     known = {_pointer(c): der for c, der in zip(certs, sent, strict=True)}
     known.pop(None, None)
     path = tuple(known.get(_pointer(c)) or _anchor_der(c) for c in chain)
-    return sent, path if path[0] == sent[0] else None
+    if path[0] != sent[0]:
+        return sent, None
+    if shortcuts is not None and len(path) >= 3 and _pointer(chain[1]) in known:
+        shortcuts.learn(path)
+    return sent, path
+
+
+#: Intermediates one context learns at most (each is one certificate in its store).
+_MAX_LEARNED = 256
+#: Extensions whose meaning depends on the whole path from the root: a path that
+#: holds one is never shortened.
+_PATH_EXTENSIONS = frozenset(
+    {
+        ExtensionOID.NAME_CONSTRAINTS,
+        ExtensionOID.POLICY_CONSTRAINTS,
+        ExtensionOID.POLICY_MAPPINGS,
+        ExtensionOID.INHIBIT_ANY_POLICY,
+    }
+)
+
+
+@dataclass
+class _Shortcuts:
+    """Intermediates a client context has verified up to one of its roots, trusted
+    from then on as anchors of that context (OpenSSL's partial chains).
+
+    A fleet's endpoints mostly send the same intermediate, and checking its
+    signature with the root's key (an ECDSA or RSA verification per handshake, the
+    largest CPU cost of verifying) gives the same answer every time: dates are not
+    part of the in-handshake verdict. After one full verification, a chain through
+    that intermediate costs the leaf's signature only. The verdict stays the full
+    path's because a shortened path is only accepted when
+
+    - it has the same shape: leaf, then the learned intermediate (a longer path
+      below it would meet the root's path-length limit differently);
+    - the server sent that intermediate itself (a server sending only its leaf
+      must still fail with an incomplete chain; analysis judges it from the chain
+      as sent);
+    - no certificate of the learned path has name or policy constraints, whose
+      checks need the path from the root.
+
+    Any other path that ends short of a root (a CA bundle holding an intermediate)
+    is handed to analysis, which verifies with the trust store itself, never with
+    partial chains. The context's own store is the only one changed.
+    """
+
+    store: crypto.X509Store
+    roots: frozenset[Any]
+    """OpenSSL objects of the store's self-issued anchors (how a full path ends)."""
+    tails: dict[Any, tuple[bytes, ...]]
+    """Learned intermediate (OpenSSL object in the store) -> its DER and the DER of
+    each certificate above it, up to the root, as verified."""
+    tried: dict[bytes, crypto.X509 | None]
+    """DER of every intermediate considered -> the object added (None: refused)."""
+
+    @classmethod
+    def for_context(cls, ctx: SSL.Context, trust: TrustStore) -> _Shortcuts | None:
+        store = ctx.get_cert_store()
+        if store is None or not trust.certs:
+            return None  # OpenSSL's default paths: anchors come and go by lookup
+        roots = frozenset(_pointer(c) for c in trust.certs if _self_issued(c.to_cryptography()))
+        return cls(store=store, roots=roots - {None}, tails={}, tried={})
+
+    def complete(
+        self, length: int, sent: tuple[bytes, ...], tail: tuple[bytes, ...]
+    ) -> tuple[bytes, ...] | None:
+        """The full path of a verification that stopped at a learned intermediate."""
+        if length == 2 and tail[0] in sent[1:]:
+            return (sent[0], *tail)
+        return None
+
+    def learn(self, path: tuple[bytes, ...]) -> None:
+        """Trust ``path[1]``, sent by the server and verified up to ``path[-1]`` (a
+        root of the store), as an anchor of this context from now on."""
+        der = path[1]
+        if der in self.tried or len(self.tried) >= _MAX_LEARNED:
+            return
+        self.tried[der] = None
+        try:
+            certs = [x509.load_der_x509_certificate(d) for d in path[1:]]
+            inter = certs[0]
+            constraints = inter.extensions.get_extension_for_class(x509.BasicConstraints).value
+            if not constraints.ca or _self_issued(inter):
+                return
+            if any(ext.oid in _PATH_EXTENSIONS for cert in certs for ext in cert.extensions):
+                return
+            anchor = crypto.X509.from_cryptography(inter)
+            self.store.add_cert(anchor)
+            self.store.set_flags(crypto.X509StoreFlags.PARTIAL_CHAIN)  # may end at a learned one
+        except Exception:
+            return  # unreadable or refused by OpenSSL: keep verifying in full
+        self.tried[der] = anchor
+        self.tails[_pointer(anchor)] = path[1:]
+
+
+def _self_issued(cert: x509.Certificate) -> bool:
+    return cert.subject.public_bytes() == cert.issuer.public_bytes()
 
 
 def _pointer(cert: crypto.X509) -> Any:
@@ -606,7 +720,7 @@ async def handshake(
         )
 
     try:
-        ctx = client_context(options, trust)
+        ctx, shortcuts = _client(options, trust)
     except ContextError as exc:
         return result("handshake_failed", f"cannot set up the TLS client: {exc}")
 
@@ -653,7 +767,7 @@ async def handshake(
                 wait = min(max(0.3, 4 * t_handshake / 1000), max(remaining, 0.0))
                 client_auth_error = await _await_client_verdict(conn, sock, loop, wait)
             alpn = conn.get_alpn_proto_negotiated()
-            sent, verified = _sent_and_verified(conn, state, trust)
+            sent, verified = _sent_and_verified(conn, state, trust, shortcuts)
             return result(
                 chain_der=sent,
                 verified_path=verified,
