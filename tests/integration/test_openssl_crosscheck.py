@@ -250,15 +250,18 @@ VERIFIES = {
 }
 
 
-@pytest.fixture(params=["verify-result", "verify-callback", "learned-intermediate"])
+@pytest.fixture(params=["verify-result", "verify-callback", "learned-intermediate", "public-chains"])
 def verdict_reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The verdict read from ``SSL_get_verify_result`` (the default), recorded by the
-    Python verify callback it falls back to, and read once the context has learned
-    the intermediate of a complete chain (verification may stop there)."""
+    Python verify callback it falls back to, read once the context has learned the
+    intermediate of a complete chain (verification may stop there), and with the
+    chains read through pyOpenSSL's public API instead of OpenSSL's stacks."""
     from certpager.probe import handshake
 
     if request.param == "verify-callback":
         monkeypatch.setattr(handshake, "_verify_result", None)
+    if request.param == "public-chains":
+        monkeypatch.setattr(handshake, "_CHAINS", handshake._Chains())
     handshake._CONTEXTS.clear()  # contexts are cached with their callbacks
     yield request.param
     handshake._CONTEXTS.clear()
@@ -293,6 +296,7 @@ async def test_verdict_during_handshake_equals_verdict_after(
     hs = await handshake("127.0.0.1", python_servers[case.id], case.name, timeout=5, trust=trust)
     assert hs.ok, hs.error
     assert callable(module._verify_result) == (verdict_reading != "verify-callback")
+    assert isinstance(module._CHAINS, module._RawChains) == (verdict_reading != "public-chains")
     assert hs.verified_by == trust.name
     assert (hs.verified_path is not None) == (case.id in VERIFIES), hs.verified_path
     now = datetime.now(UTC)

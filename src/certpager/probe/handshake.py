@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -456,37 +457,129 @@ def _sent_and_verified(
     context learned (see :class:`_Shortcuts`) is completed with the rest of the
     path that intermediate was verified with.
     """
+    chains = _chains(conn)
     try:
-        certs = conn.get_peer_cert_chain() or []
+        objects, sent = chains.sent(conn)
     except SSL.Error:
         return (), None
-    sent = tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in certs)
     if trust is None or not sent:
         return sent, None
     reader = _result_reader()
     if reader(conn) if reader is not None else state.verify_error:  # 0 (X509_V_OK) or None: clean
         return sent, None
     try:
-        chain = conn.get_verified_chain()
+        chain = chains.verified(conn)
     except SSL.Error:
         return sent, None
     if not chain:
         return sent, None
     if shortcuts is not None:
-        top = _pointer(chain[-1])
-        tail = shortcuts.tails.get(top)
+        tail = shortcuts.tails.get(chain[-1])
         if tail is not None:
             return sent, shortcuts.complete(len(chain), sent, tail)
-        if top not in shortcuts.roots:
+        if chain[-1] not in shortcuts.roots:
             return sent, None  # partial chains are accepted for learned intermediates only
-    known = {_pointer(c): der for c, der in zip(certs, sent, strict=True)}
+    known = dict(zip(objects, sent, strict=True))
     known.pop(None, None)
-    path = tuple(known.get(_pointer(c)) or _anchor_der(c) for c in chain)
+    path = tuple(known.get(c) or _anchor_der(c, chains) for c in chain)
     if path[0] != sent[0]:
         return sent, None
-    if shortcuts is not None and len(path) >= 3 and _pointer(chain[1]) in known:
+    if shortcuts is not None and len(path) >= 3 and chain[1] in known:
         shortcuts.learn(path)
     return sent, path
+
+
+class _Chains:
+    """A finished connection's chains as OpenSSL objects (compared by address) and
+    DER, through pyOpenSSL's public API: a wrapper object per certificate."""
+
+    def sent(self, conn: SSL.Connection) -> tuple[list[Any], tuple[bytes, ...]]:
+        """The certificates the peer sent: their OpenSSL objects and DER, in order."""
+        certs = conn.get_peer_cert_chain() or []
+        return [_key(c) for c in certs], tuple(
+            crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in certs
+        )
+
+    def verified(self, conn: SSL.Connection) -> list[Any]:
+        """The OpenSSL objects of the verified path, leaf first (empty: none)."""
+        return [_key(c) for c in conn.get_verified_chain() or []]
+
+    def keep(self, obj: Any) -> tuple[Any, bytes]:
+        """``(owner, DER)`` of an object of :meth:`verified`; the owner keeps it alive."""
+        if isinstance(obj, crypto.X509):
+            return obj, crypto.dump_certificate(crypto.FILETYPE_ASN1, obj)
+        from OpenSSL._util import lib  # an OpenSSL pointer: see _key
+
+        if lib.X509_up_ref(obj) != 1:
+            raise SSL.Error("X509_up_ref failed")
+        cert = crypto.X509._from_raw_x509_ptr(obj)
+        return cert, crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
+
+
+class _RawChains(_Chains):
+    """:class:`_Chains` read straight from OpenSSL: the stacks' own pointers, each
+    certificate encoded through a memory BIO, no wrapper objects. Half the time of
+    the public API, which wraps (and reference-counts) every certificate twice."""
+
+    def __init__(self, ffi: Any, lib: Any):
+        self.ffi, self.lib = ffi, lib
+
+    def sent(self, conn: SSL.Connection) -> tuple[list[Any], tuple[bytes, ...]]:
+        objects = self._stack(self.lib.SSL_get_peer_cert_chain(conn._ssl))
+        return objects, tuple(self._der(x) for x in objects)
+
+    def verified(self, conn: SSL.Connection) -> list[Any]:
+        return self._stack(self.lib.SSL_get0_verified_chain(conn._ssl))
+
+    def keep(self, obj: Any) -> tuple[Any, bytes]:
+        if self.lib.X509_up_ref(obj) != 1:
+            raise SSL.Error("X509_up_ref failed")
+        return self.ffi.gc(obj, self.lib.X509_free), self._der(obj)
+
+    def _stack(self, stack: Any) -> list[Any]:
+        if stack == self.ffi.NULL:
+            return []
+        value = self.lib.sk_X509_value
+        return [value(stack, i) for i in range(self.lib.sk_X509_num(stack))]
+
+    def _der(self, obj: Any) -> bytes:
+        lib = self.lib
+        bio = lib.BIO_new(lib.BIO_s_mem())
+        if bio == self.ffi.NULL:
+            raise SSL.Error("BIO_new failed")
+        try:
+            if lib.i2d_X509_bio(bio, obj) != 1:
+                raise SSL.Error("i2d_X509_bio failed")
+            data = self.ffi.new("char **")
+            size = lib.BIO_get_mem_data(bio, data)
+            return bytes(self.ffi.buffer(data[0], size))
+        finally:
+            lib.BIO_free(bio)
+
+
+_CHAINS: _Chains | None = None
+
+
+def _chains(conn: SSL.Connection) -> _Chains:
+    """:class:`_RawChains` when pyOpenSSL's bindings offer what it needs and it reads
+    the first connection's chain exactly as the public API does; else :class:`_Chains`."""
+    global _CHAINS
+    if _CHAINS is None:
+        public = _Chains()
+        try:
+            from OpenSSL._util import ffi, lib
+
+            raw = _RawChains(ffi, lib)
+            expected = public.sent(conn)
+            if not expected[1]:
+                return public  # nothing to compare: decided on the next connection
+            if raw.sent(conn) != expected or raw.verified(conn) != public.verified(conn):
+                _CHAINS = public
+                return public
+            _CHAINS = raw
+        except Exception:
+            _CHAINS = public
+    return _CHAINS
 
 
 #: Intermediates one context learns at most (each is one certificate in its store).
@@ -542,7 +635,7 @@ class _Shortcuts:
         store = ctx.get_cert_store()
         if store is None or not trust.certs:
             return None  # OpenSSL's default paths: anchors come and go by lookup
-        roots = frozenset(_pointer(c) for c in trust.certs if _self_issued(c.to_cryptography()))
+        roots = frozenset(_pointer(c) for c in trust.roots)
         return cls(store=store, roots=roots - {None}, tails={}, tried={})
 
     def complete(
@@ -561,7 +654,9 @@ class _Shortcuts:
             return
         self.tried[der] = None
         try:
-            certs = [x509.load_der_x509_certificate(d) for d in path[1:]]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # odd certificates (negative serials): not learned
+                certs = [x509.load_der_x509_certificate(d) for d in path[1:]]
             inter = certs[0]
             constraints = inter.extensions.get_extension_for_class(x509.BasicConstraints).value
             if not constraints.ca or _self_issued(inter):
@@ -574,11 +669,19 @@ class _Shortcuts:
         except Exception:
             return  # unreadable or refused by OpenSSL: keep verifying in full
         self.tried[der] = anchor
-        self.tails[_pointer(anchor)] = path[1:]
+        if _pointer(anchor) is not None:
+            self.tails[_pointer(anchor)] = path[1:]
 
 
 def _self_issued(cert: x509.Certificate) -> bool:
     return cert.subject.public_bytes() == cert.issuer.public_bytes()
+
+
+def _key(cert: crypto.X509) -> Any:
+    """What identifies ``cert`` in a chain: its OpenSSL object, else the wrapper
+    (which compares by content)."""
+    pointer = _pointer(cert)
+    return pointer if pointer is not None else cert
 
 
 def _pointer(cert: crypto.X509) -> Any:
@@ -586,20 +689,19 @@ def _pointer(cert: crypto.X509) -> Any:
     return getattr(cert, "_x509", None)
 
 
-#: DER of trust anchors by their OpenSSL object; the wrapper is kept so that the
-#: object stays alive and its address cannot be reused by another certificate.
-_ANCHORS: dict[Any, tuple[crypto.X509, bytes]] = {}
+#: DER of trust anchors by their OpenSSL object, with an owner of that object that
+#: keeps it alive, so that its address cannot be reused by another certificate.
+_ANCHORS: dict[Any, tuple[Any, bytes]] = {}
 _MAX_ANCHORS = 512
 
 
-def _anchor_der(cert: crypto.X509) -> bytes:
-    pointer = _pointer(cert)
-    cached = _ANCHORS.get(pointer) if pointer is not None else None
+def _anchor_der(obj: Any, chains: _Chains) -> bytes:
+    cached = _ANCHORS.get(obj)
     if cached is not None:
         return cached[1]
-    der = crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
-    if pointer is not None and len(_ANCHORS) < _MAX_ANCHORS:
-        _ANCHORS[pointer] = (cert, der)
+    owner, der = chains.keep(obj)
+    if len(_ANCHORS) < _MAX_ANCHORS:
+        _ANCHORS[owner] = (owner, der)
     return der
 
 

@@ -43,6 +43,8 @@ class TrustStore:
     """DER-encoded subject names of the anchors."""
     certs: tuple[crypto.X509, ...] = ()
     """The anchors as OpenSSL objects (empty for OpenSSL's default paths)."""
+    roots: tuple[crypto.X509, ...] = ()
+    """Those of :attr:`certs` that are self-issued: where a full path ends."""
 
     def load_into(self, ctx: SSL.Context) -> None:
         """Give a TLS context the same anchors and flags as :attr:`store`, so that
@@ -77,14 +79,18 @@ class TrustStore:
         anchors: set[bytes] = set()
         subjects: set[bytes] = set()
         loaded: list[crypto.X509] = []
+        roots: list[crypto.X509] = []
         for cert in certs:
             der = cert.public_bytes(Encoding.DER)
             if der in anchors:
                 continue
             anchors.add(der)
-            subjects.add(cert.subject.public_bytes())
+            subject = cert.subject.public_bytes()
+            subjects.add(subject)
             loaded.append(crypto.X509.from_cryptography(cert))
             store.add_cert(loaded[-1])
+            if subject == cert.issuer.public_bytes():
+                roots.append(loaded[-1])
         store.set_flags(NO_CHECK_TIME)
         return cls(
             name=name,
@@ -93,6 +99,7 @@ class TrustStore:
             anchors=frozenset(anchors),
             anchor_subjects=frozenset(subjects),
             certs=tuple(loaded),
+            roots=tuple(roots),
         )
 
     @classmethod
