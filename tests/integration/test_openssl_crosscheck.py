@@ -305,3 +305,22 @@ async def test_verdict_during_handshake_equals_verdict_after(
     assert during == after
     if hs.verified_path is not None:
         assert [c.der for c in after.verified_path] == list(hs.verified_path)
+
+
+async def test_chains_are_read_through_the_public_api_when_the_raw_reading_differs(
+    python_servers: dict[str, int], ca: Hierarchy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw reader is only used after it read the first chain exactly as pyOpenSSL
+    does; a difference (here: a byte lost) leaves the public API in charge."""
+    from certpager.probe import handshake as module
+    from certpager.probe.handshake import handshake
+    from certpager.probe.trust import get_trust_store
+
+    monkeypatch.setattr(module, "_CHAINS", None)
+    monkeypatch.setattr(module._RawChains, "_der", lambda self, obj: b"\x30")
+    trust = get_trust_store(str(ca.root_file))
+    hs = await handshake("127.0.0.1", python_servers["complete"], "app.test", timeout=5, trust=trust)
+    assert type(module._CHAINS) is module._Chains
+    leaf_der = hs.chain_der[0]
+    assert hs.chain_der == (leaf_der, ca.intermediate.der)
+    assert hs.verified_path == (leaf_der, ca.intermediate.der, ca.root.der)
