@@ -23,6 +23,7 @@ from certpager.probe.analysis import (
     analyze_chain,
     expiry_findings,
     parse_cert,
+    raw_names,
     threshold_severity,
 )
 from certpager.probe.model import ChainAnalysis, Severity
@@ -419,3 +420,35 @@ def test_chain_files_as_written(
     assert ders[0] == leaf.der
     assert key_file.read_bytes() == leaf.key_pem
     assert codes(analyze_chain(ders, "app.test", now, trust, DEFAULT)) == expected
+
+
+def test_raw_names_are_the_names_as_encoded(pki: PKI, ca: Hierarchy) -> None:
+    """The issuer and subject sliced from the DER (the key of the issuer-text cache)
+    are the names' encodings, short and long (a 300-character organisation makes the
+    name's length take two bytes)."""
+    long_name = x509.Name(
+        [
+            x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "o" * 300),
+            x509.NameAttribute(x509.NameOID.COMMON_NAME, "Long Name CA"),
+        ]
+    )
+    long_ca = ca.root.issue(None, subject=long_name, ca=True)
+    certs = [ca.root, ca.intermediate, ca.leaf("raw.test"), long_ca, long_ca.leaf("under-long.test")]
+    for cert in certs:
+        assert raw_names(cert.der) == (cert.cert.issuer.public_bytes(), cert.cert.subject.public_bytes())
+    der = ca.leaf("cut.test").der
+    for broken in (b"", der[:40], b"\x02\x01\x00" + der[3:], b"\x30\x85" + der[2:]):
+        assert raw_names(broken) is None
+
+
+def test_issuer_in_words_is_the_same_from_the_cache(pki: PKI, ca: Hierarchy, other_ca: Hierarchy) -> None:
+    """Leaves of two issuers, each parsed after its issuer's text was cached: every
+    issuer is the one cryptography spells for that very certificate."""
+    leaves = [h.leaf(f"cache{i}.test") for i in range(3) for h in (ca, other_ca)]
+    for leaf in leaves:
+        info = parse_cert(leaf.der)
+        assert info.issuer == leaf.cert.issuer.rfc4514_string()
+        assert info.subject == leaf.cert.subject.rfc4514_string()
+        assert not info.self_issued
+    root = parse_cert(ca.root.der)
+    assert root.self_issued and root.issuer == root.subject

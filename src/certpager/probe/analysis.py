@@ -112,12 +112,14 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
                 if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
                 and isinstance(d.access_location, x509.UniformResourceIdentifier)
             )
-    subject, issuer = cert.subject, cert.issuer
+    subject = cert.subject
     cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = cns[0].value if cns else None
-    subject_text, issuer_text = _rfc4514(subject), _rfc4514(issuer)
+    subject_text = _rfc4514(subject)
+    names = raw_names(der)
+    issuer_text = _issuer_text(names[0], cert) if names is not None else _rfc4514(cert.issuer)
     # Different texts mean different names; equal texts are confirmed on the encoding.
-    self_issued = subject_text == issuer_text and subject.public_bytes() == issuer.public_bytes()
+    self_issued = subject_text == issuer_text and subject.public_bytes() == cert.issuer.public_bytes()
     self_signed = self_issued and signed_by(cert, cert)
     return CertInfo(
         subject=subject_text,
@@ -142,6 +144,62 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
         ca_issuers=tuple(ca_issuers),
         der=der,
     )
+
+
+def _der_item(data: bytes, pos: int) -> tuple[int, int, int]:
+    """``(tag, start of contents, end)`` of the DER item that starts at ``pos``."""
+    tag, size = data[pos], data[pos + 1]
+    start = pos + 2
+    if size & 0x80:
+        count = size & 0x7F
+        if not 0 < count <= 4:
+            raise ValueError("unsupported DER length")
+        size = int.from_bytes(data[start : start + count], "big")
+        start += count
+    end = start + size
+    if end > len(data):
+        raise ValueError("truncated DER")
+    return tag, start, end
+
+
+def raw_names(der: bytes) -> tuple[bytes, bytes] | None:
+    """The issuer and subject names of a certificate exactly as encoded in it, or None
+    when its layout is not the usual one (X.509 v1-v3 ``TBSCertificate``)."""
+    try:
+        tag, contents, _ = _der_item(der, 0)  # Certificate
+        if tag != 0x30:
+            return None
+        tag, pos, _ = _der_item(der, contents)  # TBSCertificate
+        if tag != 0x30:
+            return None
+        items: list[tuple[int, int, int]] = []
+        for _ in range(6):  # [version], serialNumber, signature, issuer, validity, subject
+            tag, _, end = _der_item(der, pos)
+            items.append((tag, pos, end))
+            pos = end
+        if items[0][0] == 0xA0:
+            items = items[1:]
+        if [tag for tag, _, _ in items[:5]] != [0x02, 0x30, 0x30, 0x30, 0x30]:
+            return None
+        (_, i_start, i_end), (_, s_start, s_end) = items[2], items[4]
+        return der[i_start:i_end], der[s_start:s_end]
+    except (IndexError, ValueError):
+        return None
+
+
+#: Issuer names in words by their encoding: a fleet's leaves share a few issuers, and
+#: building cryptography's ``Name`` and its RFC 4514 text is a third of parsing a leaf.
+_ISSUER_TEXTS: dict[bytes, str] = {}
+_MAX_ISSUER_TEXTS = 1024
+
+
+def _issuer_text(encoded: bytes, cert: x509.Certificate) -> str:
+    text = _ISSUER_TEXTS.get(encoded)
+    if text is None:
+        text = _rfc4514(cert.issuer)
+        if len(_ISSUER_TEXTS) < _MAX_ISSUER_TEXTS:
+            _ISSUER_TEXTS[encoded] = text
+    return text
 
 
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
