@@ -438,10 +438,9 @@ async def receive(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes
 def peer_chain(conn: SSL.Connection) -> tuple[bytes, ...]:
     """The certificates the peer sent, as DER, in order (empty if none yet)."""
     try:
-        chain = conn.get_peer_cert_chain()
+        return _Chains().sent(conn)[1]
     except SSL.Error:
         return ()
-    return tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in chain or ())
 
 
 def _sent_and_verified(
@@ -480,7 +479,6 @@ def _sent_and_verified(
         if chain[-1] not in shortcuts.roots:
             return sent, None  # partial chains are accepted for learned intermediates only
     known = dict(zip(objects, sent, strict=True))
-    known.pop(None, None)
     path = tuple(known.get(c) or _anchor_der(c, chains) for c in chain)
     if path[0] != sent[0]:
         return sent, None
