@@ -71,13 +71,16 @@ class SSHError(CertpagerError):
 class HostKeyError(SSHError):
     """The SSH host key is unknown or does not match known_hosts."""
 
-    def __init__(self, message: str, *, host: str, port: int, fingerprint: str | None):
+    def __init__(self, message: str, *, host: str, port: int, fingerprint: str | None, changed: bool = False):
         self.host = host
         """The host whose key was refused."""
         self.port = port
         """The SSH port."""
         self.fingerprint = fingerprint
         """SHA256 fingerprint of the key the server offered, if it got that far."""
+        self.changed = changed
+        """True when known_hosts has another key for this host (possibly an attack), False when
+        the host is simply not known yet."""
         super().__init__(message)
 
 

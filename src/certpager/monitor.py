@@ -7,51 +7,58 @@ so the two facts are joined here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from certpager.config import Endpoint, Settings
 from certpager.probe import EndpointReport, check_endpoint
-from certpager.probe.engine import check_endpoints, stream_endpoints, with_findings
+from certpager.probe.engine import check_endpoints, stream_endpoints
 
 if TYPE_CHECKING:
     from certpager.stored import StoredComparison
 
 
 def stored_facts(comparison: StoredComparison) -> dict[str, object]:
-    """The served-vs-stored comparison as plain facts (JSON and the detail screen)."""
-    facts: dict[str, object] = {"location": comparison.location}
-    if comparison.error is not None:
-        facts["state"] = "not compared"
-        facts["error"] = comparison.error
-        return facts
-    stored = comparison.stored
-    facts["state"] = "differs (renewed but not reloaded)" if comparison.differing else "same as served"
-    if stored is not None:
-        facts["serial"] = stored.serial
-        facts["sha256"] = stored.sha256
-        facts["not_after"] = stored.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if comparison.differing:
-        facts["differing_backends"] = list(comparison.differing)
-    return facts
+    """The served-vs-stored comparison as plain facts (see :func:`certpager.stored.stored_facts`)."""
+    from certpager.stored import stored_facts as facts
+
+    return facts(comparison)
 
 
 async def check_full(
     endpoint: Endpoint, *, settings: Settings | None = None, now: datetime | None = None
 ) -> EndpointReport:
     """Probe ``endpoint`` and, when ``stored`` is configured, compare the stored
-    certificate with the served one (``served_not_stored``). Never raises."""
-    report = await check_endpoint(endpoint, settings=settings, now=now)
-    if endpoint.stored is None or not any(b.handshake.ok for b in report.backends):
-        return report
-    # Imported here: it pulls in asyncssh, which a plain `certpager check` never needs.
-    from certpager.stored import compare_stored
+    certificate with the served one. Never raises.
 
-    comparison = await compare_stored(endpoint, report)
-    return with_findings(
-        report, [comparison.finding] if comparison.finding else [], {"stored": stored_facts(comparison)}
-    )
+    The stored certificate is read over SSH while the probe runs, within the same
+    deadline (``endpoint.timeout``); when it cannot be read the report says so with a
+    ``stored_unreadable`` finding. The findings a reload of a newer stored leaf
+    clears recommend the reload (:meth:`certpager.stored.StoredComparison.apply`).
+    """
+    if endpoint.stored is None:
+        return await check_endpoint(endpoint, settings=settings, now=now)
+    # Imported here: it pulls in asyncssh, which a plain `certpager check` never needs.
+    from certpager.stored import comparison_of, read_stored
+
+    loop = asyncio.get_running_loop()
+    read = asyncio.ensure_future(read_stored(endpoint, deadline=loop.time() + endpoint.timeout))
+    try:
+        report = await check_endpoint(endpoint, settings=settings, now=now)
+    except BaseException:
+        read.cancel()
+        with contextlib.suppress(BaseException):
+            await read
+        raise
+    if not any(b.handshake.ok for b in report.backends):
+        read.cancel()
+        with contextlib.suppress(BaseException):
+            await read
+        return report
+    return comparison_of(endpoint, report, await read).apply(report)
 
 
 async def check_full_many(

@@ -24,13 +24,14 @@ import base64
 import contextlib
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from certpager.config import Endpoint
-from certpager.errors import CertpagerError, SSHError
-from certpager.probe.analysis import parse_cert
+from certpager.errors import CertpagerError, HostKeyError, SSHConnectError, SSHError
+from certpager.probe.analysis import parse_cert, reload_verdict, renewed_on_disk
+from certpager.probe.engine import with_backends, with_findings
 from certpager.probe.findings import make
-from certpager.probe.model import CertInfo, EndpointReport, Finding
+from certpager.probe.model import CertInfo, EndpointReport, Finding, Severity
 from certpager.ssh import CommandRunner, RunnerFactory, runner_for
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
@@ -40,6 +41,28 @@ MAX_STORED_BYTES = 1 << 20
 
 class StoredCertError(CertpagerError):
     """The stored certificate cannot be read or parsed."""
+
+    def __init__(self, message: str, *, kind: str = "unreadable"):
+        super().__init__(message)
+        self.kind = kind
+        """Why, as one of :data:`UNREADABLE_KINDS`."""
+
+
+UNREADABLE_KINDS = (
+    "host_key_changed",
+    "host_key_unknown",
+    "timeout",
+    "ssh",
+    "path",
+    "not_certificate",
+    "no_ssh",
+    "kubectl",
+    "unreadable",
+)
+"""Why a stored certificate could not be read: the SSH host key changed (critical: maybe an
+attack) or is not known yet, the SSH host did not answer in time, SSH failed otherwise
+(refused, login, SFTP), the path is wrong (missing, not readable, too large), the file holds
+no certificate, the endpoint has no ssh target, ``kubectl`` failed, anything else."""
 
 
 def first_certificate(data: bytes, where: str) -> CertInfo:
@@ -53,16 +76,18 @@ def first_certificate(data: bytes, where: str) -> CertInfo:
         if data[:1] == b"\x30":  # DER
             der = data
         else:
-            raise StoredCertError(f"{where}: no PEM certificate in the file")
+            raise StoredCertError(f"{where}: no PEM certificate in the file", kind="not_certificate")
     else:
         try:
             der = base64.b64decode(re.sub(rb"\s+", b"", match.group(1)), validate=True)
         except ValueError:
-            raise StoredCertError(f"{where}: the PEM certificate is not valid base64") from None
+            raise StoredCertError(
+                f"{where}: the PEM certificate is not valid base64", kind="not_certificate"
+            ) from None
     try:
         return parse_cert(der)
     except Exception as exc:  # parse_cert raises its own CertParseError (a ValueError)
-        raise StoredCertError(f"{where}: {exc}") from None
+        raise StoredCertError(f"{where}: {exc}", kind="not_certificate") from None
 
 
 def stored_location(endpoint: Endpoint) -> str:
@@ -78,13 +103,26 @@ def stored_location(endpoint: Endpoint) -> str:
     return f"secret {stored.namespace}/{stored.secret} (kubectl on {host})"
 
 
+def _ssh_kind(exc: SSHError) -> str:
+    """The :data:`UNREADABLE_KINDS` entry of an SSH failure."""
+    if isinstance(exc, HostKeyError):
+        return "host_key_changed" if exc.changed else "host_key_unknown"
+    text = str(exc)
+    if isinstance(exc, SSHConnectError):
+        return "timeout" if "timed out" in text else "ssh"
+    if any(words in text for words in ("no such file", "permission denied", "larger than")):
+        return "path"
+    return "ssh"
+
+
 async def read_stored_cert(
     endpoint: Endpoint, runner: CommandRunner, *, kubectl: str = "kubectl"
 ) -> CertInfo:
     """Read and parse the endpoint's stored leaf certificate through ``runner``.
 
     Raises:
-        StoredCertError: not configured, unreadable or unparseable (the message says which).
+        StoredCertError: not configured, unreadable or unparseable (the message says which,
+            :attr:`StoredCertError.kind` classifies it).
     """
     stored = endpoint.stored
     where = stored_location(endpoint)
@@ -95,7 +133,7 @@ async def read_stored_cert(
         try:
             data = await runner.read_file(stored.path, max_bytes=MAX_STORED_BYTES)
         except SSHError as exc:
-            raise StoredCertError(f"cannot read the stored certificate: {exc}") from None
+            raise StoredCertError(f"cannot read the stored certificate: {exc}", kind=_ssh_kind(exc)) from None
         return first_certificate(data, where)
     assert stored.secret is not None
     command = shlex.join(
@@ -112,17 +150,20 @@ async def read_stored_cert(
         ]
     )
     lines: list[str] = []
-    result = await runner.run(
-        command,
-        timeout=30.0,
-        on_output=lambda stream, line: lines.append(line) if stream == "stdout" else None,
-    )
+    try:
+        result = await runner.run(
+            command,
+            timeout=30.0,
+            on_output=lambda stream, line: lines.append(line) if stream == "stdout" else None,
+        )
+    except SSHError as exc:
+        raise StoredCertError(f"cannot read the stored certificate: {exc}", kind=_ssh_kind(exc)) from None
     if not result.ok:
-        raise StoredCertError(f"{where}: kubectl get secret failed ({result.exit_status})")
+        raise StoredCertError(f"{where}: kubectl get secret failed ({result.exit_status})", kind="kubectl")
     try:
         data = base64.b64decode("".join(lines).strip(), validate=True)
     except ValueError:
-        raise StoredCertError(f"{where}: tls.crt is not base64") from None
+        raise StoredCertError(f"{where}: tls.crt is not base64", kind="not_certificate") from None
     return first_certificate(data, where)
 
 
@@ -141,14 +182,68 @@ class StoredComparison:
     differing: tuple[str, ...]
     """Backends serving a leaf other than the stored one."""
     finding: Finding | None
-    """``served_not_stored`` when any backend differs."""
+    """The worst of :attr:`findings` (None when the stored leaf is the one served)."""
     error: str | None = None
     """Why nothing could be compared (None when compared or not configured)."""
+    error_kind: str | None = None
+    """Why, as one of :data:`UNREADABLE_KINDS` (None when compared or not configured)."""
+    findings: tuple[Finding, ...] = ()
+    """``served_not_stored`` (a newer, valid leaf on disk: reload), ``stored_outdated`` (the
+    leaf on disk is no better: do not reload) or ``stored_unreadable`` (not compared)."""
+    cleared: tuple[tuple[str, frozenset[str]], ...] = ()
+    """``(backend, codes)``: the findings about a backend's served leaf that loading the
+    stored leaf clears (see :func:`certpager.probe.analysis.reload_verdict`)."""
 
     @property
     def configured(self) -> bool:
         """Whether the endpoint has a stored certificate configured."""
         return bool(self.location)
+
+    def apply(self, report: EndpointReport) -> EndpointReport:
+        """``report`` with this comparison in it: its findings added, the ``stored`` fact,
+        and the advice of every finding a reload clears turned to the reload."""
+        if not self.configured:
+            return report
+        facts: dict[str, object] = {"stored": stored_facts(self)}
+        cleared = dict(self.cleared)
+        if not cleared or self.stored is None:
+            return with_findings(report, self.findings, facts)
+        leaves = dict(self.served)
+        backends = []
+        for b in report.backends:
+            label = b.handshake.label
+            if label in cleared and label in leaves:
+                findings = renewed_on_disk(
+                    b.findings, leaves[label], self.stored, cleared[label], report.checked_at, self.location
+                )
+                b = replace(b, findings=findings)
+            backends.append(b)
+        return with_backends(report, backends, self.findings, facts)
+
+
+def stored_facts(comparison: StoredComparison) -> dict[str, object]:
+    """The served-vs-stored comparison as plain facts (JSON and the detail screen)."""
+    facts: dict[str, object] = {"location": comparison.location}
+    if comparison.error is not None:
+        facts["state"] = "not compared"
+        facts["error"] = comparison.error
+        facts["reason"] = comparison.error_kind
+        return facts
+    stored = comparison.stored
+    codes = {f.code for f in comparison.findings}
+    if "served_not_stored" in codes:
+        facts["state"] = "differs (renewed but not reloaded)"
+    elif "stored_outdated" in codes:
+        facts["state"] = "differs (the stored one is no better: do not reload)"
+    else:
+        facts["state"] = "same as served"
+    if stored is not None:
+        facts["serial"] = stored.serial
+        facts["sha256"] = stored.sha256
+        facts["not_after"] = stored.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if comparison.differing:
+        facts["differing_backends"] = list(comparison.differing)
+    return facts
 
 
 def _when(cert: CertInfo) -> str:
@@ -164,32 +259,200 @@ def served_leaves(report: EndpointReport) -> list[tuple[str, CertInfo]]:
     return out
 
 
+def _leaf_words(label: str, leaf: CertInfo, stored: CertInfo, location: str) -> str:
+    return (
+        f"served certificate differs from the stored one ({location}): {label} serves serial "
+        f"{leaf.serial} (sha256 {leaf.sha256[:16]}…, notAfter {_when(leaf)}), stored is serial "
+        f"{stored.serial} (sha256 {stored.sha256[:16]}…, notAfter {_when(stored)}"
+    )
+
+
 def compare(endpoint: Endpoint, report: EndpointReport, stored: CertInfo) -> StoredComparison:
-    """Compare an already-read stored leaf with the report (pure)."""
+    """Compare an already-read stored leaf with the report (pure).
+
+    Per backend that serves another leaf: when the stored leaf is newer and valid (a
+    renewal that was not loaded), ``served_not_stored`` recommends the reload and the
+    findings about the served leaf that the reload clears are listed in
+    :attr:`StoredComparison.cleared`; when it is older, not valid now or lacks the name,
+    ``stored_outdated`` says so and that a reload would make things worse.
+    """
     served = served_leaves(report)
     location = stored_location(endpoint)
     differing = [(label, leaf) for label, leaf in served if leaf.sha256 != stored.sha256]
-    finding = None
-    if differing:
-        label, leaf = differing[0]
-        newer = "newer" if stored.not_after > leaf.not_after else "older"
+    now = report.checked_at
+    better: list[tuple[str, CertInfo]] = []
+    worse: list[tuple[str, CertInfo, str]] = []
+    cleared: list[tuple[str, frozenset[str]]] = []
+    for label, leaf in differing:
+        codes, why = reload_verdict(leaf, stored, now, endpoint.thresholds, endpoint.verify_name)
+        if why is None:
+            better.append((label, leaf))
+            cleared.append((label, codes))
+        else:
+            worse.append((label, leaf, why))
+    findings: list[Finding] = []
+    if better:
+        label, leaf = better[0]
         message = (
-            f"served certificate differs from the stored one ({location}): {label} serves serial "
-            f"{leaf.serial} (sha256 {leaf.sha256[:16]}…, notAfter {_when(leaf)}), stored is serial "
-            f"{stored.serial} (sha256 {stored.sha256[:16]}…, notAfter {_when(stored)}, {newer}). "
-            "Renewed but not reloaded: run the nginx-reload runbook."
+            _leaf_words(label, leaf, stored, location)
+            + ", newer). Renewed but not reloaded: run the nginx-reload runbook."
         )
-        if len(differing) > 1:
-            message += f" {len(differing)} of {len(served)} backends differ."
-        finding = make("served_not_stored", message, backends=tuple(label for label, _ in differing))
+        if len(better) > 1:
+            message += f" {len(better)} of {len(served)} backends serve the old certificate."
+        findings.append(make("served_not_stored", message, backends=tuple(label for label, _ in better)))
+    if worse:
+        label, leaf, why = worse[0]
+        message = (
+            _leaf_words(label, leaf, stored, location)
+            + f"). The stored one is {why}: reloading would make things worse."
+        )
+        if len(worse) > 1:
+            message += f" {len(worse)} of {len(served)} backends differ this way."
+        findings.append(make("stored_outdated", message, backends=tuple(label for label, _, _ in worse)))
     return StoredComparison(
         endpoint=endpoint.name,
         location=location,
         stored=stored,
         served=tuple(served),
         differing=tuple(label for label, _ in differing),
-        finding=finding,
+        finding=findings[0] if findings else None,
+        findings=tuple(findings),
+        cleared=tuple(cleared),
     )
+
+
+_UNREADABLE_HINTS = {
+    "host_key_changed": (
+        "Do not trust the new key blindly: this may be a man-in-the-middle attack, or the host "
+        "was re-installed. Check the new fingerprint out of band (on the host: ssh-keygen -lf "
+        "/etc/ssh/ssh_host_ed25519_key.pub); only if it matches, remove the old entry "
+        "(ssh-keygen -R HOST) and add the new one to the endpoint's known_hosts."
+    ),
+    "host_key_unknown": (
+        "Add the host key to the endpoint's known_hosts: fetch it with ssh-keyscan -p PORT HOST, "
+        "compare its fingerprint (ssh-keygen -lf) with the one shown on the host itself "
+        "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then append the line."
+    ),
+    "timeout": (
+        "The SSH host did not answer within the endpoint's timeout: check that sshd runs on "
+        "that host and port and that no firewall drops the connection (or raise timeout)."
+    ),
+    "ssh": (
+        "Check the endpoint's ssh settings (host, port, user, identity_files) and that sshd "
+        "accepts that key and offers SFTP."
+    ),
+    "path": (
+        "Check stored.path: it must name the certificate file the server loads (e.g. certbot's "
+        "live/<name>/fullchain.pem), readable by the SSH user."
+    ),
+    "not_certificate": (
+        "Check stored.path: it must name a PEM certificate (or chain) file, not a key or a config file."
+    ),
+    "no_ssh": "Give the endpoint an ssh target (host, user, known_hosts) to read stored.path on.",
+    "kubectl": (
+        "Check that kubectl works on the SSH target and that the secret exists: "
+        "kubectl get secret -n NAMESPACE NAME."
+    ),
+}
+
+
+def unreadable(endpoint: Endpoint, error: str, kind: str) -> Finding:
+    """The ``stored_unreadable`` finding: critical for a changed SSH host key, else warning."""
+    where = stored_location(endpoint)
+    reason = " ".join(error.split())  # one line, whatever the SSH layer wrote
+    severity = Severity.CRITICAL if kind == "host_key_changed" else Severity.WARNING
+    message = (
+        f"could not read the stored certificate ({where}): {reason}. The served certificate "
+        "was not compared with it: a renewal that was not reloaded would go unnoticed"
+    )
+    return make(
+        "stored_unreadable",
+        message,
+        severity=severity,
+        hint=_UNREADABLE_HINTS.get(kind),
+    )
+
+
+async def read_stored(
+    endpoint: Endpoint,
+    *,
+    runner: CommandRunner | None = None,
+    runner_factory: RunnerFactory | None = None,
+    deadline: float,
+) -> CertInfo | StoredCertError:
+    """Read the endpoint's stored leaf, all done by ``deadline`` (loop time). Never raises:
+    a failure is returned as a :class:`StoredCertError` (its ``kind`` says why).
+
+    The SSH connect timeout is capped by what is left of the deadline; a connection
+    this opens is closed within the deadline too.
+    """
+    loop = asyncio.get_running_loop()
+    location = stored_location(endpoint)
+
+    def left() -> float:
+        return max(deadline - loop.time(), 0.0)
+
+    if endpoint.stored is None:
+        return StoredCertError(f"endpoint {endpoint.name} has no stored certificate configured")
+    if runner is None and endpoint.ssh is None:
+        return StoredCertError(
+            f"endpoint {endpoint.name} says where its certificate is stored but has no ssh target to read it",
+            kind="no_ssh",
+        )
+    own = runner is None
+    budget = left()
+    if runner is None:
+        assert endpoint.ssh is not None
+        target = endpoint.ssh
+        if target.connect_timeout > budget - CONNECT_MARGIN:
+            # The runner's own timeout fires first and says "timed out" in its words.
+            target = replace(target, connect_timeout=max(budget - CONNECT_MARGIN, 0.05))
+        runner = (runner_factory or runner_for)(target)
+    try:
+        try:
+            return await asyncio.wait_for(read_stored_cert(endpoint, runner), budget)
+        except TimeoutError:
+            return StoredCertError(
+                f"reading the stored certificate ({location}) timed out: no answer within the "
+                f"{endpoint.timeout:g} s timeout of the check",
+                kind="timeout",
+            )
+        except StoredCertError as exc:
+            return exc
+        except CertpagerError as exc:
+            return StoredCertError(str(exc))
+    finally:
+        if own:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(runner.close(), max(left(), CLOSE_GRACE))
+
+
+CONNECT_MARGIN = 0.1
+"""Seconds before the deadline at which the SSH connect gives up on its own."""
+CLOSE_GRACE = 0.25
+"""Longest wait for an SSH connection to close once the deadline has passed."""
+
+
+def comparison_of(
+    endpoint: Endpoint, report: EndpointReport, read: CertInfo | StoredCertError
+) -> StoredComparison:
+    """The comparison for what :func:`read_stored` returned (pure)."""
+    if endpoint.stored is None:
+        return StoredComparison(endpoint.name, "", None, tuple(served_leaves(report)), (), None)
+    if isinstance(read, StoredCertError):
+        finding = unreadable(endpoint, str(read), read.kind)
+        return StoredComparison(
+            endpoint.name,
+            stored_location(endpoint),
+            None,
+            tuple(served_leaves(report)),
+            (),
+            finding,
+            str(read),
+            read.kind,
+            (finding,),
+        )
+    return compare(endpoint, report, read)
 
 
 async def compare_stored(
@@ -210,33 +473,11 @@ async def compare_stored(
         timeout: overall seconds for connecting and reading.
 
     Returns:
-        A :class:`StoredComparison`; never raises (errors go to ``.error``).
+        A :class:`StoredComparison`; never raises (a failure to read is ``.error`` and a
+        ``stored_unreadable`` finding).
     """
-    location = stored_location(endpoint)
     if endpoint.stored is None:
-        return StoredComparison(endpoint.name, "", None, tuple(served_leaves(report)), (), None)
-
-    def failed(message: str) -> StoredComparison:
-        return StoredComparison(
-            endpoint.name, location, None, tuple(served_leaves(report)), (), None, message
-        )
-
-    if runner is None and endpoint.ssh is None:
-        return failed(
-            f"endpoint {endpoint.name} says where its certificate is stored but has no ssh target to read it"
-        )
-    own = runner is None
-    if runner is None:
-        assert endpoint.ssh is not None
-        runner = (runner_factory or runner_for)(endpoint.ssh)
-    try:
-        stored = await asyncio.wait_for(read_stored_cert(endpoint, runner), timeout)
-    except TimeoutError:
-        return failed(f"reading the stored certificate ({location}) took longer than {timeout:g} s")
-    except CertpagerError as exc:
-        return failed(str(exc))
-    finally:
-        if own:
-            with contextlib.suppress(Exception):
-                await runner.close()
-    return compare(endpoint, report, stored)
+        return comparison_of(endpoint, report, StoredCertError("not configured"))
+    deadline = asyncio.get_running_loop().time() + timeout
+    read = await read_stored(endpoint, runner=runner, runner_factory=runner_factory, deadline=deadline)
+    return comparison_of(endpoint, report, read)

@@ -11,7 +11,6 @@ from certpager import monitor
 from certpager import stored as stored_module
 from certpager.config import Endpoint, Settings, StoredCert
 from certpager.probe import EndpointReport, Status
-from certpager.stored import compare
 from certpager.tui import services
 from certpager.tui.facts import endpoint_facts
 
@@ -29,11 +28,11 @@ async def test_default_checker_adds_the_stored_comparison(monkeypatch: pytest.Mo
     async def fake_check(ep: Endpoint, **kw: object) -> EndpointReport:
         return served
 
-    async def fake_compare(ep: Endpoint, report: EndpointReport, **kw: object) -> object:
-        return compare(ep, report, renewed)
+    async def fake_read(ep: Endpoint, **kw: object) -> object:
+        return renewed
 
     monkeypatch.setattr(monitor, "check_endpoint", fake_check)
-    monkeypatch.setattr(stored_module, "compare_stored", fake_compare)
+    monkeypatch.setattr(stored_module, "read_stored", fake_read)
     report = await services.default_checker(Settings(), tuilab.frozen_clock)(endpoint)
     assert "served_not_stored" in [f.code for f in report.findings]
     assert report.status is Status.CRITICAL
@@ -50,12 +49,12 @@ async def test_default_checker_skips_the_comparison_without_stored(monkeypatch: 
     async def fake_check(ep: Endpoint, **kw: object) -> EndpointReport:
         return served
 
-    async def fake_compare(ep: Endpoint, report: EndpointReport, **kw: object) -> object:
+    async def fake_read(ep: Endpoint, **kw: object) -> object:
         calls.append(ep.name)
         raise AssertionError("not called")
 
     monkeypatch.setattr(monitor, "check_endpoint", fake_check)
-    monkeypatch.setattr(stored_module, "compare_stored", fake_compare)
+    monkeypatch.setattr(stored_module, "read_stored", fake_read)
     assert await services.default_checker(Settings())(endpoint) is served
     assert calls == []
 

@@ -84,11 +84,14 @@ async def test_errors_are_reported_not_raised() -> None:
     runner = FakeRunner({"kubectl": FakeResponse(exit_status=1, stderr="forbidden")})
     ep = endpoint(StoredCert(kind="secret", namespace="web", secret="app-tls"))
     result = await compare_stored(ep, report_serving(leaf_pem(2)), runner=runner)
-    assert result.finding is None and result.error is not None and "kubectl get secret failed" in result.error
+    assert result.error is not None and "kubectl get secret failed" in result.error
+    assert result.finding is not None and result.finding.code == "stored_unreadable"
+    assert result.error_kind == "kubectl" and "kubectl get secret failed" in result.finding.message
     missing = await compare_stored(
         endpoint(StoredCert(kind="file", path="/nope")), report_serving(leaf_pem(2)), runner=FakeRunner()
     )
-    assert missing.error is not None and "no such file" in missing.error
+    assert missing.error is not None and "no such file" in missing.error and missing.error_kind == "path"
+    assert missing.finding is not None and "root@web1:/nope" in missing.finding.message
     own = FakeRunner(files={"/x.pem": leaf_pem(2)})
     made = await compare_stored(
         endpoint(StoredCert(kind="file", path="/x.pem")),

@@ -24,7 +24,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, N
 from OpenSSL import crypto
 
 from certpager.config import Thresholds, ip_literal, is_ip
-from certpager.probe.findings import make
+from certpager.probe.findings import RELOAD_RUNBOOK, make, readvise
 from certpager.probe.model import CertInfo, ChainAnalysis, Finding, Severity
 from certpager.probe.trust import TrustStore
 
@@ -337,15 +337,94 @@ def expiry_findings(leaf: CertInfo, now: datetime, thresholds: Thresholds) -> li
         )
     lifetime = leaf.lifetime_days
     if lifetime > 0 and days < lifetime / 3:
-        out.append(
-            make(
-                "renewal_overdue",
-                f"only {_days(days)} of a {lifetime:.0f}-day lifetime left: automatic renewal "
-                f"(at 1/3 left, {_when(leaf.not_after - (leaf.not_after - leaf.not_before) / 3)}) "
-                "did not happen",
-            )
-        )
+        out.append(make("renewal_overdue", _overdue(leaf, now) + " did not happen"))
     return out
+
+
+def _overdue(leaf: CertInfo, now: datetime) -> str:
+    """``only 12.0 days of a 90-day lifetime left: automatic renewal (at 1/3 left, ...)``."""
+    return (
+        f"only {_days(leaf.days_left(now))} of a {leaf.lifetime_days:.0f}-day lifetime left: automatic "
+        f"renewal (at 1/3 left, {_when(leaf.not_after - (leaf.not_after - leaf.not_before) / 3)})"
+    )
+
+
+# --- served vs stored: one incident, one recommendation -------------------------------
+
+LEAF_CODES = frozenset(
+    {"cert_expired", "cert_not_yet_valid", "expires_soon", "renewal_overdue", "hostname_mismatch"}
+)
+"""Findings about the served leaf alone: serving another leaf can clear them."""
+
+
+def leaf_codes(leaf: CertInfo, now: datetime, thresholds: Thresholds, hostname: str) -> frozenset[str]:
+    """The :data:`LEAF_CODES` that ``leaf`` would raise if it were served for ``hostname`` at ``now``."""
+    codes = {f.code for f in expiry_findings(leaf, now, thresholds)}
+    if not match_hostname(leaf.dns_sans, hostname, leaf.ip_sans):
+        codes.add("hostname_mismatch")
+    return frozenset(codes)
+
+
+def reload_verdict(
+    served: CertInfo, stored: CertInfo, now: datetime, thresholds: Thresholds, hostname: str
+) -> tuple[frozenset[str], str | None]:
+    """What loading ``stored`` in place of ``served`` would do.
+
+    Returns:
+        ``(cleared, worse)``: the :data:`LEAF_CODES` of the served leaf that the stored one
+        does not have (a reload fixes them), and, when the stored leaf is not a
+        better certificate to serve (older, not valid now, or without the name the
+        served one covers), why in words (then nothing is cleared).
+    """
+    if now < stored.not_before:
+        return frozenset(), f"a certificate that is not valid until {_when(stored.not_before)}"
+    if stored.not_after <= now:
+        return frozenset(), f"a certificate that expired on {_when(stored.not_after)}"
+    stored_codes = leaf_codes(stored, now, thresholds, hostname)
+    served_codes = leaf_codes(served, now, thresholds, hostname)
+    if "hostname_mismatch" in stored_codes and "hostname_mismatch" not in served_codes:
+        return frozenset(), f"a certificate whose names do not cover {hostname}"
+    if stored.not_after <= served.not_after:
+        return frozenset(), (
+            f"an older certificate (valid until {_when(stored.not_after)}; the served one until "
+            f"{_when(served.not_after)})"
+        )
+    return served_codes - stored_codes, None
+
+
+def renewed_on_disk(
+    findings: Sequence[Finding],
+    served: CertInfo,
+    stored: CertInfo,
+    cleared: frozenset[str],
+    now: datetime,
+    location: str,
+) -> tuple[Finding, ...]:
+    """One incident, one recommendation: the findings about ``served`` that loading the
+    newer ``stored`` leaf clears (``cleared``, from :func:`reload_verdict`) recommend the
+    reload, not a renewal; ``renewal_overdue`` says the renewal happened. Other findings
+    are returned unchanged."""
+    if not cleared:
+        return tuple(findings)
+    hint = (
+        f"Already renewed on disk: {location} holds serial {stored.serial[:16]}, valid until "
+        f"{_when(stored.not_after)}. Reload the server so that it serves it; do not force a "
+        "renewal (it spends CA rate limit for nothing)."
+    )
+    out: list[Finding] = []
+    for f in findings:
+        if f.code not in cleared:
+            out.append(f)
+            continue
+        message = None
+        if f.code == "renewal_overdue":
+            message = (
+                f"{_overdue(served, now)} happened on disk (the stored certificate is dated "
+                f"{_when(stored.not_before)}), but the server was not reloaded and still serves "
+                "the old one"
+            )
+        out.append(readvise(f, hint=hint, runbook=RELOAD_RUNBOOK, message=message))
+    return tuple(out)
 
 
 # --- trust and chain -------------------------------------------------------------

@@ -5,7 +5,7 @@ One map from code to spec; analysis code builds findings with :func:`make`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from certpager.probe.model import Finding, Severity
 
@@ -28,6 +28,8 @@ class FindingSpec:
 
 _RENEW = "certbot-force-renew"
 _RELOAD = "nginx-reload"
+RELOAD_RUNBOOK = _RELOAD
+"""The runbook that makes the server load what is on disk."""
 
 SPECS: dict[str, FindingSpec] = {
     s.code: s
@@ -217,6 +219,21 @@ SPECS: dict[str, FindingSpec] = {
             _RELOAD,
         ),
         FindingSpec(
+            "stored_outdated",
+            Severity.WARNING,
+            "stored certificate is no better than the served one",
+            "Do not reload: the server would then serve the stored certificate. Check that "
+            "stored.path names the file the server loads (certbot: live/<name>/fullchain.pem) "
+            "and where the last renewal wrote its certificate.",
+        ),
+        FindingSpec(
+            "stored_unreadable",
+            Severity.WARNING,
+            "stored certificate could not be checked",
+            "Check the endpoint's ssh settings and stored.path; until the stored certificate can "
+            "be read, a renewal that was not reloaded goes unnoticed.",
+        ),
+        FindingSpec(
             "backends_disagree",
             Severity.CRITICAL,
             "backends serve different certificates",
@@ -295,6 +312,26 @@ ERROR_CODES = frozenset(
         "handshake_failed",
     }
 )
+
+
+INFO_LABEL = "note"
+"""What the hint of an info finding is called (it is context, not a fix)."""
+FIX_LABEL = "fix"
+"""What the hint of a finding worse than info is called."""
+
+
+def hint_label(finding: Finding) -> str:
+    """``fix`` for a finding that needs one, ``note`` for an info finding (nothing to fix)."""
+    return INFO_LABEL if finding.severity == Severity.INFO else FIX_LABEL
+
+
+def readvise(finding: Finding, *, hint: str, runbook: str | None, message: str | None = None) -> Finding:
+    """``finding`` with other advice (and, when given, another message); code, severity
+    and backends unchanged. Used when a fact outside the finding's own check (the stored
+    certificate) changes what fixes it."""
+    return replace(
+        finding, hint=hint, runbook=runbook, message=finding.message if message is None else message
+    )
 
 
 def make(

@@ -259,6 +259,7 @@ class AsyncsshRunner:
                     host=host,
                     port=port,
                     fingerprint=None,
+                    changed=True,
                 ) from None
             raise fail(f"SSH key exchange with {where} failed: {text}", "connect") from None
         except asyncssh.ConfigParseError as exc:
@@ -344,7 +345,7 @@ class AsyncsshRunner:
                 if line
                 else "certpager never trusts a first key."
             )
-        return HostKeyError(message, host=host, port=port, fingerprint=fp)
+        return HostKeyError(message, host=host, port=port, fingerprint=fp, changed=bool(trusted))
 
     async def _quoting_self_test(self, info: ConnectionInfo) -> None:
         """Refuse a login shell that does not parse POSIX quoting the way ``shlex`` writes it."""
