@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from certpager.probe.findings import hint_label
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding, Status
 
 
@@ -219,7 +220,7 @@ def render_table(
             lines.append(f"    {tag} {f.code}{where}: {_strip_controls(f.message)}")
             fix = f.hint + (f" (runbook: {f.runbook})" if f.runbook else "")
             if fix:
-                lines.append(f"             fix: {fix}")
+                lines.append(f"             {hint_label(f)}: {fix}")
     counts: dict[Status, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1

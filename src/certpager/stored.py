@@ -290,6 +290,12 @@ def compare(endpoint: Endpoint, report: EndpointReport, stored: CertInfo) -> Sto
             cleared.append((label, codes))
         else:
             worse.append((label, leaf, why))
+    everyone = {b.handshake.label for b in report.backends}
+
+    def seen_on(labels: list[str]) -> tuple[str, ...]:
+        """Backends named as the engine names them: none when every backend is concerned."""
+        return () if set(labels) >= everyone or len(everyone) <= 1 else tuple(labels)
+
     findings: list[Finding] = []
     if better:
         label, leaf = better[0]
@@ -299,7 +305,7 @@ def compare(endpoint: Endpoint, report: EndpointReport, stored: CertInfo) -> Sto
         )
         if len(better) > 1:
             message += f" {len(better)} of {len(served)} backends serve the old certificate."
-        findings.append(make("served_not_stored", message, backends=tuple(label for label, _ in better)))
+        findings.append(make("served_not_stored", message, backends=seen_on([label for label, _ in better])))
     if worse:
         label, leaf, why = worse[0]
         message = (
@@ -308,7 +314,7 @@ def compare(endpoint: Endpoint, report: EndpointReport, stored: CertInfo) -> Sto
         )
         if len(worse) > 1:
             message += f" {len(worse)} of {len(served)} backends differ this way."
-        findings.append(make("stored_outdated", message, backends=tuple(label for label, _, _ in worse)))
+        findings.append(make("stored_outdated", message, backends=seen_on([label for label, _, _ in worse])))
     return StoredComparison(
         endpoint=endpoint.name,
         location=location,

@@ -21,7 +21,8 @@ _HIDDEN = frozenset(
         "protocols_accepted",  # folded into "protocols"
         "protocol_notes",
         "protocol_probes",
-        "client_ca_names",  # folded into "mTLS"
+        "client_ca_names",  # in the client_cert_required finding
+        "client_auth_http",  # folded into "mTLS"
         "client_auth_note",
     }
 )
@@ -121,12 +122,32 @@ def no_sni_fact(value: Mapping[str, object]) -> Fact:
     return Fact("without SNI", f"{state}: {_get(value, 'error')}".rstrip(": "))
 
 
-def mtls_fact(state: str, names: object) -> Fact | None:
+_MTLS_WORDS = {
+    "optional": "optional: the server asks for a client certificate but completes the handshake without one",
+    "required": "required: the server refuses a client without a certificate",
+    "accepted": "required, and the configured client certificate is accepted",
+    "rejected": "the server refuses the configured client certificate",
+}
+
+
+def mtls_fact(state: str, http: object = None) -> Fact | None:
+    """One mTLS line: what the server asks of clients and what it did with ours.
+
+    The accepted CA names are not repeated here: the ``client_cert_required`` finding
+    states them (an empty list from the server reads "any CA"). ``http`` is the
+    ``client_auth_http`` fact (the HTTPS answer that decided the verdict), folded in.
+    """
     if state in ("", "not_requested"):
         return None
-    ca = flat(names) if names else "any CA"
+    text = _MTLS_WORDS.get(state, f"client certificate {state.replace('_', ' ')}")
+    if isinstance(http, Mapping):
+        status, detail = _get(http, "status"), _get(http, "detail")
+        if status:
+            text += f" (HTTPS answered {status}{f': {detail}' if detail else ''})"
+        elif detail:
+            text += f" (HTTPS check: {detail})"
     tone = "critical" if state == "rejected" else "muted"
-    return Fact("mTLS", f"client certificate {state.replace('_', ' ')}; accepted CAs: {ca}", tone)
+    return Fact("mTLS", text, tone)
 
 
 def aia_fact(value: Mapping[str, object]) -> Fact:
@@ -182,7 +203,7 @@ def endpoint_facts(extra: Mapping[str, object]) -> list[Fact]:
     no_sni = take("no_sni")
     if isinstance(no_sni, Mapping):
         out.append(no_sni_fact(no_sni))
-    mtls = mtls_fact(str(take("client_auth") or ""), take("client_ca_names"))
+    mtls = mtls_fact(str(take("client_auth") or ""), take("client_auth_http"))
     if mtls is not None:
         out.append(mtls)
     agree = take("backends_agree")
@@ -212,7 +233,7 @@ def endpoint_facts(extra: Mapping[str, object]) -> list[Fact]:
 def backend_facts(extra: Mapping[str, object]) -> list[Fact]:
     """Per-backend facts worth a line (weak suites, mTLS, errors of the extra probes)."""
     out: list[Fact] = []
-    mtls = mtls_fact(str(extra.get("client_auth") or ""), extra.get("client_ca_names"))
+    mtls = mtls_fact(str(extra.get("client_auth") or ""))
     if mtls is not None:
         out.append(mtls)
     cipher = extra.get("cipher_check")

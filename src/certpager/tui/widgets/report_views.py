@@ -20,6 +20,7 @@ from textual.widget import Widget
 
 from certpager.config import Endpoint
 from certpager.probe import BackendResult, EndpointReport, Severity, Status
+from certpager.probe.findings import hint_label
 from certpager.tui import facts, view
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -163,7 +164,7 @@ class FindingsView(ReportView):
             body.append(view.printable(finding.message))
             body.append(f"  {finding.code}", self._style("muted"))
             if finding.hint:
-                body.append("\nFix  ", self._style("muted"))
+                body.append(f"\n{hint_label(finding).capitalize()}  ", self._style("muted"))
                 body.append(view.printable(finding.hint))
             if finding.runbook:
                 body.append("\nRunbook  ", self._style("muted"))
@@ -224,10 +225,10 @@ class HandshakeView(ReportView):
             f" · TLS {view.ms_text(t.handshake_ms)} · total {view.ms_text(t.total_ms)}",
             muted,
         )
-        if hs.client_cert_requested:
-            names = ", ".join(view.printable(n) for n in hs.client_ca_names) or "any CA"
-            text.append("\nclient certificate requested; accepted CAs: ")
-            text.append(names)
+        if hs.client_cert_requested and "client_auth" not in backend.extra:
+            # Without the deeper checks' verdict (the mTLS fact below), say only that it was
+            # asked for: the accepted CAs are in the client_cert_required finding.
+            text.append("\nclient certificate requested", muted)
         if hs.client_auth_error:
             text.append("\nclient certificate refused: ", self._status_style(Status.CRITICAL))
             text.append(view.printable(hs.client_auth_error))
