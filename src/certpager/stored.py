@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import math
 import re
 import shlex
 from dataclasses import dataclass, replace
@@ -103,6 +104,9 @@ def stored_location(endpoint: Endpoint) -> str:
     return f"secret {stored.namespace}/{stored.secret} (kubectl on {host})"
 
 
+_CANNOT_READ = "cannot read the stored certificate: "
+
+
 def _ssh_kind(exc: SSHError) -> str:
     """The :data:`UNREADABLE_KINDS` entry of an SSH failure."""
     if isinstance(exc, HostKeyError):
@@ -133,7 +137,7 @@ async def read_stored_cert(
         try:
             data = await runner.read_file(stored.path, max_bytes=MAX_STORED_BYTES)
         except SSHError as exc:
-            raise StoredCertError(f"cannot read the stored certificate: {exc}", kind=_ssh_kind(exc)) from None
+            raise StoredCertError(f"{_CANNOT_READ}{exc}", kind=_ssh_kind(exc)) from None
         return first_certificate(data, where)
     assert stored.secret is not None
     command = shlex.join(
@@ -157,7 +161,7 @@ async def read_stored_cert(
             on_output=lambda stream, line: lines.append(line) if stream == "stdout" else None,
         )
     except SSHError as exc:
-        raise StoredCertError(f"cannot read the stored certificate: {exc}", kind=_ssh_kind(exc)) from None
+        raise StoredCertError(f"{_CANNOT_READ}{exc}", kind=_ssh_kind(exc)) from None
     if not result.ok:
         raise StoredCertError(f"{where}: kubectl get secret failed ({result.exit_status})", kind="kubectl")
     try:
@@ -366,6 +370,7 @@ def unreadable(endpoint: Endpoint, error: str, kind: str) -> Finding:
     """The ``stored_unreadable`` finding: critical for a changed SSH host key, else warning."""
     where = stored_location(endpoint)
     reason = " ".join(error.split())  # one line, whatever the SSH layer wrote
+    reason = reason.removeprefix(_CANNOT_READ)
     severity = Severity.CRITICAL if kind == "host_key_changed" else Severity.WARNING
     message = (
         f"could not read the stored certificate ({where}): {reason}. The served certificate "
@@ -393,7 +398,6 @@ async def read_stored(
     this opens is closed within the deadline too.
     """
     loop = asyncio.get_running_loop()
-    location = stored_location(endpoint)
 
     def left() -> float:
         return max(deadline - loop.time(), 0.0)
@@ -412,15 +416,15 @@ async def read_stored(
         target = endpoint.ssh
         if target.connect_timeout > budget - CONNECT_MARGIN:
             # The runner's own timeout fires first and says "timed out" in its words.
-            target = replace(target, connect_timeout=max(budget - CONNECT_MARGIN, 0.05))
+            capped = math.floor((budget - CONNECT_MARGIN) * 10) / 10  # "timed out after 2.8 s"
+            target = replace(target, connect_timeout=max(capped, 0.1))
         runner = (runner_factory or runner_for)(target)
     try:
         try:
             return await asyncio.wait_for(read_stored_cert(endpoint, runner), budget)
         except TimeoutError:
             return StoredCertError(
-                f"reading the stored certificate ({location}) timed out: no answer within the "
-                f"{endpoint.timeout:g} s timeout of the check",
+                f"timed out: no answer over SSH within the check's {endpoint.timeout:g} s timeout",
                 kind="timeout",
             )
         except StoredCertError as exc:

@@ -72,3 +72,42 @@ def test_mtls_and_weak_cipher_per_backend() -> None:
     assert (
         backend_facts({"client_auth": "not_requested", "cipher_check": {"negotiated_weaknesses": []}}) == []
     )
+
+
+def test_mtls_is_one_coherent_line_without_dashes() -> None:
+    # What the ledger drill's deeper checks report: the server sent one CA name, the
+    # configured client certificate was accepted, the HTTPS request with it answered 200.
+    extra = {
+        "client_auth": "accepted",
+        "client_ca_names": ["CN=Client CA"],
+        "client_auth_http": {"status": 200, "verdict": None, "detail": None},
+    }
+    facts = endpoint_facts(extra)
+    assert [(f.label, f.value, f.tone) for f in facts] == [
+        ("mTLS", "required, and the configured client certificate is accepted (HTTPS answered 200)", "muted")
+    ]
+    per_backend = backend_facts({"client_auth": "accepted"})
+    assert [(f.label, f.value) for f in per_backend] == [
+        ("mTLS", "required, and the configured client certificate is accepted")
+    ]
+    # The accepted CA names live in the client_cert_required finding only: no fact line
+    # says "any CA" beside a finding that names the CA, and none is a row of dashes.
+    for fact in [*facts, *per_backend]:
+        assert "any CA" not in fact.value and "CN=Client CA" not in fact.value and "—" not in fact.value
+    refused = endpoint_facts(
+        {
+            "client_auth": "rejected",
+            "client_auth_http": {
+                "status": 400,
+                "verdict": "rejected",
+                "detail": "No required SSL certificate",
+            },
+        }
+    )
+    assert [(f.value, f.tone) for f in refused] == [
+        (
+            "the server refuses the configured client certificate (HTTPS answered 400: No required SSL "
+            "certificate)",
+            "critical",
+        )
+    ]

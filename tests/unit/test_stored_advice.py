@@ -239,3 +239,37 @@ def test_the_hint_of_an_info_finding_is_a_note_not_a_fix() -> None:
     after_warn = lines[lines.index(next(line for line in lines if "hsts_missing" in line)) + 1]
     assert after_info.strip().startswith("note: This is mTLS")
     assert after_warn.strip().startswith("fix: Send HSTS")
+
+
+async def test_the_stored_read_shares_the_deadline_and_caps_the_ssh_connect_timeout() -> None:
+    import asyncio
+
+    from certpager.stored import read_stored
+
+    targets: list[SSHTarget] = []
+
+    class Silent:
+        """An SSH host that never answers."""
+
+        closed = False
+
+        async def read_file(self, path: str, *, max_bytes: int = 0) -> bytes:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def close(self) -> None:
+            self.closed = True
+
+    silent = Silent()
+
+    def factory(target: SSHTarget) -> Silent:
+        targets.append(target)
+        return silent
+
+    ep = endpoint()
+    assert ep.ssh is not None and ep.ssh.connect_timeout == 10.0
+    loop = asyncio.get_running_loop()
+    result = await read_stored(ep, runner_factory=factory, deadline=loop.time() + 0.5)  # type: ignore[arg-type]
+    assert isinstance(result, StoredCertError) and result.kind == "timeout"
+    assert "timed out" in str(result)
+    assert targets[0].connect_timeout <= 0.5 and silent.closed
