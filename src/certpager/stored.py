@@ -2,19 +2,23 @@
 
 An endpoint may say where its certificate is stored (``stored: {path: ...}``, a
 file on its SSH host, read over SFTP; or ``stored: {secret: ns/name}``, a
-Kubernetes TLS secret read with ``kubectl`` on the SSH target). When the stored
-leaf differs from the leaf a backend serves, :func:`compare_stored` reports a
-``served_not_stored`` finding with both fingerprints and dates, whose runbook is
-``nginx-reload``.
+Kubernetes TLS secret read with ``kubectl`` on the SSH target). Per backend that
+serves another leaf:
 
-Usage (``certpager check``, the TUI)::
+- the stored leaf is newer and valid: ``served_not_stored`` (runbook
+  ``nginx-reload``), and every finding about the served leaf that serving the stored
+  one clears recommends the reload too (one incident, one recommendation);
+- it is no better (older, not valid now, without the name): ``stored_outdated``;
+- it cannot be read: ``stored_unreadable`` (critical for a changed SSH host key).
 
-    report = await check_endpoint(endpoint)
-    comparison = await compare_stored(endpoint, report)
-    if comparison.finding:
-        ...  # add it to the report's findings; comparison.error says why nothing was compared
+Usage (``certpager check`` and the TUI do this in :func:`certpager.monitor.check_full`,
+reading while the probe runs, within the endpoint's deadline)::
 
-The comparison never raises; a failure to read is :attr:`StoredComparison.error`.
+    read = await read_stored(endpoint, deadline=loop.time() + endpoint.timeout)
+    report = comparison_of(endpoint, report, read).apply(report)
+
+or ``await compare_stored(endpoint, report)`` for both steps. Nothing here raises;
+a failure to read is :attr:`StoredComparison.error` and a finding.
 """
 
 from __future__ import annotations

@@ -88,8 +88,11 @@ async def test_compare_stored_reports_why_it_could_not_compare(web: E2EStack, tm
     assert app is not None and nossh is not None and plain is not None
     report = await check_endpoint(with_overrides(app, check_protocols=False))
     missing = await compare_stored(app, report)
-    assert missing.finding is None and missing.error is not None and "no such file" in missing.error
+    assert missing.error is not None and "no such file" in missing.error
+    assert missing.finding is not None and missing.finding.code == "stored_unreadable"
+    assert missing.finding.severity is Severity.WARNING and "no such file" in missing.finding.message
     no_ssh = await compare_stored(nossh, report)
     assert no_ssh.error is not None and "no ssh target" in no_ssh.error
+    assert no_ssh.finding is not None and no_ssh.finding.code == "stored_unreadable"
     not_configured = await compare_stored(plain, report)
     assert not not_configured.configured and not_configured.error is None and not_configured.finding is None

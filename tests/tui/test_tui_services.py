@@ -67,3 +67,26 @@ async def test_safe_check_turns_a_raise_into_an_error_report() -> None:
     assert report.status is Status.ERROR
     assert report.error == "internal error while probing: ValueError: bug [/]"
     assert report.checked_at == tuilab.NOW
+
+
+async def test_default_checker_never_shows_an_unreadable_stored_certificate_as_ok(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint = dataclasses.replace(lab("www"), stored=StoredCert(kind="file", path="/etc/x/fullchain.pem"))
+    served = tuilab.build(endpoint, tuilab.scenario()["www"], tuilab.NOW)
+    assert served.status is Status.OK
+
+    async def fake_check(ep: Endpoint, **kw: object) -> EndpointReport:
+        return served
+
+    async def fake_read(ep: Endpoint, **kw: object) -> object:
+        return stored_module.StoredCertError("host key for web1 is not known", kind="host_key_unknown")
+
+    monkeypatch.setattr(monitor, "check_endpoint", fake_check)
+    monkeypatch.setattr(stored_module, "read_stored", fake_read)
+    report = await services.default_checker(Settings(), tuilab.frozen_clock)(endpoint)
+    assert report.status is Status.WARNING
+    (finding,) = [f for f in report.findings if f.code == "stored_unreadable"]
+    assert "host key for web1 is not known" in finding.message
+    facts = {f.label: f for f in endpoint_facts(report.extra)}
+    assert facts["stored"].tone == "warning" and "not compared" in facts["stored"].value
