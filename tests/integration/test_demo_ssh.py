@@ -22,6 +22,7 @@ from tests.integration.demo.support import (
 from certpager.config import Config, load_config
 from certpager.demo.info import LabInfo
 from certpager.errors import SSHError
+from certpager.monitor import check_full
 from certpager.probe.engine import check_endpoint
 from certpager.ssh import AsyncsshRunner, RemoteState
 from certpager.stored import compare_stored
@@ -123,6 +124,15 @@ async def test_renewed_but_not_reloaded_is_detected_over_sftp(config: Config, la
     comparison = await compare_stored(auth, report)
     assert comparison.error is None, comparison.error
     assert comparison.finding is not None and comparison.finding.code == "served_not_stored"
+    # One incident, one recommendation: the expiry findings of the drill recommend the reload.
+    full = await check_full(auth)
+    advice = {f.code: f.runbook for f in full.findings}
+    assert (
+        advice["served_not_stored"] == advice["expires_soon"] == advice["renewal_overdue"] == "nginx-reload"
+    )
+    assert not {"certbot-force-renew", "certbot-dry-run"} & set(advice.values())
+    overdue = next(f for f in full.findings if f.code == "renewal_overdue")
+    assert "did not happen" not in overdue.message and "happened on disk" in overdue.message
 
     shop = config.endpoint("shop")
     assert shop is not None
