@@ -164,3 +164,20 @@ async def test_recheck_from_detail_updates_it(checker: tuilab.FakeChecker) -> No
         assert checker.calls == ["www"]
         assert screen.report is not None and screen.report.status.value == "error"
         assert "no handshake completed" in tree_text(screen.query_one(ChainTree))
+
+
+async def test_an_info_finding_reads_as_a_note_not_a_fix() -> None:
+    import dataclasses
+
+    checker = tuilab.FakeChecker()
+    checker.specs["www"] = dataclasses.replace(
+        checker.specs["www"],
+        findings=(("client_cert_required", "the server requests a client certificate (mTLS)"),),
+    )
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "www")
+        text = plain(screen.query_one(FindingsView))
+        assert "ℹ INFO" in text and "client_cert_required" in text
+        assert "Note  This is mTLS" in text
+        assert "Fix  This is mTLS" not in text
