@@ -428,13 +428,15 @@ async def read_stored(
             return await asyncio.wait_for(read_stored_cert(endpoint, runner), budget)
         except TimeoutError:
             return StoredCertError(
-                f"timed out: no answer over SSH within the check's {endpoint.timeout:g} s timeout",
+                f"timed out: no answer over SSH within the check's deadline ({budget:.1f} s)",
                 kind="timeout",
             )
         except StoredCertError as exc:
             return exc
         except CertpagerError as exc:
             return StoredCertError(str(exc))
+        except Exception as exc:  # a runner's bug must not take the probe's report with it
+            return StoredCertError(f"internal error: {type(exc).__name__}: {exc}")
     finally:
         if own:
             with contextlib.suppress(Exception):
