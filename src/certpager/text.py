@@ -1,0 +1,70 @@
+"""The one escaper for text that reaches a terminal.
+
+Certificate fields, server messages, remote command output, config values and
+runbook text come from people who may not mean well. Anything certpager shows on a
+terminal (the ``check`` table, the ``run`` console, the plan, the TUI, error lines on
+stderr) passes through :func:`printable`, which turns every character that could
+drive the terminal or hide what is written into a visible escape:
+
+- C0 controls (ESC, CR, BS, BEL, NUL, TAB, LF...), DEL and C1 controls (U+0080-U+009F,
+  among them the one-byte CSI U+009B): ``\\x1b``, ``\\x9b``;
+- bidi controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), zero-width and
+  other format characters (U+200B-U+200D, U+2060-U+2064, U+FEFF, U+00AD, tag
+  characters...): ``\\u202e``;
+- line and paragraph separators (U+2028, U+2029), spaces other than U+0020
+  (no-break space...), surrogates, private-use and unassigned code points.
+
+That is exactly what :meth:`str.isprintable` rejects, so text without any of them
+(nearly all of it) is returned as is, at C speed. Markup (``[bold]``) is not a terminal
+matter: the TUI renders text as ``rich.text.Text``, never as markup.
+
+certpager's own multi-line messages are split into lines *before* escaping
+(:func:`printable_lines`, :func:`emit`): a newline inside a value is escaped like any
+other control character.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+
+def escape_char(ch: str) -> str:
+    """``\\xNN`` / ``\\uNNNN`` / ``\\UNNNNNNNN`` for one character."""
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def is_printable(text: str) -> bool:
+    """Whether ``text`` holds nothing :func:`printable` would escape."""
+    return text.isprintable()
+
+
+def printable(text: str, *, tabs: bool = False) -> str:
+    """``text`` with every control, bidi, invisible or unusual-space character as a
+    visible escape (``\\x1b``, ``\\u202e``); everything else (accents, CJK, emoji) kept.
+
+    ``tabs=True`` keeps TAB as is (remote command output, where columns are aligned
+    with tabs); it moves the cursor right and nothing else.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or (tabs and ch == "\t") else escape_char(ch) for ch in text)
+
+
+def printable_lines(text: str) -> list[str]:
+    """certpager's own multi-line ``text`` as lines (split at ``\\n`` only), each escaped."""
+    return [printable(line) for line in text.split("\n")]
+
+
+def emit(stream: TextIO, text: str = "", *, end: str = "\n") -> None:
+    """Write ``text`` to a terminal stream, line by line through :func:`printable`.
+
+    The sink of every human-readable line the command line writes (stdout and stderr):
+    ``text`` may hold several of certpager's own lines (``\\n``); any other control
+    character in it is shown escaped. ``end`` is written as is.
+    """
+    stream.write("\n".join(printable_lines(text)) + end)
