@@ -25,7 +25,12 @@ other control character.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 from typing import TextIO
+
+from certpager.errors import OutputError
 
 
 def escape_char(ch: str) -> str:
@@ -60,11 +65,59 @@ def printable_lines(text: str) -> list[str]:
     return [printable(line) for line in text.split("\n")]
 
 
-def emit(stream: TextIO, text: str = "", *, end: str = "\n") -> None:
+def emit(stream: TextIO | None, text: str = "", *, end: str = "\n", flush: bool = False) -> None:
     """Write ``text`` to a terminal stream, line by line through :func:`printable`.
 
     The sink of every human-readable line the command line writes (stdout and stderr):
     ``text`` may hold several of certpager's own lines (``\\n``); any other control
     character in it is shown escaped. ``end`` is written as is.
+
+    A stream that cannot be written (closed, the reader of the pipe gone, the disk full)
+    raises :class:`~certpager.errors.OutputError` with the reason in words, and whatever
+    it still buffers is discarded (:func:`discard`), so that no later flush fails again.
     """
-    stream.write("\n".join(printable_lines(text)) + end)
+    line = "\n".join(printable_lines(text)) + end
+    guarded_write(stream, line, flush=flush)
+
+
+def guarded_write(stream: TextIO | None, data: str, *, flush: bool = False) -> None:
+    """``stream.write(data)`` (and a flush), a failure as :class:`OutputError`."""
+    if stream is None:
+        reason = write_failure(None)
+        raise OutputError(f"could not write the output: {reason}", reason=reason)
+    try:
+        stream.write(data)
+        if flush:
+            stream.flush()
+    except (OSError, ValueError) as exc:
+        discard(stream)
+        reason = write_failure(exc)
+        raise OutputError(f"could not write the output: {reason}", reason=reason) from None
+
+
+def write_failure(exc: BaseException | None) -> str:
+    """Why a write failed, in words: ``the standard output is closed``, ``the reader of
+    the pipe went away (broken pipe)``, ``No space left on device``..."""
+    if exc is None or isinstance(exc, ValueError):
+        return "the output stream is closed"
+    if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE:
+        return "the reader of the output went away (broken pipe)"
+    if isinstance(exc, OSError) and exc.errno == errno.EBADF:
+        return "the output is closed"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def discard(stream: TextIO | None) -> None:
+    """Point ``stream``'s file descriptor at ``/dev/null``: what it still buffers, and
+    anything written later, goes nowhere instead of failing again (at exit too)."""
+    if stream is None:
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
