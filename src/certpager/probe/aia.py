@@ -88,10 +88,10 @@ def address_class(address: str) -> str:
         return "link-local"
     if ip.is_multicast:
         return "multicast"
-    if ip.is_private:
-        return "private"
     if ip.is_reserved:
         return "reserved"
+    if ip.is_private:
+        return "private"
     if not ip.is_global:
         return "private"
     return "public"
@@ -243,8 +243,7 @@ def parse_certificates(data: bytes) -> tuple[tuple[bytes, ...], str]:
 #: What an HTTP failure is called in an AIA explanation. The server's own bytes
 #: (a non-HTTP answer, a reason phrase) are never repeated.
 _HTTP_WORDS = {
-    "not_http": "the server did not answer valid HTTP",
-    "too_large": "the response is too large",
+    "not_http": "the server did not answer HTTP",
 }
 
 

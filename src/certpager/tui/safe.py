@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from textual.color import Color
 from textual.filter import LineFilter
@@ -25,7 +25,9 @@ from certpager.text import is_printable
 
 @lru_cache(maxsize=1024)
 def _clean(text: str) -> str:
-    return "".join(ch if ch.isprintable() else " " * cell_len(ch) for ch in text)
+    cleaned = "".join(ch if ch.isprintable() else " " * cell_len(ch) for ch in text)
+    # A joiner can make two characters one cell wide: the line keeps the width it was laid out with.
+    return set_cell_size(cleaned, cell_len(text))
 
 
 class PrintableFilter(LineFilter):
