@@ -7,13 +7,15 @@ Exit codes follow Nagios: 0 ok, 1 warning, 2 critical/page/error, 3 unknown (bad
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from certpager import __version__
-from certpager.errors import CertpagerError, UserError
+from certpager.errors import CertpagerError, OutputError, UserError
+from certpager.text import discard, emit, write_failure
 
 EXIT_UNKNOWN = 3
 
@@ -71,16 +73,56 @@ def run() -> NoReturn:
     leaves without Python's teardown, which otherwise frees every object of the run
     one by one (70 ms after 1000 endpoints, longer than writing their JSON). The
     other commands (the TUI, runbooks over SSH) exit the usual way.
+
+    Output that cannot be written, to the end (a closed stdout, the reader of a pipe
+    gone, a full disk), is one line on stderr and exit 3, never a traceback.
     """
+    _standard_streams()
     code, command = _dispatch(None)
-    if command == "check":
-        try:
+    try:
+        if sys.stdout is not None:
             sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:  # e.g. a closed pipe: let the usual exit report it
-            sys.exit(code)
+    except (OSError, ValueError) as exc:
+        discard(sys.stdout)
+        _say(f"could not write the {'report' if command == 'check' else 'output'}: {write_failure(exc)}")
+        code = EXIT_UNKNOWN
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    if command == "check":
         os._exit(code)
     sys.exit(code)
+
+
+def _standard_streams() -> None:
+    """Make the standard streams safe to use whatever the shell gave us.
+
+    A closed descriptor 0, 1 or 2 (``>&-``) gets ``/dev/null``, so that no socket or pipe
+    opened later takes its number (and receives what was meant for the terminal); Python
+    has already set ``sys.stdout`` to None then, which ``check`` reports as a write
+    failure. Characters the terminal's encoding cannot show are written as
+    ``\\uNNNN`` instead of failing.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives until exit
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):
+                reconfigure(errors="backslashreplace")
+
+
+def _say(message: str) -> None:
+    """``certpager: MESSAGE`` on stderr, escaped; nothing more if stderr cannot be written."""
+    with contextlib.suppress(OutputError):
+        emit(sys.stderr, f"certpager: {message}", flush=True)
 
 
 def _dispatch(argv: Sequence[str] | None) -> tuple[int, str | None]:
@@ -98,20 +140,23 @@ def _run(args: argparse.Namespace) -> int:
             try:
                 from certpager.tui import cli as tui_cli
             except ImportError:
-                print("certpager: the TUI is not available in this build", file=sys.stderr)
+                _say("the TUI is not available in this build")
                 return EXIT_UNKNOWN
             return tui_cli.main(args)
         handler = args.handler
         code: int = handler(args)
         return code
+    except OutputError as exc:
+        _say(str(exc))
+        return EXIT_UNKNOWN
     except UserError as exc:
-        print(f"certpager: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_UNKNOWN
     except CertpagerError as exc:
-        print(f"certpager: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 2
     except KeyboardInterrupt:
-        print("certpager: interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130
 
 

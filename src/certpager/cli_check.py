@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,10 +21,11 @@ from certpager.config import (
     parse_target,
     read_targets_file,
 )
-from certpager.errors import UserError
+from certpager.errors import OutputError, UserError
 from certpager.parallel import auto_workers, check_encoded, check_reports
 from certpager.probe.model import Status
 from certpager.report import encode_json, write_json_texts, write_table
+from certpager.text import discard, write_failure
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -166,30 +166,40 @@ def exit_code(statuses: Sequence[Status]) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Run ``certpager check``."""
+    """Run ``certpager check``.
+
+    A report that cannot be written (standard output closed, the reader of the pipe
+    gone, the disk full) is :class:`~certpager.errors.OutputError`: one line on stderr
+    and exit 3 (UNKNOWN), whatever the endpoints' status: nobody saw the verdict.
+    """
+    if sys.stdout is None:  # started with `>&-`: say so before probing anything
+        raise OutputError(f"could not write the report: {write_failure(None)}")
     endpoints, settings = gather_endpoints(args)
     concurrency = args.concurrency or settings.concurrency
     workers = getattr(args, "workers", None) or auto_workers(len(endpoints), concurrency)
-    statuses: list[Status]
+    out = sys.stdout
+    pretty = bool(getattr(args, "pretty", False)) or out.isatty()
+    encoded = None
+    reports = None
+    if args.json:
+        encoded = check_encoded(
+            endpoints,
+            lambda r: encode_json(r, pretty=pretty).encode(),
+            settings=settings,
+            concurrency=concurrency,
+            workers=workers,
+        )
+        statuses = [e.status for e in encoded]
+    else:
+        reports = check_reports(endpoints, settings=settings, concurrency=concurrency, workers=workers)
+        statuses = [r.status for r in reports]
     try:
-        if args.json:
-            pretty = bool(getattr(args, "pretty", False)) or sys.stdout.isatty()
-            encoded = check_encoded(
-                endpoints,
-                lambda r: encode_json(r, pretty=pretty).encode(),
-                settings=settings,
-                concurrency=concurrency,
-                workers=workers,
-            )
-            statuses = [e.status for e in encoded]
-            write_json_texts((e.payload.decode() for e in encoded), sys.stdout, pretty=pretty)
-        else:
-            reports = check_reports(endpoints, settings=settings, concurrency=concurrency, workers=workers)
-            statuses = [r.status for r in reports]
-            write_table(reports)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # `certpager check | head`: the reader left; the exit code still tells the verdict.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        if encoded is not None:
+            write_json_texts((e.payload.decode() for e in encoded), out, pretty=pretty)
+        elif reports is not None:
+            write_table(reports, out)
+        out.flush()
+    except (OSError, ValueError) as exc:
+        discard(out)
+        raise OutputError(f"could not write the report: {write_failure(exc)}") from None
     return exit_code(statuses)

@@ -172,6 +172,10 @@ class Endpoint:
     fetch_aia: bool = True
     """When the chain is incomplete, fetch the issuer from the leaf's AIA URL to
     explain who can still build a path (never changes the verdict)."""
+    aia_private: str = "auto"
+    """Whether that fetch may go to a loopback, link-local or private address
+    (:data:`AIA_PRIVATE_CHOICES`): ``auto`` only when the endpoint itself is in that
+    same class of address, ``allow`` always, ``refuse`` never."""
 
     @property
     def server_name(self) -> str | None:
@@ -215,6 +219,8 @@ class Settings:
     """Default of the endpoints' ``check_no_sni``."""
     fetch_aia: bool = True
     """Default of the endpoints' ``fetch_aia``."""
+    aia_private: str = "auto"
+    """Default of the endpoints' ``aia_private``."""
     check_http: bool = True
     """Run the HTTP redirect and HSTS checks on port-443 endpoints that do not say
     otherwise (an endpoint's ``http`` key always wins)."""
@@ -340,6 +346,7 @@ def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | 
         check_protocols=settings.check_protocols,
         check_no_sni=settings.check_no_sni,
         fetch_aia=settings.fetch_aia,
+        aia_private=settings.aia_private,
     )
 
 
@@ -401,6 +408,17 @@ def _resolve_file(reader: Reader, key: str, base_dir: Path, *, must_exist: bool 
     return str(path)
 
 
+#: Values of ``aia_private``.
+AIA_PRIVATE_CHOICES = ("auto", "allow", "refuse")
+
+
+def _aia_private(reader: Reader, default: str) -> str:
+    value = reader.str("aia_private", default) or default
+    if value not in AIA_PRIVATE_CHOICES:
+        reader.fail("aia_private", f"{value!r} is not one of {', '.join(AIA_PRIVATE_CHOICES)}")
+    return value
+
+
 def _settings(reader: Reader | None) -> Settings:
     if reader is None:
         return Settings()
@@ -415,6 +433,7 @@ def _settings(reader: Reader | None) -> Settings:
         check_protocols=reader.bool("check_protocols", True),
         check_no_sni=reader.bool("check_no_sni", True),
         fetch_aia=reader.bool("fetch_aia", True),
+        aia_private=_aia_private(reader, "auto"),
         check_http=reader.bool("check_http", True),
     )
     reader.finish()
@@ -561,6 +580,7 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
         check_protocols=reader.bool("check_protocols", settings.check_protocols),
         check_no_sni=reader.bool("check_no_sni", settings.check_no_sni),
         fetch_aia=reader.bool("fetch_aia", settings.fetch_aia),
+        aia_private=_aia_private(reader, settings.aia_private),
     )
     reader.finish()
     return endpoint

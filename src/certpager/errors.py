@@ -12,6 +12,8 @@ and the CLI turns it into exit code 3 without a traceback.
   - ``SSHError``: an SSH connection or command could not be run.
     - ``HostKeyError``: the host key is unknown or changed (never trusted silently).
   - ``RunLockedError``: another run holds the endpoint's lock.
+  - ``OutputError``: the report could not be written (stdout closed, pipe closed, disk
+    full): exit 3, UNKNOWN.
 """
 
 from __future__ import annotations
@@ -102,4 +104,14 @@ class SSHConnectError(SSHError):
         """The SSH port, when known."""
         self.phase = phase
         """Where it failed: ``config``, ``resolve``, ``connect``, ``host_key``, ``auth``, ``shell``."""
+        super().__init__(message)
+
+
+class OutputError(CertpagerError):
+    """What certpager had to say could not be written (standard output closed, the reader
+    of the pipe gone, the disk full). The command exits 3 (UNKNOWN): nobody saw the verdict."""
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        self.reason = reason or message
+        """Why the write failed, in words (``No space left on device``)."""
         super().__init__(message)

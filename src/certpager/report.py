@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from certpager.probe.findings import hint_label
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding, Status
+from certpager.text import printable
 
 
 @functools.lru_cache(maxsize=4096)
@@ -180,11 +181,6 @@ def use_color(stream: TextIO) -> bool:
     return "NO_COLOR" not in os.environ and stream.isatty()
 
 
-def _strip_controls(text: str) -> str:
-    """Server-supplied text must never drive the terminal."""
-    return "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)
-
-
 def render_table(
     reports: Sequence[EndpointReport], *, color: bool = False, now: datetime | None = None
 ) -> str:
@@ -195,6 +191,9 @@ def render_table(
         return f"\x1b[{_COLORS[status]}m{text}\x1b[0m" if color else text
 
     rows = sort_reports(reports, now)
+    # Every line goes through the one escaper (certpager.text.printable) as a whole:
+    # names, addresses, issuers, messages and hints all hold text from servers or from
+    # the config. Only the colour of the leading label, added afterwards, is certpager's.
     lines: list[str] = []
     header = (
         f"{'STATUS':<9} {'ENDPOINT':<24} {'ADDRESS':<28} {'DAYS':>6}  {'EXPIRES':<16}  {'TLS':<7}  ISSUER"
@@ -210,17 +209,20 @@ def render_table(
         issuer = _short_issuer(leaf.issuer) if leaf else (r.error or "-")
         address = f"{r.host}:{r.port}" + (f" @{r.sni}" if r.sni and r.sni != r.host else "")
         lines.append(
-            f"{paint(f'{r.status.value.upper():<9}', r.status)} {_strip_controls(r.name)[:24]:<24} "
-            f"{_strip_controls(address)[:28]:<28} {days:>6}  {expires:<16}  {tls:<7}  {_strip_controls(issuer)}"
+            paint(f"{r.status.value.upper():<9}", r.status)
+            + printable(
+                f" {printable(r.name)[:24]:<24} {printable(address)[:28]:<28} {days:>6}  {expires:<16}  "
+                f"{tls:<7}  {issuer}"
+            )
         )
         for f in r.findings:
             where = f" [{', '.join(f.backends)}]" if f.backends else ""
             sev = Status.from_severity(f.severity) if f.severity.label != "info" else Status.OK
             tag = paint(f"{f.severity.label:<8}", sev)
-            lines.append(f"    {tag} {f.code}{where}: {_strip_controls(f.message)}")
+            lines.append(f"    {tag}" + printable(f" {f.code}{where}: {f.message}"))
             fix = f.hint + (f" (runbook: {f.runbook})" if f.runbook else "")
             if fix:
-                lines.append(f"             {hint_label(f)}: {fix}")
+                lines.append(printable(f"             {hint_label(f)}: {fix}"))
     counts: dict[Status, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -30,7 +30,8 @@ def test_dn_short_honours_escaped_commas() -> None:
 
 def test_printable_escapes_control_characters() -> None:
     assert view.printable("a\x1b[31mred\x07\r\n") == "a\\x1b[31mred\\x07\\x0d\\x0a"
-    assert view.printable("tab\tok") == "tab\tok"
+    assert view.printable("tab\tok") == "tab\\x09ok"  # a tab in a field could fake a column
+    assert view.printable("tab\tok", tabs=True) == "tab\tok"  # remote output keeps its tabs
 
 
 def rows() -> list[view.EndpointRow]:

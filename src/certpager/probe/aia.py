@@ -13,6 +13,7 @@ stays critical whatever the fetch finds.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,11 +40,91 @@ MAX_REDIRECTS = 2
 #: Seconds a successful fetch is remembered (many endpoints share one intermediate).
 CACHE_SECONDS = 600.0
 
-_CACHE: dict[str, tuple[float, tuple[bytes, ...], str]] = {}
+_CACHE: dict[tuple[str, str, str | None], tuple[float, tuple[bytes, ...], str]] = {}
 
 
 class AiaError(Exception):
     """The AIA URL could not be fetched or did not hold a certificate."""
+
+
+class AiaRefused(AiaError):
+    """The AIA URL leads to an address the policy does not let certpager fetch from."""
+
+
+# --- where a fetch may go ------------------------------------------------------------
+#
+# The AIA URL is a request that the monitored server chooses: without a policy, any
+# server could make certpager GET http://127.0.0.1:8080/admin or a cloud metadata
+# address from inside the monitoring network. Every address the URL's host resolves to
+# (every redirect's too) is classified; the connection goes to the address that was
+# checked, never to a second lookup of the name (DNS rebinding).
+
+#: The classes of address a fetch is refused for by default.
+PRIVATE_CLASSES = ("loopback", "link-local", "private")
+#: The classes never fetched from (nothing legitimate serves a certificate there).
+NEVER_CLASSES = ("unspecified", "multicast", "reserved")
+
+
+def address_class(address: str) -> str:
+    """``public``, ``loopback``, ``link-local``, ``private`` (RFC 1918, ULA, CGNAT and
+    every other range that is not globally reachable), ``unspecified``, ``multicast`` or
+    ``reserved``. An IPv4-mapped (``::ffff:127.0.0.1``) or IPv4-compatible IPv6 address
+    is the IPv4 address it carries; anything that is not an IP address is ``reserved``."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return "reserved"
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and int(ip) >> 32 == 0 and int(ip) > 1:  # ::a.b.c.d
+            embedded = ipaddress.IPv4Address(int(ip))
+        if embedded is not None:
+            return address_class(str(embedded))
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_reserved:
+        return "reserved"
+    if ip.is_private:
+        return "private"
+    if not ip.is_global:
+        return "private"
+    return "public"
+
+
+def fetch_refusal(address: str, endpoint_address: str | None, policy: str = "auto") -> str | None:
+    """Why an AIA fetch from ``address`` is refused, in words, or None when allowed.
+
+    ``policy`` (the ``aia_private`` setting): ``auto`` refuses loopback, link-local and
+    private addresses unless ``endpoint_address`` (the address the endpoint was
+    reached at) is in that same class (a lab on 127.0.0.1 publishing its intermediate on
+    127.0.0.1, an internal CA for internal servers); ``refuse`` refuses them always;
+    ``allow`` always allows them. Unspecified, multicast and reserved addresses are
+    refused whatever the policy.
+    """
+    kind = address_class(address)
+    if kind == "public":
+        return None
+    if kind in NEVER_CLASSES:
+        return f"{address} is a {kind} address"
+    if policy == "allow":
+        return None
+    own = address_class(endpoint_address) if endpoint_address else None
+    if policy == "auto" and own == kind:
+        return None
+    if policy == "refuse":
+        return f"{address} is a {kind} address (aia_private: refuse)"
+    where = (
+        f"the endpoint is at {endpoint_address} ({own})"
+        if endpoint_address
+        else "the endpoint's address is unknown"
+    )
+    return f"{address} is a {kind} address and {where}"
 
 
 @dataclass(frozen=True)
@@ -74,11 +155,12 @@ class Fetched:
 class AiaResult:
     """Whether fetching the AIA issuer would let a client build a path."""
 
-    state: Literal["completes_chain", "no_path", "fetch_failed", "no_url"]
+    state: Literal["completes_chain", "no_path", "fetch_failed", "refused", "no_url"]
     """``completes_chain``: browsers work, non-fetching clients fail;
     ``no_path``: even with the fetched certificate(s) no trusted path exists;
-    ``fetch_failed``: the URL gave no certificate; ``no_url``: the certificate
-    names no http caIssuers URL."""
+    ``fetch_failed``: the URL gave no certificate; ``refused``: the URL leads to an
+    address the ``aia_private`` policy does not let certpager fetch from (nothing was
+    sent); ``no_url``: the certificate names no http caIssuers URL."""
     urls: tuple[str, ...] = ()
     """URLs tried, in order."""
     fetched: tuple[Fetched, ...] = field(default_factory=tuple)
@@ -109,6 +191,12 @@ class AiaResult:
             return (
                 f"AIA check: fetched {got}, but even with it there is no path to a trusted root "
                 f"({self.detail}): no client can build a path"
+            )
+        if self.state == "refused":
+            url = self.urls[-1] if self.urls else "the AIA URL"
+            return (
+                f"AIA check: certpager did not fetch {url}: refused by policy ({self.detail}); "
+                "set aia_private: allow to fetch from such addresses"
             )
         if self.state == "fetch_failed":
             url = self.urls[-1] if self.urls else "the AIA URL"
@@ -148,20 +236,57 @@ def parse_certificates(data: bytes) -> tuple[tuple[bytes, ...], str]:
         return tuple(c.public_bytes(Encoding.DER) for c in certs), "PKCS7"
     except ValueError:
         pass
-    shown = data[:24].hex() if data else "nothing"
-    raise AiaError(f"the response is not a certificate (DER, PEM or PKCS#7; it starts with {shown})")
+    # Never the bytes themselves: the server chose them, and the report is read on a terminal.
+    raise AiaError(f"the response is not a certificate (DER, PEM or PKCS#7; {len(data)} bytes)")
+
+
+#: What an HTTP failure is called in an AIA explanation. The server's own bytes
+#: (a non-HTTP answer, a reason phrase) are never repeated.
+_HTTP_WORDS = {
+    "not_http": "the server did not answer HTTP",
+}
+
+
+async def _checked_address(
+    host: str, port: int, timeout: float, endpoint_address: str | None, policy: str
+) -> str:
+    """The one address of ``host`` to connect to, after checking every address it has
+    against the policy (:func:`fetch_refusal`). Raises :class:`AiaRefused`, :class:`AiaError`."""
+    if is_ip(host):
+        addresses = [host.strip("[]")]
+    else:
+        try:
+            addresses = [addr for _family, addr in await resolve(host, port, timeout)]
+        except ResolveError as exc:
+            raise AiaError(str(exc)) from None
+        if not addresses:
+            raise AiaError(f"{host} has no address")
+    for address in addresses:
+        why = fetch_refusal(address, endpoint_address, policy)
+        if why is not None:
+            raise AiaRefused(why if address == host else f"{host}: {why}")
+    return addresses[0]
 
 
 async def fetch_issuer(
-    url: str, *, timeout: float, max_bytes: int = MAX_AIA_BYTES
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int = MAX_AIA_BYTES,
+    endpoint_address: str | None = None,
+    policy: str = "auto",
 ) -> tuple[tuple[bytes, ...], str]:
-    """GET an http:// caIssuers URL (at most :data:`MAX_REDIRECTS` redirects).
+    """GET an http:// caIssuers URL (at most :data:`MAX_REDIRECTS` redirects), from an
+    address the policy allows (:func:`fetch_refusal`, checked again at every redirect).
 
     Raises:
+        AiaRefused: the URL (or a redirect) leads to an address the policy refuses;
+            nothing was sent there.
         AiaError: with the reason in words.
     """
     now = time.monotonic()
-    cached = _CACHE.get(url)
+    key = (url, policy, address_class(endpoint_address) if endpoint_address else None)
+    cached = _CACHE.get(key)
     if cached is not None and now - cached[0] < CACHE_SECONDS:
         return cached[1], cached[2]
     loop = asyncio.get_running_loop()
@@ -178,29 +303,22 @@ async def fetch_issuer(
             raise AiaError(f"only http:// caIssuers URLs are fetched, not {current!r}")
         if not host:
             raise AiaError(f"no host in {current!r}")
-        if is_ip(host):
-            address = host
-        else:
-            try:
-                addrs = await resolve(host, port, max(end - loop.time(), 0.01))
-            except ResolveError as exc:
-                raise AiaError(str(exc)) from None
-            address = addrs[0][1]
+        address = await _checked_address(host, port, max(end - loop.time(), 0.01), endpoint_address, policy)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             response = await fetch(
                 address, port, host=host, path=path, timeout=max(end - loop.time(), 0.01), max_body=max_bytes
             )
         except HttpFailure as exc:
-            raise AiaError(exc.message) from None
+            raise AiaError(_HTTP_WORDS.get(exc.kind, exc.message)) from None
         if response.status in (301, 302, 303, 307, 308) and response.header("Location"):
             location = response.header("Location") or ""
             current = location if "://" in location else f"http://{parts.netloc}{location}"
             continue
         if response.status != 200:
-            raise AiaError(f"{current} answered {response.status} {response.reason}".strip())
+            raise AiaError(f"{current} answered {response.status}")
         ders, fmt = parse_certificates(response.body)
-        _CACHE[url] = (now, ders, fmt)
+        _CACHE[key] = (now, ders, fmt)
         return ders, fmt
     raise AiaError(f"more than {MAX_REDIRECTS} redirects")
 
@@ -214,8 +332,14 @@ async def explain_incomplete(
     *,
     timeout: float,
     max_bytes: int = MAX_AIA_BYTES,
+    endpoint_address: str | None = None,
+    policy: str = "auto",
 ) -> AiaResult:
     """Fetch the missing issuer(s) through AIA and say whether a path then exists.
+
+    ``endpoint_address`` (where the endpoint was reached) and ``policy`` (its
+    ``aia_private``) decide which addresses may be fetched from (:func:`fetch_refusal`);
+    a refused URL is reported as refused by policy, and nothing is sent to it.
 
     Never raises. The fetched certificates are only ever used as untrusted
     intermediates for this explanation.
@@ -235,11 +359,22 @@ async def explain_incomplete(
                 return AiaResult("no_url", tuple(tried))
             break
         errors: list[str] = []
+        refusals = 0
         got: Fetched | None = None
         for url in urls:
             tried.append(url)
             try:
-                ders, fmt = await fetch_issuer(url, timeout=max(end - loop.time(), 0.01), max_bytes=max_bytes)
+                ders, fmt = await fetch_issuer(
+                    url,
+                    timeout=max(end - loop.time(), 0.01),
+                    max_bytes=max_bytes,
+                    endpoint_address=endpoint_address,
+                    policy=policy,
+                )
+            except AiaRefused as exc:
+                errors.append(str(exc))
+                refusals += 1
+                continue
             except AiaError as exc:
                 errors.append(str(exc))
                 continue
@@ -257,7 +392,10 @@ async def explain_incomplete(
             break
         if got is None:
             if not fetched:
-                return AiaResult("fetch_failed", tuple(tried), detail="; ".join(errors))
+                state: Literal["refused", "fetch_failed"] = (
+                    "refused" if refusals == len(errors) else "fetch_failed"
+                )
+                return AiaResult(state, tuple(tried), detail="; ".join(errors))
             break
         fetched.append(got)
         analysis = analyze_chain(
@@ -277,9 +415,12 @@ async def explain_incomplete(
 __all__ = [
     "MAX_AIA_BYTES",
     "AiaError",
+    "AiaRefused",
     "AiaResult",
     "Fetched",
+    "address_class",
     "explain_incomplete",
     "fetch_issuer",
+    "fetch_refusal",
     "parse_certificates",
 ]

@@ -426,6 +426,8 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
                 trust,
                 endpoint.thresholds,
                 timeout=budget,
+                endpoint_address=primary.handshake.address,
+                policy=endpoint.aia_private,
             )
 
     results = await _run_all(jobs, left())

@@ -31,7 +31,7 @@ from typing import TextIO
 from certpager.audit import AuditLog
 from certpager.commands import configure_run
 from certpager.config import Config, Endpoint, default_config_path, load_config
-from certpager.errors import UserError
+from certpager.errors import OutputError, UserError
 from certpager.runbook.engine import RunbookRun
 from certpager.runbook.events import (
     BaselineCaptured,
@@ -58,6 +58,7 @@ from certpager.runbook.lock import is_locked
 from certpager.runbook.model import ConfirmKind
 from certpager.runbook.plan import Plan, build_plan
 from certpager.runbook.template import escape_display
+from certpager.text import emit
 
 EXIT_OK = 0
 EXIT_DECLINED = 1
@@ -102,17 +103,17 @@ def _endpoint(config: Config, name: str | None) -> Endpoint:
 
 def _list(config: Config, endpoint: Endpoint | None, dirs: list[Path], out: TextIO) -> int:
     shipped = shipped_runbook_dir()
-    out.write("Runbook search path: " + ", ".join(str(d) for d in dirs) + "\n")
+    emit(out, "Runbook search path: " + ", ".join(str(d) for d in dirs))
     for entry in list_runbooks(dirs):
         origin = "shipped" if shipped and entry.path.parent == shipped else str(entry.path.parent)
         if entry.runbook is None:
-            out.write(f"  {entry.path.stem:24} INVALID: {entry.error}\n")
+            emit(out, f"  {entry.path.stem:24} INVALID: {entry.error}")
             continue
         rb = entry.runbook
         if endpoint is not None and not rb.applies_to(endpoint):
             continue
         note = " (shadowed)" if entry.shadowed else ""
-        out.write(f"  {rb.name:24} {rb.title} [{origin}]{note}\n")
+        emit(out, f"  {rb.name:24} {rb.title} [{origin}]{note}")
     return EXIT_OK
 
 
@@ -135,16 +136,16 @@ def run_command(args: argparse.Namespace) -> int:
         )
     plan = build_plan(runbook, endpoint, _parse_params(args.params))
     if args.plan:
-        sys.stdout.write(plan.render_text() + "\n")
+        emit(sys.stdout, plan.render_text())
         return EXIT_OK
     interactive = sys.stdin.isatty()
     _check_answers(plan, interactive=interactive, yes=args.yes, names=list(args.confirm_names))
     audit = AuditLog(Path(args.audit_log) if args.audit_log else None)
     audit.check()
     for unfinished in audit.unfinished(is_active=is_locked):
-        sys.stderr.write(f"certpager: WARNING: {unfinished.describe()}\n")
+        emit(sys.stderr, f"certpager: WARNING: {unfinished.describe()}")
         audit.acknowledge(unfinished)
-    sys.stdout.write(plan.render_text() + "\n\n")
+    emit(sys.stdout, plan.render_text() + "\n")
     sys.stdout.flush()
     return asyncio.run(
         _run(plan, config, audit, interactive=interactive, yes=args.yes, names=args.confirm_names)
@@ -184,7 +185,7 @@ def _check_answers(plan: Plan, *, interactive: bool, yes: bool, names: list[str]
 
 async def _read_line(prompt: str) -> str | None:
     """Prompt on stderr and read one line from the terminal without blocking the loop."""
-    sys.stderr.write(prompt)
+    emit(sys.stderr, prompt, end="")
     sys.stderr.flush()
     loop = asyncio.get_running_loop()
     fd = sys.stdin.fileno()
@@ -221,16 +222,24 @@ class _Console:
         self.names = set(names)
         self.total = len(plan.steps)
         self.out = sys.stdout
+        self.lost: str | None = None
+        """Why the output could not be written, once it could not (the run goes on)."""
 
     def _print(self, text: str = "") -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        if self.lost is not None:
+            return
+        try:
+            emit(self.out, text, flush=True)
+        except OutputError as exc:
+            # The run is never broken off halfway over a terminal: it goes on, every step
+            # is in the audit log, and the command says so and exits 3 at the end.
+            self.lost = exc.reason
 
     async def confirm(self, request: ConfirmRequest) -> ConfirmReply:
-        sys.stderr.write("\n" + request.text + "\n")
+        emit(sys.stderr, "\n" + request.text)
         if request.kind is ConfirmKind.PLAIN:
             if self.yes:
-                sys.stderr.write("  -> yes (--yes)\n")
+                emit(sys.stderr, "  -> yes (--yes)")
                 return ConfirmReply.yes()
             if not self.interactive:
                 return ConfirmReply.no()
@@ -238,7 +247,7 @@ class _Console:
             return ConfirmReply(answer is not None and answer.strip().lower() in ("y", "yes"))
         expected = request.expected or ""
         if expected in self.names:
-            sys.stderr.write(f"  -> typed {expected!r} (--confirm)\n")
+            emit(sys.stderr, f"  -> typed {expected!r} (--confirm)")
             return ConfirmReply.with_text(expected)
         if not self.interactive:
             return ConfirmReply.no()
@@ -272,7 +281,7 @@ class _Console:
         elif isinstance(event, CommandSent):
             p(f"  $ {escape_display(event.command)}   (on {event.target})")
         elif isinstance(event, OutputReceived):
-            p(f"  {'out' if event.stream == 'stdout' else 'err'}| {event.line}")
+            p(f"  {'out' if event.stream == 'stdout' else 'err'}| {event.line.expandtabs()}")
         elif isinstance(event, ConfirmationAnswered):
             p(f"  confirmation: {event.detail}" + ("" if event.accepted else " - not run"))
         elif isinstance(event, StepFinished):
@@ -328,10 +337,10 @@ async def _run(
     def on_signal(signame: str) -> None:
         hits["n"] += 1
         if hits["n"] == 1:
-            sys.stderr.write(f"\ncertpager: {signame}: cancelling the run (ending the remote command)...\n")
+            emit(sys.stderr, f"\ncertpager: {signame}: cancelling the run (ending the remote command)...")
             run.cancel(f"cancelled by {signame}")
         else:
-            sys.stderr.write("\ncertpager: stopping now; the remote state may be unknown\n")
+            emit(sys.stderr, "\ncertpager: stopping now; the remote state may be unknown")
             task.cancel()
 
     installed: list[signal.Signals] = []
@@ -347,7 +356,12 @@ async def _run(
         for sig in installed:
             loop.remove_signal_handler(sig)
     if result.error is not None and result.outcome is RunOutcome.FAILED:
-        sys.stderr.write(f"certpager: {result.error}\n")
+        emit(sys.stderr, f"certpager: {result.error}")
+    if console.lost is not None:
+        raise OutputError(
+            f"could not write the run's output: {console.lost}; the run {result.outcome.value}: "
+            f"every step is in the audit log {result.audit_path}"
+        )
     return {
         RunOutcome.SUCCEEDED: EXIT_OK,
         RunOutcome.DECLINED: EXIT_DECLINED,

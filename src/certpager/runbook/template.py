@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from certpager.runbook.model import Param, ParamType, Ref, Template
+from certpager.text import escape_char, printable
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -316,45 +317,13 @@ def render_argv(
 
 # ------------------------------------------------------------------- display
 
-_BIDI_AND_INVISIBLE = {
-    "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d",
-    "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\ufeff",
-}  # fmt: skip
-
-
-def escape_char(ch: str) -> str:
-    """``\\xNN`` / ``\\uNNNN`` for one character."""
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
 
 def escape_display(text: str) -> str:
-    """Make ``text`` safe to print on a terminal and unambiguous to read.
-
-    Control characters (ESC, CR, NUL...), bidi overrides, zero-width and
-    unusual space characters (no-break space...) become visible escapes;
-    everything else is kept.
-    """
-    out: list[str] = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if (
-            ch in _BIDI_AND_INVISIBLE
-            or cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
-            or (cat == "Zs" and ch != " ")
-        ):
-            out.append(escape_char(ch))
-        else:
-            out.append(ch)
-    return "".join(out)
+    """Make ``text`` safe to print on a terminal and unambiguous to read: the one
+    escaper, :func:`certpager.text.printable`."""
+    return printable(text)
 
 
 def sanitize_output(line: str) -> str:
     """A line of remote output, safe for a terminal: tabs kept, other controls escaped."""
-    if line.isprintable():
-        return line
-    return "".join(ch if ch == "\t" else escape_display(ch) for ch in line)
+    return printable(line, tabs=True)

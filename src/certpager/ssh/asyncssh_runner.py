@@ -240,6 +240,10 @@ class AsyncsshRunner:
         try:
             conn = await asyncio.wait_for(asyncssh.connect(self.target.host, **kwargs), bound)
         except asyncssh.HostKeyNotVerifiable:
+            if client.offered_key is None:
+                # asyncssh refuses a key that known_hosts marks @revoked without showing it
+                # to the client: ask for it once more, matching nothing (never trusted).
+                client.offered_key = await _offered_key(self.target.host, kwargs, bound)
             raise self._host_key_error(client, known, host, port, files) from None
         except asyncssh.PermissionDenied:
             keys = ", ".join(self.target.identity_files) or "the agent and ~/.ssh keys"
@@ -320,10 +324,20 @@ class AsyncsshRunner:
         fp = _fingerprint(offered) if offered is not None else None
         name = _known_hosts_name(host, port)
         trusted: list[Any] = []
+        place: str | None = None
         with contextlib.suppress(Exception):
             addr = socket.gethostbyname(host) if not _is_ip(host) else host
             trusted = list(asyncssh.match_known_hosts(known, host, addr, port if port != 22 else None)[0])
-        if trusted:
+            if offered is not None:
+                place = _revoked_line(files, offered, host, addr, port if port != 22 else None)
+        if offered is not None and place is not None:
+            message = (
+                f"host key of {where} is REVOKED in {place}; do not connect: the server offered "
+                f"{offered.get_algorithm()} key {fp}, which that file marks @revoked (a stolen or "
+                "retired key). The server may be an impostor or still use the retired key: have its "
+                "administrator check it. certpager did not log in."
+            )
+        elif trusted:
             old = ", ".join(_fingerprint(k) for k in trusted)
             message = (
                 f"host key for {where} has CHANGED: known_hosts ({files[0]}) has {old}, the server "
@@ -590,6 +604,52 @@ def _kill_group_script(pgid: int) -> str:
 
 def _expand_all(paths: Sequence[str]) -> list[str]:
     return [os.path.expanduser(p) for p in paths]
+
+
+async def _offered_key(host: str, kwargs: dict[str, Any], bound: float) -> Any:
+    """The host key the server at ``host`` offers, learnt from a connection that trusts no
+    key (it ends at the host-key check, before any authentication); None if it fails."""
+    probe = _Client()
+    options = {**kwargs, "known_hosts": ([], [], []), "client_factory": lambda: probe}
+    with contextlib.suppress(Exception):
+        conn = await asyncio.wait_for(asyncssh.connect(host, **options), bound)
+        conn.abort()  # pragma: no cover - a key trusted with nothing to trust it: never
+    return probe.offered_key
+
+
+def _key_blob(key: Any) -> str | None:
+    """The base64 field of a key's OpenSSH public form."""
+    try:
+        return str(key.export_public_key("openssh").decode().split()[1])
+    except (IndexError, ValueError, AttributeError, asyncssh.KeyExportError):
+        return None
+
+
+def _revoked_line(files: list[str], key: Any, host: str, addr: str, port: int | None) -> str | None:
+    """``FILE:LINE`` of the first ``@revoked`` line of ``files`` that names ``key`` for this
+    host (its host patterns matched the way asyncssh matches any line), else None.
+
+    Read here rather than from ``match_known_hosts``: that drops the revoked keys of a
+    ``[host]:port`` line when no trusted key matches the port and it retries without it.
+    """
+    blob = _key_blob(key)
+    if blob is None:
+        return None
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        for number, line in enumerate(lines, 1):
+            fields = line.split()
+            if len(fields) < 4 or fields[0] != "@revoked" or fields[3] != blob:
+                continue
+            with contextlib.suppress(Exception):
+                plain = asyncssh.import_known_hosts(line.split(None, 1)[1] + "\n")
+                if asyncssh.match_known_hosts(plain, host, addr, port)[0]:
+                    return f"{path}:{number}"
+    return None
 
 
 def _known_hosts_name(host: str, port: int) -> str:

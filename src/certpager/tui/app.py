@@ -11,21 +11,24 @@ import asyncio
 import contextlib
 import random
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePath
 from typing import ClassVar
 
 from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.filter import LineFilter
 from textual.screen import Screen
 
 from certpager.config import Config
 from certpager.errors import CertpagerError, RunLockedError
 from certpager.probe import EndpointReport
 from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent
+from certpager.text import printable
 from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, RunbookEvent
 from certpager.tui.runbooks import RunbookService
+from certpager.tui.safe import PrintableFilter
 from certpager.tui.screens.detail import DetailScreen
 from certpager.tui.screens.endpoints import EndpointsScreen
 from certpager.tui.screens.help import HelpScreen, TooSmallScreen
@@ -94,6 +97,12 @@ class CertpagerApp(App[int]):
         self.run_screens: dict[str, RunScreen] = {}
         """The latest run screen per endpoint."""
         self._signals_installed: list[tuple[int, signal._HANDLER]] = []
+
+    _printable_filter = PrintableFilter()
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters, then the one that keeps unprintable characters off the terminal."""
+        return [*super().get_line_filters(), self._printable_filter]
 
     def get_default_screen(self) -> Screen[None]:
         return self.endpoints_screen
@@ -249,7 +258,7 @@ class CertpagerApp(App[int]):
         if active is not None and active.phase != "finished":
             if active is not self.screen and active not in self.screen_stack:
                 self.push_screen(active)
-            self.notify(f"A runbook is already running for {name}.", markup=False)
+            self.notify(printable(f"A runbook is already running for {name}."), markup=False)
             return
         if any(w.name == f"fix {name}" and not w.is_finished for w in self.workers):
             return

@@ -9,13 +9,13 @@ cannot restyle the screen.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from certpager.config import Endpoint
 from certpager.probe import EndpointReport, Finding, Severity, Status
+from certpager.text import printable as _printable
 
 PENDING = "pending"
 """Style key of an endpoint that has no report yet."""
@@ -39,18 +39,16 @@ STATUS_ORDER: tuple[Status, ...] = (Status.PAGE, Status.ERROR, Status.CRITICAL, 
 
 _EXPIRY_CODES = frozenset({"cert_expired", "expires_soon", "renewal_overdue"})
 
-# Control characters (C0 except TAB, DEL, C1) would move the cursor or start escape
-# sequences in a real terminal: show them as visible escapes instead.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
+def printable(text: str, *, tabs: bool = False) -> str:
+    """``text`` with control, bidi and invisible characters (ESC, CR, BEL, U+202E...)
+    shown as ``\\x1b``, ``\\u202e`` etc.: the core's one escaper,
+    :func:`certpager.text.printable`.
 
-def printable(text: str) -> str:
-    """``text`` with control characters (ESC, CR, BEL...) shown as ``\\x1b`` etc.
-
-    Certificate fields and remote output come from strangers; they are displayed,
-    never interpreted.
+    Certificate fields, config values and remote output come from strangers; they are
+    displayed, never interpreted.
     """
-    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _printable(text, tabs=tabs)
 
 
 def home_path(path: str | os.PathLike[str] | None) -> str:

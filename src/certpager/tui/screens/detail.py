@@ -24,6 +24,7 @@ from textual.widgets import Footer
 
 from certpager.config import Endpoint
 from certpager.probe import CertInfo, EndpointReport
+from certpager.tui import view
 from certpager.tui.messages import Recheck
 from certpager.tui.services import Clock
 from certpager.tui.widgets.chain_tree import ChainTree
@@ -177,7 +178,9 @@ class DetailScreen(Screen[None]):
             return
         pem = ssl.DER_cert_to_PEM_cert(cert.der)
         self.app.copy_to_clipboard(pem)
-        self.notify(f"Copied the PEM of {cert.subject} ({len(pem)} bytes).", timeout=4, markup=False)
+        self.notify(
+            view.printable(f"Copied the PEM of {cert.subject} ({len(pem)} bytes)."), timeout=4, markup=False
+        )
 
     def action_copy_fingerprint(self) -> None:
         """Copy the SHA-256 fingerprint of the leaf (or of the certificate under the tree cursor)."""
@@ -185,7 +188,9 @@ class DetailScreen(Screen[None]):
         if cert is None:
             return
         self.app.copy_to_clipboard(cert.sha256)
-        self.notify(f"Copied SHA-256 {cert.sha256[:16]}… of {cert.subject}.", timeout=4, markup=False)
+        self.notify(
+            view.printable(f"Copied SHA-256 {cert.sha256[:16]}… of {cert.subject}."), timeout=4, markup=False
+        )
 
     def palette_commands(self) -> Iterator[SystemCommand]:
         """Actions of this screen for the command palette."""

@@ -251,16 +251,18 @@ class EndpointsScreen(Screen[None]):
         self.checking = len(self.in_flight)
         self._row_cache.pop(message.name, None)
         self._schedule_rebuild()
-        self.notify(f"Probe of {message.name} failed: {message.error}", severity="error", markup=False)
+        self.notify(
+            view.printable(f"Probe of {message.name} failed: {message.error}"), severity="error", markup=False
+        )
 
     def _alert(self, old: EndpointReport, new: EndpointReport) -> None:
         if not self.bell:
             return
         self.app.bell()
         worst = view.worst_finding(new)
-        detail = f"\n{worst.message}" if worst is not None else ""
+        detail = f"\n{view.printable(worst.message)}" if worst is not None else ""
         self.notify(
-            f"{new.name}: {old.status.value} → {new.status.value}{detail}",
+            f"{view.printable(new.name)}: {old.status.value} → {new.status.value}{detail}",
             title="Endpoint got worse",
             severity="error" if new.status.rank >= Status.CRITICAL.rank else "warning",
             timeout=15,
@@ -342,7 +344,7 @@ class EndpointsScreen(Screen[None]):
         """Probe the endpoint under the cursor now."""
         name = self.query_one(EndpointTable).highlighted
         if name is not None and not self.recheck([name]):
-            self.notify(f"{name} is already being checked.", markup=False, timeout=3)
+            self.notify(view.printable(f"{name} is already being checked."), markup=False, timeout=3)
 
     def action_recheck_all(self) -> None:
         """Probe every endpoint now."""

@@ -226,7 +226,8 @@ class ConfirmModal(ModalScreen[ConfirmReply]):
         grid.add_row("endpoint", Text(view.printable(req.endpoint)))
         if step.kind is StepKind.RUN:
             where = Text.assemble(
-                (view.printable(req.target), "bold"), f" ({req.address})" if req.address else ""
+                (view.printable(req.target), "bold"),
+                view.printable(f" ({req.address})") if req.address else "",
             )
             grid.add_row("runs on", where)
             if req.host_key_fingerprint:
@@ -458,7 +459,7 @@ class RunScreen(Screen[None]):
         self.steps = tuple(steps)
 
     def _log(self, text: str | Text, style: str = "") -> None:
-        line = text if isinstance(text, Text) else Text(view.printable(text), style)
+        line = text if isinstance(text, Text) else Text(view.printable(text, tabs=True), style)
         self.query_one(RichLog).write(line)
 
     @on(RunbookEvent)
@@ -499,7 +500,9 @@ class RunScreen(Screen[None]):
         elif isinstance(event, CommandSent):
             self._log(
                 Text.assemble(
-                    ("$ ", "dim"), (view.printable(event.command), "bold"), (f"   on {event.target}", "dim")
+                    ("$ ", "dim"),
+                    (view.printable(event.command), "bold"),
+                    (f"   on {view.printable(event.target)}", "dim"),
                 )
             )
         elif isinstance(event, OutputReceived):

@@ -135,7 +135,9 @@ class ChainTree(Tree[CertInfo | None]):
             assert analysis is not None
             parent: TreeNode[CertInfo | None] = root
             if len(groups) > 1:
-                parent = root.add(Text(f"from {', '.join(labels)}", self._style("heading")), expand=True)
+                parent = root.add(
+                    Text(view.printable(f"from {', '.join(labels)}"), self._style("heading")), expand=True
+                )
             self._add_verdict(parent, analysis)
             for i, cert in enumerate(analysis.chain):
                 self._add_cert(parent, i, cert, analysis, expand=cert.sha256 not in collapsed and i < 2)

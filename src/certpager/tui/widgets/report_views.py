@@ -87,12 +87,14 @@ class DetailHeader(ReportView):
         )
         text.append("  ")
         text.append(view.printable(self.endpoint.name), self._style("heading"))
-        text.append(f"  {self.endpoint.address}", self._style("muted"))
+        text.append(f"  {view.printable(self.endpoint.address)}", self._style("muted"))
         sni = self.endpoint.server_name
         if sni and sni != self.endpoint.host:
-            text.append(f"  SNI {sni}", self._style("muted"))
+            text.append(f"  SNI {view.printable(sni)}", self._style("muted"))
         if self.endpoint.tags:
-            text.append("  " + " ".join(f"#{t}" for t in self.endpoint.tags), self._style("muted"))
+            text.append(
+                "  " + " ".join(f"#{view.printable(t)}" for t in self.endpoint.tags), self._style("muted")
+            )
         text.append("\n")
         if report is None:
             text.append(" not checked yet" + (" — checking…" if self.checking else ""), self._style("muted"))
@@ -212,7 +214,7 @@ class HandshakeView(ReportView):
         hs = backend.handshake
         muted = self._style("muted")
         text = Text()
-        text.append(hs.label, self._style("heading"))
+        text.append(view.printable(hs.label), self._style("heading"))
         if not hs.ok:
             text.append(f"\n{hs.error_code}: ", self._status_style(Status.ERROR))
             text.append(view.printable(hs.error or ""))

@@ -125,17 +125,20 @@ class PlanView(Widget):
         sha = f" (sha256 {rb.sha256[:12]}…)" if rb.sha256 else ""
         head.add_row(Text("file", muted), Text(view.printable(runbook_origin(rb)) + sha, muted))
         sni = f" · SNI {ep.verify_name}" if ep.verify_name != ep.host else ""
-        head.add_row(Text("endpoint", muted), Text(f"{view.printable(ep.name)} · {ep.address}{sni}"))
+        head.add_row(Text("endpoint", muted), Text(view.printable(f"{ep.name} · {ep.address}{sni}")))
         if plan.target is not None:
-            target = Text.assemble((plan.target.label, self._style("heading")))
+            target = Text.assemble((view.printable(plan.target.label), self._style("heading")))
             target.append(
-                f"   host {plan.target.host} · port {plan.target.port} · user {plan.target.user}", muted
+                view.printable(
+                    f"   host {plan.target.host} · port {plan.target.port} · user {plan.target.user}"
+                ),
+                muted,
             )
             head.add_row(Text("runs on", muted), target)
             if plan.target.known_hosts:
                 head.add_row(
                     Text("host key", muted),
-                    Text("checked against " + ", ".join(plan.target.known_hosts), muted),
+                    Text(view.printable("checked against " + ", ".join(plan.target.known_hosts)), muted),
                 )
         for value in plan.values:
             shown = view.printable(value.value) if value.value else "(empty)"
@@ -267,7 +270,9 @@ class VerificationPanel(Widget):
                 )
             elif v.passed:
                 after.append("\n✓ new certificate served, chain verifies, name matches", self._style("ok"))
-            table.add_row(Text(v.backend), self._cert(v.before, good=False, before=True), after)
+            table.add_row(
+                Text(view.printable(v.backend)), self._cert(v.before, good=False, before=True), after
+            )
         parts: list[RenderableType] = [head, table]
         if result is not None and result.stored is not None:
             parts.append(
