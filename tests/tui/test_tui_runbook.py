@@ -350,7 +350,9 @@ async def test_a_held_lock_is_reported_and_nothing_runs(
     from certpager.runbook import EndpointLock
 
     app = make(checker, host, state_dir)
-    lock = EndpointLock("shop-api", state_dir / "locks")
+    endpoint = tuilab.lab_config().endpoint("shop-api")
+    assert endpoint is not None
+    lock = EndpointLock(endpoint, state_dir / "locks")
     lock.acquire({"pid": 1, "runbook": "other", "run_id": "x"})
     try:
         async with app.run_test(size=(120, 40)) as pilot:

@@ -54,7 +54,7 @@ from certpager.runbook.events import (
     VerificationFinished,
 )
 from certpager.runbook.loader import find_runbook, list_runbooks, runbook_dirs, shipped_runbook_dir
-from certpager.runbook.lock import is_locked
+from certpager.runbook.lock import run_is_active
 from certpager.runbook.model import ConfirmKind
 from certpager.runbook.plan import Plan, build_plan
 from certpager.runbook.template import escape_display
@@ -141,7 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
     _check_answers(plan, interactive=interactive, yes=args.yes, names=list(args.confirm_names))
     audit = AuditLog(Path(args.audit_log) if args.audit_log else None)
     audit.check()
-    for unfinished in audit.unfinished(is_active=is_locked):
+    for unfinished in audit.unfinished(is_active=run_is_active):
         sys.stderr.write(f"certpager: WARNING: {unfinished.describe()}\n")
         audit.acknowledge(unfinished)
     sys.stdout.write(plan.render_text() + "\n\n")
