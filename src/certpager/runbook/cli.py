@@ -32,6 +32,7 @@ from certpager.audit import AuditLog
 from certpager.commands import configure_run
 from certpager.config import Config, Endpoint, default_config_path, load_config
 from certpager.errors import UserError
+from certpager.formats import with_elapsed
 from certpager.runbook.engine import RunbookRun
 from certpager.runbook.events import (
     BaselineCaptured,
@@ -278,8 +279,7 @@ class _Console:
         elif isinstance(event, StepFinished):
             r = event.result
             label = {StepOutcome.OK: "OK"}.get(r.outcome, r.outcome.value.upper())
-            extra = f" in {r.duration:.1f} s" if r.duration else ""
-            p(f"  {label}: {r.message}{extra}")
+            p("  " + with_elapsed(f"{label}: {r.message}", r.duration or None, "{message} in {elapsed}"))
         elif isinstance(event, StepSkipped):
             p(f"\n[skipped] {event.step_id}: {event.title} ({event.reason})")
         elif isinstance(event, VerificationAttempted):
@@ -310,7 +310,7 @@ class _Console:
             p(f"  {event.level.upper()}: {event.message}")
         elif isinstance(event, RunFinished):
             run = event.result
-            p(f"\nRun {run.outcome.value.upper()}: {run.message} ({run.duration:.1f} s)")
+            p("\n" + with_elapsed(f"Run {run.outcome.value.upper()}: {run.message}", run.duration))
             p(f"Audit log: {run.audit_path}")
 
 

@@ -45,6 +45,7 @@ from certpager import __version__
 from certpager.audit import AuditLog, LineRedactor, OutputCapture, RunAudit, operator, redact, redact_params
 from certpager.config import Settings
 from certpager.errors import AuditError, CertpagerError, HostKeyError, SSHError
+from certpager.formats import format_seconds
 from certpager.runbook.events import (
     BaselineCaptured,
     CommandSent,
@@ -585,7 +586,7 @@ class RunbookRun:
             outcome = StepOutcome.FAILED
         message = describe_exit(result)
         if result.timed_out and not result.cancelled:
-            message = f"timed out after {step.timeout:g} s; " + message.replace("timed out, ", "")
+            message = f"timed out after {format_seconds(step.timeout)}; " + message.replace("timed out, ", "")
         hint = _EXIT_HINTS.get(result.exit_status or 0) if outcome is StepOutcome.FAILED else None
         if hint:
             message += f" ({hint})"
