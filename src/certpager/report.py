@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from certpager.config import format_hostport
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding, Status
 
 
@@ -195,11 +196,20 @@ def render_table(
 
     rows = sort_reports(reports, now)
     lines: list[str] = []
+    # ENDPOINT and ADDRESS are as wide as their longest entry: a name or an SNI is never cut.
+    names = [_strip_controls(r.name) for r in rows]
+    addresses = [
+        _strip_controls(format_hostport(r.host, r.port) + (f" @{r.sni}" if r.sni and r.sni != r.host else ""))
+        for r in rows
+    ]
+    name_w = max([len("ENDPOINT"), *map(len, names)])
+    addr_w = max([len("ADDRESS"), *map(len, addresses)])
     header = (
-        f"{'STATUS':<9} {'ENDPOINT':<24} {'ADDRESS':<28} {'DAYS':>6}  {'EXPIRES':<16}  {'TLS':<7}  ISSUER"
+        f"{'STATUS':<9} {'ENDPOINT':<{name_w}} {'ADDRESS':<{addr_w}} {'DAYS':>6}  {'EXPIRES':<16}  "
+        f"{'TLS':<7}  ISSUER"
     )
     lines.append(header)
-    for r in rows:
+    for r, name, address in zip(rows, names, addresses, strict=True):
         when = now or r.checked_at
         leaf = r.leaf
         days = f"{leaf.days_left(when):.1f}" if leaf else "-"
@@ -207,10 +217,9 @@ def render_table(
         primary = r.primary
         tls = (primary.handshake.tls_version or "-") if primary else "-"
         issuer = _short_issuer(leaf.issuer) if leaf else (r.error or "-")
-        address = f"{r.host}:{r.port}" + (f" @{r.sni}" if r.sni and r.sni != r.host else "")
         lines.append(
-            f"{paint(f'{r.status.value.upper():<9}', r.status)} {_strip_controls(r.name)[:24]:<24} "
-            f"{_strip_controls(address)[:28]:<28} {days:>6}  {expires:<16}  {tls:<7}  {_strip_controls(issuer)}"
+            f"{paint(f'{r.status.value.upper():<9}', r.status)} {name:<{name_w}} "
+            f"{address:<{addr_w}} {days:>6}  {expires:<16}  {tls:<7}  {_strip_controls(issuer)}"
         )
         for f in r.findings:
             where = f" [{', '.join(f.backends)}]" if f.backends else ""
