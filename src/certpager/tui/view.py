@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from certpager.config import Endpoint
+from certpager.formats import message_lines
 from certpager.probe import EndpointReport, Finding, Severity, Status
 
 PENDING = "pending"
@@ -51,6 +52,12 @@ def printable(text: str) -> str:
     never interpreted.
     """
     return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def printable_lines(text: str) -> str:
+    """certpager's own multi-line message as lines, each made :func:`printable` on its own
+    (its line breaks stay line breaks; control characters within a line are still escaped)."""
+    return "\n".join(printable(line) for line in message_lines(text))
 
 
 def home_path(path: str | os.PathLike[str] | None) -> str:
