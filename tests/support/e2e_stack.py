@@ -1,6 +1,6 @@
-"""The real "2 AM" stack on loopback: nginx + sshd (+ pebble + certbot), as in the recipe.
+"""The real "2 AM" stack on loopback: nginx + sshd (+ pebble + certbot).
 
-``shared/recipes/e2e-stack.md`` is the tested recipe this follows:
+How it is set up:
 
 - nginx runs with its own prefix (``-p``), ``daemon off`` (the harness owns the
   master PID), a ``pid`` directive, every temp path under the prefix, and

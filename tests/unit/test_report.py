@@ -1,4 +1,4 @@
-"""Rendering: the DESIGN §5 JSON object, the readable table (worst first, plain words,
+"""Rendering: the JSON object, the readable table (worst first, plain words,
 fix hints, no terminal control from certificate text), and the Nagios exit code.
 
 Reports are assembled from handshake records and the real analysis, without a network.
