@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from certpager.config import Endpoint
 from certpager.errors import CertpagerError, SSHError
+from certpager.formats import format_seconds
 from certpager.probe.analysis import parse_cert
 from certpager.probe.findings import make
 from certpager.probe.model import CertInfo, EndpointReport, Finding
@@ -232,7 +233,9 @@ async def compare_stored(
     try:
         stored = await asyncio.wait_for(read_stored_cert(endpoint, runner), timeout)
     except TimeoutError:
-        return failed(f"reading the stored certificate ({location}) took longer than {timeout:g} s")
+        return failed(
+            f"reading the stored certificate ({location}) took longer than {format_seconds(timeout)}"
+        )
     except CertpagerError as exc:
         return failed(str(exc))
     finally:
