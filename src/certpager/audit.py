@@ -406,12 +406,13 @@ class AuditLog:
                 torn.append((number, line[:200].decode("utf-8", "replace")))
         return AuditRead(records, torn)
 
-    def unfinished(self, is_active: Callable[[str], bool] | None = None) -> list[UnfinishedRun]:
+    def unfinished(self, is_active: Callable[[dict[str, Any]], bool] | None = None) -> list[UnfinishedRun]:
         """Runs that opened and never closed, not yet reported, and not running now.
 
         Args:
-            is_active: ``is_active(endpoint)`` is True while a run on that endpoint is
-                in progress in some process (its lock is held); such runs are skipped.
+            is_active: ``is_active(run_start_record)`` is True while that run may still be
+                in progress (its lock is held, its process is alive); such runs are skipped
+                (:func:`certpager.runbook.lock.run_is_active`).
         """
         runs: dict[str, dict[str, Any]] = {}
         for rec in self.read().records:
@@ -435,7 +436,7 @@ class AuditLog:
                 continue
             start = info["start"]
             endpoint = str(start.get("endpoint", "?"))
-            if is_active is not None and is_active(endpoint):
+            if is_active is not None and is_active(start):
                 continue
             open_steps = tuple(str(s) for s in info["open"])
             last = None

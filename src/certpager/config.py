@@ -224,6 +224,9 @@ class Settings:
     check_http: bool = True
     """Run the HTTP redirect and HSTS checks on port-443 endpoints that do not say
     otherwise (an endpoint's ``http`` key always wins)."""
+    lock_dir: str | None = None
+    """Machine-wide directory of the run locks (None: ``/run/lock/certpager``; the
+    ``CERTPAGER_LOCK_DIR`` environment variable wins over it)."""
 
 
 @dataclass(frozen=True)
@@ -419,9 +422,10 @@ def _aia_private(reader: Reader, default: str) -> str:
     return value
 
 
-def _settings(reader: Reader | None) -> Settings:
+def _settings(reader: Reader | None, base_dir: Path) -> Settings:
     if reader is None:
         return Settings()
+    lock_dir = reader.str("lock_dir")
     s = Settings(
         thresholds=_thresholds(reader.sub("thresholds"), Thresholds()),
         timeout=reader.number("timeout", DEFAULT_TIMEOUT, lo=0.1, hi=300) or DEFAULT_TIMEOUT,
@@ -435,6 +439,7 @@ def _settings(reader: Reader | None) -> Settings:
         fetch_aia=reader.bool("fetch_aia", True),
         aia_private=_aia_private(reader, "auto"),
         check_http=reader.bool("check_http", True),
+        lock_dir=str(base_dir / os.path.expanduser(lock_dir)) if lock_dir else None,
     )
     reader.finish()
     return s
@@ -598,7 +603,7 @@ def load_config(path: Path) -> Config:
     file = str(path)
     reader = Reader(root, file=file, path="", error=ConfigError)
     base_dir = path.resolve().parent
-    settings = _settings(reader.sub("settings"))
+    settings = _settings(reader.sub("settings"), base_dir)
     endpoints: list[Endpoint] = []
     names: dict[str, int] = {}
     if not reader.has("endpoints"):

@@ -1,4 +1,4 @@
-"""Rendering endpoint reports: the JSON shape (DESIGN §5) and the readable table."""
+"""Rendering endpoint reports: the JSON shape (README "JSON facts") and the readable table."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from certpager.config import format_hostport
 from certpager.probe.findings import hint_label
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding, Status
 from certpager.text import printable
@@ -101,7 +102,7 @@ def backend_json(b: BackendResult, now: datetime) -> dict[str, Any]:
 
 
 def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any]:
-    """The DESIGN §5 object for one endpoint."""
+    """The JSON object of one endpoint (README "JSON facts")."""
     now = now or r.checked_at
     primary = r.primary
     a = primary.analysis if primary is not None else None
@@ -195,11 +196,20 @@ def render_table(
     # names, addresses, issuers, messages and hints all hold text from servers or from
     # the config. Only the colour of the leading label, added afterwards, is certpager's.
     lines: list[str] = []
+    # ENDPOINT and ADDRESS are as wide as their longest entry: a name or an SNI is never cut.
+    names = [printable(r.name) for r in rows]
+    addresses = [
+        printable(format_hostport(r.host, r.port) + (f" @{r.sni}" if r.sni and r.sni != r.host else ""))
+        for r in rows
+    ]
+    name_w = max([len("ENDPOINT"), *map(len, names)])
+    addr_w = max([len("ADDRESS"), *map(len, addresses)])
     header = (
-        f"{'STATUS':<9} {'ENDPOINT':<24} {'ADDRESS':<28} {'DAYS':>6}  {'EXPIRES':<16}  {'TLS':<7}  ISSUER"
+        f"{'STATUS':<9} {'ENDPOINT':<{name_w}} {'ADDRESS':<{addr_w}} {'DAYS':>6}  {'EXPIRES':<16}  "
+        f"{'TLS':<7}  ISSUER"
     )
     lines.append(header)
-    for r in rows:
+    for r, name, address in zip(rows, names, addresses, strict=True):
         when = now or r.checked_at
         leaf = r.leaf
         days = f"{leaf.days_left(when):.1f}" if leaf else "-"
@@ -207,13 +217,9 @@ def render_table(
         primary = r.primary
         tls = (primary.handshake.tls_version or "-") if primary else "-"
         issuer = _short_issuer(leaf.issuer) if leaf else (r.error or "-")
-        address = f"{r.host}:{r.port}" + (f" @{r.sni}" if r.sni and r.sni != r.host else "")
         lines.append(
             paint(f"{r.status.value.upper():<9}", r.status)
-            + printable(
-                f" {printable(r.name)[:24]:<24} {printable(address)[:28]:<28} {days:>6}  {expires:<16}  "
-                f"{tls:<7}  {issuer}"
-            )
+            + printable(f" {name:<{name_w}} {address:<{addr_w}} {days:>6}  {expires:<16}  {tls:<7}  {issuer}")
         )
         for f in r.findings:
             where = f" [{', '.join(f.backends)}]" if f.backends else ""

@@ -4,7 +4,8 @@
 - ``web``: nginx serving app.test with a 2-day certificate + sshd (no ACME).
 - ``e2e``: the full stack: nginx + pebble + a certbot lineage whose current
   certificate expires in 2 days + sshd.
-- ``cli_env``: environment for ``certpager`` subprocesses (private HOME and XDG dirs).
+- ``cli_env``: environment for ``certpager`` subprocesses (private HOME and XDG dirs, run
+  locks in the test's own directory).
 - :func:`certpager_cli` and :func:`run_in_pty` run the real CLI as a subprocess.
 """
 
@@ -74,6 +75,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         XDG_STATE_HOME=str(home / "state"),
         NO_COLOR="1",
         PYTHONUNBUFFERED="1",
+        CERTPAGER_LOCK_DIR=str(tmp_path / "locks"),  # not the machine-wide /run/lock/certpager
     )
     env.pop("CERTPAGER_AUDIT_LOG", None)
     return env

@@ -16,6 +16,7 @@ from tests.support.pki import PKI, Hierarchy, Issued
 from tests.support.tls_server import TLSServer
 
 from certpager.config import Backend, Endpoint
+from certpager.formats import format_serial
 from certpager.probe.engine import check_endpoint
 from certpager.probe.model import EndpointReport, Severity, Status
 
@@ -84,7 +85,7 @@ async def test_backends_disagree(
     (finding,) = [f for f in report.findings if f.code == "backends_disagree"]
     assert finding.backends == (f"127.0.0.1:{stale.port}",)
     assert "still serves the oldest one" in finding.message
-    assert format(leaves["old"][0].cert.serial_number, "X") in finding.message
+    assert format_serial(leaves["old"][0].cert.serial_number) in finding.message
     assert report.extra["backends_agree"] is False
     served = report.extra["certificates_served"]
     assert isinstance(served, list) and len(served) == 2

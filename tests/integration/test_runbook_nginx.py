@@ -155,7 +155,10 @@ def test_a_second_run_on_the_same_endpoint_is_refused(
             ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", "token=x"], cli_env
         )
         assert second.returncode == 2
-        assert "endpoint 'box': another run is active (runbook sleepy, user" in second.stderr
+        assert (
+            "(endpoint 'box'): another run is active, locked by user" in second.stderr
+            and "runbook sleepy" in second.stderr
+        )
         assert f"pid {first.pid}" in second.stderr
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)

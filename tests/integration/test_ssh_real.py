@@ -113,6 +113,8 @@ async def test_changed_host_key(sshd: Sshd, tmp_path: Path) -> None:
     assert (
         "CHANGED" in text and fingerprint(other.with_suffix(".pub")) in text and sshd.host_fingerprint in text
     )
+    # Each fingerprint once (the pinned key matches by name and by address alike).
+    assert text.count(fingerprint(other.with_suffix(".pub"))) == 1 and text.count(sshd.host_fingerprint) == 1
     assert "Accepted publickey" not in sshd.log.read_text()
 
 

@@ -1,6 +1,6 @@
-"""The real "2 AM" stack on loopback: nginx + sshd (+ pebble + certbot), as in the recipe.
+"""The real "2 AM" stack on loopback: nginx + sshd (+ pebble + certbot).
 
-``shared/recipes/e2e-stack.md`` is the tested recipe this follows:
+How it is set up:
 
 - nginx runs with its own prefix (``-p``), ``daemon off`` (the harness owns the
   master PID), a ``pid`` directive, every temp path under the prefix, and
@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives import serialization
 from tests.support.pebble import Pebble, key_pem, make_ca, make_leaf, pem
 from tests.support.sshd import Sshd, free_port, require_binary, wait_port
 
+from certpager.formats import format_serial
+
 DOMAIN = "app.test"
 NGINX = "/usr/sbin/nginx"
 NGINX_HINT = "apt-get install -y nginx"
@@ -75,7 +77,7 @@ def served_leaf(port: int, sni: str = DOMAIN, timeout: float = 10.0) -> Served:
     assert der is not None
     cert = x509.load_der_x509_certificate(der)
     return Served(
-        serial=f"{cert.serial_number:X}",
+        serial=format_serial(cert.serial_number),
         sha256=hashlib.sha256(der).hexdigest(),
         not_after=cert.not_valid_after_utc,
         issuer=cert.issuer.rfc4514_string(),
@@ -87,7 +89,7 @@ def file_leaf(path: Path) -> Served:
     cert = x509.load_pem_x509_certificate(path.read_bytes())
     der = cert.public_bytes(serialization.Encoding.DER)
     return Served(
-        f"{cert.serial_number:X}",
+        format_serial(cert.serial_number),
         hashlib.sha256(der).hexdigest(),
         cert.not_valid_after_utc,
         cert.issuer.rfc4514_string(),

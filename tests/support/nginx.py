@@ -1,6 +1,6 @@
 """Debian's nginx as a test fixture: N TLS server blocks on random loopback ports.
 
-Runs the way ``shared/recipes/e2e-stack.md`` §6 proved on these machines: its own
+Runs this way (proved on Debian): its own
 prefix in a temp dir (``-p``), its own config (``-c``), the pre-config error log
 moved there (``-e``), ``daemon off`` so the harness owns the master PID, a ``pid``
 directive, and every ``*_temp_path`` under the prefix (the compiled-in defaults

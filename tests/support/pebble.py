@@ -1,6 +1,6 @@
 """Debian's pebble (an ACME CA) and pebble-challtestsrv (as its DNS server) on loopback.
 
-Follows ``shared/recipes/e2e-stack.md`` §4: the package ships no listener
+The package ships no listener
 certificates, so a throwaway CA and a ``localhost``/``127.0.0.1`` certificate
 are made here; ``PEBBLE_VA_NOSLEEP=1`` (no random 0-15 s validation sleep),
 ``PEBBLE_WFE_NONCEREJECT=0`` (no injected badNonce) and ``PEBBLE_AUTHZREUSE=0``

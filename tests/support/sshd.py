@@ -1,6 +1,6 @@
 """Debian's OpenSSH sshd as a test fixture, on a random loopback port.
 
-Follows ``shared/recipes/e2e-stack.md`` §7: ``/run/sshd`` must exist, the
+``/run/sshd`` must exist, the
 binary is called by absolute path with ``-D -e`` (so the harness owns the
 daemon's PID), ``StrictModes no`` (keys live under /tmp), key-only root
 login, its own ed25519 host key, and a pinned ``known_hosts`` line (no TOFU).

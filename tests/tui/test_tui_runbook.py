@@ -350,7 +350,9 @@ async def test_a_held_lock_is_reported_and_nothing_runs(
     from certpager.runbook import EndpointLock
 
     app = make(checker, host, state_dir)
-    lock = EndpointLock("shop-api", state_dir / "locks")
+    endpoint = tuilab.lab_config().endpoint("shop-api")
+    assert endpoint is not None
+    lock = EndpointLock(endpoint, state_dir / "locks")
     lock.acquire({"pid": 1, "runbook": "other", "run_id": "x"})
     try:
         async with app.run_test(size=(120, 40)) as pilot:
@@ -362,3 +364,24 @@ async def test_a_held_lock_is_reported_and_nothing_runs(
             assert host.commands == []
     finally:
         lock.release()
+
+
+async def test_certpagers_own_multi_line_message_is_shown_as_lines(
+    checker: tuilab.FakeChecker, host: tuilab.FakeHost, state_dir: Path
+) -> None:
+    app = make(checker, host, state_dir)
+    service = app.runbooks
+    assert service is not None
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("first line of the reason\n    second line: add this\x1b[2J")
+
+    service.new_run = broken  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_plan(pilot, app)
+        await pilot.press("enter")
+        run = await wait_run(pilot, app)
+        await tuilab.wait_for(pilot, lambda: run.phase == "finished")
+        text = tuilab.screen_text(app)
+        assert "second line: add this\\x1b[2J" in text  # its own line; the ESC still escaped
+        assert "\\x0a" not in text

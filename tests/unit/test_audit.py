@@ -99,7 +99,7 @@ def test_unfinished_runs_are_reported_once_and_active_ones_skipped(tmp_path: Pat
     crashed.write("step_intent", step_id="renew", command="certbot renew --force-renewal")
     active = RunAudit(log, "run-active")
     active.write("run_start", endpoint="c", runbook="r", pid=os.getpid())
-    found = log.unfinished(is_active=lambda endpoint: endpoint == "c")
+    found = log.unfinished(is_active=lambda start: start["endpoint"] == "c")
     assert [u.run_id for u in found] == ["run-crashed"]
     (unknown,) = found
     assert unknown.open_steps == ("renew",)
@@ -110,7 +110,7 @@ def test_unfinished_runs_are_reported_once_and_active_ones_skipped(tmp_path: Pat
         and "may or may not have run" in text
     )
     log.acknowledge(unknown)
-    assert log.unfinished(is_active=lambda endpoint: endpoint == "c") == []
+    assert log.unfinished(is_active=lambda start: start["endpoint"] == "c") == []
     assert [u.run_id for u in log.unfinished()] == ["run-active"]
 
 

@@ -1,4 +1,4 @@
-"""Rendering: the DESIGN §5 JSON object, the readable table (worst first, plain words,
+"""Rendering: the JSON object, the readable table (worst first, plain words,
 fix hints, no terminal control from certificate text), and the Nagios exit code.
 
 Reports are assembled from handshake records and the real analysis, without a network.
@@ -221,3 +221,18 @@ def test_write_json_is_the_whole_list_dumped(
     whole = [report_json(r) for r in chosen]
     assert out.getvalue() == json.dumps(whole, indent=2 if pretty else None) + "\n"
     assert json.loads(out.getvalue()) == whole
+
+
+def test_table_never_cuts_the_name_or_the_sni(ca: Hierarchy, now: dt.datetime) -> None:
+    sni = "payments-gateway.eu-west-1.internal.example.com"
+    name = "payments-gateway-production-eu-west-1"
+    long = make_report(ca, now, name, [ca.leaf(sni), ca.intermediate], sni=sni)
+    short = make_report(ca, now, "ok", [ca.leaf("app.test"), ca.intermediate])
+    lines = render_table([long, short], now=now).splitlines()
+    row = next(line for line in lines if name in line)
+    assert f"{name} app.test:443 @{sni} " in row
+    # The columns after ADDRESS still line up under their headers.
+    days = lines[0].index("DAYS") + len("DAYS")
+    assert all(line[days - 1] != " " for line in lines[1:3])
+    # Short entries keep the table within 120 columns.
+    assert len(render_table([short], now=now).splitlines()[1]) <= 120

@@ -406,7 +406,10 @@ async def test_second_run_on_the_same_endpoint_is_refused(tmp_path: Path) -> Non
     task = asyncio.ensure_future(first.execute())
     await asyncio.sleep(0.2)
     second = make_run(tmp_path, FakeRunner(), Answers(), Probe(report()), text=RB_ON_FAILURE)
-    with pytest.raises(RunLockedError, match=r"endpoint 'app': another run is active \(runbook rb, user"):
+    with pytest.raises(
+        RunLockedError,
+        match=r"\(endpoint 'app'\): another run is active, locked by user \S+ \(pid \d+ on .*runbook rb",
+    ):
         await second.execute()
     first.cancel()
     await asyncio.wait_for(task, 30)

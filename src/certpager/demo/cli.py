@@ -7,9 +7,14 @@ exits 0 and SIGTERM/SIGHUP leave through the app's normal exit with 128+signal. 
 its directory removed on exit, Ctrl-C, SIGTERM, SIGHUP or a crash; if this
 process is SIGKILLed the lab notices (its stdin pipe closes) and removes itself.
 
-The drill's audit log is ``LAB_DIR/audit.jsonl`` (removed with the lab) unless
-``--audit-log FILE`` says otherwise: drill runs stay out of the real audit log
-that postmortems are written from.
+All of the drill's state lives in the lab dir and goes with it: the audit log
+``LAB_DIR/audit.jsonl`` (unless ``--audit-log FILE`` says otherwise: drill runs stay
+out of the real audit log that postmortems are written from), the run locks
+``LAB_DIR/locks`` (``settings.lock_dir`` of the lab config, not the machine-wide
+``/run/lock/certpager``) and the lab's SSH known_hosts and keys. Nothing is written
+to ``$HOME`` or the XDG directories.
+
+``--config`` is refused (exit 3): the demo always runs on the lab's own config.
 """
 
 from __future__ import annotations
@@ -75,6 +80,14 @@ def summary_line(info: LabInfo, seconds: float) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``certpager demo``."""
+    if getattr(args, "config", None):
+        print(
+            "certpager demo: --config is not used by the demo (it writes and uses the lab's own "
+            "config); for your endpoints run `certpager --config FILE` (the TUI) or "
+            "`certpager check --config FILE`",
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN
     no_tui = bool(getattr(args, "no_tui", False))
     if not no_tui and importlib.util.find_spec("certpager.tui") is None:
         print(
@@ -99,6 +112,9 @@ def run_demo(args: argparse.Namespace) -> int:
             seconds = lab.startup_seconds or 0.0
             audit = Path(args.audit_log).resolve() if args.audit_log else Path(info.dir) / "audit.jsonl"
             os.environ["CERTPAGER_AUDIT_LOG"] = str(audit)
+            # The lab's config says so too (for `certpager --config LAB_CONFIG run`); the
+            # variable wins over it, so an operator's own CERTPAGER_LOCK_DIR is not used.
+            os.environ["CERTPAGER_LOCK_DIR"] = str(Path(info.dir) / "locks")
             if no_tui:
                 print(summary_line(info, seconds), file=sys.stderr, flush=True)
                 print(info.config, flush=True)

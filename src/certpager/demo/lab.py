@@ -20,6 +20,8 @@ parent is gone), and on the way out ends every command it started and removes
     home/                 HOME and working directory of SSH commands
     run/control.sock      reload/status requests from the stand-ins
     run/commands/PID      commands running right now (for cleanup by PID)
+    locks/                run locks of drill runs (the config's settings.lock_dir)
+    audit.jsonl           the drill's audit log (written by `certpager demo`'s runs)
 """
 
 from __future__ import annotations
@@ -265,7 +267,8 @@ class Lab:
         for sc in SCENARIOS:
             endpoints.append(self._endpoint_entry(sc, ports[sc.name]))
         doc = {
-            "settings": {"timeout": 5, "interval": 20},
+            # Run locks stay in the lab (not the machine-wide /run/lock/certpager).
+            "settings": {"timeout": 5, "interval": 20, "lock_dir": "locks"},
             "endpoints": endpoints,
         }
         header = (

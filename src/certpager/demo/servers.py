@@ -25,6 +25,8 @@ from typing import Any
 from cryptography import x509
 from OpenSSL import SSL
 
+from certpager.formats import format_serial
+
 PROTOCOLS: dict[str, ssl.TLSVersion] = {
     "TLSv1": ssl.TLSVersion.TLSv1,
     "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -180,7 +182,7 @@ class Site:
         leaf = _first_cert(cert_path)
         self.loaded = Loaded(
             context=ctx,
-            serial=format(leaf.serial_number, "x"),
+            serial=format_serial(leaf.serial_number),
             not_after=leaf.not_valid_after_utc.isoformat(),
             certificate=cert_path,
         )

@@ -27,6 +27,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from certpager.formats import format_serial
+
 CONTROL_TIMEOUT = 10.0
 """Seconds to wait for the lab to answer a reload/status request."""
 
@@ -338,7 +340,7 @@ def certbot(lab: LabPaths, argv: list[str]) -> int:
         )
         version = pki.write_lineage(lin, cert, new_key, [ca.cert])
         say(
-            f"New certificate: serial {cert.serial_number:x}, valid until "
+            f"New certificate: serial {format_serial(cert.serial_number)}, valid until "
             f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC (archive version {version})"
         )
         renewed.append(lin)
@@ -404,7 +406,7 @@ def _certbot_certificates(config_dir: Path) -> int:
         left = cert.not_valid_after_utc - now
         state = "INVALID: EXPIRED" if left.total_seconds() < 0 else f"VALID: {left.days} days"
         _out(f"  Certificate Name: {lin.name}")
-        _out(f"    Serial Number: {cert.serial_number:x}")
+        _out(f"    Serial Number: {format_serial(cert.serial_number)}")
         _out("    Key Type: ECDSA")
         _out(f"    Domains: {' '.join(pki.dns_names(cert))}")
         _out(f"    Expiry Date: {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S+00:00} ({state})")

@@ -24,6 +24,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, N
 from OpenSSL import crypto
 
 from certpager.config import Thresholds, ip_literal, is_ip
+from certpager.formats import format_serial
 from certpager.probe.findings import RELOAD_RUNBOOK, make, readvise
 from certpager.probe.model import CertInfo, ChainAnalysis, Finding, Severity
 from certpager.probe.trust import TrustStore
@@ -124,7 +125,7 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
     return CertInfo(
         subject=subject_text,
         issuer=issuer_text,
-        serial=format(cert.serial_number, "X"),
+        serial=format_serial(cert.serial_number),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         sha256=hashlib.sha256(der).hexdigest(),

@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from certpager.config import Endpoint
+from certpager.formats import format_seconds
 from certpager.probe import findings as F
 from certpager.probe.analysis import CertParseError, match_hostname, parse_cert
 from certpager.probe.engine import client_options, register_hook, with_backends, with_findings
@@ -265,7 +266,7 @@ async def no_sni_hello(address: str, port: int, options: ClientOptions, timeout:
     try:
         return await asyncio.wait_for(asyncio.shield(task), max(timeout, 0.001))
     except TimeoutError:
-        return Hello(None, error=f"no answer within {timeout:.1f} s")
+        return Hello(None, error=f"no answer within {format_seconds(timeout)}")
 
 
 async def no_sni_check(endpoint: Endpoint, primary: BackendResult, timeout: float) -> dict[str, Any]:
@@ -633,7 +634,7 @@ async def _run_all(jobs: dict[str, Awaitable[Any]], timeout: float) -> dict[str,
     for task, key in tasks.items():
         if task in pending:
             out[key] = _Unfinished(
-                f"did not finish within the deadline ({timeout:.1f} s left when it started)"
+                f"did not finish within the deadline ({format_seconds(timeout)} left when it started)"
             )
         elif task.cancelled():
             out[key] = _Unfinished("cancelled")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from certpager.config import Endpoint, Settings, is_ip
+from certpager.formats import format_seconds
 from certpager.probe import findings as F
 from certpager.probe.analysis import analyze_chain
 from certpager.probe.handshake import ClientOptions, ResolveError, handshake, resolve
@@ -250,7 +251,7 @@ async def check_endpoint(
                     port=endpoint.port,
                     sni=endpoint.server_name,
                     error_code="dns_error",
-                    error=f"DNS lookup of {endpoint.host} did not finish within {endpoint.timeout:g} s",
+                    error=f"DNS lookup of {endpoint.host} did not finish within {format_seconds(endpoint.timeout)}",
                 ),
             )
         if dns_failure is not None:

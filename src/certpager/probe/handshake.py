@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 from OpenSSL import SSL, crypto
 
+from certpager.formats import format_seconds
 from certpager.probe.model import Handshake, Timings
 from certpager.probe.trust import TrustStore
 
@@ -287,7 +288,7 @@ async def resolve(host: str, port: int, timeout: float) -> list[tuple[int, str]]
         async with asyncio.timeout(timeout):
             infos = await fut
     except TimeoutError:
-        raise ResolveError(f"DNS lookup of {host} timed out after {timeout:g} s") from None
+        raise ResolveError(f"DNS lookup of {host} timed out after {format_seconds(timeout)}") from None
     except socket.gaierror as exc:
         raise ResolveError(f"{host} does not resolve: {exc.strerror}") from None
     except (OSError, UnicodeError) as exc:
@@ -883,11 +884,11 @@ async def handshake(
         if phase == "connect":
             return result(
                 "connect_timeout",
-                f"no TCP connection to {_label(address, port)} within {budget or timeout:g} s (the probe deadline)",
+                f"no TCP connection to {_label(address, port)} within {format_seconds(budget or timeout)} (the probe deadline)",
             )
         return result(
             "handshake_timeout",
-            f"TLS handshake with {_label(address, port)} did not complete within {budget or timeout:g} s (the probe deadline)",
+            f"TLS handshake with {_label(address, port)} did not complete within {format_seconds(budget or timeout)} (the probe deadline)",
             chain_der=peer_chain(conn) if conn is not None else (),
         )
     except PeerClosed as exc:

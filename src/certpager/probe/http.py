@@ -27,6 +27,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from certpager import __version__
+from certpager.formats import format_seconds
 from certpager.probe import findings as F
 from certpager.probe.model import Finding
 
@@ -281,7 +282,7 @@ async def fetch(
                 if loop.time() >= end:
                     raise
                 raise HttpFailure(
-                    "connect_timeout", f"no TCP connection to port {port} within {limit:.1f} s"
+                    "connect_timeout", f"no TCP connection to port {port} within {format_seconds(limit)}"
                 ) from None
             phase = "response"
             writer.write(_request(host, path))
@@ -308,7 +309,7 @@ async def fetch(
             return response
     except TimeoutError:
         what = "no TCP connection" if phase == "connect" else "no complete HTTP response"
-        raise HttpFailure("timeout", f"{what} within {timeout:.1f} s (the deadline)") from None
+        raise HttpFailure("timeout", f"{what} within {format_seconds(timeout)} (the deadline)") from None
     except HttpFailure:
         raise
     except ConnectionRefusedError:

@@ -37,6 +37,7 @@ from typing import Literal
 
 from OpenSSL import SSL
 
+from certpager.formats import format_seconds
 from certpager.probe import findings as F
 from certpager.probe.analysis import CertParseError, parse_cert
 from certpager.probe.handshake import (
@@ -204,7 +205,7 @@ async def server_hello(
                 got_bytes = True
                 conn.bio_write(data)
     except TimeoutError:
-        return Hello(None, error=f"no answer within {timeout:.1f} s")
+        return Hello(None, error=f"no answer within {format_seconds(timeout)}")
     except PeerClosed as exc:
         # After a good main handshake, hanging up on this ClientHello is a refusal.
         return Hello(False, error=exc.describe("after its first answer" if got_bytes else ""))

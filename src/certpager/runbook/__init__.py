@@ -52,7 +52,7 @@ from certpager.runbook.loader import (
     runbook_dirs,
     shipped_runbook_dir,
 )
-from certpager.runbook.lock import EndpointLock, is_locked
+from certpager.runbook.lock import EndpointLock, LockDirError, default_lock_dir, lock_held, run_is_active
 from certpager.runbook.model import (
     ConfirmKind,
     Param,
@@ -87,6 +87,7 @@ __all__ = [
     "Connected",
     "EndpointLock",
     "EventSink",
+    "LockDirError",
     "Notice",
     "OutputReceived",
     "Param",
@@ -116,12 +117,14 @@ __all__ = [
     "VerifyExpect",
     "VerifySpec",
     "build_plan",
+    "default_lock_dir",
     "find_runbook",
-    "is_locked",
     "list_runbooks",
     "load_runbook",
+    "lock_held",
     "new_run_id",
     "parse_runbook",
+    "run_is_active",
     "runbook_dirs",
     "runbooks_for",
     "shipped_runbook_dir",

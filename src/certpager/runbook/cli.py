@@ -32,6 +32,7 @@ from certpager.audit import AuditLog
 from certpager.commands import configure_run
 from certpager.config import Config, Endpoint, default_config_path, load_config
 from certpager.errors import OutputError, UserError
+from certpager.formats import with_elapsed
 from certpager.runbook.engine import RunbookRun
 from certpager.runbook.events import (
     BaselineCaptured,
@@ -54,7 +55,7 @@ from certpager.runbook.events import (
     VerificationFinished,
 )
 from certpager.runbook.loader import find_runbook, list_runbooks, runbook_dirs, shipped_runbook_dir
-from certpager.runbook.lock import is_locked
+from certpager.runbook.lock import run_is_active
 from certpager.runbook.model import ConfirmKind
 from certpager.runbook.plan import Plan, build_plan
 from certpager.runbook.template import escape_display
@@ -142,7 +143,7 @@ def run_command(args: argparse.Namespace) -> int:
     _check_answers(plan, interactive=interactive, yes=args.yes, names=list(args.confirm_names))
     audit = AuditLog(Path(args.audit_log) if args.audit_log else None)
     audit.check()
-    for unfinished in audit.unfinished(is_active=is_locked):
+    for unfinished in audit.unfinished(is_active=run_is_active):
         emit(sys.stderr, f"certpager: WARNING: {unfinished.describe()}")
         audit.acknowledge(unfinished)
     emit(sys.stdout, plan.render_text() + "\n")
@@ -287,8 +288,7 @@ class _Console:
         elif isinstance(event, StepFinished):
             r = event.result
             label = {StepOutcome.OK: "OK"}.get(r.outcome, r.outcome.value.upper())
-            extra = f" in {r.duration:.1f} s" if r.duration else ""
-            p(f"  {label}: {r.message}{extra}")
+            p("  " + with_elapsed(f"{label}: {r.message}", r.duration or None, "{message} in {elapsed}"))
         elif isinstance(event, StepSkipped):
             p(f"\n[skipped] {event.step_id}: {event.title} ({event.reason})")
         elif isinstance(event, VerificationAttempted):
@@ -319,7 +319,7 @@ class _Console:
             p(f"  {event.level.upper()}: {event.message}")
         elif isinstance(event, RunFinished):
             run = event.result
-            p(f"\nRun {run.outcome.value.upper()}: {run.message} ({run.duration:.1f} s)")
+            p("\n" + with_elapsed(f"Run {run.outcome.value.upper()}: {run.message}", run.duration))
             p(f"Audit log: {run.audit_path}")
 
 

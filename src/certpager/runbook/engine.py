@@ -11,7 +11,8 @@ Usage (the CLI and the TUI do exactly this)::
 
 Order of a run:
 
-1. Take the endpoint's run lock (:class:`RunLockedError` if another run holds it).
+1. Take the target's run lock (:class:`RunLockedError` if another run holds it;
+   see :mod:`certpager.runbook.lock`).
 2. Write the ``run_start`` audit record (nothing runs if the log cannot be written).
 3. Connect to the SSH target (host key verified) before asking anything, so a
    refused host key stops the run before the first confirmation.
@@ -44,6 +45,7 @@ from certpager import __version__
 from certpager.audit import AuditLog, LineRedactor, OutputCapture, RunAudit, operator, redact, redact_params
 from certpager.config import Settings
 from certpager.errors import AuditError, CertpagerError, HostKeyError, SSHError
+from certpager.formats import format_seconds
 from certpager.runbook.events import (
     BaselineCaptured,
     CommandSent,
@@ -70,7 +72,7 @@ from certpager.runbook.events import (
     VerificationFinished,
     VerificationResult,
 )
-from certpager.runbook.lock import EndpointLock
+from certpager.runbook.lock import EndpointLock, default_lock_dir
 from certpager.runbook.model import ConfirmKind, StepKind
 from certpager.runbook.plan import Plan, PlannedStep
 from certpager.runbook.template import sanitize_output
@@ -121,7 +123,8 @@ class RunbookRun:
         runner_factory: builds the SSH target's runner (default: asyncssh / local).
         local_runner: runner for ``where: local`` steps (default: :class:`LocalRunner`).
         probe: fresh-handshake function for baseline and verification.
-        lock_dir: where run locks live (default ``$XDG_STATE_HOME/certpager/locks``).
+        lock_dir: where run locks live (default :func:`~certpager.runbook.lock.default_lock_dir`:
+            ``$CERTPAGER_LOCK_DIR``, ``settings.lock_dir``, ``/run/lock/certpager``).
         run_id: force a run id (default: time + random).
         """
         self.plan = plan
@@ -136,7 +139,13 @@ class RunbookRun:
         self._runner_factory = runner_factory or runner_for
         self._local_runner = local_runner
         self._probe = probe or default_probe(self.settings)
-        self._lock = EndpointLock(plan.endpoint.name, lock_dir)
+        target = plan.target
+        self._lock = EndpointLock(
+            plan.endpoint,
+            lock_dir or default_lock_dir(self.settings),
+            ssh_host="local" if target is not None and target.local else (target.host if target else None),
+            ssh_port=target.port if target is not None and not target.local else None,
+        )
         self._cancel = asyncio.Event()
         self._cancel_reason = ""
         self._audit = RunAudit(self.audit_log, self.run_id)
@@ -270,6 +279,8 @@ class RunbookRun:
                 certpager_version=__version__,
                 operator=operator(),
                 pid=os.getpid(),
+                lock=str(self._lock.path),
+                target_key=self._lock.key,
                 params=redact_params(params, [v.name for v in plan.values if v.secret]),
                 plan=plan.to_dict(),
             )
@@ -575,7 +586,7 @@ class RunbookRun:
             outcome = StepOutcome.FAILED
         message = describe_exit(result)
         if result.timed_out and not result.cancelled:
-            message = f"timed out after {step.timeout:g} s; " + message.replace("timed out, ", "")
+            message = f"timed out after {format_seconds(step.timeout)}; " + message.replace("timed out, ", "")
         hint = _EXIT_HINTS.get(result.exit_status or 0) if outcome is StepOutcome.FAILED else None
         if hint:
             message += f" ({hint})"

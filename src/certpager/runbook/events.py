@@ -108,9 +108,7 @@ class ServedCert:
 
     def short(self) -> str:
         """``serial 1A2B… sha256 ab12cd34… notAfter 2026-11-29``."""
-        return (
-            f"serial {self.serial[:16]} sha256 {self.sha256[:16]}… notAfter {self.not_after:%Y-%m-%d %H:%M}Z"
-        )
+        return f"serial {self.serial} sha256 {self.sha256[:16]}… notAfter {self.not_after:%Y-%m-%d %H:%M}Z"
 
 
 @dataclass(frozen=True)

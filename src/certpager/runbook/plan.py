@@ -14,6 +14,7 @@ from typing import Any
 
 from certpager.config import Endpoint
 from certpager.errors import RunbookError, SSHError
+from certpager.formats import format_seconds
 from certpager.runbook.model import (
     ConfirmKind,
     Param,
@@ -230,7 +231,7 @@ def _step_lines(step: PlannedStep, number: str, ep: Endpoint, indent: str = "  "
         for text in step.message.splitlines():
             lines.append(f"{pad}! {escape_display(text)}")
     if step.kind is StepKind.RUN:
-        lines.append(f"{pad}on {step.target}, timeout {step.timeout:g} s")
+        lines.append(f"{pad}on {step.target}, timeout {format_seconds(step.timeout)}")
         lines.append(f"{pad}$ {step.display_command}")
         if step.stdin is not None:
             lines.append(f"{pad}(with input on stdin, not shown)")
@@ -256,7 +257,7 @@ def describe_verify(spec: VerifySpec, ep: Endpoint) -> str:
     }[spec.expect]
     return (
         f"fresh TLS handshakes to {backends} (SNI {ep.verify_name}), retried for up to "
-        f"{spec.deadline:g} s; passes when on every backend {proof}, the chain verifies, the "
+        f"{format_seconds(spec.deadline)}; passes when on every backend {proof}, the chain verifies, the "
         f"name matches and more than {min_days:g} days are left"
     )
 

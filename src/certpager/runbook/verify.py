@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from certpager.config import Endpoint, Settings, with_overrides
+from certpager.formats import format_seconds
 from certpager.probe.model import EndpointReport
 from certpager.runbook.events import BackendVerdict, ServedCert, VerificationResult
 from certpager.runbook.model import VerifyExpect, VerifySpec
@@ -174,6 +175,6 @@ async def verify_endpoint(
         time.monotonic() - started,
         verdicts,
         stored,
-        f"after {spec.deadline:g} s, {len(failing)} of {len(verdicts)} backend(s) fail: {summary}",
+        f"after {format_seconds(spec.deadline)}, {len(failing)} of {len(verdicts)} backend(s) fail: {summary}",
         notes,
     )

@@ -35,6 +35,7 @@ import asyncssh
 
 from certpager.config import SSHTarget, format_hostport
 from certpager.errors import HostKeyError, SSHConnectError, SSHError
+from certpager.formats import format_seconds
 from certpager.ssh.base import (
     KILL_GRACE,
     PID_MARKER,
@@ -286,7 +287,7 @@ class AsyncsshRunner:
             ) from None
         except TimeoutError:
             raise fail(
-                f"SSH connection to {where} timed out after {self.target.connect_timeout:g} s "
+                f"SSH connection to {where} timed out after {format_seconds(self.target.connect_timeout)} "
                 "(host down, firewall, or not an SSH server)",
                 "connect",
             ) from None
@@ -338,7 +339,9 @@ class AsyncsshRunner:
                 "administrator check it. certpager did not log in."
             )
         elif trusted:
-            old = ", ".join(_fingerprint(k) for k in trusted)
+            # A key listed under both the name and the address (or twice) is named once.
+            known_fps = list(dict.fromkeys(_fingerprint(k) for k in trusted))
+            old = ", ".join(known_fps)
             message = (
                 f"host key for {where} has CHANGED: known_hosts ({files[0]}) has {old}, the server "
                 f"offered {fp or 'an unknown key'}. This may be an attack (man in the middle) or the "

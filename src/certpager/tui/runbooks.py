@@ -23,8 +23,8 @@ from certpager.runbook import (
     Runbook,
     RunbookRun,
     build_plan,
-    is_locked,
     list_runbooks,
+    run_is_active,
     runbook_dirs,
     runbooks_for,
 )
@@ -61,7 +61,7 @@ class RunbookService:
     probe: ProbeFn | None = None
     """Fresh handshakes for baseline and verification (None: the engine's lean probe)."""
     lock_dir: Path | None = None
-    """Where run locks live (None: the XDG default)."""
+    """Where run locks live (None: ``$CERTPAGER_LOCK_DIR``, ``settings.lock_dir``, ``/run/lock/certpager``)."""
     dirs: list[Path] | None = None
     """Runbook search path (None: from the config)."""
     target_for: Callable[[Endpoint], TargetInfo | None] | None = None
@@ -118,7 +118,7 @@ class RunbookService:
         log = self.audit()
         log.check()
         out: list[str] = []
-        for run in log.unfinished(is_active=lambda name: is_locked(name, self.lock_dir)):
+        for run in log.unfinished(is_active=run_is_active):
             out.append(run.describe())
             log.acknowledge(run)
         return out

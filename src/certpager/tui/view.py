@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from certpager.config import Endpoint
+from certpager.formats import message_lines
 from certpager.probe import EndpointReport, Finding, Severity, Status
 from certpager.text import printable as _printable
 
@@ -49,6 +50,12 @@ def printable(text: str, *, tabs: bool = False) -> str:
     displayed, never interpreted.
     """
     return _printable(text, tabs=tabs)
+
+
+def printable_lines(text: str) -> str:
+    """certpager's own multi-line message as lines, each made :func:`printable` on its own
+    (its line breaks stay line breaks; control characters within a line are still escaped)."""
+    return "\n".join(printable(line) for line in message_lines(text))
 
 
 def home_path(path: str | os.PathLike[str] | None) -> str:

@@ -344,7 +344,7 @@ class MessageModal(ModalScreen[None]):
         with VerticalScroll(id="message-box") as box:
             box.border_title = self.title_text
             box.border_subtitle = "Enter or Esc closes"
-            yield Static(Text(view.printable(self.message)))
+            yield Static(Text(view.printable_lines(self.message)))
 
     def action_close(self) -> None:
         """Close."""
@@ -544,18 +544,23 @@ class RunScreen(Screen[None]):
         self.phase = "finished"
         self.call_after_refresh(self.query_one(RichLog).scroll_end, animate=False)
         label, _ = _OUTCOME[result.outcome]
-        self._log(Text.assemble((f"{label}: {view.printable(result.message)}", "bold")))
+        self._log(Text.assemble((f"{label}: {view.printable_lines(result.message)}", "bold")))
         if result.error is not None:
-            self._log(f"error: {result.error}", "bold")
+            self._log(Text(f"error: {view.printable_lines(str(result.error))}", "bold"))
         self._refresh_title()
 
     @on(RunbookCrashed)
     def _crashed(self, message: RunbookCrashed) -> None:
         message.stop()
         self.phase = "finished"
-        self._log(Text("✖ " + view.printable(message.error), "bold"))
+        self._log(Text("✖ " + view.printable_lines(message.error), "bold"))
         title = self.query_one("#run-title", Static)
-        title.update(Text.assemble((" ✖ NOT RUN ", "reverse bold"), f"  {view.printable(message.error)}"))
+        title.update(
+            Text.assemble(
+                (" ✖ NOT RUN ", "reverse bold"),
+                f"  {view.printable(message.error.splitlines()[0] if message.error else '')}",
+            )
+        )
         title.add_class("-failed")
 
     # -- keys ---------------------------------------------------------------
