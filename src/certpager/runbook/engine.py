@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from certpager import __version__
-from certpager.audit import AuditLog, LineRedactor, OutputCapture, RunAudit, operator, redact, redact_params
+from certpager.audit import AuditLog, LineRedactor, OutputCapture, Redactor, RunAudit, is_secret_key, operator
 from certpager.config import Settings
 from certpager.errors import AuditError, CertpagerError, HostKeyError, SSHError
 from certpager.runbook.events import (
@@ -84,6 +84,14 @@ _EXIT_HINTS = {
     126: "the command is not executable on the target",
     127: "command not found on the target (is it installed, and on the login shell's PATH?)",
 }
+
+
+def plan_redactor(plan: Plan) -> Redactor:
+    """The redactor of a run: hides the values of ``secret: true`` parameters and of
+    parameters whose name says secret (``api_token``...) wherever they appear."""
+    named = [v.value for v in plan.values if not v.secret and is_secret_key(v.name)]
+    names = [v.name for v in plan.values if v.secret or is_secret_key(v.name)]
+    return Redactor((*plan.secrets, *named), names)
 
 
 def new_run_id() -> str:
@@ -139,7 +147,8 @@ class RunbookRun:
         self._lock = EndpointLock(plan.endpoint.name, lock_dir)
         self._cancel = asyncio.Event()
         self._cancel_reason = ""
-        self._audit = RunAudit(self.audit_log, self.run_id)
+        self._redactor = plan_redactor(plan)
+        self._audit = RunAudit(self.audit_log, self.run_id, self._redactor)
         self._runner: CommandRunner | None = None
         self._info: ConnectionInfo | None = None
         self._local_info: ConnectionInfo | None = None
@@ -197,7 +206,10 @@ class RunbookRun:
                     self._write("event_sink_error", error=f"{type(exc).__name__}: {exc}")
 
     def _write(self, record_type: str, /, **fields: Any) -> None:
-        """Append an audit record; remember (and re-raise) a failure."""
+        """Append an audit record; remember (and re-raise) a failure.
+
+        Every record goes through the run's one :class:`Redactor` where it is
+        serialised (:meth:`RunAudit.write`): plan, argv, env, output, messages."""
         try:
             self._audit.write(record_type, **fields)
         except AuditError as exc:
@@ -212,7 +224,7 @@ class RunbookRun:
             self._emit(Notice(self.run_id, level="error", message=f"audit log: {exc}"))
 
     def _redact(self, text: str) -> str:
-        return redact(text, self.plan.secrets)
+        return self._redactor.text(text)
 
     async def _until_cancelled(self, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable``, or raise :class:`_Cancelled` if the run is cancelled first."""
@@ -270,7 +282,7 @@ class RunbookRun:
                 certpager_version=__version__,
                 operator=operator(),
                 pid=os.getpid(),
-                params=redact_params(params, [v.name for v in plan.values if v.secret]),
+                params=params,
                 plan=plan.to_dict(),
             )
         except AuditError as exc:
@@ -532,7 +544,10 @@ class RunbookRun:
                 step, StepOutcome.FAILED, f"not run: the 'about to run' record cannot be written ({exc})"
             )
         captures = {"stdout": OutputCapture(), "stderr": OutputCapture()}
-        redactors = {"stdout": LineRedactor(self.plan.secrets), "stderr": LineRedactor(self.plan.secrets)}
+        redactors = {
+            "stdout": LineRedactor(redactor=self._redactor),
+            "stderr": LineRedactor(redactor=self._redactor),
+        }
 
         def on_output(stream: str, line: str) -> None:
             clean = redactors[stream](line)
