@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import getpass
 import json
 import os
@@ -101,6 +102,8 @@ _SECRET_WORDS = frozenset(
         "cookie",
     }
 )
+_SECRET_SUFFIXES = ("token", "password", "passwd", "secret", "passphrase", "apikey", "credentials")
+"""``PGPASSWORD``, ``GITHUBTOKEN``: one word ending with a secret word."""
 _NOT_SECRET_LAST = frozenset(
     {"name", "names", "file", "path", "ref", "dir", "namespace", "id", "type", "kind", "length", "count"}
 )
@@ -116,8 +119,12 @@ def is_secret_key(key: str) -> bool:
     joined = "_".join(parts)
     return bool(
         _SECRET_WORDS.intersection(parts)
+        or any(part.endswith(_SECRET_SUFFIXES) for part in parts)
         or re.search(r"(^|_)(api|private|access|client|tls|secret|signing|encryption)_?key(_|$)", joined)
     )
+
+
+_secret_key = functools.lru_cache(maxsize=4096)(is_secret_key)
 
 
 # A value as written in text: 'single quoted', "double quoted" (with \" escapes) or a bare word.
@@ -125,6 +132,7 @@ _VALUE = r"""(?!['"]?\[REDACTED)(?:'(?P<sq>[^'\n]{0,4096})'|"(?P<dq>(?:[^"\\\n]|
 _KEYVAL = re.compile(
     r"""(?<![\w.-])(?P<key>[A-Za-z_][\w.-]{0,63})(?P<q1>["']?)(?P<sep>[ \t]{0,8}[:=][ \t]{0,8})""" + _VALUE
 )
+_KEY_START = re.compile(r"""(?<![\w.-])[A-Za-z_][\w.-]{0,63}(?=["']?[ \t]{0,8}[:=])""")
 _FLAG = re.compile(
     r"(?<![\w-])(?P<key>--?[\w-]{0,40}(?:token|password|passwd|secret|api-?key|passphrase|credential)[\w-]{0,40})"
     r"(?P<sep>=|[ \t]{1,8})(?=[^\s-])" + _VALUE,
@@ -146,6 +154,8 @@ _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 _SHELLISH = re.compile(r"(?i)token|pass|secret|key|auth|bearer|credential|pwd|cookie|-u\b|--user\b")
 """Lines worth splitting into words (a cheap test before :func:`shlex.split`)."""
 _SHELL_MAX = 64 * 1024
+_STRUCTURED = re.compile(r"""[{}]|["']\s*:""")
+"""JSON/YAML-looking lines are left to the patterns (splitting them into words would mangle them)."""
 _ELEM_KV = re.compile(r"(?P<key>--?[\w.-]{1,80}|[A-Za-z_][\w.-]{0,80})(?P<sep>=|:[ \t]*)(?P<value>.+)", re.S)
 _ELEM_AUTH = re.compile(
     r"(?is)(?P<head>\s*(?:proxy-)?authorization\s*:\s*(?:(?:bearer|basic|token|digest|negotiate)\s+)?)(?P<value>.+)"
@@ -156,12 +166,12 @@ _META_KEYS = frozenset({"source", "type", "kind", "secret", "step_id", "id"})
 """Keys kept under a secret key (``{"api_token": {"value": ..., "source": "--param"}}``)."""
 
 
-def _requote(match: re.Match[str]) -> str:
+def _requote(match: re.Match[str], hide: Callable[[str], str]) -> str:
     if match.group("sq") is not None:
-        return f"'{REDACTED}'"
+        return f"'{hide(match.group('sq'))}'"
     if match.group("dq") is not None:
-        return f'"{REDACTED}"'
-    return REDACTED
+        return f'"{hide(match.group("dq"))}"'
+    return hide(match.group("bare"))
 
 
 class Redactor:
@@ -176,21 +186,43 @@ class Redactor:
     through :meth:`text`.
     """
 
-    def __init__(self, secrets: Iterable[str] = (), secret_names: Iterable[str] = ()):
-        values: set[str] = set()
+    def __init__(self, secrets: Iterable[str] = (), secret_names: Iterable[str] = (), *, learn: bool = False):
+        """Args:
+        secrets: exact values to hide.
+        secret_names: names whose values are secret even if the name does not say so.
+        learn: remember every value hidden by context (``--token X``, ``api_token: X``) as an
+            exact secret from then on, so the same value is hidden where no context shows it
+            (a command's output echoing it). For one run's redactor; never a shared one.
+        """
+        self._values: set[str] = set()
+        self.secrets: tuple[str, ...] = ()
+        """Exact values hidden wherever they appear (longest first)."""
         for secret in secrets:
             if secret and len(secret) >= 3:
-                values.add(secret)
-                values.add(secret.replace("'", "'\"'\"'"))  # inside shlex.quote's quotes
-                values.add(json.dumps(secret)[1:-1])  # inside JSON text
-        self.secrets = tuple(sorted(values, key=len, reverse=True))
-        """Exact values hidden wherever they appear (longest first)."""
+                self._remember(secret)
+        self.learn = learn
+        """Whether values hidden by context become exact secrets."""
         self.secret_names = frozenset(secret_names)
         """Names (parameters, keys) whose values are secret even if the name does not say so."""
 
+    def _remember(self, value: str) -> None:
+        if value in self._values:
+            return
+        self._values.add(value)
+        self._values.add(value.replace("'", "'\"'\"'"))  # inside shlex.quote's quotes
+        self._values.add(json.dumps(value)[1:-1])  # inside JSON text
+        self.secrets = tuple(sorted(self._values, key=len, reverse=True))
+
+    def _hide(self, value: str) -> str:
+        """:data:`REDACTED`; when learning, ``value`` is hidden everywhere from now on."""
+        value = value.strip()
+        if self.learn and len(value) >= 4 and REDACTED not in value:
+            self._remember(value)
+        return REDACTED
+
     def is_secret_name(self, key: str) -> bool:
         """Whether a key, option or parameter name holds a secret."""
-        return key in self.secret_names or key.lstrip("-") in self.secret_names or is_secret_key(key)
+        return key in self.secret_names or key.lstrip("-") in self.secret_names or _secret_key(key)
 
     # --------------------------------------------------------------- strings
 
@@ -214,25 +246,38 @@ class Redactor:
         return self._patterns(text)
 
     def _patterns(self, text: str) -> str:
-        text = _AUTH.sub(lambda m: m.group(1) + REDACTED, text)
-        text = _URL_CREDS.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
-        text = _PASS_ARG.sub(lambda m: m.group(1) + REDACTED, text)
+        text = _AUTH.sub(lambda m: m.group(1) + self._hide(m.group(2)), text)
+        text = _URL_CREDS.sub(lambda m: m.group(1) + self._hide(m.group(2)) + m.group(3), text)
+        text = _PASS_ARG.sub(lambda m: m.group(1) + self._hide(m.group(2)), text)
         text = _FLAG.sub(self._flag, text)
-        return _KEYVAL.sub(self._keyval, text)
+        return self._keyvals(text)
 
     def _flag(self, match: re.Match[str]) -> str:
         if not self.is_secret_name(match.group("key")):
             return match.group(0)
-        return match.group("key") + match.group("sep") + _requote(match)
+        return match.group("key") + match.group("sep") + _requote(match, self._hide)
 
-    def _keyval(self, match: re.Match[str]) -> str:
-        if not self.is_secret_name(match.group("key")):
-            return match.group(0)
-        return f"{match.group('key')}{match.group('q1')}{match.group('sep')}{_requote(match)}"
+    def _keyvals(self, text: str) -> str:
+        """Hide the value of every ``key=value`` / ``key: value`` whose key names a secret,
+        wherever it is (``url=https://x?access_token=X`` too); linear in ``text``."""
+        out: list[str] = []
+        done = 0
+        for key in _KEY_START.finditer(text):
+            if key.start() < done or not self.is_secret_name(key.group(0)):
+                continue
+            match = _KEYVAL.match(text, key.start())
+            if match is None:
+                continue
+            out.append(text[done : match.start()])
+            out.append(f"{match.group('key')}{match.group('q1')}{match.group('sep')}")
+            out.append(_requote(match, self._hide))
+            done = match.end()
+        out.append(text[done:])
+        return "".join(out)
 
     def _shell_line(self, line: str) -> str | None:
         """A line that parses as shell words and holds a secret, redacted as an argv; else None."""
-        if not _SHELLISH.search(line) or not any(c in line for c in " \t"):
+        if not _SHELLISH.search(line) or not any(c in line for c in " \t") or _STRUCTURED.search(line):
             return None
         try:
             words = shlex.split(line)
@@ -264,19 +309,20 @@ class Redactor:
             if (prev.startswith("-") and "=" not in prev and self.is_secret_name(prev)) or (
                 low.endswith(":") and self.is_secret_name(low[:-1].strip())
             ):
-                return REDACTED
+                return self._hide(word)
             if low in ("authorization:", "proxy-authorization:"):
-                return word if word.lower() in _AUTH_SCHEMES else REDACTED
+                return word if word.lower() in _AUTH_SCHEMES else self._hide(word)
             if low in _AUTH_SCHEMES and before in ("authorization:", "proxy-authorization:"):
-                return REDACTED
+                return self._hide(word)
             if low in _USER_FLAGS and ":" in word:
-                return word.split(":", 1)[0] + ":" + REDACTED
+                user, password = word.split(":", 1)
+                return user + ":" + self._hide(password)
         auth = _ELEM_AUTH.match(word)
         if auth:
-            return auth.group("head") + REDACTED
+            return auth.group("head") + self._hide(auth.group("value"))
         pair = _ELEM_KV.fullmatch(word)
         if pair and self.is_secret_name(pair.group("key")):
-            return pair.group("key") + pair.group("sep") + REDACTED
+            return pair.group("key") + pair.group("sep") + self._hide(pair.group("value"))
         return self.text(word)
 
     # --------------------------------------------------------------- records
@@ -285,7 +331,7 @@ class Redactor:
         """A JSON-ready value with every secret hidden (dicts, lists, tuples, strings)."""
         if isinstance(value, str):
             if secret:
-                return REDACTED if value else value
+                return self._hide(value) if value else value
             return self.text(value)
         if value is None or isinstance(value, bool):
             return value
@@ -308,8 +354,14 @@ class Redactor:
         return self.value(str(value), secret=secret)
 
     def record(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A record with every secret hidden."""
+        """A record with every secret hidden.
+
+        When learning, a value hidden by its context late in the record (an argv in the
+        plan) is also hidden where it appeared earlier without context (the parameters)."""
+        known = self.secrets
         clean = self.value(record)
+        if self.secrets != known:
+            clean = self.value(record)
         assert isinstance(clean, dict)
         return clean
 

@@ -91,7 +91,7 @@ def plan_redactor(plan: Plan) -> Redactor:
     parameters whose name says secret (``api_token``...) wherever they appear."""
     named = [v.value for v in plan.values if not v.secret and is_secret_key(v.name)]
     names = [v.name for v in plan.values if v.secret or is_secret_key(v.name)]
-    return Redactor((*plan.secrets, *named), names)
+    return Redactor((*plan.secrets, *named), names, learn=True)
 
 
 def new_run_id() -> str:
