@@ -20,8 +20,15 @@ import pytest
 
 from certpager.audit import REDACTED, AuditLog
 from certpager.config import Endpoint, Thresholds
-from certpager.runbook import ConfirmReply, ConfirmRequest, OutputReceived, RunbookRun, RunEvent, build_plan
-from certpager.runbook import parse_runbook
+from certpager.runbook import (
+    ConfirmReply,
+    ConfirmRequest,
+    OutputReceived,
+    RunbookRun,
+    RunEvent,
+    build_plan,
+    parse_runbook,
+)
 from certpager.ssh import FakeResponse, FakeRunner
 
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAAS{c}\n-----END PRIVATE KEY-----"
@@ -138,7 +145,7 @@ async def yes(request: ConfirmRequest) -> ConfirmReply:
 def echo(command: str, outputs: dict[str, str]) -> FakeResponse:
     """What the command would print on a real target: echo prints its arguments."""
     words = shlex.split(command)
-    while words and "=" in words[0] or words[:1] == ["env"]:
+    while (words and "=" in words[0]) or words[:1] == ["env"]:
         words = words[1:]
     if words[:1] == ["echo"]:
         return FakeResponse(stdout=" ".join(words[1:]) + "\n")
