@@ -652,7 +652,8 @@ class AuditLog:
             reason = exc.strerror or str(exc)
             try:
                 os.ftruncate(fd, size)
-                os.fsync(fd)
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
                 undone = "the log still ends with its last whole record"
             except OSError:
                 undone = "the partial line could not be removed; the next record starts on a new line"
