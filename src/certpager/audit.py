@@ -644,9 +644,14 @@ class AuditLog:
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data  # an earlier record was torn (killed mid-write): start a new line
         try:
-            written = os.write(fd, data)
-            if written != len(data):
-                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes; disk full?)")
+            # One write() of the whole line; after a short one (a signal, the disk filling
+            # up), the next write() finishes the line or says why it cannot.
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written <= 0:
+                    raise OSError(errno.EIO, f"short write ({len(data) - len(view)} of {len(data)} bytes)")
+                view = view[written:]
             os.fsync(fd)
         except OSError as exc:
             reason = exc.strerror or str(exc)

@@ -34,9 +34,14 @@ def filled(tmp_path: Path, count: int = 20) -> tuple[AuditLog, bytes]:
 
 
 def short_write(keep: Callable[[int], int]) -> Callable[[int, Any], int]:
+    """The first write() stores only ``keep(n)`` bytes; the next one finds the disk full."""
     real = os.write
+    calls = [0]
 
     def write(fd: int, data: Any) -> int:
+        calls[0] += 1
+        if calls[0] > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         n = keep(len(data))
         return real(fd, bytes(data)[:n]) if n else 0
 
@@ -61,6 +66,16 @@ WRITE_FAILURES: list[tuple[str, str, Callable[..., Any]]] = [
     ("short-all-but-newline", "write", short_write(lambda n: n - 1)),
     ("fsync-eio", "fsync", raising(errno.EIO)),
 ]
+
+
+def test_a_write_cut_short_by_a_signal_is_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, _ = filled(tmp_path)
+    real = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real(fd, bytes(data)[: max(1, len(data) // 3)]))
+    log.append({"type": "whole", "text": "w" * 3000})
+    monkeypatch.undo()
+    read = log.read()
+    assert read.torn == [] and read.records[-1]["text"] == "w" * 3000
 
 
 @pytest.mark.parametrize(("case", "name", "fake"), WRITE_FAILURES, ids=[c for c, _, _ in WRITE_FAILURES])
