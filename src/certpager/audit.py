@@ -2,13 +2,19 @@
 
 Location: ``$CERTPAGER_AUDIT_LOG`` if set, else ``$XDG_DATA_HOME/certpager/audit.jsonl``
 (default ``~/.local/share/certpager/audit.jsonl``). The directory is created 0700
-and the file 0600 with ``O_APPEND|O_CREAT|O_NOFOLLOW``; a log that is a symlink,
-owned by another user or writable by group/others is refused.
+and the file 0600 with ``O_APPEND|O_CREAT|O_NOFOLLOW``; a log that is a symlink, not a
+regular file, owned by another user or readable/writable by group/others is refused, and
+so is a directory owned by another user or writable by group/others
+(:class:`AuditLocationError`, a :class:`~certpager.errors.UserError`: exit 3).
 
-Each append takes an exclusive ``flock``, writes the whole line with one
-``write()``, and ``fsync``\\s before returning (the directory too when the file was
-just created). A failed append raises :class:`~certpager.errors.AuditError`,
-and the engine stops before the next step: the log fails closed.
+Each append redacts the record with one :class:`Redactor` (every string, argv word by
+word), takes an exclusive ``flock``, writes the whole line with one ``write()``, and
+``fsync``\\s before returning (the directory too when the file was just created). A failed
+or short write is cut back with ``ftruncate`` to the last whole record (else the next
+record starts on a new line) and raises :class:`~certpager.errors.AuditError`; the
+engine stops before the next step: the log fails closed.
+
+A run start reads only the last :data:`TAIL_WINDOW` bytes (:meth:`AuditLog.unfinished`).
 
 Record types (every record has ``v``, ``ts`` (UTC ISO 8601), ``type``, and for
 runs ``run_id`` and ``seq``):
