@@ -192,13 +192,22 @@ class Redactor:
     through :meth:`text`.
     """
 
-    def __init__(self, secrets: Iterable[str] = (), secret_names: Iterable[str] = (), *, learn: bool = False):
+    def __init__(
+        self,
+        secrets: Iterable[str] = (),
+        secret_names: Iterable[str] = (),
+        *,
+        learn: bool = False,
+        public_names: Iterable[str] = (),
+    ):
         """Args:
         secrets: exact values to hide.
         secret_names: names whose values are secret even if the name does not say so.
         learn: remember every value hidden by context (``--token X``, ``api_token: X``) as an
             exact secret from then on, so the same value is hidden where no context shows it
             (a command's output echoing it). For one run's redactor; never a shared one.
+        public_names: record keys that hold no secret although their name says so (a
+            parameter ``secret`` that names a Kubernetes Secret).
         """
         self._values: set[str] = set()
         self.secrets: tuple[str, ...] = ()
@@ -210,6 +219,8 @@ class Redactor:
         """Whether values hidden by context become exact secrets."""
         self.secret_names = frozenset(secret_names)
         """Names (parameters, keys) whose values are secret even if the name does not say so."""
+        self.public_names = frozenset(public_names) - self.secret_names
+        """Record keys whose values are not secret although the name says so."""
 
     def _remember(self, value: str) -> None:
         if value in self._values:
@@ -347,7 +358,9 @@ class Redactor:
             out: dict[Any, Any] = {}
             for key, item in value.items():
                 name = str(key)
-                hidden = (secret and name not in _META_KEYS) or self.is_secret_name(name)
+                hidden = (secret and name not in _META_KEYS) or (
+                    name not in self.public_names and self.is_secret_name(name)
+                )
                 out[self.text(key) if isinstance(key, str) else key] = self.value(item, secret=hidden)
             return out
         if isinstance(value, list | tuple | set | frozenset):

@@ -215,3 +215,27 @@ async def test_what_is_not_secret_stays_readable(tmp_path: Path) -> None:
     log, shown = await run_case(case, tmp_path, real=True)
     assert "--cert-name app.example" in log and "--token" in log
     assert any("--cert-name app.example" in line for line in shown)
+
+
+async def test_an_identifier_parameter_named_secret_is_not_hidden(tmp_path: Path) -> None:
+    """``secret: {type: k8s_name}`` names a Kubernetes Secret: the audit must say which one."""
+    text = """\
+    name: rb
+    title: t
+    params:
+      secret: {type: k8s_name, default: shop-tls}
+      api_token: {default: x}
+    steps:
+      - id: step
+        where: local
+        run: [echo, delete, secret, --, "{secret}", "{api_token}"]
+    """
+    rb = parse_runbook(textwrap.dedent(text), file=str(tmp_path / "rb.yaml"))
+    plan = build_plan(
+        rb, Endpoint(name="app", host="app.test", thresholds=Thresholds()), {"api_token": "Cnry-tok-1"}
+    )
+    audit = AuditLog(tmp_path / "audit" / "audit.jsonl")
+    await RunbookRun(plan, confirm=yes, audit=audit, lock_dir=tmp_path / "locks").execute()
+    log = audit.path.read_text()
+    assert '"secret":{"value":"shop-tls"' in log and "delete secret -- shop-tls" in log
+    assert "Cnry-tok-1" not in log

@@ -71,7 +71,7 @@ from certpager.runbook.events import (
     VerificationResult,
 )
 from certpager.runbook.lock import EndpointLock
-from certpager.runbook.model import ConfirmKind, StepKind
+from certpager.runbook.model import ConfirmKind, ParamType, StepKind
 from certpager.runbook.plan import Plan, PlannedStep
 from certpager.runbook.template import sanitize_output
 from certpager.runbook.verify import ProbeFn, default_probe, served_certs, verify_endpoint
@@ -80,6 +80,8 @@ from certpager.ssh.local import LocalRunner
 
 T = TypeVar("T")
 
+_FREE_TEXT = frozenset({ParamType.STRING, ParamType.COMMAND, ParamType.ARGS})
+
 _EXIT_HINTS = {
     126: "the command is not executable on the target",
     127: "command not found on the target (is it installed, and on the login shell's PATH?)",
@@ -87,11 +89,15 @@ _EXIT_HINTS = {
 
 
 def plan_redactor(plan: Plan) -> Redactor:
-    """The redactor of a run: hides the values of ``secret: true`` parameters and of
-    parameters whose name says secret (``api_token``...) wherever they appear."""
-    named = [v.value for v in plan.values if not v.secret and is_secret_key(v.name)]
-    names = [v.name for v in plan.values if v.secret or is_secret_key(v.name)]
-    return Redactor((*plan.secrets, *named), names, learn=True)
+    """The redactor of a run: hides the values of ``secret: true`` parameters and of free-text
+    parameters whose name says secret (``api_token``...) wherever they appear. A parameter
+    whose type makes it an identifier (``secret: {type: k8s_name}`` names a Kubernetes
+    Secret; hosts, paths, URLs, numbers) is not a secret."""
+    free_text = {p.name for p in plan.runbook.params if p.type in _FREE_TEXT}
+    named = [v.name for v in plan.values if v.secret or (v.name in free_text and is_secret_key(v.name))]
+    values = [v.value for v in plan.values if not v.secret and v.name in named]
+    public = [v.name for v in plan.values if v.name not in named]
+    return Redactor((*plan.secrets, *values), named, learn=True, public_names=public)
 
 
 def new_run_id() -> str:
