@@ -25,14 +25,14 @@ SLEEPY = """
 name: sleepy
 title: Sleep on the target
 params:
-  token: {type: string}
+  tag: {type: string}  # not "token": a parameter named like a secret is redacted everywhere
   seconds: {type: int, default: "300"}
   marker: {type: path, default: /dev/null}
 steps:
   - id: nap
     title: Sleep
     script: 'echo started "$1"; sleep "$2"; echo done'
-    args: ["{token}", "{seconds}"]
+    args: ["{tag}", "{seconds}"]
     timeout: {timeout}
   - id: after
     run: [touch, "{marker}"]
@@ -116,7 +116,7 @@ def test_ctrl_c_mid_step_ends_the_remote_command(sshd: Sshd, cli_env: dict[str, 
     config = sleepy_setup(sshd, cli_env, tmp_path)
     token = f"certpager-sigint-{secrets.token_hex(4)}"
     marker = tmp_path / "after-ran"
-    args = ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", f"token={token}"]
+    args = ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", f"tag={token}"]
     proc = start([*args, "--param", f"marker={marker}"], cli_env)
     try:
         wait_for_line(proc, f"started {token}")
@@ -147,12 +147,12 @@ def test_a_second_run_on_the_same_endpoint_is_refused(
     config = sleepy_setup(sshd, cli_env, tmp_path)
     token = f"certpager-lock-{secrets.token_hex(4)}"
     first = start(
-        ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", f"token={token}"], cli_env
+        ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", f"tag={token}"], cli_env
     )
     try:
         wait_for_line(first, f"started {token}")
         second = certpager_cli(
-            ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", "token=x"], cli_env
+            ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", "tag=x"], cli_env
         )
         assert second.returncode == 2
         assert (
@@ -176,7 +176,7 @@ def test_a_second_run_on_the_same_endpoint_is_refused(
             "--endpoint",
             "box",
             "--param",
-            f"token={token}",
+            f"tag={token}",
             "--param",
             "seconds=0",
         ],
@@ -189,7 +189,7 @@ def test_step_timeout_kills_the_remote_command(sshd: Sshd, cli_env: dict[str, st
     config = sleepy_setup(sshd, cli_env, tmp_path, timeout=2)
     token = f"certpager-timeout-{secrets.token_hex(4)}"
     result = certpager_cli(
-        ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", f"token={token}"], cli_env
+        ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", f"tag={token}"], cli_env
     )
     assert result.returncode == 2
     assert "TIMEOUT: timed out after 2 s" in result.stdout
@@ -205,7 +205,7 @@ def test_killed_certpager_leaves_an_outcome_unknown_report(
     config = sleepy_setup(sshd, cli_env, tmp_path, timeout=3)
     token = f"certpager-kill9-{secrets.token_hex(4)}"
     proc = start(
-        ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", f"token={token}"], cli_env
+        ["--config", str(config), "run", "sleepy", "--endpoint", "box", "--param", f"tag={token}"], cli_env
     )
     try:
         wait_for_line(proc, f"started {token}")
@@ -225,7 +225,7 @@ def test_killed_certpager_leaves_an_outcome_unknown_report(
             "--endpoint",
             "box",
             "--param",
-            "token=again",
+            "tag=again",
             "--param",
             "seconds=0",
         ],
@@ -242,7 +242,7 @@ def test_killed_certpager_leaves_an_outcome_unknown_report(
             "--endpoint",
             "box",
             "--param",
-            "token=again",
+            "tag=again",
             "--param",
             "seconds=0",
         ],

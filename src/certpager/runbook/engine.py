@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from certpager import __version__
-from certpager.audit import AuditLog, LineRedactor, OutputCapture, RunAudit, operator, redact, redact_params
+from certpager.audit import AuditLog, LineRedactor, OutputCapture, Redactor, RunAudit, is_secret_key, operator
 from certpager.config import Settings
 from certpager.errors import AuditError, CertpagerError, HostKeyError, SSHError
 from certpager.formats import format_seconds
@@ -73,7 +73,7 @@ from certpager.runbook.events import (
     VerificationResult,
 )
 from certpager.runbook.lock import EndpointLock, default_lock_dir
-from certpager.runbook.model import ConfirmKind, StepKind
+from certpager.runbook.model import ConfirmKind, ParamType, StepKind
 from certpager.runbook.plan import Plan, PlannedStep
 from certpager.runbook.template import sanitize_output
 from certpager.runbook.verify import ProbeFn, default_probe, served_certs, verify_endpoint
@@ -82,10 +82,24 @@ from certpager.ssh.local import LocalRunner
 
 T = TypeVar("T")
 
+_FREE_TEXT = frozenset({ParamType.STRING, ParamType.COMMAND, ParamType.ARGS})
+
 _EXIT_HINTS = {
     126: "the command is not executable on the target",
     127: "command not found on the target (is it installed, and on the login shell's PATH?)",
 }
+
+
+def plan_redactor(plan: Plan) -> Redactor:
+    """The redactor of a run: hides the values of ``secret: true`` parameters and of free-text
+    parameters whose name says secret (``api_token``...) wherever they appear. A parameter
+    whose type makes it an identifier (``secret: {type: k8s_name}`` names a Kubernetes
+    Secret; hosts, paths, URLs, numbers) is not a secret."""
+    free_text = {p.name for p in plan.runbook.params if p.type in _FREE_TEXT}
+    named = [v.name for v in plan.values if v.secret or (v.name in free_text and is_secret_key(v.name))]
+    values = [v.value for v in plan.values if not v.secret and v.name in named]
+    public = [v.name for v in plan.values if v.name not in named]
+    return Redactor((*plan.secrets, *values), named, learn=True, public_names=public)
 
 
 def new_run_id() -> str:
@@ -148,7 +162,8 @@ class RunbookRun:
         )
         self._cancel = asyncio.Event()
         self._cancel_reason = ""
-        self._audit = RunAudit(self.audit_log, self.run_id)
+        self._redactor = plan_redactor(plan)
+        self._audit = RunAudit(self.audit_log, self.run_id, self._redactor)
         self._runner: CommandRunner | None = None
         self._info: ConnectionInfo | None = None
         self._local_info: ConnectionInfo | None = None
@@ -206,7 +221,10 @@ class RunbookRun:
                     self._write("event_sink_error", error=f"{type(exc).__name__}: {exc}")
 
     def _write(self, record_type: str, /, **fields: Any) -> None:
-        """Append an audit record; remember (and re-raise) a failure."""
+        """Append an audit record; remember (and re-raise) a failure.
+
+        Every record goes through the run's one :class:`Redactor` where it is
+        serialised (:meth:`RunAudit.write`): plan, argv, env, output, messages."""
         try:
             self._audit.write(record_type, **fields)
         except AuditError as exc:
@@ -221,7 +239,7 @@ class RunbookRun:
             self._emit(Notice(self.run_id, level="error", message=f"audit log: {exc}"))
 
     def _redact(self, text: str) -> str:
-        return redact(text, self.plan.secrets)
+        return self._redactor.text(text)
 
     async def _until_cancelled(self, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable``, or raise :class:`_Cancelled` if the run is cancelled first."""
@@ -281,7 +299,7 @@ class RunbookRun:
                 pid=os.getpid(),
                 lock=str(self._lock.path),
                 target_key=self._lock.key,
-                params=redact_params(params, [v.name for v in plan.values if v.secret]),
+                params=params,
                 plan=plan.to_dict(),
             )
         except AuditError as exc:
@@ -543,7 +561,10 @@ class RunbookRun:
                 step, StepOutcome.FAILED, f"not run: the 'about to run' record cannot be written ({exc})"
             )
         captures = {"stdout": OutputCapture(), "stderr": OutputCapture()}
-        redactors = {"stdout": LineRedactor(self.plan.secrets), "stderr": LineRedactor(self.plan.secrets)}
+        redactors = {
+            "stdout": LineRedactor(redactor=self._redactor),
+            "stderr": LineRedactor(redactor=self._redactor),
+        }
 
         def on_output(stream: str, line: str) -> None:
             clean = redactors[stream](line)
