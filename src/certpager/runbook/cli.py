@@ -268,10 +268,10 @@ class _Console:
                 p(f"Before: {cert.backend} {cert.short()} issuer {escape_display(cert.issuer)}")
             p(f"Before: findings {', '.join(event.findings) or 'none'}")
             if event.targets:
-                how = "chosen" if event.chosen else "seen now, and the runbook fixes them"
+                how = "chosen" if event.chosen else "the most severe finding seen now that the runbook fixes"
                 p(f"This run is for: {', '.join(event.targets)} ({how})")
             elif self.plan.runbook.fixes:
-                p(f"This run is for: none of {', '.join(self.plan.runbook.fixes)} is seen now")
+                p(f"This run is for: nothing seen now (no finding {self.plan.runbook.name} fixes is present)")
         elif isinstance(event, StepStarted):
             total = f"/{self.total}" if "." not in event.number else ""
             p(f"\n[{event.number}{total}] {event.step.id}: {event.step.title}")

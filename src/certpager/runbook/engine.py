@@ -82,6 +82,7 @@ from certpager.runbook.verify import (
     Targets,
     checks_for,
     default_probe,
+    default_targets,
     observe,
     probe_view,
     served_certs,
@@ -375,7 +376,7 @@ class RunbookRun:
         seen = {code for found in self._before.values() for code in found}
         chosen = bool(plan.targets)
         if not chosen:
-            self._targets = tuple(c for c in plan.runbook.fixes if c in seen)
+            self._targets = default_targets(plan.runbook.fixes, self._before)
         error = None if self._baseline else (report.error or "no backend completed a handshake")
         self._safe_write(
             "baseline",
@@ -385,7 +386,7 @@ class RunbookRun:
             stored=stored.to_dict() if stored is not None else None,
             notes=list(notes),
             targets=list(self._targets),
-            targets_from="chosen" if chosen else "current findings the runbook fixes",
+            targets_from="chosen" if chosen else "the most severe current findings the runbook fixes",
         )
         self._emit(
             BaselineCaptured(

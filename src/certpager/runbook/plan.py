@@ -165,8 +165,8 @@ class Plan:
             return "This run is for: " + ", ".join(f"{c} ({_title(c)})" for c in self.targets)
         if rb.fixes:
             return (
-                "This run is for: what a fresh check before the first step finds among the findings "
-                f"{rb.name} fixes ({', '.join(rb.fixes)})"
+                "This run is for: the most severe of the findings it fixes that a fresh check before "
+                f"the first step finds (it fixes: {', '.join(rb.fixes)})"
             )
         return f"This run is for: no finding ({rb.name} names none it fixes)"
 
@@ -197,7 +197,7 @@ class Plan:
             "target": self.target.label if self.target else None,
             "params": {v.name: {"value": v.value, "source": v.source} for v in self.values},
             "fixes": list(self.runbook.fixes),
-            "for": list(self.targets) if self.targets else "current findings it fixes",
+            "for": list(self.targets) if self.targets else "the most severe current findings it fixes",
             "steps": [s.to_dict() for s in self.steps],
         }
 

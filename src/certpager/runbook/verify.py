@@ -123,6 +123,24 @@ def observe(report: EndpointReport, stored: ServedCert | None) -> dict[str, dict
     return out
 
 
+def default_targets(fixes: Iterable[str], before: Mapping[str, Mapping[str, Finding]]) -> tuple[str, ...]:
+    """What a run is for when nobody chose: the most severe of the findings seen before the
+    run that the runbook fixes (the incident), in ``fixes:`` order (pure).
+
+    Less severe ones it could also fix (an HSTS warning next to a missing intermediate) are
+    not required to go: name them with ``--for`` to make them part of the proof.
+    """
+    worst: dict[str, Severity] = {}
+    for found in before.values():
+        for code, finding in found.items():
+            worst[code] = max(worst.get(code, finding.severity), finding.severity)
+    present = [c for c in fixes if c in worst]
+    if not present:
+        return ()
+    top = max(worst[c] for c in present)
+    return tuple(c for c in present if worst[c] == top)
+
+
 def title_of(code: str) -> str:
     """The catalogue's short title of ``code``."""
     spec = SPECS.get(code)
