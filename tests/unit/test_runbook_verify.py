@@ -343,7 +343,7 @@ def test_bad_fixes_name_file_line_and_key(fixes: str, message: str) -> None:
 
 def test_fixes_without_a_verify_step_is_refused() -> None:
     with pytest.raises(RunbookError, match="needs a verify step to prove them gone"):
-        load("name: rb\ntitle: t\nfixes: [chain_incomplete]\nsteps:\n  - id: a\n    run: [\"true\"]\n")
+        load('name: rb\ntitle: t\nfixes: [chain_incomplete]\nsteps:\n  - id: a\n    run: ["true"]\n')
 
 
 def test_for_is_checked_against_the_catalogue_and_the_runbook() -> None:
