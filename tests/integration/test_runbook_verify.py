@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tests.integration.conftest_runbook import *  # noqa: F403
 from tests.integration.conftest_runbook import audit_path, certpager_cli
-from tests.support.e2e_stack import DOMAIN, E2EStack, served_leaf
+from tests.support.e2e_stack import DOMAIN, E2EStack, file_leaf, served_leaf
 from tests.support.pki import Hierarchy
 
 from certpager.runbook.loader import shipped_runbook_dir
@@ -31,12 +31,13 @@ def records(env: dict[str, str]) -> list[dict[str, object]]:
 
 
 def serve(web: E2EStack, chain: Path, key: Path, extra: str = "") -> None:
-    """Point nginx's site at ``chain``/``key`` (plus ``extra`` directives) and reload it."""
+    """Point nginx's site at ``chain``/``key`` (plus ``extra`` directives), reload it and
+    wait until it is applied (a reload is asynchronous; the leaf differs from the stack's)."""
     web.point_tls(chain, key)
     if extra:
         conf = web.nginx_prefix / "tls-app.conf"
         conf.write_text(conf.read_text() + extra)
-    web.reload_nginx()
+    web.reload_nginx(expect_sha256=file_leaf(chain).sha256)
 
 
 def edit(web: E2EStack, chain: Path, key: Path, extra: str = "") -> None:

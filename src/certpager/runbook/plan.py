@@ -320,9 +320,7 @@ def describe_verify(
     min_days = spec.min_days_left if spec.min_days_left is not None else ep.thresholds.warning_days
     backends = ", ".join(f"{b.host}:{b.port}" for b in ep.backends) or f"every address of {ep.address}"
     codes = (
-        ", ".join(targets)
-        if targets
-        else (f"those of {', '.join(fixes)} seen before the run" if fixes else "")
+        ", ".join(targets) if targets else ("the most severe it fixes, seen before the run" if fixes else "")
     )
     gone = f"the findings the run is for ({codes}) are gone, " if codes else ""
     if spec.expect is VerifyExpect.FINDINGS:
