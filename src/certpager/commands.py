@@ -123,6 +123,15 @@ def configure_run(p: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="runbook parameter (overrides the endpoint's params and the runbook default); repeatable",
     )
+    p.add_argument(
+        "--for",
+        action="append",
+        default=[],
+        dest="for_codes",
+        metavar="CODE",
+        help="the finding the run is for (a code the runbook's fixes: names); repeatable; "
+        "default: the endpoint's current findings that the runbook fixes",
+    )
     p.add_argument("--yes", "-y", action="store_true", help="answer plain (yes/no) confirmations with yes")
     p.add_argument(
         "--confirm",

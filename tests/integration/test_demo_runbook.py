@@ -131,3 +131,42 @@ def test_broken_key_pair_fails_nginx_test_and_nothing_reloads(lab: LabInfo) -> N
     assert "test failed" in out
     assert [r["step_id"] for r in audit if r["type"] == "step_intent"] == ["nginx-test"]
     assert wait_until(lambda: served_serial(port, "api.drill.test", root) == served_before, DEADLINE)
+
+
+def _edit_site(lab: LabInfo, name: str, **changes: object) -> None:
+    """The operator's fix in the lab's web config (nginx/sites.json), not yet reloaded."""
+    sites = Path(lab.dir) / "nginx" / "sites.json"
+    doc = json.loads(sites.read_text())
+    (site,) = [s for s in doc["sites"] if s["name"] == name]
+    site.update(changes)
+    sites.write_text(json.dumps(doc, indent=2))
+
+
+def test_partners_full_chain_fix_is_verified_with_the_same_certificate(lab: LabInfo) -> None:
+    sites = json.loads((Path(lab.dir) / "nginx" / "sites.json").read_text())["sites"]
+    (site,) = [s for s in sites if s["name"] == "partners"]
+    assert site["certificate"].endswith("/cert.pem")
+    _edit_site(lab, "partners", certificate=site["certificate"].replace("/cert.pem", "/fullchain.pem"))
+
+    code, out, err, audit = _run(lab, "nginx-reload", "--endpoint", "partners", "--yes")
+
+    assert code == 0, out + err
+    assert "Run SUCCEEDED" in out and "chain_incomplete gone on every backend" in out
+    assert "still serves the certificate from before the run" not in out
+    verification = next(r for r in audit if r["type"] == "verification")
+    (backend,) = verification["backends"]  # type: ignore[misc]
+    assert backend["before"]["sha256"] == backend["after"]["sha256"]  # the same certificate
+    assert verification["gone"] == ["chain_incomplete"] and verification["remaining"] == []
+    assert check_json(lab.config, "--endpoint", "partners")["partners"]["status"] == "ok"
+
+
+def test_legacy_protocols_fix_is_verified(lab: LabInfo) -> None:
+    _edit_site(lab, "legacy", protocols=["TLSv1.2", "TLSv1.3"])
+
+    code, out, err, audit = _run(lab, "nginx-reload", "--endpoint", "legacy", "--yes")
+
+    assert code == 0, out + err
+    assert "This run is for: tls1_0_enabled, tls1_1_enabled" in out
+    verification = next(r for r in audit if r["type"] == "verification")
+    assert verification["gone"] == ["tls1_0_enabled", "tls1_1_enabled"], verification
+    assert check_json(lab.config, "--endpoint", "legacy")["legacy"]["status"] == "ok"

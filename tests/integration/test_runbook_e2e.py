@@ -77,6 +77,11 @@ def test_certbot_force_renew_end_to_end_on_a_terminal(
     verification = next(r for r in recs if r["type"] == "verification")
     (backend,) = verification["backends"]  # type: ignore[misc]
     assert backend["before"]["serial"] == before.serial and backend["after"]["serial"] == after.serial
+    # A renewal is verified by the stored certificate served and its finding gone.
+    assert verification["stored"]["sha256"] == stored.sha256  # type: ignore[index]
+    assert verification["targets"] == ["expires_soon"] and verification["gone"] == ["expires_soon"]
+    assert verification["remaining"] == [] and verification["new"] == []
+    assert "gone:    expires_soon" in out
     assert recs[-1]["outcome"] == "succeeded"
     assert AuditLog(audit_path(cli_env)).unfinished() == []
 

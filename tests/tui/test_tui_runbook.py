@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 
 import tuilab
+from textual.widgets import OptionList
 
 from certpager.probe import Status
 from certpager.runbook import RunOutcome, StepFinished, VerificationFinished
@@ -62,15 +63,25 @@ async def test_chooser_offers_the_runbooks_that_apply_recommended_first(
         await tuilab.wait_for(pilot, lambda: isinstance(app.screen, RunbookChooser))
         chooser = app.screen
         assert isinstance(chooser, RunbookChooser)
+        # The worst finding (expires_soon) is what the fix is for: the runbooks whose fixes:
+        # name it first, then those recommended for the other findings, then the rest.
+        assert chooser.selected == "expires_soon"
         assert [rb.name for rb in chooser.runbooks] == [
             "certbot-force-renew",
-            "nginx-reload",
             "certbot-dry-run",
+            "nginx-reload",
         ]
         assert chooser.recommended == {
-            "certbot-force-renew": ["expires_soon"],
+            "certbot-force-renew": ["expires_soon", "renewal_overdue"],
             "certbot-dry-run": ["renewal_overdue"],
         }
+        options = chooser.query_one("#runbooks", OptionList)
+        first = str(options.get_option_at_index(0).prompt)
+        assert "fixes: expires_soon (this finding), renewal_overdue" in first
+        assert (
+            "fixes: served_not_stored, chain_incomplete, chain_cert_expired and 12 more (none seen now)"
+            in str(options.get_option_at_index(2).prompt)
+        )
         await pilot.press("escape")
         await tuilab.wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
         assert host.commands == []

@@ -135,7 +135,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"tags {list(runbook.applies_to_tags)} / endpoints {list(runbook.applies_to_endpoints)}); "
             f"add it to the endpoint's runbooks: list in {config.path} to allow it"
         )
-    plan = build_plan(runbook, endpoint, _parse_params(args.params))
+    plan = build_plan(runbook, endpoint, _parse_params(args.params), targets=list(args.for_codes or ()))
     if args.plan:
         emit(sys.stdout, plan.render_text())
         return EXIT_OK
@@ -276,6 +276,12 @@ class _Console:
                 p(f"Before: no certificate served ({event.error})")
             for cert in event.certs:
                 p(f"Before: {cert.backend} {cert.short()} issuer {escape_display(cert.issuer)}")
+            p(f"Before: findings {', '.join(event.findings) or 'none'}")
+            if event.targets:
+                how = "chosen" if event.chosen else "the most severe finding seen now that the runbook fixes"
+                p(f"This run is for: {', '.join(event.targets)} ({how})")
+            elif self.plan.runbook.fixes:
+                p(f"This run is for: nothing seen now (no finding {self.plan.runbook.name} fixes is present)")
         elif isinstance(event, StepStarted):
             total = f"/{self.total}" if "." not in event.number else ""
             p(f"\n[{event.number}{total}] {event.step.id}: {event.step.title}")
@@ -301,6 +307,14 @@ class _Console:
                 p(f"  stored: {result.stored.short()} ({escape_display(result.stored.backend)})")
             for note in result.notes:
                 p(f"  note: {note}")
+            if result.targets:
+                p(f"  findings this run is for: {', '.join(result.targets)}")
+                p(f"    gone:    {', '.join(result.gone) or '(none)'}")
+                p(f"    remain:  {', '.join(result.remaining) or '(none)'}")
+            if result.new:
+                p(f"  got worse (new findings): {', '.join(result.new)}")
+            if result.other:
+                p(f"  still there (not this run's): {', '.join(result.other)}")
             for verdict in result.backends:
                 p(f"  {verdict.backend}: {'PASS' if verdict.passed else 'FAIL'}")
                 before = (
@@ -315,6 +329,11 @@ class _Console:
                 )
                 p(f"    before: {before}")
                 p(f"    after:  {after}")
+                if verdict.findings_before or verdict.findings_after:
+                    p(f"    findings before: {', '.join(verdict.findings_before) or 'none'}")
+                    p(f"    findings after:  {', '.join(verdict.findings_after) or 'none'}")
+                for reason in verdict.reasons:
+                    p(f"    - {reason}")
         elif isinstance(event, Notice):
             p(f"  {event.level.upper()}: {event.message}")
         elif isinstance(event, RunFinished):

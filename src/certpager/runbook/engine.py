@@ -16,7 +16,9 @@ Order of a run:
 2. Write the ``run_start`` audit record (nothing runs if the log cannot be written).
 3. Connect to the SSH target (host key verified) before asking anything, so a
    refused host key stops the run before the first confirmation.
-4. Take the baseline (certificates served now) when the plan verifies.
+4. Take the baseline when the plan verifies: the certificates and findings seen now,
+   with the deeper checks the runbook's ``fixes:`` need. It settles what the run is
+   for: the plan's chosen findings, or the current findings the runbook fixes.
 5. For each step: ask for its confirmation (if any); write and fsync the
    ``step_intent`` record; send the command; stream output; record the result.
    A failure runs the step's ``on_failure`` steps and stops the run unless the
@@ -46,6 +48,7 @@ from certpager.audit import AuditLog, LineRedactor, OutputCapture, Redactor, Run
 from certpager.config import Settings
 from certpager.errors import AuditError, CertpagerError, HostKeyError, SSHError
 from certpager.formats import format_seconds
+from certpager.probe.model import Finding
 from certpager.runbook.events import (
     BaselineCaptured,
     CommandSent,
@@ -76,7 +79,17 @@ from certpager.runbook.lock import EndpointLock, default_lock_dir
 from certpager.runbook.model import ConfirmKind, ParamType, StepKind
 from certpager.runbook.plan import Plan, PlannedStep
 from certpager.runbook.template import sanitize_output
-from certpager.runbook.verify import ProbeFn, default_probe, served_certs, verify_endpoint
+from certpager.runbook.verify import (
+    ProbeFn,
+    Targets,
+    checks_for,
+    default_probe,
+    default_targets,
+    observe,
+    probe_view,
+    served_certs,
+    verify_endpoint,
+)
 from certpager.ssh import CommandRunner, ConnectionInfo, RemoteState, RunnerFactory, describe_exit, runner_for
 from certpager.ssh.local import LocalRunner
 
@@ -168,6 +181,9 @@ class RunbookRun:
         self._info: ConnectionInfo | None = None
         self._local_info: ConnectionInfo | None = None
         self._baseline: dict[str, ServedCert] = {}
+        self._before: dict[str, dict[str, Finding]] | None = None
+        self._targets: tuple[str, ...] = plan.targets
+        self._checks = checks_for((*plan.runbook.fixes, *plan.targets))
         self._results: list[StepResult] = []
         self._verification: VerificationResult | None = None
         self._started = 0.0
@@ -300,6 +316,8 @@ class RunbookRun:
                 lock=str(self._lock.path),
                 target_key=self._lock.key,
                 params=params,
+                fixes=list(plan.runbook.fixes),
+                for_findings=list(plan.targets) if plan.targets else None,
                 plan=plan.to_dict(),
             )
         except AuditError as exc:
@@ -369,21 +387,46 @@ class RunbookRun:
         return None
 
     async def _take_baseline(self) -> None:
+        plan = self.plan
+        endpoint = probe_view(plan.endpoint, self._checks)
         try:
-            report = await self._until_cancelled(self._probe(self.plan.endpoint))
+            report = await self._until_cancelled(self._probe(endpoint))
         except _Cancelled:
             raise
         except Exception as exc:  # the probe never raises by contract; be safe anyway
-            self._emit(BaselineCaptured(self.run_id, certs=(), error=str(exc)))
+            self._emit(BaselineCaptured(self.run_id, certs=(), error=str(exc), targets=self._targets))
             return
+        stored: ServedCert | None = None
+        notes: tuple[str, ...] = ()
+        if plan.endpoint.stored is not None and any(b.handshake.ok for b in report.backends):
+            stored, notes = await self._until_cancelled(self._read_stored())
         self._baseline = served_certs(report)
+        self._before = observe(report, stored)
+        seen = {code for found in self._before.values() for code in found}
+        chosen = bool(plan.targets)
+        if not chosen:
+            self._targets = default_targets(plan.runbook.fixes, self._before)
         error = None if self._baseline else (report.error or "no backend completed a handshake")
         self._safe_write(
             "baseline",
             certs=[c.to_dict() for c in self._baseline.values()],
             error=error,
+            findings={label: sorted(found) for label, found in self._before.items()},
+            stored=stored.to_dict() if stored is not None else None,
+            notes=list(notes),
+            targets=list(self._targets),
+            targets_from="chosen" if chosen else "the most severe current findings the runbook fixes",
         )
-        self._emit(BaselineCaptured(self.run_id, certs=tuple(self._baseline.values()), error=error))
+        self._emit(
+            BaselineCaptured(
+                self.run_id,
+                certs=tuple(self._baseline.values()),
+                error=error,
+                findings=tuple(sorted(seen)),
+                targets=self._targets,
+                chosen=chosen,
+            )
+        )
 
     async def _steps(self) -> RunResult:
         failed = await self._connect()
@@ -687,6 +730,7 @@ class RunbookRun:
             step_id=step.id,
             kind="verify",
             baseline=[c.to_dict() for c in self._baseline.values()],
+            targets=list(self._targets),
         )
         stored, notes = await self._read_stored()
 
@@ -699,7 +743,7 @@ class RunbookRun:
             )
 
         result = await verify_endpoint(
-            self.plan.endpoint,
+            probe_view(self.plan.endpoint, self._checks),
             step.verify,
             before=self._baseline,
             stored=stored,
@@ -707,6 +751,7 @@ class RunbookRun:
             cancel=self._cancel,
             on_attempt=on_attempt,
             notes=notes,
+            targets=Targets(self._targets, self._before),
         )
         self._verification = result
         self._safe_write("verification", step_id=step.id, **result.to_dict())

@@ -157,6 +157,14 @@ class BackendVerdict:
     """What it served before the run."""
     after: ServedCert | None
     """What it serves now (None when the handshake failed)."""
+    findings_before: tuple[str, ...] = ()
+    """Finding codes seen on it before the run (with the deeper checks the run needs)."""
+    findings_after: tuple[str, ...] = ()
+    """Finding codes seen on it in this round."""
+    remaining: tuple[str, ...] = ()
+    """Codes the run is for that remain on it (or are not proven gone)."""
+    new: tuple[str, ...] = ()
+    """Codes at warning or above that no backend had before the run (it got worse)."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,8 @@ class VerificationResult:
     """The verdict of a verification step."""
 
     passed: bool
-    """Every backend serves the new certificate, trusted, matching, not expiring."""
+    """On every backend, in the same round: the findings the run is for are gone, nothing
+    got worse, and for a renewal the new certificate is served, trusted, matching, not expiring."""
     attempts: int
     """Handshake rounds made."""
     elapsed: float
@@ -177,6 +186,16 @@ class VerificationResult:
     """One line summary."""
     notes: tuple[str, ...] = ()
     """Extra facts (e.g. why the stored certificate could not be read)."""
+    targets: tuple[str, ...] = ()
+    """Finding codes the run was for."""
+    gone: tuple[str, ...] = ()
+    """Of those, the ones seen before the run and gone on every backend now."""
+    remaining: tuple[str, ...] = ()
+    """Of those, the ones still seen (or not proven gone) on some backend."""
+    new: tuple[str, ...] = ()
+    """Findings at warning or above that were not there before the run (it got worse)."""
+    other: tuple[str, ...] = ()
+    """Findings that were there before and still are, but the run was not for them."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the audit log)."""
@@ -185,6 +204,11 @@ class VerificationResult:
             "attempts": self.attempts,
             "elapsed": round(self.elapsed, 3),
             "message": self.message,
+            "targets": list(self.targets),
+            "gone": list(self.gone),
+            "remaining": list(self.remaining),
+            "new": list(self.new),
+            "other": list(self.other),
             "stored": self.stored.to_dict() if self.stored else None,
             "notes": list(self.notes),
             "backends": [
@@ -194,6 +218,8 @@ class VerificationResult:
                     "reasons": list(b.reasons),
                     "before": b.before.to_dict() if b.before else None,
                     "after": b.after.to_dict() if b.after else None,
+                    "findings_before": list(b.findings_before),
+                    "findings_after": list(b.findings_after),
                 }
                 for b in self.backends
             ],
@@ -343,6 +369,12 @@ class BaselineCaptured(RunEvent):
     """One per backend that completed a handshake."""
     error: str | None = None
     """Why no baseline could be taken, if so."""
+    findings: tuple[str, ...] = ()
+    """Finding codes seen before the run (any backend)."""
+    targets: tuple[str, ...] = ()
+    """The findings the run is for (chosen, or the current ones the runbook fixes)."""
+    chosen: bool = False
+    """Whether the targets were chosen (``--for``, the TUI) rather than found by this check."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ import yaml
 
 from certpager.config import Settings
 from certpager.errors import RunbookError
+from certpager.probe.findings import SPECS
 from certpager.runbook.model import (
+    RENEWAL_CODES,
     ConfirmKind,
     Param,
     ParamType,
@@ -206,7 +208,13 @@ def parse_runbook(text: str, *, file: str, path: Path | None = None) -> Runbook:
         names = tuple(applies.str_list("endpoints"))
         applies.finish()
     params = _params(reader)
-    ctx = _Context(file=file, params={p.name: p for p in params})
+    fixes = _fixes(reader)
+    default_expect = (
+        VerifyExpect.FINDINGS
+        if fixes and not RENEWAL_CODES.intersection(fixes)
+        else VerifyExpect.CHANGED_OR_STORED
+    )
+    ctx = _Context(file=file, params={p.name: p for p in params}, default_expect=default_expect)
     steps_node = reader.raw("steps")
     if steps_node is None or not isinstance(steps_node.value, list) or not steps_node.value:
         reader.finish()  # a misspelt "steps" is reported as such, with a did-you-mean
@@ -216,6 +224,12 @@ def parse_runbook(text: str, *, file: str, path: Path | None = None) -> Runbook:
         for key, node in reader.list("steps")
     )
     reader.finish()
+    if fixes and not any(s.kind is StepKind.VERIFY for s in steps):
+        reader.fail(
+            "fixes",
+            "a runbook that names findings it fixes needs a verify step to prove them gone "
+            "(add `- id: verify` with `verify: true`), or leave fixes out",
+        )
     return Runbook(
         name=name,
         title=title,
@@ -226,7 +240,40 @@ def parse_runbook(text: str, *, file: str, path: Path | None = None) -> Runbook:
         applies_to_tags=tags,
         applies_to_endpoints=names,
         line_of_params=reader.line_of("params"),
+        fixes=fixes,
+        line_of_fixes=reader.line_of("fixes") if fixes else 0,
     )
+
+
+def _fixes(reader: Reader) -> tuple[str, ...]:
+    """``fixes:``: finding codes of the catalogue, each once."""
+    node = reader.raw("fixes")
+    if node is None or node.value is None:
+        return ()
+    if not isinstance(node.value, list):
+        reader.fail("fixes", f"expected a list of finding codes, got {type_name(node.value)}")
+    out: list[str] = []
+    for i, item in enumerate(node.value):
+        key = f"{reader.key_path('fixes')}[{i}]"
+        code = item.value
+        if not isinstance(code, str):
+            raise RunbookError(
+                f"expected a finding code, got {type_name(code)}", file=reader.file, line=item.line, key=key
+            )
+        if code not in SPECS:
+            close = difflib.get_close_matches(code, list(SPECS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RunbookError(
+                f"unknown finding code {code!r}{hint}; `certpager check` reports: "
+                + ", ".join(sorted(SPECS)),
+                file=reader.file,
+                line=item.line,
+                key=key,
+            )
+        if code in out:
+            raise RunbookError(f"{code!r} is listed twice", file=reader.file, line=item.line, key=key)
+        out.append(code)
+    return tuple(out)
 
 
 def _refuse_aliases(text: str, file: str) -> None:
@@ -342,6 +389,7 @@ def _param(reader: Reader, name: str, line: int) -> Param:
 class _Context:
     file: str
     params: dict[str, Param]
+    default_expect: VerifyExpect = VerifyExpect.CHANGED_OR_STORED
     ids: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
@@ -441,7 +489,7 @@ def _step(reader: Reader, ctx: _Context, *, nested: bool) -> Step:
         argv.extend(_argv(reader, ctx, "args"))
     elif has_verify:
         kind = StepKind.VERIFY
-        verify = _verify(reader)
+        verify = _verify(reader, ctx.default_expect)
     else:
         kind = StepKind.CONFIRM
         if confirm is ConfirmKind.NONE:
@@ -608,11 +656,11 @@ def _confirm(reader: Reader, ctx: _Context) -> tuple[ConfirmKind, Template, Temp
     return kind, message, token
 
 
-def _verify(reader: Reader) -> VerifySpec:
+def _verify(reader: Reader, default_expect: VerifyExpect) -> VerifySpec:
     node: Node | None = reader.raw("verify")
     assert node is not None
     if node.value is True or node.value is None:
-        return VerifySpec()
+        return VerifySpec(expect=default_expect)
     if not isinstance(node.value, dict):
         reader.fail(
             "verify",
@@ -621,9 +669,7 @@ def _verify(reader: Reader) -> VerifySpec:
     sub = Reader(node, file=reader.file, path=reader.key_path("verify"), error=RunbookError)
     deadline = sub.number("deadline", 60.0, lo=1, hi=MAX_TIMEOUT) or 60.0
     interval = sub.number("interval", 2.0, lo=0.2, hi=300) or 2.0
-    expect_text = (
-        sub.str("expect", VerifyExpect.CHANGED_OR_STORED.value) or VerifyExpect.CHANGED_OR_STORED.value
-    )
+    expect_text = sub.str("expect", default_expect.value) or default_expect.value
     try:
         expect = VerifyExpect(expect_text)
     except ValueError:

@@ -98,7 +98,8 @@ class StepKind(enum.Enum):
     CONFIRM = "confirm"
     """Only ask the operator."""
     VERIFY = "verify"
-    """Fresh handshakes to every backend until the new certificate is served."""
+    """Fresh handshakes (and the deeper checks the run's findings need) to every backend
+    until the findings the run is for are gone (and, for a renewal, the new certificate is served)."""
 
 
 class ConfirmKind(enum.Enum):
@@ -121,6 +122,14 @@ class VerifyExpect(enum.Enum):
     """The served certificate equals the stored one (endpoint ``stored: path``)."""
     CHANGED_OR_STORED = "changed_or_stored"
     """Either of the above."""
+    FINDINGS = "findings"
+    """No new certificate needed: the findings the run is for are gone (a config fix
+    that keeps the certificate: full chain, protocols, HSTS)."""
+
+
+RENEWAL_CODES = frozenset({"cert_expired", "expires_soon", "renewal_overdue", "cert_not_yet_valid"})
+"""Finding codes only a new certificate can fix: a runbook whose ``fixes:`` names one
+renews, and its verification also needs the new (stored) certificate to be served."""
 
 
 @dataclass(frozen=True)
@@ -130,9 +139,12 @@ class VerifySpec:
     deadline: float = 60.0
     """Seconds to keep retrying (a reload takes a moment to apply)."""
     interval: float = 2.0
-    """Seconds between attempts."""
+    """Longest wait between attempts: the first waits are short (0.1 s, doubling up to this),
+    because a reload usually applies within a fraction of a second."""
     expect: VerifyExpect = VerifyExpect.CHANGED_OR_STORED
-    """What counts as the new certificate."""
+    """What counts as the new certificate (``findings``: none needed). When the runbook
+    does not say, ``findings`` for a runbook whose ``fixes:`` names no renewal code, else
+    ``changed_or_stored``."""
     min_days_left: float | None = None
     """Days of validity required; None means the endpoint's warning threshold."""
 
@@ -199,6 +211,11 @@ class Runbook:
     """Endpoints with these names may use it."""
     line_of_params: int = 1
     """Line of the ``params`` key (for messages about parameter values)."""
+    fixes: tuple[str, ...] = ()
+    """Finding codes (``certpager.probe.findings``) this runbook fixes and its
+    verification proves gone; empty for a runbook that fixes nothing it can prove."""
+    line_of_fixes: int = 0
+    """Line of the ``fixes`` key (0 when absent)."""
     extra: dict[str, object] = field(default_factory=dict)
     """Reserved for future keys."""
 
@@ -206,6 +223,11 @@ class Runbook:
     def file(self) -> str:
         """File name for messages."""
         return str(self.path) if self.path else f"<runbook {self.name}>"
+
+    @property
+    def renews(self) -> bool:
+        """Whether it renews the certificate (its ``fixes:`` names a code only a new one fixes)."""
+        return bool(RENEWAL_CODES.intersection(self.fixes))
 
     def param(self, name: str) -> Param | None:
         """The parameter called ``name``."""

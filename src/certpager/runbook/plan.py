@@ -7,14 +7,16 @@ type here, so a bad value stops the run before any step starts.
 
 from __future__ import annotations
 
+import difflib
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from certpager.config import Endpoint
 from certpager.errors import RunbookError, SSHError
 from certpager.formats import format_seconds
+from certpager.probe.findings import SPECS
 from certpager.runbook.model import (
     ConfirmKind,
     Param,
@@ -151,6 +153,23 @@ class Plan:
     """Steps in order (each carries its ``on_failure`` steps)."""
     secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
     """Secret values, for redaction."""
+    targets: tuple[str, ...] = ()
+    """Finding codes the run is for, as chosen (``--for``, the TUI's selected finding);
+    empty: the endpoint's current findings that the runbook's ``fixes:`` names, found
+    by the fresh check the run makes before its first step."""
+
+    @property
+    def for_text(self) -> str:
+        """``This run is for: ...`` in plain words."""
+        rb = self.runbook
+        if self.targets:
+            return "This run is for: " + ", ".join(f"{c} ({_title(c)})" for c in self.targets)
+        if rb.fixes:
+            return (
+                "This run is for: the most severe of the findings it fixes that a fresh check before "
+                f"the first step finds (it fixes: {', '.join(rb.fixes)})"
+            )
+        return f"This run is for: no finding ({rb.name} names none it fixes)"
 
     def all_steps(self) -> list[PlannedStep]:
         """Steps in order, each followed by its ``on_failure`` steps."""
@@ -178,6 +197,8 @@ class Plan:
             "endpoint": self.endpoint.name,
             "target": self.target.label if self.target else None,
             "params": {v.name: {"value": v.value, "source": v.source} for v in self.values},
+            "fixes": list(self.runbook.fixes),
+            "for": list(self.targets) if self.targets else "the most severe current findings it fixes",
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -189,6 +210,7 @@ class Plan:
         lines.append(f"  file {rb.file}" + (f" (sha256 {rb.sha256[:16]}…)" if rb.sha256 else ""))
         sni = f", SNI {ep.verify_name}" if ep.verify_name != ep.host else ""
         lines.append(f"Endpoint {ep.name}: {ep.address}{sni}")
+        lines.append(self.for_text)
         if self.target is not None:
             kh = (
                 f" (host key checked against {', '.join(self.target.known_hosts)})"
@@ -204,9 +226,18 @@ class Plan:
                 lines.append(f"  {v.name.ljust(width)} = {shown}  ({v.source})")
         lines.append("Steps (this is the plan: nothing has run):")
         for number, step in enumerate(self.steps, 1):
-            lines.extend(_step_lines(step, str(number), ep))
+            lines.extend(_step_lines(step, str(number), ep, targets=self.targets, fixes=rb.fixes))
             for sub_number, sub in enumerate(step.on_failure, 1):
-                lines.extend(_step_lines(sub, f"{number}.{sub_number}", ep, indent="       "))
+                lines.extend(
+                    _step_lines(
+                        sub,
+                        f"{number}.{sub_number}",
+                        ep,
+                        indent="       ",
+                        targets=self.targets,
+                        fixes=rb.fixes,
+                    )
+                )
         remote = self.target is not None and not self.target.local
         if remote and any(s.kind is StepKind.RUN and not s.local for s in self.all_steps()):
             lines.append(
@@ -217,7 +248,14 @@ class Plan:
         return "\n".join(lines)
 
 
-def _step_lines(step: PlannedStep, number: str, ep: Endpoint, indent: str = "  ") -> list[str]:
+def _step_lines(
+    step: PlannedStep,
+    number: str,
+    ep: Endpoint,
+    indent: str = "  ",
+    targets: Sequence[str] = (),
+    fixes: Sequence[str] = (),
+) -> list[str]:
     head = f"{indent}{number}. [{step.id}] {step.title}"
     if step.parent:
         head = f"{indent}{number}. if '{step.parent}' fails: [{step.id}] {step.title}"
@@ -236,16 +274,63 @@ def _step_lines(step: PlannedStep, number: str, ep: Endpoint, indent: str = "  "
         if step.stdin is not None:
             lines.append(f"{pad}(with input on stdin, not shown)")
     elif step.kind is StepKind.VERIFY and step.verify is not None:
-        lines.append(f"{pad}{describe_verify(step.verify, ep)}")
+        lines.append(f"{pad}{describe_verify(step.verify, ep, targets, fixes)}")
     if step.continue_on_error:
         lines.append(f"{pad}(a failure does not stop the run)")
     return lines
 
 
-def describe_verify(spec: VerifySpec, ep: Endpoint) -> str:
+def _title(code: str) -> str:
+    spec = SPECS.get(code)
+    return spec.title if spec is not None else code
+
+
+def check_targets(runbook: Runbook, codes: Sequence[str]) -> tuple[str, ...]:
+    """Validate ``--for`` codes: known to the catalogue and named by the runbook's ``fixes:``.
+
+    Raises:
+        RunbookError: one line naming the code and what the runbook fixes.
+    """
+    out: list[str] = []
+    for code in codes:
+        code = code.strip()
+        if code not in SPECS:
+            close = difflib.get_close_matches(code, list(SPECS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RunbookError(
+                f"{code!r} is not a finding code{hint}; `certpager check` reports: {', '.join(sorted(SPECS))}",
+                file="<command line>",
+                key="--for",
+            )
+        if code not in runbook.fixes:
+            fixes = ", ".join(runbook.fixes) or "nothing it can verify"
+            raise RunbookError(
+                f"runbook {runbook.name} does not fix {code} (its fixes: {fixes})",
+                file="<command line>",
+                key="--for",
+            )
+        if code not in out:
+            out.append(code)
+    return tuple(out)
+
+
+def describe_verify(
+    spec: VerifySpec, ep: Endpoint, targets: Sequence[str] = (), fixes: Sequence[str] = ()
+) -> str:
     """What a verification step checks, in plain words."""
     min_days = spec.min_days_left if spec.min_days_left is not None else ep.thresholds.warning_days
     backends = ", ".join(f"{b.host}:{b.port}" for b in ep.backends) or f"every address of {ep.address}"
+    codes = (
+        ", ".join(targets) if targets else ("the most severe it fixes, seen before the run" if fixes else "")
+    )
+    gone = f"the findings the run is for ({codes}) are gone, " if codes else ""
+    if spec.expect is VerifyExpect.FINDINGS:
+        return (
+            f"fresh TLS handshakes (with the checks those findings need) to {backends} "
+            f"(SNI {ep.verify_name}), polled quickly at first, for up to {spec.deadline:g} s; passes "
+            f"when on every backend {gone or 'the handshake completes, '}and nothing got worse "
+            "(no new finding at warning or above)"
+        )
     proof = {
         VerifyExpect.CHANGED: "the served certificate differs from the one served before the run",
         VerifyExpect.STORED: "the served certificate equals the stored one",
@@ -256,9 +341,9 @@ def describe_verify(spec: VerifySpec, ep: Endpoint) -> str:
         ),
     }[spec.expect]
     return (
-        f"fresh TLS handshakes to {backends} (SNI {ep.verify_name}), retried for up to "
-        f"{format_seconds(spec.deadline)}; passes when on every backend {proof}, the chain verifies, the "
-        f"name matches and more than {min_days:g} days are left"
+        f"fresh TLS handshakes to {backends} (SNI {ep.verify_name}), polled quickly at first, for up to "
+        f"{format_seconds(spec.deadline)}; passes when on every backend {gone}{proof}, the chain verifies, the "
+        f"name matches, more than {min_days:g} days are left and nothing got worse"
     )
 
 
@@ -312,6 +397,7 @@ def build_plan(
     *,
     target: TargetInfo | None = None,
     resolve_target: bool = True,
+    targets: Sequence[str] = (),
 ) -> Plan:
     """Render ``runbook`` for ``endpoint``.
 
@@ -321,12 +407,15 @@ def build_plan(
         overrides: ``--param`` values (highest precedence).
         target: where run steps execute; computed with :func:`describe_target` when None.
         resolve_target: read ``~/.ssh/config`` to show the real user/port (no network).
+        targets: finding codes the run is for (``--for``); each must be in the runbook's
+            ``fixes:``. Empty: the current findings it fixes, decided when the run starts.
 
     Raises:
         RunbookError: an unknown ``--param``, a missing or invalid value, a built-in
             variable the endpoint cannot fill, or run steps without an SSH target.
     """
     overrides = dict(overrides or {})
+    chosen = check_targets(runbook, targets)
     builtins = builtin_values(endpoint)
     file = runbook.file
     for name in overrides:
@@ -392,6 +481,7 @@ def build_plan(
         target=target if needs_target else None,
         steps=steps,
         secrets=tuple(secrets),
+        targets=chosen,
     )
 
 

@@ -294,16 +294,25 @@ class CertpagerApp(App[int]):
                 )
             )
             return
+        # What the fix is for: the endpoint's worst finding (what its row and screen lead with).
+        findings = report.findings if report is not None else ()
+        selected = findings[0].code if findings else None
         recommended: dict[str, list[str]] = {}
-        for finding in report.findings if report is not None else ():
-            if finding.runbook:
-                recommended.setdefault(finding.runbook, []).append(finding.code)
+        for finding in findings:
+            for rb in runbooks:
+                if finding.code in rb.fixes or finding.runbook == rb.name:
+                    codes = recommended.setdefault(rb.name, [])
+                    if finding.code not in codes:
+                        codes.append(finding.code)
         while True:
-            runbook = await self.push_screen_wait(RunbookChooser(endpoint, runbooks, recommended, invalid))
+            runbook = await self.push_screen_wait(
+                RunbookChooser(endpoint, runbooks, recommended, invalid, selected=selected)
+            )
             if runbook is None:
                 return
             try:
-                plan = service.plan(runbook, endpoint)
+                targets = [selected] if selected is not None and selected in runbook.fixes else []
+                plan = service.plan(runbook, endpoint, targets=targets)
             except CertpagerError as exc:
                 await self.push_screen_wait(MessageModal(f"Cannot plan {runbook.name}", str(exc)))
                 continue

@@ -8,7 +8,7 @@ tests can replace the network with fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,11 +99,14 @@ class RunbookService:
         invalid = [e for e in entries if e.runbook is None and not e.shadowed]
         return runbooks_for(endpoint, entries), invalid
 
-    def plan(self, runbook: Runbook, endpoint: Endpoint) -> Plan:
-        """Render ``runbook`` for ``endpoint`` (nothing runs). Raises ``RunbookError``."""
+    def plan(self, runbook: Runbook, endpoint: Endpoint, targets: Sequence[str] = ()) -> Plan:
+        """Render ``runbook`` for ``endpoint`` (nothing runs), for the findings ``targets``
+        (empty: its current ones the runbook fixes). Raises ``RunbookError``."""
         if self.target_for is not None:
-            return build_plan(runbook, endpoint, target=self.target_for(endpoint), resolve_target=False)
-        return build_plan(runbook, endpoint)
+            return build_plan(
+                runbook, endpoint, target=self.target_for(endpoint), resolve_target=False, targets=targets
+            )
+        return build_plan(runbook, endpoint, targets=targets)
 
     def audit(self) -> AuditLog:
         """The audit log every run writes to."""

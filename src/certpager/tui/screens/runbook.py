@@ -64,7 +64,8 @@ from certpager.tui.widgets.run_views import PlanView, StepList, StepState, Verif
 
 
 class RunbookChooser(ModalScreen[Runbook | None]):
-    """Pick one of the runbooks that apply to the endpoint."""
+    """Pick one of the runbooks that apply to the endpoint: those whose ``fixes:`` names the
+    selected finding first, then the others recommended for its current findings, then the rest."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Back"),
@@ -76,14 +77,24 @@ class RunbookChooser(ModalScreen[Runbook | None]):
         runbooks: Sequence[Runbook],
         recommended: dict[str, list[str]],
         invalid: Sequence[CatalogEntry] = (),
+        selected: str | None = None,
     ) -> None:
         super().__init__()
         self.endpoint = endpoint
         """The endpoint to fix."""
-        self.runbooks = list(runbooks)
-        """The runbooks offered."""
+        self.selected = selected
+        """The finding the fix is for (the endpoint's worst), if any."""
+        order = {rb.name: i for i, rb in enumerate(runbooks)}
+        self.runbooks = sorted(
+            runbooks,
+            key=lambda rb: (
+                0 if selected is not None and selected in rb.fixes else 1 if rb.name in recommended else 2,
+                order[rb.name],
+            ),
+        )
+        """The runbooks offered, in the order shown."""
         self.recommended = recommended
-        """Runbook name -> finding codes that name it."""
+        """Runbook name -> current finding codes it fixes (or that name it in the catalogue)."""
         self.invalid = list(invalid)
         """Runbook files that failed to load (shown so a typo is not silent)."""
 
@@ -93,9 +104,7 @@ class RunbookChooser(ModalScreen[Runbook | None]):
             prompt = Text()
             prompt.append(rb.name, "bold")
             prompt.append(f"  {view.printable(rb.title)}")
-            codes = self.recommended.get(rb.name)
-            if codes:
-                prompt.append(f"\n  fixes: {', '.join(codes)}", "italic")
+            prompt.append(self._fixes_line(rb), "italic")
             options.append(Option(prompt, id=rb.name))
         with Vertical(id="chooser-box") as box:
             box.border_title = f"Fix {self.endpoint.name}: choose a runbook"
@@ -107,10 +116,24 @@ class RunbookChooser(ModalScreen[Runbook | None]):
                     classes="chooser-invalid",
                 )
 
+    def _fixes_line(self, rb: Runbook) -> str:
+        """``fixes: chain_incomplete (this finding), hsts_missing`` — what it would fix here."""
+        codes = self.recommended.get(rb.name, [])
+        if self.selected is not None and self.selected in rb.fixes and self.selected not in codes:
+            codes = [self.selected, *codes]
+        shown = [f"{c} (this finding)" if c == self.selected else c for c in codes if c in rb.fixes]
+        if shown:
+            return f"\n  fixes: {', '.join(shown)}"
+        if codes:
+            return f"\n  for: {', '.join(codes)} (a diagnostic: fixes nothing it can verify)"
+        if rb.fixes:
+            more = f" and {len(rb.fixes) - 3} more" if len(rb.fixes) > 3 else ""
+            return f"\n  fixes: {', '.join(rb.fixes[:3])}{more} (none seen now)"
+        return ""
+
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
-        first = next((i for i, rb in enumerate(self.runbooks) if rb.name in self.recommended), 0)
-        options.highlighted = first
+        options.highlighted = 0
         options.focus()
 
     @on(OptionList.OptionSelected)

@@ -126,6 +126,7 @@ class PlanView(Widget):
         head.add_row(Text("file", muted), Text(view.printable(runbook_origin(rb)) + sha, muted))
         sni = f" · SNI {ep.verify_name}" if ep.verify_name != ep.host else ""
         head.add_row(Text("endpoint", muted), Text(view.printable(f"{ep.name} · {ep.address}{sni}")))
+        head.add_row(Text("for", muted), Text(plan.for_text.removeprefix("This run is for: ")))
         if plan.target is not None:
             target = Text.assemble((view.printable(plan.target.label), self._style("heading")))
             target.append(
@@ -184,7 +185,13 @@ class PlanView(Widget):
             if step.stdin is not None:
                 text.append("\n(with input on stdin, not shown)", muted)
         elif step.kind is StepKind.VERIFY and step.verify is not None:
-            text.append("\n" + describe_verify(step.verify, self.plan.endpoint), muted)
+            text.append(
+                "\n"
+                + describe_verify(
+                    step.verify, self.plan.endpoint, self.plan.targets, self.plan.runbook.fixes
+                ),
+                muted,
+            )
         if step.continue_on_error:
             text.append("\n(a failure does not stop the run)", muted)
         return text
@@ -269,11 +276,22 @@ class VerificationPanel(Widget):
                     "\n" + "\n".join(f"✖ {view.printable(r)}" for r in v.reasons), self._style("failed")
                 )
             elif v.passed:
-                after.append("\n✓ new certificate served, chain verifies, name matches", self._style("ok"))
-            table.add_row(
-                Text(view.printable(v.backend)), self._cert(v.before, good=False, before=True), after
-            )
-        parts: list[RenderableType] = [head, table]
+                renewed = v.before is not None and v.after is not None and v.before.sha256 != v.after.sha256
+                said = ["findings gone"] if result is not None and result.targets else []
+                if renewed:
+                    said.append("new certificate served, chain verifies, name matches")
+                said.append("nothing worse")
+                proof = ", ".join(said)
+                after.append(f"\n✓ {proof}", self._style("ok"))
+            before = self._cert(v.before, good=False, before=True)
+            if v.findings_before or v.findings_after:
+                before.append("\nfindings: " + (", ".join(v.findings_before) or "none"), self._style("muted"))
+                after.append("\nfindings: " + (", ".join(v.findings_after) or "none"), self._style("muted"))
+            table.add_row(Text(view.printable(v.backend)), before, after)
+        parts: list[RenderableType] = [head]
+        if result is not None and (result.targets or result.new or result.other):
+            parts.append(self._findings(result))
+        parts.append(table)
         if result is not None and result.stored is not None:
             parts.append(
                 Text.assemble(
@@ -283,6 +301,24 @@ class VerificationPanel(Widget):
         if result is not None:
             parts.extend(Text("note: " + view.printable(n), self._style("muted")) for n in result.notes)
         return Group(*parts)
+
+    def _findings(self, result: VerificationResult) -> Text:
+        """``for: chain_incomplete  ✓ gone: ...  ✖ remains: ...  ✖ new: ...``."""
+        text = Text()
+        text.append("for ", self._style("muted"))
+        text.append(", ".join(result.targets) or "no finding", self._style("heading"))
+        if result.gone:
+            text.append(f"   ✓ gone: {', '.join(result.gone)}", self._style("ok"))
+        if result.remaining:
+            text.append(f"   ✖ remains: {', '.join(result.remaining)}", self._style("failed"))
+        absent = [c for c in result.targets if c not in result.gone and c not in result.remaining]
+        if absent:
+            text.append(f"   not seen before: {', '.join(absent)}", self._style("muted"))
+        if result.new:
+            text.append(f"   ✖ new (worse): {', '.join(result.new)}", self._style("failed"))
+        if result.other:
+            text.append(f"   still there, not this run's: {', '.join(result.other)}", self._style("muted"))
+        return text
 
     def _cert(
         self, cert: ServedCert | None, *, good: bool, before: bool = False, plain: bool = False
