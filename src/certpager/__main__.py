@@ -105,14 +105,22 @@ def _run(args: argparse.Namespace) -> int:
         code: int = handler(args)
         return code
     except UserError as exc:
-        print(f"certpager: {exc}", file=sys.stderr)
+        print(f"certpager: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_UNKNOWN
     except CertpagerError as exc:
-        print(f"certpager: {exc}", file=sys.stderr)
+        print(f"certpager: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("certpager: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(message: str) -> str:
+    """An error message as one terminal-safe line (a value quoted in it cannot move the
+    cursor, recolour the terminal or start a second line)."""
+    from certpager.inputs import escape_display
+
+    return escape_display(message.replace("\n", " ").replace("\r", " "))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from certpager.runbook.template import (
     render_argv,
     render_text,
     template_source,
+    validate_builtin,
     validate_value,
 )
 from certpager.ssh.base import KILL_GRACE, REMOTE_TIMEOUT_MARGIN
@@ -328,6 +329,7 @@ def build_plan(
     overrides = dict(overrides or {})
     builtins = builtin_values(endpoint)
     file = runbook.file
+    _check_builtin_values(runbook, endpoint, builtins)
     for name in overrides:
         if runbook.param(name) is None:
             known = ", ".join(p.name for p in runbook.params) or "none"
@@ -392,6 +394,30 @@ def build_plan(
         steps=steps,
         secrets=tuple(secrets),
     )
+
+
+def _check_builtin_values(runbook: Runbook, endpoint: Endpoint, builtins: dict[str, str]) -> None:
+    """The built-in variables the runbook uses, validated like parameters of their type
+    (``{stored_path}`` a path, ``{secret_name}`` a Kubernetes name...) before anything runs."""
+    used: set[str] = set()
+    for param in runbook.params:
+        used.update(refs(param.default or ()))
+    for step in runbook.all_steps():
+        for template in (*step.argv, *(t for _, t in step.env), step.confirm_token, step.message):
+            used.update(refs(template))
+        if step.stdin is not None:
+            used.update(refs(step.stdin))
+    for name in sorted(used & set(BUILTINS)):
+        try:
+            validate_builtin(name, builtins[name])
+        except ValueError as exc:
+            raise RunbookError(
+                f"the built-in {{{name}}} of endpoint {endpoint.name!r} "
+                f"({escape_display(builtins[name])!r}) {exc}",
+                file=runbook.file,
+                line=runbook.line_of_params,
+                key=name,
+            ) from None
 
 
 def _raw_value(
