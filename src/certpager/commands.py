@@ -81,8 +81,8 @@ def _port(text: str) -> int:
 
     try:
         return parse_port(text)
-    except InputValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except InputValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
 
 
 def _positive_int(text: str) -> int:

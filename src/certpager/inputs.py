@@ -74,7 +74,7 @@ def _open(path: str | os.PathLike[str]) -> int:
     except PermissionError:
         raise InputFileError(str(name), "permission denied") from None
     except IsADirectoryError:
-        raise InputFileError(str(name), "not a regular file (a directory)") from None
+        raise InputFileError(str(name), "is a directory, not a regular file") from None
     except OSError as exc:
         raise InputFileError(str(name), f"cannot open: {exc.strerror or exc}") from None
     except ValueError:  # an embedded NUL in the path
@@ -83,6 +83,8 @@ def _open(path: str | os.PathLike[str]) -> int:
 
 def _regular(fd: int, name: str, cap: int) -> int:
     st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode):
+        raise InputFileError(name, "is a directory, not a regular file")
     if not stat.S_ISREG(st.st_mode):
         raise InputFileError(name, f"not a regular file ({_kind(st.st_mode)})")
     if st.st_size > cap:
@@ -217,8 +219,10 @@ def parse_port(text: str) -> int:
     Raises:
         InputValueError: anything else.
     """
-    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= 65535:
-        raise InputValueError(f"port {escape_display(text)!r} is not a number 1-65535 (ASCII digits)")
+    if not _DIGITS.fullmatch(text):
+        raise InputValueError(f"port {escape_display(text)!r} is not a number (ASCII digits 1-65535)")
+    if not 1 <= int(text) <= 65535:
+        raise InputValueError(f"port {int(text)} is out of range 1-65535")
     return int(text)
 
 

@@ -585,7 +585,7 @@ def _argv(reader: Reader, ctx: _Context, key: str) -> list[Template]:
     out: list[Template] = []
     for index, (text, line, item_key) in enumerate(items):
         try:
-            check_text(text)
+            check_text(text, multiline=True)  # printf "%s\n" is fine; ESC or a bidi override is not
         except ValueError as exc:
             raise RunbookError(str(exc), file=ctx.file, line=line, key=item_key) from None
         if text in SHELL_OPERATORS:
