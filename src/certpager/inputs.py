@@ -76,6 +76,12 @@ def _open(path: str | os.PathLike[str]) -> int:
     except IsADirectoryError:
         raise InputFileError(str(name), "is a directory, not a regular file") from None
     except OSError as exc:
+        try:  # a socket cannot be opened at all: say what it is
+            mode = os.stat(name).st_mode
+        except (OSError, ValueError):
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            raise InputFileError(str(name), f"not a regular file ({_kind(mode)})") from None
         raise InputFileError(str(name), f"cannot open: {exc.strerror or exc}") from None
     except ValueError:  # an embedded NUL in the path
         raise InputFileError(repr(name), "not a valid file name") from None

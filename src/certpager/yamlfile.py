@@ -134,9 +134,12 @@ class _Converter:
         try:
             value = self.loader.construct_object(node, deep=True)
         except ValueError as exc:  # e.g. an integer of more than 4300 digits
-            raise self.error(
-                f"invalid value: {_one_line(str(exc))}", file=self.file, line=line, key=path or None
-            ) from None
+            reason = (
+                f"the number has {len(str(node.value))} characters, too many to be a number"
+                if node.tag.endswith(":int")
+                else f"invalid value: {_one_line(str(exc))[:200]}"
+            )
+            raise self.error(reason, file=self.file, line=line, key=path or None) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise self.error(
                 f"must be a finite number, got {node.value!r}", file=self.file, line=line, key=path or None
@@ -174,8 +177,9 @@ def load_yaml(path: Path, error: ErrorFactory) -> Node:
 
 def parse_yaml(text: str, file: str, error: ErrorFactory) -> Node:
     """Parse YAML text into a :class:`Node` tree (nesting at most :data:`YAML_MAX_DEPTH` deep)."""
-    loader = _BoundedLoader(text)
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(text)  # checks every character at once (ReaderError)
         root = loader.get_single_node()
     except _TooDeepError as exc:
         raise error(f"nested more than {YAML_MAX_DEPTH} levels deep", file=file, line=exc.line) from None
@@ -199,7 +203,8 @@ def parse_yaml(text: str, file: str, error: ErrorFactory) -> Node:
     except RecursionError:  # pragma: no cover - the depth bound comes first
         raise error(f"nested more than {YAML_MAX_DEPTH} levels deep", file=file) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         return Node({}, 1, {})
     try:

@@ -272,8 +272,8 @@ class CertpagerApp(App[int]):
         report = self.endpoints_screen.reports.get(name)
         try:
             runbooks, invalid = service.for_endpoint(endpoint)
-        except CertpagerError as exc:
-            await self.push_screen_wait(MessageModal("Cannot list runbooks", str(exc)))
+        except Exception as exc:  # the fix key never silently does nothing (the worker swallows errors)
+            await self.push_screen_wait(MessageModal("Cannot list runbooks", _reason(exc)))
             return
         if not runbooks:
             extra = "".join(f"\n{e.path.name}: {e.error}" for e in invalid)
@@ -295,8 +295,8 @@ class CertpagerApp(App[int]):
                 return
             try:
                 plan = service.plan(runbook, endpoint)
-            except CertpagerError as exc:
-                await self.push_screen_wait(MessageModal(f"Cannot plan {runbook.name}", str(exc)))
+            except Exception as exc:  # shown, never swallowed by the worker
+                await self.push_screen_wait(MessageModal(f"Cannot plan {runbook.name}", _reason(exc)))
                 continue
             if await self.push_screen_wait(PlanScreen(plan)):
                 break
@@ -409,3 +409,8 @@ def build_app(
         bell=settings.bell if bell is None else bell,
         runbooks=None if readonly else (runbooks or RunbookService(config)),
     )
+
+
+def _reason(exc: Exception) -> str:
+    """An error as the user reads it: the message of a certpager error, else its type too."""
+    return str(exc) if isinstance(exc, CertpagerError) else f"{type(exc).__name__}: {exc}"
