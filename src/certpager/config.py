@@ -357,7 +357,7 @@ def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | 
     raw = text.strip()
     sni: str | None = None
     try:
-        check_text(raw, limit=600)
+        check_text(text, limit=600)
     except ValueError as exc:
         raise TargetError(f"target {escape_display(text)!r}: {exc}") from None
     if "@" in raw:

@@ -311,7 +311,7 @@ NUMBER_KEYS = [
         "endpoints[0].thresholds.page_days",
     ),
 ]
-NON_FINITE = [".nan", ".NaN", ".inf", "-.inf", "+.Inf", "1.0e400", "-1.0e400"]
+NON_FINITE = [".nan", ".NaN", ".inf", "-.inf", "+.Inf", "1.0e+400", "-1.0e+400", "!!float nan"]
 
 
 def config_error(path: Path, *where: str) -> str:
@@ -347,13 +347,13 @@ def test_config_numbers_are_finite_cli(home: Home, text: str, line: int, key: st
 @pytest.mark.parametrize(
     ("text", "line", "key"),
     [
-        ("settings:\n  interval: 1.0e300\n" + ENDPOINT, 2, "settings.interval"),
+        ("settings:\n  interval: 1.0e+300\n" + ENDPOINT, 2, "settings.interval"),
         (
-            "settings:\n  thresholds: {warning_days: 1.0e300}\n" + ENDPOINT,
+            "settings:\n  thresholds: {warning_days: 1.0e+300}\n" + ENDPOINT,
             2,
             "settings.thresholds.warning_days",
         ),
-        (ENDPOINT + "    http: {hsts_min_days: 1.0e300}\n", 5, "endpoints[0].http.hsts_min_days"),
+        (ENDPOINT + "    http: {hsts_min_days: 1.0e+300}\n", 5, "endpoints[0].http.hsts_min_days"),
         ("settings:\n  timeout: 0.0000001\n" + ENDPOINT, 2, "settings.timeout"),
     ],
 )
@@ -375,7 +375,7 @@ RUNBOOK_NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e999"])
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e+999"])
 @pytest.mark.parametrize(
     ("step", "key"), [r[1:] for r in RUNBOOK_NUMBERS], ids=[r[0] for r in RUNBOOK_NUMBERS]
 )
@@ -460,7 +460,7 @@ STRING_KEYS = [
     ("name", 'endpoints:\n  - name: "app{s}x"\n    host: 127.0.0.1\n', 2, "endpoints[0].name"),
     ("host", 'endpoints:\n  - name: app\n    host: "ho{s}st.test"\n', 3, "endpoints[0].host"),
     ("ipv6-zone", 'endpoints:\n  - name: app\n    host: "fe80::1%eth{s}0"\n', 3, "endpoints[0].host"),
-    ("backend", ENDPOINT + '    backends: ["10.0.0.1", "b{s}e"]\n', 5, "endpoints[0].backends"),
+    ("backend", ENDPOINT + '    backends: ["10.0.0.1", "b{s}e"]\n', 5, "endpoints[0].backends[1]"),
     ("tag", ENDPOINT + '    tags: [prod, "we{s}b"]\n', 5, "endpoints[0].tags[1]"),
     ("ssh.user", ENDPOINT + '    ssh: {{host: 127.0.0.1, user: "ro{s}ot"}}\n', 5, "endpoints[0].ssh.user"),
     ("ssh.host", ENDPOINT + '    ssh: {{host: "ho{s}st"}}\n', 5, "endpoints[0].ssh.host"),
@@ -536,7 +536,7 @@ PATTERN_CASES = [
         "pin-newline",
         ENDPOINT + '    pins: ["sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\\n"]\n',
         5,
-        "endpoints[0].pins",
+        "endpoints[0].pins[0]",
     ),
     ("host-newline", 'endpoints:\n  - name: app\n    host: "app.test\\nx"\n', 3, "endpoints[0].host"),
 ]
