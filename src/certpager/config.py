@@ -511,15 +511,19 @@ def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
         port=sub.int("port", None, lo=1, hi=65535),
         user=ssh_user,
         known_hosts=_resolve_file(sub, "known_hosts", base_dir, must_exist=False),
-        identity_files=tuple(
-            str(base_dir / os.path.expanduser(p))
-            if not os.path.isabs(os.path.expanduser(p))
-            else os.path.expanduser(p)
-            for p in sub.str_list("identity_files")
-        ),
+        identity_files=tuple(str(resolve_under(p, base_dir)) for p in sub.str_list("identity_files")),
         connect_timeout=sub.number("connect_timeout", 10.0, lo=0.1, hi=MAX_TIMEOUT) or 10.0,
     )
     sub.finish()
+    # asyncssh reads these itself: an existing one must at least be a regular file (a FIFO
+    # would hang the connection, /dev/zero fill the memory).
+    for key, paths in (("known_hosts", (target.known_hosts,)), ("identity_files", target.identity_files)):
+        for path in paths:
+            if path is not None and os.path.lexists(path):
+                try:
+                    check_input_file(path, cap=PEM_MAX_BYTES)
+                except InputFileError as exc:
+                    sub.fail(key, str(exc))
     return target
 
 

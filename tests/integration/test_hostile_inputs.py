@@ -184,6 +184,19 @@ def test_runbook_file_given_by_path(home: Home, kind: str) -> None:
     bad_input(home.run("run", str(path), "--config", str(config), "-e", "app", "--plan"), str(path))
 
 
+@pytest.mark.parametrize("key", ["known_hosts", "identity_files", "client_cert"])
+@pytest.mark.parametrize("kind", [FIFO, DEVZERO, DIRECTORY])
+def test_files_named_in_the_config(home: Home, key: str, kind: str) -> None:
+    path = _special(home, kind, "special")
+    if key == "client_cert":
+        body = f"    client_cert: {path}\n    client_key: {path}\n"
+    else:
+        value = f"[{path}]" if key == "identity_files" else str(path)
+        body = f"    ssh: {{host: 127.0.0.1, {key}: {value}}}\n"
+    config = write(home.root / "endpoints.yaml", ENDPOINT + body)
+    bad_input(home.run("check", "--config", str(config)), f"{config}:5: endpoints[0]", str(path))
+
+
 def test_files_positive_controls(home: Home) -> None:
     """A BOM, CRLF line ends and a config just under the cap are all accepted."""
     config = write(home.root / "endpoints.yaml", "\ufeff" + ENDPOINT.replace("\n", "\r\n"))
@@ -804,7 +817,7 @@ def test_flag_policy_positive_control(home: Home, runbook: str) -> None:
 def test_corpus_sizes() -> None:
     """The review asked for many cases per class; keep the counts honest."""
     sizes = {
-        "files": len(FILE_CASES) + 7 + 3,
+        "files": len(FILE_CASES) + 7 + 3 + 9,
         "runbooks": len(BROKEN_RUNBOOKS),
         "numbers": len(NUMBER_KEYS) * len(NON_FINITE) + 4 + len(RUNBOOK_NUMBERS) * 4 + len(CLI_NUMBERS),
         "strings": len(STRING_KEYS) * len(HOSTILE_CHARS) + 6,
