@@ -178,8 +178,8 @@ class AsyncsshRunner:
     def _load_known_hosts(self, files: list[str]) -> Any:
         chunks: list[str] = []
         for path in files:
-            if not os.path.lexists(path):
-                continue  # a missing file knows no hosts: every key is unknown
+            if not os.path.lexists(path) or os.path.realpath(path) == os.devnull:
+                continue  # a missing file (or /dev/null) knows no hosts: every key is unknown
             try:  # never blocks on a FIFO, never reads /dev/zero
                 chunks.append(read_input_file(path, cap=PEM_MAX_BYTES).decode("utf-8", "replace"))
             except InputFileError as exc:
