@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         _say(str(exc))
         return EXIT_UNKNOWN
     except UserError as exc:
-        _say(str(exc))
+        _say(" ".join(str(exc).splitlines()))
         return EXIT_UNKNOWN
     except CertpagerError as exc:
         _say(str(exc))

@@ -22,8 +22,10 @@ from certpager.config import (
     read_targets_file,
 )
 from certpager.errors import OutputError, UserError
+from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
 from certpager.parallel import auto_workers, check_encoded, check_reports
 from certpager.probe.model import Status
+from certpager.probe.trust import TrustStoreError, get_trust_store
 from certpager.report import encode_json, write_json_texts, write_table
 from certpager.text import discard, write_failure
 
@@ -41,8 +43,10 @@ def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if not cert or not key:
         raise UserError("--client-cert and --client-key go together: give both")
     for flag, path in (("--client-cert", cert), ("--client-key", key)):
-        if not Path(path).is_file():
-            raise UserError(f"{flag}: file not found: {path}")
+        try:
+            check_input_file(path, cap=PEM_MAX_BYTES)
+        except InputFileError as exc:
+            raise UserError(f"{flag}: {exc}") from None
     try:
         SSL.Context(SSL.TLS_CLIENT_METHOD).use_privatekey_file(key)
     except SSL.Error:
@@ -110,8 +114,11 @@ def _apply_target_options(
 def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings]:
     """Endpoints from targets, a targets file, or the config (default config when none given)."""
     ca_file = args.ca_file
-    if ca_file is not None and not Path(ca_file).is_file():
-        raise UserError(f"--ca-file: file not found: {ca_file}")
+    if ca_file is not None:
+        try:
+            get_trust_store(ca_file)  # an unusable bundle is bad input, not N critical endpoints
+        except TrustStoreError as exc:
+            raise UserError(f"--ca-file: {exc}") from None
     config_path = args.config
     config: Config | None = None
     settings = Settings()

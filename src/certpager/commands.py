@@ -77,29 +77,30 @@ def configure_check(p: argparse.ArgumentParser) -> None:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
+    from certpager.inputs import InputValueError, parse_port
+
+    try:
+        return parse_port(text)
+    except InputValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
 
 
 def _positive_int(text: str) -> int:
+    from certpager.inputs import InputValueError, parse_int
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 10000:
-        raise argparse.ArgumentTypeError(f"{value} is out of range 1-10000")
-    return value
+        return parse_int(text, lo=1, hi=10000)
+    except InputValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_float(text: str) -> float:
+    from certpager.inputs import InputValueError, parse_number
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 300:
-        raise argparse.ArgumentTypeError(f"{value:g} is out of range (0, 300]")
-    return value
+        return parse_number(text, lo=0.1, hi=300)
+    except InputValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def configure_run(p: argparse.ArgumentParser) -> None:

@@ -37,6 +37,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from certpager.errors import ConfigError, TargetError
+from certpager.inputs import (
+    PEM_MAX_BYTES,
+    YAML_MAX_BYTES,
+    InputFileError,
+    InputValueError,
+    check_input_file,
+    check_text,
+    decode_text,
+    parse_port,
+    read_input_file,
+    resolve_under,
+)
+from certpager.text import printable
 
 if TYPE_CHECKING:
     # PyYAML is imported when a config file is read, not by `certpager check HOST`.
@@ -47,8 +60,20 @@ DEFAULT_CONCURRENCY = 100
 DEFAULT_INTERVAL = 60.0
 DEFAULT_DNS_TIMEOUT = 5.0
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\[\]-]*$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
+# Patterns are applied with fullmatch: `$` alone would accept a trailing newline.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\[\]-]{0,254}")
+_HOST_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?\.?")
+_ZONE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+_K8S_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_K8S_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+MAX_TIMEOUT = 300.0
+"""Longest probe timeout and SSH connect timeout accepted (seconds)."""
+MAX_INTERVAL = 86400.0
+"""Longest TUI re-probe interval accepted (seconds)."""
+MAX_DAYS = 36500.0
+"""Largest number of days accepted in thresholds and ``hsts_min_days``."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +316,7 @@ def _split_hostport(text: str, default_port: int, what: str) -> tuple[str, int]:
     text = text.strip()
     if not text:
         raise ValueError(f"empty {what}")
+    check_text(text, limit=300)
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -311,17 +337,27 @@ def _split_hostport(text: str, default_port: int, what: str) -> tuple[str, int]:
         host, port_text = text.split(":", 1)
     else:
         host, port_text = text, ""
-    if not port_text:
-        port = default_port
-    else:
-        if not port_text.isdigit():
-            raise ValueError(f"port {port_text!r} is not a number")
-        port = int(port_text)
-        if not 1 <= port <= 65535:
-            raise ValueError(f"port {port} is out of range 1-65535")
-    if not is_ip(host) and not _HOST_RE.match(host):
-        raise ValueError(f"{host!r} is not a valid host name")
+    port = parse_port(port_text) if port_text else default_port
+    check_host(host)
     return host, port
+
+
+def check_host(host: str) -> None:
+    """Refuse what is neither a host name nor an IP literal (with an optional ``%zone``).
+
+    Raises:
+        ValueError: the reason.
+    """
+    check_text(host, limit=300)
+    if is_ip(host):
+        zone = host.partition("%")[2]
+        if zone and not _ZONE_RE.fullmatch(zone):
+            raise InputValueError(
+                f"zone id {printable(zone)!r} may only hold letters, digits, '.', '_' and '-'"
+            )
+        return
+    if not _HOST_RE.fullmatch(host):
+        raise InputValueError(f"{printable(host)!r} is not a valid host name")
 
 
 def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | None = None) -> Endpoint:
@@ -329,9 +365,13 @@ def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | 
     settings = settings or Settings()
     raw = text.strip()
     sni: str | None = None
+    try:
+        check_text(text, limit=600)
+    except ValueError as exc:
+        raise TargetError(f"target {printable(text)!r}: {exc}") from None
     if "@" in raw:
         raw, sni = raw.rsplit("@", 1)
-        if not sni or not _HOST_RE.match(sni) or is_ip(sni):
+        if not sni or not _HOST_RE.fullmatch(sni) or is_ip(sni):
             raise TargetError(f"target {text!r}: SNI {sni!r} is not a valid DNS name")
     try:
         host, port = _split_hostport(raw, 443, "target")
@@ -365,13 +405,12 @@ def read_targets_file(
 ) -> list[Endpoint]:
     """Read one ``HOST[:PORT][@SNI]`` per line; ``#`` starts a comment."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise TargetError(f"{path}: cannot read targets file: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise TargetError(f"{path}: targets file is not UTF-8 text") from None
+        lines = decode_text(read_input_file(path, cap=YAML_MAX_BYTES), str(path)).split("\n")
+    except InputFileError as exc:
+        raise TargetError(f"{exc} (--targets)") from None
     out: list[Endpoint] = []
     for number, line in enumerate(lines, 1):
+        line = line.removesuffix("\r")
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -385,9 +424,9 @@ def read_targets_file(
 def _thresholds(reader: Reader | None, base: Thresholds) -> Thresholds:
     if reader is None:
         return base
-    warning = reader.number("warning_days", base.warning_days, lo=0)
-    critical = reader.number("critical_days", base.critical_days, lo=0)
-    page = reader.number("page_days", base.page_days, lo=0)
+    warning = reader.number("warning_days", base.warning_days, lo=0, hi=MAX_DAYS)
+    critical = reader.number("critical_days", base.critical_days, lo=0, hi=MAX_DAYS)
+    page = reader.number("page_days", base.page_days, lo=0, hi=MAX_DAYS)
     reader.finish()
     assert warning is not None and critical is not None and page is not None
     if not warning >= critical >= page:
@@ -400,15 +439,31 @@ def _thresholds(reader: Reader | None, base: Thresholds) -> Thresholds:
 
 
 def _resolve_file(reader: Reader, key: str, base_dir: Path, *, must_exist: bool = True) -> str | None:
+    """The path under ``key`` (relative to the config's directory); when ``must_exist``,
+    it must be a regular file of at most :data:`~certpager.inputs.PEM_MAX_BYTES`."""
     value = reader.str(key)
     if value is None:
         return None
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        path = base_dir / path
-    if must_exist and not path.is_file():
-        reader.fail(key, f"file not found: {path}")
+    path = resolve_under(value, base_dir)
+    if must_exist:
+        try:
+            check_input_file(path, cap=PEM_MAX_BYTES)
+        except InputFileError as exc:
+            reader.fail(key, str(exc))
     return str(path)
+
+
+def _ca_file(reader: Reader, base_dir: Path) -> str | None:
+    """``ca_file``: a readable PEM bundle holding at least one certificate."""
+    path = _resolve_file(reader, "ca_file", base_dir)
+    if path is not None:
+        from certpager.probe.trust import TrustStoreError, get_trust_store
+
+        try:
+            get_trust_store(path)
+        except TrustStoreError as exc:
+            reader.fail("ca_file", str(exc))
+    return path
 
 
 #: Values of ``aia_private``.
@@ -428,10 +483,10 @@ def _settings(reader: Reader | None, base_dir: Path) -> Settings:
     lock_dir = reader.str("lock_dir")
     s = Settings(
         thresholds=_thresholds(reader.sub("thresholds"), Thresholds()),
-        timeout=reader.number("timeout", DEFAULT_TIMEOUT, lo=0.1, hi=300) or DEFAULT_TIMEOUT,
+        timeout=reader.number("timeout", DEFAULT_TIMEOUT, lo=0.1, hi=MAX_TIMEOUT) or DEFAULT_TIMEOUT,
         dns_timeout=reader.number("dns_timeout", DEFAULT_DNS_TIMEOUT, lo=0.1, hi=60) or DEFAULT_DNS_TIMEOUT,
         concurrency=reader.int("concurrency", DEFAULT_CONCURRENCY, lo=1, hi=10000) or DEFAULT_CONCURRENCY,
-        interval=reader.number("interval", DEFAULT_INTERVAL, lo=1) or DEFAULT_INTERVAL,
+        interval=reader.number("interval", DEFAULT_INTERVAL, lo=1, hi=MAX_INTERVAL) or DEFAULT_INTERVAL,
         bell=reader.bool("bell", True),
         runbook_dirs=tuple(reader.str_list("runbook_dirs")),
         check_protocols=reader.bool("check_protocols", True),
@@ -456,7 +511,8 @@ def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
         if "@" in text:
             user, text = text.split("@", 1)
         try:
-            host, port = _split_hostport(text, 0, "ssh target")
+            host, port = ("local", 0) if text == "local" else _split_hostport(text, 0, "ssh target")
+            _check_user(user)
         except ValueError as exc:
             reader.fail(key, str(exc))
         return SSHTarget(host=host, port=port or None, user=user or None)
@@ -464,24 +520,47 @@ def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
     assert sub is not None
     ssh_host = sub.str("host", required=True)
     assert ssh_host is not None
+    ssh_user = sub.str("user")
+    try:
+        if ssh_host != "local":
+            check_host(ssh_host)
+    except ValueError as exc:
+        sub.fail("host", str(exc))
+    try:
+        _check_user(ssh_user)
+    except ValueError as exc:
+        sub.fail("user", str(exc))
     target = SSHTarget(
         host=ssh_host,
         port=sub.int("port", None, lo=1, hi=65535),
-        user=sub.str("user"),
+        user=ssh_user,
         known_hosts=_resolve_file(sub, "known_hosts", base_dir, must_exist=False),
-        identity_files=tuple(
-            str(base_dir / os.path.expanduser(p))
-            if not os.path.isabs(os.path.expanduser(p))
-            else os.path.expanduser(p)
-            for p in sub.str_list("identity_files")
-        ),
-        connect_timeout=sub.number("connect_timeout", 10.0, lo=0.1, hi=300) or 10.0,
+        identity_files=tuple(str(resolve_under(p, base_dir)) for p in sub.str_list("identity_files")),
+        connect_timeout=sub.number("connect_timeout", 10.0, lo=0.1, hi=MAX_TIMEOUT) or 10.0,
     )
     sub.finish()
+    # asyncssh reads these itself: an existing one must at least be a regular file (a FIFO
+    # would hang the connection, /dev/zero fill the memory).
+    for key, paths in (("known_hosts", (target.known_hosts,)), ("identity_files", target.identity_files)):
+        for path in paths:
+            if path is not None and os.path.lexists(path):
+                try:
+                    check_input_file(path, cap=PEM_MAX_BYTES)
+                except InputFileError as exc:
+                    sub.fail(key, str(exc))
     return target
 
 
+def _check_user(user: str | None) -> None:
+    if user is not None and not _USER_RE.fullmatch(user):
+        raise InputValueError(
+            f"user {printable(user)!r}: letters, digits, '.', '_' and '-', not starting with '-'"
+        )
+
+
 def _stored(reader: Reader | None) -> StoredCert | None:
+    """``stored``: the same rules as the runbook parameter types of ``{stored_path}``,
+    ``{secret_namespace}`` and ``{secret_name}`` (path, k8s_namespace, k8s_name)."""
     if reader is None:
         return None
     path = reader.str("path")
@@ -491,21 +570,38 @@ def _stored(reader: Reader | None) -> StoredCert | None:
     if path and secret:
         reader.fail("secret", "give either 'path' (a file on the SSH host) or 'secret', not both")
     if path:
+        if not path.startswith("/") or ".." in path.split("/"):
+            reader.fail("path", f"{printable(path)!r} must be an absolute path without '..'")
         return StoredCert(kind="file", path=path)
     if secret:
+        key = "secret"
         if "/" in secret and namespace is None:
             namespace, secret = secret.split("/", 1)
-        return StoredCert(kind="secret", namespace=namespace or "default", secret=secret)
+        elif namespace is not None:
+            key = "namespace"
+        namespace = namespace or "default"
+        if not _K8S_LABEL.fullmatch(namespace):
+            reader.fail(
+                key,
+                f"namespace {printable(namespace)!r} is not a Kubernetes namespace "
+                "(lower-case letters, digits and '-', at most 63)",
+            )
+        if len(secret) > 253 or not _K8S_SUBDOMAIN.fullmatch(secret):
+            reader.fail(
+                "secret",
+                f"{printable(secret)!r} is not a Kubernetes name (lower-case letters, digits, '-' and '.')",
+            )
+        return StoredCert(kind="secret", namespace=namespace, secret=secret)
     reader.fail("path", "needs 'path' (a file on the SSH host) or 'secret' (namespace/name)")
 
 
-_PIN_RE = re.compile(r"^sha256/[A-Za-z0-9+/]{43}=$")
+_PIN_RE = re.compile(r"sha256/[A-Za-z0-9+/]{43}=")
 
 
 def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
     name = reader.str("name", required=True)
     assert name is not None
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         reader.fail("name", f"{name!r} must start with a letter or digit and contain no spaces")
     host_text = reader.str("host", required=True)
     assert host_text is not None
@@ -519,7 +615,7 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
     if sni is not None:
         if sni.value is False or sni.value == "":
             sni_value = ""
-        elif isinstance(sni.value, str) and _HOST_RE.match(sni.value) and not is_ip(sni.value):
+        elif isinstance(sni.value, str) and _HOST_RE.fullmatch(sni.value) and not is_ip(sni.value):
             sni_value = sni.value
         else:
             reader.fail("sni", f"{sni.value!r} is not a DNS name (use false to send no SNI)")
@@ -532,7 +628,7 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
         backends.append(Backend(b_host, b_port))
     pins = reader.str_list("pins")
     for pin in pins:
-        if not _PIN_RE.match(pin):
+        if not _PIN_RE.fullmatch(pin):
             reader.fail("pins", f"{pin!r} is not an SPKI pin of the form sha256/<44 base64 characters>")
     client_cert = _resolve_file(reader, "client_cert", base_dir)
     client_key = _resolve_file(reader, "client_key", base_dir)
@@ -552,9 +648,11 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
                 port=sub.int("port", 80, lo=1, hi=65535) or 80,
                 redirect=sub.bool("redirect", True),
                 hsts=sub.bool("hsts", True),
-                hsts_min_days=sub.number("hsts_min_days", 180.0, lo=0) or 0.0,
+                hsts_min_days=sub.number("hsts_min_days", 180.0, lo=0, hi=MAX_DAYS) or 0.0,
                 path=sub.str("path", "/") or "/",
             )
+            if not http.path.startswith("/") or any(ch.isspace() for ch in http.path):
+                sub.fail("path", f"{printable(http.path)!r} must start with '/' and hold no spaces")
             sub.finish()
     params: dict[str, str] = {}
     params_reader = reader.sub("params")
@@ -563,6 +661,7 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
             params_reader.seen.add(key)
             if isinstance(node.value, bool) or not isinstance(node.value, str | int | float):
                 params_reader.fail(key, "parameter values must be strings or numbers")
+            params_reader.check_text(key, str(node.value))
             params[key] = str(node.value)
     endpoint = Endpoint(
         name=name,
@@ -571,7 +670,7 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
         sni=sni_value,
         backends=tuple(backends),
         tags=tuple(reader.str_list("tags")),
-        ca_file=_resolve_file(reader, "ca_file", base_dir),
+        ca_file=_ca_file(reader, base_dir),
         client_cert=client_cert,
         client_key=client_key,
         thresholds=_thresholds(reader.sub("thresholds"), settings.thresholds),
@@ -581,7 +680,7 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
         ssh=_ssh(reader, "ssh", base_dir),
         runbooks=tuple(reader.str_list("runbooks")),
         params=params,
-        timeout=reader.number("timeout", settings.timeout, lo=0.1, hi=300) or settings.timeout,
+        timeout=reader.number("timeout", settings.timeout, lo=0.1, hi=MAX_TIMEOUT) or settings.timeout,
         check_protocols=reader.bool("check_protocols", settings.check_protocols),
         check_no_sni=reader.bool("check_no_sni", settings.check_no_sni),
         fetch_aia=reader.bool("fetch_aia", settings.fetch_aia),

@@ -8,6 +8,8 @@ is reported as ``file:line: key: message``.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,18 @@ from typing import Any, NoReturn, TypeVar
 import yaml
 
 from certpager.errors import LocatedError
+from certpager.inputs import (
+    YAML_MAX_BYTES,
+    YAML_MAX_DEPTH,
+    InputFileError,
+    InputValueError,
+    bad_char,
+    check_number,
+    check_text,
+    decode_text,
+    read_input_file,
+)
+from certpager.text import escape_char, printable
 
 T = TypeVar("T")
 
@@ -32,16 +46,41 @@ class Node:
     """1-based line of the value."""
     key_lines: dict[str, int] | None = None
     """For mappings: the line of each key."""
+    text: str | None = None
+    """For integers: the text as written (``0x1bb``, ``1_000`` and ``1:20`` are integers to YAML)."""
 
 
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
+class _TooDeepError(Exception):
+    def __init__(self, line: int):
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader whose composer refuses nesting deeper than :data:`YAML_MAX_DEPTH`
+    (composing is recursive: a few hundred ``[`` would end in a RecursionError)."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > YAML_MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeepError(event.start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _Converter:
     """Turns a composed YAML node tree into :class:`Node` values.
 
     Refuses anchors/aliases on mappings and lists (a few nested aliases expand
-    into billions of nodes: "billion laughs") and tags other than the plain ones.
+    into billions of nodes: "billion laughs"), tags other than the plain ones,
+    keys with control or invisible characters, and numbers that are not finite.
     """
 
     def __init__(self, file: str, error: ErrorFactory):
@@ -63,7 +102,10 @@ class _Converter:
             self.seen.add(id(node))
             if node.tag not in _PLAIN_TAGS:
                 raise self.error(
-                    f"YAML tag {node.tag!r} is not supported", file=self.file, line=line, key=path or None
+                    f"YAML tag {printable(node.tag)!r} is not supported",
+                    file=self.file,
+                    line=line,
+                    key=path or None,
                 )
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Node] = {}
@@ -75,6 +117,9 @@ class _Converter:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self.error("mapping keys must be plain strings", file=self.file, line=key_line)
                 key = str(key_node.value)
+                bad = bad_char(key) if len(key) <= 256 else "is longer than 256 characters"
+                if bad:
+                    raise self.error(f"the key {printable(key[:64])!r} {bad}", file=self.file, line=key_line)
                 key_path = f"{path}.{key}" if path else key
                 if key in out:
                     raise self.error("duplicate key", file=self.file, line=key_line, key=key_path)
@@ -83,7 +128,26 @@ class _Converter:
             return Node(out, line, key_lines)
         if isinstance(node, yaml.SequenceNode):
             return Node([self.convert(item, f"{path}[{i}]") for i, item in enumerate(node.value)], line)
-        return Node(self.loader.construct_object(node, deep=True), line)
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            reason = (
+                f"the number has {len(str(node.value))} characters, too many to be a number"
+                if node.tag.endswith(":int")
+                else f"invalid value: {_one_line(str(exc))[:200]}"
+            )
+            raise self.error(reason, file=self.file, line=line, key=path or None) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(
+                f"must be a finite number, got {node.value!r}", file=self.file, line=line, key=path or None
+            )
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Node(value, line, text=str(node.value))
+        return Node(value, line)
+
+
+def _one_line(text: str) -> str:
+    return printable(" ".join(text.split()))
 
 
 def _convert(node: yaml.Node, file: str, error: ErrorFactory, path: str = "") -> Node:
@@ -95,40 +159,65 @@ def _convert(node: yaml.Node, file: str, error: ErrorFactory, path: str = "") ->
 
 
 def load_yaml(path: Path, error: ErrorFactory) -> Node:
-    """Parse ``path`` into a :class:`Node` tree, raising ``error(...)`` on any problem."""
+    """Parse ``path`` into a :class:`Node` tree, raising ``error(...)`` on any problem.
+
+    The file must be a regular file of at most :data:`YAML_MAX_BYTES` (a FIFO or a
+    device is refused without reading it), UTF-8 text without NUL bytes.
+    """
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error("file not found", file=file) from None
-    except IsADirectoryError:
-        raise error("is a directory, not a YAML file", file=file) from None
-    except PermissionError:
-        raise error("permission denied", file=file) from None
-    except UnicodeDecodeError as exc:
-        raise error(f"not UTF-8 text ({exc.reason})", file=file) from None
-    except OSError as exc:
-        raise error(f"cannot read: {exc.strerror}", file=file) from None
+        text = decode_text(read_input_file(path, cap=YAML_MAX_BYTES), file)
+    except InputFileError as exc:
+        raise error(exc.reason, file=exc.path) from None
     return parse_yaml(text, file, error)
 
 
 def parse_yaml(text: str, file: str, error: ErrorFactory) -> Node:
-    """Parse YAML text into a :class:`Node` tree."""
+    """Parse YAML text into a :class:`Node` tree (nesting at most :data:`YAML_MAX_DEPTH` deep)."""
+    loader: _BoundedLoader | None = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _BoundedLoader(text)  # checks every character at once (ReaderError)
+        root = loader.get_single_node()
+    except _TooDeepError as exc:
+        raise error(f"nested more than {YAML_MAX_DEPTH} levels deep", file=file, line=exc.line) from None
+    except yaml.reader.ReaderError as exc:
+        where = text.count("\n", 0, exc.position) + 1
+        raise error(
+            f"invalid YAML: character {escape_char(chr(exc.character)) if isinstance(exc.character, int) else ''} "
+            "is not allowed",
+            file=file,
+            line=where,
+        ) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise error(f"invalid YAML: {exc.problem}", file=file, line=line) from None
+        mark = exc.problem_mark or exc.context_mark
+        raise error(
+            f"invalid YAML: {_one_line(exc.problem or exc.context or 'syntax error')}",
+            file=file,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
     except yaml.YAMLError as exc:
-        raise error(f"invalid YAML: {exc}", file=file) from None
+        raise error(f"invalid YAML: {_one_line(str(exc))}", file=file) from None
+    except RecursionError:  # pragma: no cover - the depth bound comes first
+        raise error(f"nested more than {YAML_MAX_DEPTH} levels deep", file=file) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if root is None:
         return Node({}, 1, {})
     try:
         return _convert(root, file, error)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise error(
+            f"invalid YAML value: {_one_line(exc.problem or str(exc))}",
+            file=file,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
     except yaml.YAMLError as exc:
-        raise error(f"invalid YAML value: {exc}", file=file) from None
+        raise error(f"invalid YAML value: {_one_line(str(exc))}", file=file) from None
 
+
+_DECIMAL_INT = re.compile(r"[-+]?[0-9]+")
 
 _Str = str
 _Int = int
@@ -201,15 +290,40 @@ class Reader:
             self.fail(key, f"expected {_kind_names(kinds)}, got {type_name(value)}")
         return value  # type: ignore[return-value]
 
-    def str(self, key: _Str, default: _Str | None = None, *, required: _Bool = False) -> _Str | None:
-        """Read a non-empty string (numbers are accepted and turned into text)."""
+    def str(
+        self,
+        key: _Str,
+        default: _Str | None = None,
+        *,
+        required: _Bool = False,
+        multiline: _Bool = False,
+    ) -> _Str | None:
+        """Read a non-empty string (numbers are accepted and turned into text).
+
+        The text must be printable (:func:`certpager.inputs.check_text`): no control,
+        bidi or zero-width characters, one line unless ``multiline`` (then line feeds
+        and tabs are allowed).
+        """
         node = self.raw(key)
         if node is not None and isinstance(node.value, _Int | float) and not isinstance(node.value, _Bool):
             return str(node.value)
         value = self.get(key, _Str, default, required=required)
         if value is not None and required and not value.strip():
             self.fail(key, "must not be empty")
+        if value is not None and node is not None:
+            self.check_text(key, value, multiline=multiline)
         return value
+
+    def check_text(
+        self, key: _Str, value: _Str, *, multiline: _Bool = False, line: _Int | None = None
+    ) -> None:
+        """Fail on ``key`` unless ``value`` is printable text (see :meth:`str`)."""
+        try:
+            check_text(value, multiline=multiline)
+        except InputValueError as exc:
+            if line is not None:
+                raise self.error(str(exc), file=self.file, line=line, key=self.key_path(key)) from None
+            self.fail(key, str(exc))
 
     def int(
         self,
@@ -220,8 +334,11 @@ class Reader:
         hi: _Int | None = None,
         required: _Bool = False,
     ) -> _Int | None:
-        """Read an integer within ``[lo, hi]``."""
+        """Read an integer written in decimal digits, within ``[lo, hi]``."""
         value = self.get(key, _Int, default, required=required)
+        node = self.items.get(key)
+        if node is not None and node.text is not None and not _DECIMAL_INT.fullmatch(node.text):
+            self.fail(key, f"write the number in decimal digits (got {printable(node.text)!r})")
         if value is not None:
             if lo is not None and value < lo:
                 self.fail(key, f"must be at least {lo}, got {value}")
@@ -237,13 +354,13 @@ class Reader:
         lo: float | None = None,
         hi: float | None = None,
     ) -> float | None:
-        """Read a number (int or float) within ``[lo, hi]``."""
+        """Read a finite number (int or float) within ``[lo, hi]``."""
         value = self.get(key, float, default)
         if value is not None:
-            if lo is not None and value < lo:
-                self.fail(key, f"must be at least {lo:g}, got {value:g}")
-            if hi is not None and value > hi:
-                self.fail(key, f"must be at most {hi:g}, got {value:g}")
+            try:
+                check_number(value, lo=lo, hi=hi)
+            except InputValueError as exc:
+                self.fail(key, str(exc))
         return value
 
     def bool(self, key: _Str, default: _Bool) -> _Bool:
@@ -258,6 +375,7 @@ class Reader:
         if node is None or node.value is None:
             return []
         if isinstance(node.value, _Str):
+            self.check_text(key, node.value)
             return [node.value]
         if not isinstance(node.value, list):
             self.fail(key, f"expected a list of strings, got {type_name(node.value)}")
@@ -270,7 +388,14 @@ class Reader:
                     line=item.line,
                     key=f"{self.key_path(key)}[{i}]",
                 )
-            out.append(str(item.value))
+            text = str(item.value)
+            try:
+                check_text(text)
+            except InputValueError as exc:
+                raise self.error(
+                    str(exc), file=self.file, line=item.line, key=f"{self.key_path(key)}[{i}]"
+                ) from None
+            out.append(text)
         return out
 
     def list(self, key: _Str) -> Iterator[tuple[_Str, Node]]:

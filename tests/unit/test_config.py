@@ -53,7 +53,12 @@ def error(write, text: str) -> ConfigError:
 
 
 def test_full_example_loads(write, tmp_path: Path) -> None:
-    (tmp_path / "internal-ca.pem").write_text("x")
+    import datetime as dt
+
+    from tests.support.pki import PKI
+
+    pki = PKI(dt.datetime.now(dt.UTC), tmp_path / "pki")
+    (tmp_path / "internal-ca.pem").write_bytes(pki.root().pem)
     (tmp_path / "client.pem").write_text("x")
     (tmp_path / "client.key").write_text("x")
     config = load(
@@ -530,7 +535,7 @@ def test_targets_file_bad_line_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_targets_file_missing_or_binary(tmp_path: Path) -> None:
-    with pytest.raises(TargetError, match="cannot read"):
+    with pytest.raises(TargetError, match="file not found"):
         read_targets_file(tmp_path / "nope.txt")
     binary = tmp_path / "bin.txt"
     binary.write_bytes(b"\xff\xfe\x00bad")

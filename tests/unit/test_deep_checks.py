@@ -331,7 +331,7 @@ def test_targets_get_http_checks_on_443_only() -> None:
     ("args", "words"),
     [
         (["--client-cert", "{cert}"], "--client-cert and --client-key go together"),
-        (["--client-cert", "/nope.pem", "--client-key", "{key}"], "--client-cert: file not found: /nope.pem"),
+        (["--client-cert", "/nope.pem", "--client-key", "{key}"], "--client-cert: /nope.pem: file not found"),
         (["--client-cert", "{key}", "--client-key", "{key}"], "holds no readable PEM certificate"),
         (["--client-cert", "{cert}", "--client-key", "{cert}"], "holds no readable PEM private key"),
         (["--client-cert", "{cert}", "--client-key", "{other_key}"], "is not the private key of"),

@@ -61,10 +61,10 @@ def test_named_examples() -> None:
 
 
 def test_the_tui_and_the_runbook_display_use_the_same_escaper() -> None:
-    from certpager.runbook.template import escape_display, sanitize_output
+    from certpager.runbook.template import printable, sanitize_output
 
     for text in TEXTS:
-        assert view.printable(text) == printable(text) == escape_display(text)
+        assert view.printable(text) == printable(text) == printable(text)
         assert sanitize_output(text) == printable(text, tabs=True)
 
 

@@ -18,8 +18,8 @@ from certpager.runbook.model import Param, ParamType, Ref, StepKind
 from certpager.runbook.plan import TargetInfo
 from certpager.runbook.template import (
     TemplateError,
-    escape_display,
     parse_template,
+    printable,
     render_argv,
     sanitize_output,
     validate_value,
@@ -192,8 +192,8 @@ def test_render_argv_assignment_prefix_becomes_env() -> None:
 
 
 def test_escape_display_makes_invisible_characters_visible() -> None:
-    assert escape_display("a\u202eb\u200bc\x1b[2Jd\re") == "a\\u202eb\\u200bc\\x1b[2Jd\\x0de"
-    assert escape_display("plain é ✓") == "plain é ✓"
+    assert printable("a\u202eb\u200bc\x1b[2Jd\re") == "a\\u202eb\\u200bc\\x1b[2Jd\\x0de"
+    assert printable("plain é ✓") == "plain é ✓"
     assert sanitize_output("tab\there\x1b]52;c;AAAA\x07") == "tab\there\\x1b]52;c;AAAA\\x07"
 
 

@@ -17,14 +17,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
+from certpager.errors import UserError
+from certpager.inputs import PEM_MAX_BYTES, InputFileError, read_input_file
+from certpager.text import printable
+
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME: trust is judged apart from validity
 #: dates, which analysis reports as their own findings (expired leaf, expired
 #: intermediate) instead of hiding them behind a generic "verify failed".
 NO_CHECK_TIME = 0x200000
 
 
-class TrustStoreError(Exception):
-    """A CA bundle cannot be read or holds no certificate."""
+class TrustStoreError(UserError):
+    """A CA bundle cannot be read or holds no certificate (bad input: exit 3)."""
 
 
 @dataclass
@@ -68,13 +72,23 @@ class TrustStore:
     @classmethod
     def from_pem(cls, name: str, pem: bytes) -> TrustStore:
         """A store holding every certificate of a PEM bundle."""
+        shown = printable(name)
+        if not pem.strip():
+            raise TrustStoreError(f"{shown}: the CA bundle is empty")
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise TrustStoreError(f"{shown}: not a PEM CA bundle (no -----BEGIN CERTIFICATE----- block)")
         try:
             with warnings.catch_warnings():
                 # Some system roots have non-positive serials; they are still roots.
                 warnings.simplefilter("ignore")
                 certs = x509.load_pem_x509_certificates(pem)
         except ValueError as exc:
-            raise TrustStoreError(f"{name}: no readable PEM certificate ({exc})") from None
+            reason = " ".join(str(exc).split())[:200]
+            raise TrustStoreError(
+                f"{shown}: the CA bundle holds no readable PEM certificate ({reason})"
+            ) from None
+        if not certs:
+            raise TrustStoreError(f"{shown}: the CA bundle holds no certificate")
         store = crypto.X509Store()
         anchors: set[bytes] = set()
         subjects: set[bytes] = set()
@@ -106,9 +120,9 @@ class TrustStore:
     def from_file(cls, path: str | os.PathLike[str]) -> TrustStore:
         """A store from a PEM CA bundle file."""
         try:
-            pem = Path(path).read_bytes()
-        except OSError as exc:
-            raise TrustStoreError(f"{path}: cannot read CA file: {exc.strerror}") from None
+            pem = read_input_file(path, cap=PEM_MAX_BYTES)
+        except InputFileError as exc:
+            raise TrustStoreError(f"{exc} (CA file)") from None
         return cls.from_pem(str(path), pem)
 
     @classmethod

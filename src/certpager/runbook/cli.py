@@ -58,8 +58,7 @@ from certpager.runbook.loader import find_runbook, list_runbooks, runbook_dirs, 
 from certpager.runbook.lock import run_is_active
 from certpager.runbook.model import ConfirmKind
 from certpager.runbook.plan import Plan, build_plan
-from certpager.runbook.template import escape_display
-from certpager.text import emit
+from certpager.text import emit, printable
 
 EXIT_OK = 0
 EXIT_DECLINED = 1
@@ -275,7 +274,7 @@ class _Console:
             if event.error:
                 p(f"Before: no certificate served ({event.error})")
             for cert in event.certs:
-                p(f"Before: {cert.backend} {cert.short()} issuer {escape_display(cert.issuer)}")
+                p(f"Before: {cert.backend} {cert.short()} issuer {printable(cert.issuer)}")
             p(f"Before: findings {', '.join(event.findings) or 'none'}")
             if event.targets:
                 how = "chosen" if event.chosen else "the most severe finding seen now that the runbook fixes"
@@ -286,7 +285,7 @@ class _Console:
             total = f"/{self.total}" if "." not in event.number else ""
             p(f"\n[{event.number}{total}] {event.step.id}: {event.step.title}")
         elif isinstance(event, CommandSent):
-            p(f"  $ {escape_display(event.command)}   (on {event.target})")
+            p(f"  $ {printable(event.command)}   (on {event.target})")
         elif isinstance(event, OutputReceived):
             p(f"  {'out' if event.stream == 'stdout' else 'err'}| {event.line.expandtabs()}")
         elif isinstance(event, ConfirmationAnswered):
@@ -304,7 +303,7 @@ class _Console:
         elif isinstance(event, VerificationFinished):
             result = event.result
             if result.stored is not None:
-                p(f"  stored: {result.stored.short()} ({escape_display(result.stored.backend)})")
+                p(f"  stored: {result.stored.short()} ({printable(result.stored.backend)})")
             for note in result.notes:
                 p(f"  note: {note}")
             if result.targets:
@@ -318,12 +317,12 @@ class _Console:
             for verdict in result.backends:
                 p(f"  {verdict.backend}: {'PASS' if verdict.passed else 'FAIL'}")
                 before = (
-                    verdict.before.short() + " issuer " + escape_display(verdict.before.issuer)
+                    verdict.before.short() + " issuer " + printable(verdict.before.issuer)
                     if verdict.before
                     else "(none)"
                 )
                 after = (
-                    verdict.after.short() + " issuer " + escape_display(verdict.after.issuer)
+                    verdict.after.short() + " issuer " + printable(verdict.after.issuer)
                     if verdict.after
                     else "(no handshake)"
                 )

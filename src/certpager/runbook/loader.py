@@ -27,10 +27,12 @@ import yaml
 
 from certpager.config import Settings
 from certpager.errors import RunbookError
+from certpager.inputs import YAML_MAX_BYTES, InputFileError, check_text, decode_text, read_input_file
 from certpager.probe.findings import SPECS
 from certpager.runbook.model import (
     RENEWAL_CODES,
     ConfirmKind,
+    FlagRule,
     Param,
     ParamType,
     Runbook,
@@ -50,10 +52,16 @@ from certpager.runbook.template import (
     refs,
     whole_ref,
 )
+from certpager.text import printable
 from certpager.yamlfile import Node, Reader, parse_yaml, type_name
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_STEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# Applied with fullmatch: `$` alone would accept a trailing newline.
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,127}")
+_STEP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_FLAG_RE = re.compile(r"-[A-Za-z0-9]|--[A-Za-z0-9][A-Za-z0-9-]*")
+MAX_PATTERN_CHARS = 1024
+"""Longest parameter pattern accepted."""
 MAX_TIMEOUT = 3600.0
 """Longest step timeout accepted (seconds)."""
 DEFAULT_TIMEOUT = 120.0
@@ -108,12 +116,12 @@ def find_runbook(name: str, dirs: list[Path]) -> Runbook:
     """
     if "/" in name or name.endswith((".yaml", ".yml")):
         return load_runbook(Path(name))
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise RunbookError(f"{name!r} is not a runbook name", file="<command line>", key="RUNBOOK")
     for d in dirs:
         for ext in (".yaml", ".yml"):
             path = d / f"{name}{ext}"
-            if path.is_file():
+            if path.exists() or path.is_symlink():  # a FIFO or a directory is reported as such
                 return load_runbook(path)
     known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.y*ml")})
     searched = ", ".join(str(d) for d in dirs)
@@ -150,7 +158,7 @@ def list_runbooks(dirs: list[Path]) -> list[CatalogEntry]:
             seen.add(path.stem)
             try:
                 out.append(CatalogEntry(path, load_runbook(path), None, shadowed))
-            except RunbookError as exc:
+            except RunbookError as exc:  # load_runbook raises nothing else: one file never hides the rest
                 out.append(CatalogEntry(path, None, exc, shadowed))
     return out
 
@@ -163,18 +171,21 @@ def load_runbook(path: Path) -> Runbook:
     """
     file = str(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunbookError("file not found", file=file) from None
-    except IsADirectoryError:
-        raise RunbookError("is a directory, not a runbook file", file=file) from None
-    except OSError as exc:
-        raise RunbookError(f"cannot read: {exc.strerror}", file=file) from None
+        data = read_input_file(path, cap=YAML_MAX_BYTES)
+        text = decode_text(data, file)
+    except InputFileError as exc:
+        raise RunbookError(exc.reason, file=exc.path) from None
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RunbookError(f"not UTF-8 text ({exc.reason})", file=file) from None
-    runbook = parse_runbook(text, file=file, path=path)
+        runbook = parse_runbook(text, file=file, path=path)
+    except RunbookError:
+        raise
+    except (RecursionError, MemoryError, ValueError, OverflowError, re.error) as exc:
+        # Every check above has its own message; this is the net under them, so that
+        # a file nobody foresaw is still one INVALID line and never a crash.
+        reason = " ".join(str(exc).split())[:200]
+        raise RunbookError(
+            f"cannot be loaded ({type(exc).__name__}: {printable(reason)})", file=file
+        ) from None
     if runbook.name != path.stem:
         raise RunbookError(
             f"the runbook is called {runbook.name!r} but the file is {path.name}; "
@@ -195,11 +206,11 @@ def parse_runbook(text: str, *, file: str, path: Path | None = None) -> Runbook:
     reader = Reader(root, file=file, path="", error=RunbookError)
     name = reader.str("name", required=True)
     assert name is not None
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         reader.fail("name", f"{name!r}: use lower-case letters, digits, '-' and '_'")
     title = reader.str("title", required=True)
     assert title is not None
-    description = reader.str("description", "") or ""
+    description = reader.str("description", "", multiline=True) or ""
     tags: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     applies = reader.sub("applies_to")
@@ -301,7 +312,7 @@ def _params(reader: Reader) -> tuple[Param, ...]:
     for key, node in sub.items.items():
         sub.seen.add(key)
         line = sub.line_of(key)
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+        if not _PARAM_RE.fullmatch(key):
             sub.fail(key, "parameter names use letters, digits and _ (they appear as {name})")
         if key in BUILTINS:
             sub.fail(key, f"{key!r} is a built-in variable ({BUILTINS[key]}); pick another name")
@@ -318,6 +329,7 @@ def _params(reader: Reader) -> tuple[Param, ...]:
                 _param(Reader(node, file=sub.file, path=sub.key_path(key), error=RunbookError), key, line)
             )
         elif isinstance(node.value, str | int | float) and not isinstance(node.value, bool):
+            sub.check_text(key, str(node.value))
             out.append(
                 Param(
                     name=key, type=ParamType.STRING, default=_template(sub, key, str(node.value)), line=line
@@ -343,6 +355,7 @@ def _param(reader: Reader, name: str, line: int) -> Param:
             value = ""
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             reader.fail("default", f"expected a string, got {type_name(value)} (quote it)")
+        reader.check_text("default", str(value))
         default = _template(reader, "default", str(value))
         for ref in refs(default):
             if ref not in BUILTINS:
@@ -352,10 +365,13 @@ def _param(reader: Reader, name: str, line: int) -> Param:
                 )
     pattern = reader.str("pattern")
     if pattern is not None:
+        if len(pattern) > MAX_PATTERN_CHARS:
+            reader.fail("pattern", f"is {len(pattern)} characters long; the limit is {MAX_PATTERN_CHARS}")
         try:
             re.compile(pattern)
-        except re.error as exc:
-            reader.fail("pattern", f"invalid regular expression: {exc}")
+        except (re.error, RecursionError, OverflowError, ValueError) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            reader.fail("pattern", f"invalid regular expression: {reason}")
     choices = tuple(reader.str_list("choices"))
     if ptype is ParamType.ENUM and not choices:
         reader.fail("choices", "an enum parameter needs a list of choices")
@@ -368,18 +384,47 @@ def _param(reader: Reader, name: str, line: int) -> Param:
         name=name,
         type=ptype,
         default=default,
-        description=(reader.str("description", "") or "").strip(),
+        description=(reader.str("description", "", multiline=True) or "").strip(),
         pattern=pattern,
         choices=choices,
         prefix=prefix,
         allow_dash=reader.bool("allow_dash", False),
         secret=reader.bool("secret", False),
         line=line,
+        allow_flags=_allow_flags(reader, ptype),
     )
     if reader.bool("required", False) and default is not None:
         reader.fail("required", "a required parameter cannot have a default")
     reader.finish()
     return param
+
+
+def _allow_flags(reader: Reader, ptype: ParamType) -> tuple[FlagRule, ...] | None:
+    """``allow_flags``: a mapping of option -> the type of its value (or ``switch``)."""
+    sub = reader.sub("allow_flags")
+    if sub is None:
+        return None
+    if ptype is not ParamType.ARGS:
+        reader.fail("allow_flags", "only args parameters have allow_flags")
+    value_types = [t.value for t in ParamType if not t.multi_word and t is not ParamType.ENUM]
+    rules: list[FlagRule] = []
+    for flag, node in sub.items.items():
+        sub.seen.add(flag)
+        if not _FLAG_RE.fullmatch(flag):
+            sub.fail(flag, f"{flag!r} is not an option: write -x or --long-name, without =value")
+        kind = node.value
+        if kind == "switch" or kind is False:
+            rules.append(FlagRule(flag, None))
+        elif isinstance(kind, str) and kind in value_types:
+            rules.append(FlagRule(flag, ParamType(kind)))
+        else:
+            sub.fail(
+                flag,
+                f"the type of the option's value: switch (no value) or one of {', '.join(value_types)}",
+            )
+    if not rules:
+        reader.fail("allow_flags", "list at least one option (or leave allow_flags out)")
+    return tuple(rules)
 
 
 # -------------------------------------------------------------------- steps
@@ -458,7 +503,7 @@ def _step(reader: Reader, ctx: _Context, *, nested: bool) -> Step:
     assert ctx.ids is not None
     step_id = reader.str("id", required=True)
     assert step_id is not None
-    if not _STEP_ID_RE.match(step_id):
+    if not _STEP_ID_RE.fullmatch(step_id):
         reader.fail("id", f"{step_id!r}: use letters, digits, '-' and '_'")
     if step_id in ctx.ids:
         reader.fail("id", f"duplicate step id {step_id!r} (first on line {ctx.ids[step_id]})")
@@ -476,7 +521,7 @@ def _step(reader: Reader, ctx: _Context, *, nested: bool) -> Step:
         argv = _argv(reader, ctx, "run")
     elif has_script:
         kind = StepKind.RUN
-        script = reader.str("script", required=True)
+        script = reader.str("script", required=True, multiline=True)
         assert script is not None
         for match in re.finditer(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", script):
             if match.group(1) in ctx.params or match.group(1) in BUILTINS:
@@ -502,7 +547,7 @@ def _step(reader: Reader, ctx: _Context, *, nested: bool) -> Step:
                 reader.fail(key, f"only run and script steps take {key}")
     else:
         env = _env(reader, ctx)
-        stdin_text = reader.str("stdin")
+        stdin_text = reader.str("stdin", multiline=True)
         if stdin_text is not None:
             stdin = _template(reader, "stdin", stdin_text)
             _check_refs(
@@ -559,6 +604,7 @@ def _argv(reader: Reader, ctx: _Context, key: str) -> list[Template]:
         reader.fail(key, "is empty")
     items: list[tuple[str, int, str]] = []
     if isinstance(node.value, str):
+        reader.check_text(key, node.value, multiline=True)
         try:
             words = shlex.split(node.value)
         except ValueError as exc:
@@ -580,6 +626,10 @@ def _argv(reader: Reader, ctx: _Context, key: str) -> list[Template]:
         reader.fail(key, "is empty")
     out: list[Template] = []
     for index, (text, line, item_key) in enumerate(items):
+        try:
+            check_text(text, multiline=True)  # printf "%s\n" is fine; ESC or a bidi override is not
+        except ValueError as exc:
+            raise RunbookError(str(exc), file=ctx.file, line=line, key=item_key) from None
         if text in SHELL_OPERATORS:
             raise RunbookError(
                 f"{text!r} is a shell operator; commands are argument lists and are not run "
@@ -609,6 +659,7 @@ def _env(reader: Reader, ctx: _Context) -> list[tuple[str, Template]]:
             sub.fail(name, str(exc))
         if isinstance(node.value, bool) or not isinstance(node.value, str | int | float):
             sub.fail(name, f"expected a string, got {type_name(node.value)}")
+        sub.check_text(name, str(node.value))
         template = _template(sub, name, str(node.value))
         _check_refs(sub, ctx, template, key=sub.key_path(name), line=sub.line_of(name), where="env")
         out.append((name, template))
@@ -630,7 +681,7 @@ def _confirm(reader: Reader, ctx: _Context) -> tuple[ConfirmKind, Template, Temp
         else:
             reader.fail("confirm", f"expected true, false or typed, got {value!r}")
     message: Template = ()
-    text = reader.str("message")
+    text = reader.str("message", multiline=True)
     if text is not None:
         message = _template(reader, "message", text.strip())
         for name in refs(message):
@@ -674,6 +725,6 @@ def _verify(reader: Reader, default_expect: VerifyExpect) -> VerifySpec:
         expect = VerifyExpect(expect_text)
     except ValueError:
         sub.fail("expect", f"one of: {', '.join(e.value for e in VerifyExpect)}")
-    min_days = sub.number("min_days_left", None, lo=0)
+    min_days = sub.number("min_days_left", None, lo=0, hi=36500)
     sub.finish()
     return VerifySpec(deadline=deadline, interval=interval, expect=expect, min_days_left=min_days)

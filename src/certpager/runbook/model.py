@@ -60,6 +60,16 @@ class ParamType(enum.Enum):
 
 
 @dataclass(frozen=True)
+class FlagRule:
+    """One option an ``args`` parameter allows (see :attr:`Param.allow_flags`)."""
+
+    flag: str
+    """The option exactly as written, e.g. ``--config-dir`` (abbreviations do not match)."""
+    value: ParamType | None
+    """How its value is validated (given as the next word or ``--flag=value``); None: a switch."""
+
+
+@dataclass(frozen=True)
 class Param:
     """A declared runbook parameter."""
 
@@ -83,6 +93,9 @@ class Param:
     """A secret: only usable as ``stdin``, redacted everywhere."""
     line: int = 0
     """Line of the declaration in the runbook file."""
+    allow_flags: tuple[FlagRule, ...] | None = None
+    """For ``args``: the only options a value may hold, and nothing else (an allow-list);
+    None: no policy."""
 
     @property
     def required(self) -> bool:

@@ -29,14 +29,15 @@ from certpager.runbook.model import (
 )
 from certpager.runbook.template import (
     BUILTINS,
-    escape_display,
     refs,
     render_argv,
     render_text,
     template_source,
+    validate_builtin,
     validate_value,
 )
 from certpager.ssh.base import KILL_GRACE, REMOTE_TIMEOUT_MARGIN
+from certpager.text import printable
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class PlannedStep:
     @property
     def display_command(self) -> str:
         """The command with invisible and control characters made visible."""
-        return escape_display(self.command)
+        return printable(self.command)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (for the audit log)."""
@@ -222,7 +223,7 @@ class Plan:
             lines.append("Parameters:")
             width = max(len(v.name) for v in self.values)
             for v in self.values:
-                shown = escape_display(v.value) if v.value else "(empty)"
+                shown = printable(v.value) if v.value else "(empty)"
                 lines.append(f"  {v.name.ljust(width)} = {shown}  ({v.source})")
         lines.append("Steps (this is the plan: nothing has run):")
         for number, step in enumerate(self.steps, 1):
@@ -267,7 +268,7 @@ def _step_lines(
         lines.append(f"{pad}asks you to type {step.confirm_token!r} first")
     if step.message:
         for text in step.message.splitlines():
-            lines.append(f"{pad}! {escape_display(text)}")
+            lines.append(f"{pad}! {printable(text)}")
     if step.kind is StepKind.RUN:
         lines.append(f"{pad}on {step.target}, timeout {format_seconds(step.timeout)}")
         lines.append(f"{pad}$ {step.display_command}")
@@ -418,6 +419,7 @@ def build_plan(
     chosen = check_targets(runbook, targets)
     builtins = builtin_values(endpoint)
     file = runbook.file
+    _check_builtin_values(runbook, endpoint, builtins)
     for name in overrides:
         if runbook.param(name) is None:
             known = ", ".join(p.name for p in runbook.params) or "none"
@@ -436,7 +438,7 @@ def build_plan(
         try:
             validated = validate_value(param, value)
         except ValueError as exc:
-            shown = "(secret)" if param.secret else repr(escape_display(value))
+            shown = "(secret)" if param.secret else repr(printable(value))
             raise RunbookError(
                 f"value {shown} from {source} {exc}",
                 file=file,
@@ -483,6 +485,30 @@ def build_plan(
         secrets=tuple(secrets),
         targets=chosen,
     )
+
+
+def _check_builtin_values(runbook: Runbook, endpoint: Endpoint, builtins: dict[str, str]) -> None:
+    """The built-in variables the runbook uses, validated like parameters of their type
+    (``{stored_path}`` a path, ``{secret_name}`` a Kubernetes name...) before anything runs."""
+    used: set[str] = set()
+    for param in runbook.params:
+        used.update(refs(param.default or ()))
+    for step in runbook.all_steps():
+        for template in (*step.argv, *(t for _, t in step.env), step.confirm_token, step.message):
+            used.update(refs(template))
+        if step.stdin is not None:
+            used.update(refs(step.stdin))
+    for name in sorted(used & set(BUILTINS)):
+        try:
+            validate_builtin(name, builtins[name])
+        except ValueError as exc:
+            raise RunbookError(
+                f"the built-in {{{name}}} of endpoint {endpoint.name!r} "
+                f"({printable(builtins[name])!r}) {exc}",
+                file=runbook.file,
+                line=runbook.line_of_params,
+                key=name,
+            ) from None
 
 
 def _raw_value(

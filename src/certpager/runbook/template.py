@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import unicodedata
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from certpager.runbook.model import Param, ParamType, Ref, Template
-from certpager.text import escape_char, printable
+from certpager.inputs import bad_char
+from certpager.runbook.model import FlagRule, Param, ParamType, Ref, Template
+from certpager.text import printable
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -122,7 +122,7 @@ def check_name(name: str) -> None:
             "issuer, serial...); such values are never substituted into commands. Declare a "
             "parameter and set it in the endpoint's params instead"
         )
-    if not _IDENT.match(name):
+    if not _IDENT.fullmatch(name):
         raise TemplateError(f"{{{name}}} is not a valid placeholder: use {{name}} with letters, digits and _")
 
 
@@ -157,19 +157,8 @@ def template_source(template: Template) -> str:
 # ------------------------------------------------------------------ validators
 
 
-_CONTROL_NAMES = {
-    "\x00": "NULL", "\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x1b": "ESCAPE",
-    "\x7f": "DELETE", "\x08": "BACKSPACE", "\x07": "BELL",
-}  # fmt: skip
-
-
 def _bad_char(value: str) -> str | None:
-    for index, ch in enumerate(value):
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") or (cat == "Zs" and ch != " "):
-            name = _CONTROL_NAMES.get(ch) or unicodedata.name(ch, "control character")
-            return f"contains {escape_char(ch)} ({name}) at position {index + 1}"
-    return None
+    return bad_char(value)
 
 
 def validate_value(param: Param, value: str) -> tuple[str, ...]:
@@ -209,6 +198,8 @@ def validate_value(param: Param, value: str) -> tuple[str, ...]:
             for word in words:
                 if param.pattern and not re.fullmatch(param.pattern, word):
                     raise ValueError(f"argument {word!r} does not match the pattern {param.pattern!r}")
+            if param.allow_flags is not None:
+                _check_flags(param, words, param.allow_flags)
         return tuple(words)
     if value.startswith("-") and not param.allow_dash:
         raise ValueError(
@@ -221,16 +212,93 @@ def validate_value(param: Param, value: str) -> tuple[str, ...]:
     return (value,)
 
 
+def _check_flags(param: Param, words: list[str], rules: tuple[FlagRule, ...]) -> None:
+    """Every word is an allowed option or the value of one (an allow-list: an abbreviation
+    such as certbot's ``--serv`` for ``--server`` matches nothing, so it is refused)."""
+    by_flag = {rule.flag: rule for rule in rules}
+    allowed = ", ".join(rule.flag for rule in rules)
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        flag, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        rule = by_flag.get(flag)
+        if rule is None:
+            what = "option" if word.startswith("-") else "argument"
+            raise ValueError(f"{what} {word!r} is not allowed here; allowed options: {allowed}")
+        if rule.value is None:
+            if eq:
+                raise ValueError(f"option {flag} takes no value (got {word!r})")
+            continue
+        if not eq:
+            if index >= len(words):
+                raise ValueError(f"option {flag} needs a value")
+            value = words[index]
+            index += 1
+        rule_param = Param(name=f"{param.name} {flag}", type=rule.value, default=None)
+        try:
+            validate_value(rule_param, value)
+        except ValueError as exc:
+            raise ValueError(f"the value {value!r} of {flag} {exc}") from None
+
+
+BUILTIN_TYPES: dict[str, ParamType] = {
+    "endpoint": ParamType.STRING,
+    "host": ParamType.HOSTNAME,
+    "port": ParamType.INT,
+    "sni": ParamType.HOSTNAME,
+    "ssh_host": ParamType.HOSTNAME,
+    "ssh_user": ParamType.STRING,
+    "ssh_port": ParamType.INT,
+    "stored_path": ParamType.PATH,
+    "secret_namespace": ParamType.K8S_NAMESPACE,
+    "secret_name": ParamType.K8S_NAME,
+}
+"""How each built-in variable's value is validated: like a parameter of that type
+(host names may also be IP literals)."""
+
+
+def validate_builtin(name: str, value: str) -> None:
+    """Check a built-in variable's value like a parameter of its type (empty: not set).
+
+    Raises:
+        ValueError: the reason, in plain words.
+    """
+    if value == "":
+        return
+    kind = BUILTIN_TYPES.get(name, ParamType.STRING)
+    if kind is ParamType.HOSTNAME:
+        bad = _bad_char(value)
+        if bad:
+            raise ValueError(bad)
+        if _is_ip(value) or (name == "ssh_host" and value == "local"):
+            return
+    validate_value(Param(name=name, type=kind, default=None), value)
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    address, _, zone = value.strip("[]").partition("%")
+    if zone and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", zone):
+        return False
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_scalar(param: Param, value: str) -> None:
     kind = param.type
     if kind is ParamType.HOSTNAME:
         if not value.isascii():
             raise ValueError("is not ASCII: give internationalised names in their IDNA (xn--) form")
         name = value[:-1] if value.endswith(".") else value
-        if len(name) > 253 or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+        if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
             raise ValueError("is not a valid host name (RFC 1123: letters, digits, '-' and '.')")
     elif kind is ParamType.CERT_NAME:
-        if not _CERT_NAME.match(value):
+        if not _CERT_NAME.fullmatch(value):
             raise ValueError(
                 "is not a certificate name: letters, digits, '.', '_' and '-', starting with a letter or digit"
             )
@@ -244,12 +312,12 @@ def _check_scalar(param: Param, value: str) -> None:
             if not (value + "/").startswith(prefix):
                 raise ValueError(f"must be under {param.prefix}")
     elif kind is ParamType.K8S_NAME:
-        if len(value) > 253 or not _K8S_SUBDOMAIN.match(value):
+        if len(value) > 253 or not _K8S_SUBDOMAIN.fullmatch(value):
             raise ValueError(
                 "is not a Kubernetes name (lower-case letters, digits, '-' and '.', at most 253)"
             )
     elif kind is ParamType.K8S_NAMESPACE:
-        if not _K8S_LABEL.match(value):
+        if not _K8S_LABEL.fullmatch(value):
             raise ValueError("is not a Kubernetes namespace (lower-case letters, digits and '-', at most 63)")
     elif kind is ParamType.URL:
         if any(ch.isspace() for ch in value):
@@ -268,7 +336,7 @@ def _check_scalar(param: Param, value: str) -> None:
 
 def check_env_name(name: str) -> None:
     """Reject environment variable names a shell would not accept."""
-    if not _ENV_NAME.match(name):
+    if not _ENV_NAME.fullmatch(name):
         raise TemplateError(f"{name!r} is not an environment variable name")
 
 
@@ -316,12 +384,6 @@ def render_argv(
 
 
 # ------------------------------------------------------------------- display
-
-
-def escape_display(text: str) -> str:
-    """Make ``text`` safe to print on a terminal and unambiguous to read: the one
-    escaper, :func:`certpager.text.printable`."""
-    return printable(text)
 
 
 def sanitize_output(line: str) -> str:

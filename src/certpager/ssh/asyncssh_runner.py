@@ -36,6 +36,7 @@ import asyncssh
 from certpager.config import SSHTarget, format_hostport
 from certpager.errors import HostKeyError, SSHConnectError, SSHError
 from certpager.formats import format_seconds
+from certpager.inputs import PEM_MAX_BYTES, InputFileError, read_input_file
 from certpager.ssh.base import (
     KILL_GRACE,
     PID_MARKER,
@@ -178,14 +179,13 @@ class AsyncsshRunner:
     def _load_known_hosts(self, files: list[str]) -> Any:
         chunks: list[str] = []
         for path in files:
-            try:
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    chunks.append(fh.read())
-            except FileNotFoundError:
-                continue  # a missing file knows no hosts: every key is unknown
-            except OSError as exc:
+            if not os.path.lexists(path) or os.path.realpath(path) == os.devnull:
+                continue  # a missing file (or /dev/null) knows no hosts: every key is unknown
+            try:  # never blocks on a FIFO, never reads /dev/zero
+                chunks.append(read_input_file(path, cap=PEM_MAX_BYTES).decode("utf-8", "replace"))
+            except InputFileError as exc:
                 raise SSHConnectError(
-                    f"cannot read known_hosts file {path}: {exc.strerror}",
+                    f"cannot read known_hosts file {exc}",
                     host=self.target.host,
                     port=self.target.port,
                     phase="host_key",

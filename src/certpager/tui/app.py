@@ -281,8 +281,8 @@ class CertpagerApp(App[int]):
         report = self.endpoints_screen.reports.get(name)
         try:
             runbooks, invalid = service.for_endpoint(endpoint)
-        except CertpagerError as exc:
-            await self.push_screen_wait(MessageModal("Cannot list runbooks", str(exc)))
+        except Exception as exc:  # the fix key never silently does nothing (the worker swallows errors)
+            await self.push_screen_wait(MessageModal("Cannot list runbooks", _reason(exc)))
             return
         if not runbooks:
             extra = "".join(f"\n{e.path.name}: {e.error}" for e in invalid)
@@ -313,8 +313,8 @@ class CertpagerApp(App[int]):
             try:
                 targets = [selected] if selected is not None and selected in runbook.fixes else []
                 plan = service.plan(runbook, endpoint, targets=targets)
-            except CertpagerError as exc:
-                await self.push_screen_wait(MessageModal(f"Cannot plan {runbook.name}", str(exc)))
+            except Exception as exc:  # shown, never swallowed by the worker
+                await self.push_screen_wait(MessageModal(f"Cannot plan {runbook.name}", _reason(exc)))
                 continue
             if await self.push_screen_wait(PlanScreen(plan)):
                 break
@@ -427,3 +427,8 @@ def build_app(
         bell=settings.bell if bell is None else bell,
         runbooks=None if readonly else (runbooks or RunbookService(config)),
     )
+
+
+def _reason(exc: Exception) -> str:
+    """An error as the user reads it: the message of a certpager error, else its type too."""
+    return str(exc) if isinstance(exc, CertpagerError) else f"{type(exc).__name__}: {exc}"

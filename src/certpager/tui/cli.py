@@ -27,7 +27,7 @@ def run_tui(config_path: Path, *, readonly: bool = False) -> int:
     Raises:
         ConfigError: the file is missing or invalid (raised before the app starts).
     """
-    if not config_path.is_file():
+    if not config_path.exists() and not config_path.is_symlink():  # a FIFO or device: load_config says so
         raise ConfigError(
             'no endpoint config here; create it (README: "Configuring real endpoints") or try `certpager demo`',
             file=str(config_path),
