@@ -7,9 +7,10 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from certpager.tui.widgets.pane import Pane
 
 LIST_KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓  j k", "move"),
@@ -79,7 +80,7 @@ class HelpScreen(ModalScreen[None]):
         """Leave out the runbook keys."""
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help-box") as box:
+        with Pane(id="help-box") as box:
             box.border_title = "Keys"
             box.border_subtitle = "Esc closes"
             yield Static(keys_text(self.readonly), id="help-text")

@@ -42,8 +42,8 @@ def _status_classes(prefix: str) -> set[str]:
 class ReportView(Widget):
     """Base of the report views: a report, an endpoint and a clock, rendered as Text."""
 
-    report: reactive[EndpointReport | None] = reactive(None)
-    """The report shown (None: not checked yet)."""
+    report: reactive[EndpointReport | None] = reactive(None, layout=True)
+    """The report shown (None: not checked yet); its height follows what it renders."""
     now: reactive[datetime] = reactive(_EPOCH)
     """The clock days-left are measured against."""
     checking: reactive[bool] = reactive(False)

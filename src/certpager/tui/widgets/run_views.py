@@ -192,8 +192,8 @@ class StepList(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {f"step-list{c}" for c in _RUN_CLASSES}
 
-    steps: reactive[tuple[StepState, ...]] = reactive((), always_update=True)
-    """The steps and their states."""
+    steps: reactive[tuple[StepState, ...]] = reactive((), always_update=True, layout=True)
+    """The steps and their states (a new note adds lines: the height follows)."""
 
     def render(self) -> RenderableType:
         grid = Table.grid(padding=(0, 1))
@@ -223,9 +223,9 @@ class VerificationPanel(Widget):
         "verification-panel--verdict-failed",
     }
 
-    result: reactive[VerificationResult | None] = reactive(None)
+    result: reactive[VerificationResult | None] = reactive(None, layout=True)
     """The verdict (None while the verification has not reached one)."""
-    attempt: reactive[tuple[BackendVerdict, ...]] = reactive(())
+    attempt: reactive[tuple[BackendVerdict, ...]] = reactive((), layout=True)
     """Per-backend verdicts of the latest attempt (shown while polling)."""
     attempt_number: reactive[int] = reactive(0)
     """Which attempt the verdicts come from."""
