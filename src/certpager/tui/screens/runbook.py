@@ -197,7 +197,7 @@ class ConfirmModal(ModalScreen[ConfirmReply]):
         req = self.request
         with Vertical(id="confirm-box", classes="-typed" if self.typed else "") as box:
             box.border_title = "Destructive step: type to confirm" if self.typed else "Confirm step"
-            box.border_subtitle = "Esc: don't run"
+            box.border_subtitle = "Esc: don't run" if self.typed else "y: run · n or Esc: don't run"
             with Pane(id="confirm-facts"):
                 yield Static(self._facts(), id="confirm-text")
             if self.typed:
@@ -210,12 +210,12 @@ class ConfirmModal(ModalScreen[ConfirmReply]):
                 yield ConfirmInput(placeholder="type the name here", id="confirm-input")
             with Horizontal(id="confirm-buttons"):
                 yield Button(
-                    "Run this step",
+                    "Run this step (Enter)" if self.typed else "Run this step (y)",
                     id="confirm-yes",
                     variant="error" if self.typed else "warning",
                     disabled=self.typed,
                 )
-                yield Button("Don't run (Esc)", id="confirm-no")
+                yield Button("Don't run (Esc)" if self.typed else "Don't run (n)", id="confirm-no")
 
     def _facts(self) -> RenderableType:
         req = self.request

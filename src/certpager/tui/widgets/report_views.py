@@ -71,7 +71,9 @@ class ReportView(Widget):
 
 
 class DetailHeader(ReportView):
-    """Two lines: badge, name, address and SNI; leaf expiry, issuer and when it was checked."""
+    """Two lines: badge, name, address and SNI; leaf expiry, issuer and when it was checked.
+
+    Each wraps at the screen's width (the header is as tall as it renders), so nothing is cut."""
 
     PREFIX = "detail-header"
     COMPONENT_CLASSES: ClassVar[set[str]] = _status_classes("detail-header")
@@ -80,7 +82,7 @@ class DetailHeader(ReportView):
         report = self.report
         status = report.status if report is not None else None
         symbol, label = view.BADGES[status]
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text(overflow="fold")
         text.append(
             f" {view.CHECKING_SYMBOL if self.checking else symbol} {label} ", self._status_style(status)
         )

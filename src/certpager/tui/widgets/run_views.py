@@ -256,7 +256,9 @@ class VerificationPanel(Widget):
                 f"  attempt {self.attempt_number}: fresh handshakes to every backend…", self._style("muted")
             )
         table = Table(box=None, show_edge=False, pad_edge=False, expand=True, padding=(0, 1))
-        table.add_column("backend", style=self._style("muted"), no_wrap=True, ratio=2)
+        # The backend address is never cut: its column is as wide as the longest one.
+        backend_width = max((len(v.backend) for v in verdicts), default=7)
+        table.add_column("backend", style=self._style("muted"), no_wrap=True, width=max(backend_width, 7))
         table.add_column("before the run", ratio=5, overflow="fold")
         table.add_column("after", ratio=5, overflow="fold")
         for v in verdicts:
