@@ -262,6 +262,6 @@ async def test_verification_backends_whole(
         result = run.query_one("VerificationPanel").result  # type: ignore[attr-defined]
         assert result is not None and result.passed
         items = ["VERIFIED"] + [v.backend for v in result.backends]
-        items += [f"sha256 {v.after.sha256[:24]}" for v in result.backends if v.after is not None]
+        items += [v.after.sha256[:24] for v in result.backends if v.after is not None]
         await reach.assert_reachable(pilot, run.query_one("#verification-pane"), items, what="verification")
         await assert_run_whole(pilot, run, "verified run")
