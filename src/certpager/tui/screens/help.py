@@ -34,10 +34,14 @@ DETAIL_KEYS: tuple[tuple[str, str], ...] = (
     ("c", "copy the PEM (leaf, or the certificate under the tree cursor)"),
     ("y", "copy the SHA-256 fingerprint"),
     ("Tab", "switch between findings and chain"),
-    ("↑ ↓  Enter", "scroll; in the chain: move, expand/collapse"),
+    ("↑ ↓  j k", "scroll; in the chain: move"),
+    ("PgUp PgDn", "page; Home End (g G): first / last line"),
+    ("Enter  Space", "in the chain: expand/collapse a certificate"),
 )
 
 RUNBOOK_KEYS: tuple[tuple[str, str], ...] = (
+    ("↑ ↓  j k", "plan, steps, output: scroll (PgUp PgDn, Home End)"),
+    ("Tab", "run: switch between steps, output and verification"),
     ("Enter", "plan: run it (each dangerous step still asks)"),
     ("y / n", "confirm / refuse a step"),
     ("typed name", "destructive steps: type the name shown, then Enter"),
