@@ -20,6 +20,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.filter import LineFilter
 from textual.screen import Screen
+from textual.worker import Worker
 
 from certpager.config import Config
 from certpager.errors import CertpagerError, RunLockedError
@@ -174,10 +175,21 @@ class CertpagerApp(App[int]):
         self.exit(return_code=128 + signum)
 
     async def stop_runs(self, reason: str) -> None:
-        """Cancel every running runbook and wait for the engine to close its records."""
+        """Cancel every running runbook and wait for the engine to close its records.
+
+        A flow that has not started a run (it waits in the chooser, the plan or a message)
+        has nothing to close: it is cancelled at once, never waited for.
+        """
         for run in list(self.active_runs.values()):
             run.cancel(reason)
-        flows = [w for w in self.workers if w.group.startswith("runbook:") and not w.is_finished]
+        flows: list[Worker[object]] = []
+        for worker in self.workers:
+            if not worker.group.startswith("runbook:") or worker.is_finished:
+                continue
+            if worker.group.removeprefix("runbook:") in self.active_runs:
+                flows.append(worker)
+            else:
+                worker.cancel()
         if flows:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(STOP_GRACE):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import events
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -28,6 +28,7 @@ from certpager.tui import view
 from certpager.tui.messages import Recheck
 from certpager.tui.services import Clock
 from certpager.tui.widgets.chain_tree import ChainTree
+from certpager.tui.widgets.pane import Pane
 from certpager.tui.widgets.report_views import DetailHeader, FactsView, FindingsView, HandshakeView
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class DetailScreen(Screen[None]):
         bound = {"report": DetailScreen.report, "now": DetailScreen.now, "checking": DetailScreen.checking}
         yield DetailHeader(self.endpoint, id="detail-header").data_bind(**bound)
         with Horizontal(id="detail-body"):
-            with VerticalScroll(id="facts"):
+            with Pane(id="facts"):
                 yield FindingsView(self.endpoint, id="findings").data_bind(
                     report=DetailScreen.report, readonly=DetailScreen.readonly
                 )

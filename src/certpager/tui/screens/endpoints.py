@@ -146,7 +146,8 @@ class EndpointsScreen(Screen[None]):
         )
         filter_input.display = False
         yield filter_input
-        yield Footer()
+        # ": Commands" is the palette's key here; the palette hint would push `q Quit` off an 80-column footer.
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self._rebuild(all_rows=True)

@@ -7,9 +7,10 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from certpager.tui.widgets.pane import Pane
 
 LIST_KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓  j k", "move"),
@@ -33,10 +34,14 @@ DETAIL_KEYS: tuple[tuple[str, str], ...] = (
     ("c", "copy the PEM (leaf, or the certificate under the tree cursor)"),
     ("y", "copy the SHA-256 fingerprint"),
     ("Tab", "switch between findings and chain"),
-    ("↑ ↓  Enter", "scroll; in the chain: move, expand/collapse"),
+    ("↑ ↓  j k", "scroll; in the chain: move"),
+    ("PgUp PgDn", "page; Home End (g G): first / last line"),
+    ("Enter  Space", "in the chain: expand/collapse a certificate"),
 )
 
 RUNBOOK_KEYS: tuple[tuple[str, str], ...] = (
+    ("↑ ↓  j k", "plan, steps, output: scroll (PgUp PgDn, Home End)"),
+    ("Tab", "run: switch between steps, output and verification"),
     ("Enter", "plan: run it (each dangerous step still asks)"),
     ("y / n", "confirm / refuse a step"),
     ("typed name", "destructive steps: type the name shown, then Enter"),
@@ -79,7 +84,7 @@ class HelpScreen(ModalScreen[None]):
         """Leave out the runbook keys."""
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help-box") as box:
+        with Pane(id="help-box") as box:
             box.border_title = "Keys"
             box.border_subtitle = "Esc closes"
             yield Static(keys_text(self.readonly), id="help-text")

@@ -23,10 +23,10 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, OptionList, RichLog, Static
+from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from certpager.config import Endpoint
@@ -58,6 +58,7 @@ from certpager.runbook import (
 from certpager.tui import view
 from certpager.tui.messages import RunbookCrashed, RunbookEvent
 from certpager.tui.services import Clock
+from certpager.tui.widgets.pane import OutputLog, Pane
 from certpager.tui.widgets.run_views import PlanView, StepList, StepState, VerificationPanel, plan_steps
 
 # -- choose -------------------------------------------------------------------
@@ -168,7 +169,7 @@ class PlanScreen(Screen[bool]):
         title = Text.assemble((" PLAN ", "reverse bold"), no_wrap=True, overflow="ellipsis")
         title.append(f"  {rb.name} for {view.printable(self.plan.endpoint.name)} — nothing has run yet")
         yield Static(title, id="plan-title")
-        with VerticalScroll(id="plan-body"):
+        with Pane(id="plan-body"):
             yield PlanView(self.plan, id="plan")
         yield Footer()
 
@@ -219,8 +220,8 @@ class ConfirmModal(ModalScreen[ConfirmReply]):
         req = self.request
         with Vertical(id="confirm-box", classes="-typed" if self.typed else "") as box:
             box.border_title = "Destructive step: type to confirm" if self.typed else "Confirm step"
-            box.border_subtitle = "Esc: don't run"
-            with VerticalScroll(id="confirm-facts"):
+            box.border_subtitle = "Esc: don't run" if self.typed else "y: run · n or Esc: don't run"
+            with Pane(id="confirm-facts"):
                 yield Static(self._facts(), id="confirm-text")
             if self.typed:
                 yield Static(
@@ -232,12 +233,12 @@ class ConfirmModal(ModalScreen[ConfirmReply]):
                 yield ConfirmInput(placeholder="type the name here", id="confirm-input")
             with Horizontal(id="confirm-buttons"):
                 yield Button(
-                    "Run this step",
+                    "Run this step (Enter)" if self.typed else "Run this step (y)",
                     id="confirm-yes",
                     variant="error" if self.typed else "warning",
                     disabled=self.typed,
                 )
-                yield Button("Don't run (Esc)", id="confirm-no")
+                yield Button("Don't run (Esc)" if self.typed else "Don't run (n)", id="confirm-no")
 
     def _facts(self) -> RenderableType:
         req = self.request
@@ -364,7 +365,7 @@ class MessageModal(ModalScreen[None]):
         self.message = message
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="message-box") as box:
+        with Pane(id="message-box") as box:
             box.border_title = self.title_text
             box.border_subtitle = "Enter or Esc closes"
             yield Static(Text(view.printable_lines(self.message)))
@@ -429,16 +430,16 @@ class RunScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="run-title")
         with Horizontal(id="run-body"):
-            with VerticalScroll(id="run-steps"):
+            with Pane(id="run-steps"):
                 yield StepList(id="steps").data_bind(RunScreen.steps)
-            yield RichLog(id="output", wrap=True, markup=False, highlight=False, max_lines=5000)
-        panel = VerificationPanel(id="verification").data_bind(now=RunScreen.now)
-        panel.display = False
-        yield panel
+            yield OutputLog(id="output")
+        with Pane(id="verification-pane") as pane:
+            pane.display = False
+            yield VerificationPanel(id="verification").data_bind(now=RunScreen.now)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(RichLog).focus()
+        self.query_one(OutputLog).focus()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 110, "-narrow")
@@ -483,7 +484,7 @@ class RunScreen(Screen[None]):
 
     def _log(self, text: str | Text, style: str = "") -> None:
         line = text if isinstance(text, Text) else Text(view.printable(text, tabs=True), style)
-        self.query_one(RichLog).write(line)
+        self.query_one(OutputLog).add(line)
 
     @on(RunbookEvent)
     def _on_event(self, message: RunbookEvent) -> None:
@@ -545,15 +546,13 @@ class RunScreen(Screen[None]):
         elif isinstance(event, StepSkipped):
             self._set_step(event.step_id, "skipped", event.reason)
         elif isinstance(event, VerificationAttempted):
-            panel = self.query_one(VerificationPanel)
-            panel.display = True
+            panel = self._verification()
             panel.attempt = event.backends
             panel.attempt_number = event.attempt
             passed = sum(1 for b in event.backends if b.passed)
             self._log(f"verify attempt {event.attempt}: {passed}/{len(event.backends)} backends pass", "dim")
         elif isinstance(event, VerificationFinished):
-            panel = self.query_one(VerificationPanel)
-            panel.display = True
+            panel = self._verification()
             panel.result = event.result
             self._log(("✓ " if event.result.passed else "✖ ") + event.result.message, "bold")
         elif isinstance(event, Notice):
@@ -561,11 +560,16 @@ class RunScreen(Screen[None]):
         elif isinstance(event, RunFinished):
             self.finish(event.result)
 
+    def _verification(self) -> VerificationPanel:
+        """The verification panel, shown from the first attempt on."""
+        self.query_one("#verification-pane").display = True
+        return self.query_one(VerificationPanel)
+
     def finish(self, result: RunResult) -> None:
         """The run ended."""
         self.result = result
         self.phase = "finished"
-        self.call_after_refresh(self.query_one(RichLog).scroll_end, animate=False)
+        self.call_after_refresh(self.query_one(OutputLog).scroll_end, animate=False)
         label, _ = _OUTCOME[result.outcome]
         self._log(Text.assemble((f"{label}: {view.printable_lines(result.message)}", "bold")))
         if result.error is not None:

@@ -84,6 +84,56 @@ class ChainTree(Tree[CertInfo | None]):
     def on_mount(self) -> None:
         self.call_later(self.rebuild)  # after the mount completes (is_mounted is set)
 
+    def on_resize(self) -> None:
+        if self.is_mounted and self._text_width() != self._built_width:
+            self.rebuild()
+
+    # -- wrapping: a tree line is one line, so long text becomes continuation lines ----
+
+    _built_width = 0
+
+    def _text_width(self) -> int:
+        """Cells a line may use (the vertical scrollbar is always reserved: see detail.tcss)."""
+        return max(self.scrollable_content_region.width, 20)
+
+    def _room(self, depth: int, expandable: bool = False) -> int:
+        """Cells left for the label of a node ``depth`` levels below the root."""
+        return max(self._text_width() - self.guide_depth * depth - (2 if expandable else 0) - 1, 12)
+
+    def _lines(self, body: Text, width: int, head: Text | None = None, hang: int = 2) -> list[Text]:
+        """``head`` then ``body`` wrapped to ``width`` cells; continuation lines are indented
+        under the body (by ``head``'s width, or ``hang`` cells without a head)."""
+        indent = head.cell_len if head is not None else hang
+        lines = list(body.wrap(self.app.console, max(width - indent, 8), overflow="fold")) or [Text("")]
+        first = (head + lines[0]) if head is not None else lines[0]
+        return [first, *(Text(" " * indent) + line for line in lines[1:])]
+
+    def _leaf(
+        self, parent: TreeNode[CertInfo | None], text: Text, depth: int, head: Text | None = None
+    ) -> TreeNode[CertInfo | None]:
+        """A leaf that wraps: the first line, then its continuation lines as sibling leaves."""
+        first, *rest = self._lines(text, self._room(depth), head)
+        node = parent.add_leaf(first, data=None)
+        for line in rest:
+            parent.add_leaf(line, data=None)
+        return node
+
+    def _branch(
+        self,
+        parent: TreeNode[CertInfo | None],
+        text: Text,
+        depth: int,
+        *,
+        data: CertInfo | None = None,
+        expand: bool = True,
+    ) -> TreeNode[CertInfo | None]:
+        """A node with children whose label wraps: continuation lines are its first children."""
+        first, *rest = self._lines(text, self._room(depth, expandable=True))
+        node = parent.add(first, data=data, expand=expand)
+        for line in rest:
+            node.add_leaf(line, data=None)
+        return node
+
     def watch_report(self) -> None:
         self.rebuild()
 
@@ -110,6 +160,7 @@ class ChainTree(Tree[CertInfo | None]):
             if isinstance(n.data, CertInfo) and not n.is_expanded
         }
         line = self.cursor_line
+        self._built_width = self._text_width()
         self.clear()
         report = self.report
         root = self.root
@@ -134,31 +185,35 @@ class ChainTree(Tree[CertInfo | None]):
             analysis = backend.analysis
             assert analysis is not None
             parent: TreeNode[CertInfo | None] = root
+            depth = 1
             if len(groups) > 1:
-                parent = root.add(
-                    Text(view.printable(f"from {', '.join(labels)}"), self._style("heading")), expand=True
+                parent = self._branch(
+                    root, Text(view.printable(f"from {', '.join(labels)}"), self._style("heading")), 1
                 )
-            self._add_verdict(parent, analysis)
+                depth = 2
+            self._add_verdict(parent, analysis, depth)
             for i, cert in enumerate(analysis.chain):
-                self._add_cert(parent, i, cert, analysis, expand=cert.sha256 not in collapsed and i < 2)
+                self._add_cert(
+                    parent, i, cert, analysis, depth=depth, expand=cert.sha256 not in collapsed and i < 2
+                )
         root.expand()
         if line >= 0:
             self.cursor_line = min(line, self.last_line)
 
-    def _add_verdict(self, parent: TreeNode[CertInfo | None], analysis: ChainAnalysis) -> None:
+    def _add_verdict(self, parent: TreeNode[CertInfo | None], analysis: ChainAnalysis, depth: int) -> None:
         if analysis.trusted:
-            parent.add_leaf(Text("✓ verifies to a trusted root", self._style("ok")))
+            self._leaf(parent, Text("✓ verifies to a trusted root", self._style("ok")), depth)
         else:
             text = Text("✖ does not verify: ", self._style("critical"))
             text.append(view.printable(analysis.verify_error or "unknown reason"))
-            parent.add_leaf(text)
+            self._leaf(parent, text, depth)
         if analysis.hostname_ok:
-            parent.add_leaf(Text("✓ name matches", self._style("ok")))
+            self._leaf(parent, Text("✓ name matches", self._style("ok")), depth)
         else:
-            parent.add_leaf(Text("✖ name does not match the certificate", self._style("critical")))
+            self._leaf(parent, Text("✖ name does not match the certificate", self._style("critical")), depth)
         if analysis.verified_path:
             path = " → ".join(view.printable(view.dn_short(c.subject)) for c in analysis.verified_path)
-            parent.add_leaf(Text.assemble(("trusted path: ", self._style("muted")), path))
+            self._leaf(parent, Text.assemble(("trusted path: ", self._style("muted")), path), depth)
 
     def _add_cert(
         self,
@@ -167,6 +222,7 @@ class ChainTree(Tree[CertInfo | None]):
         cert: CertInfo,
         analysis: ChainAnalysis,
         *,
+        depth: int,
         expand: bool,
     ) -> None:
         days = cert.days_left(self.now)
@@ -176,13 +232,12 @@ class ChainTree(Tree[CertInfo | None]):
         label.append(view.printable(view.dn_short(cert.subject)))
         label.append("  ")
         label.append(view.days_long(days), self._style(view.status_key(status)))
-        node = parent.add(label, data=cert, expand=expand)
+        node = self._branch(parent, label, depth, data=cert, expand=expand)
         muted = self._style("muted")
 
         def fact(name: str, value: str, style: Style | None = None) -> None:
-            node.add_leaf(
-                Text.assemble((f"{name:<10}", muted), (view.printable(value), style or Style())), data=None
-            )
+            head = Text(f"{name:<10}", muted)
+            self._leaf(node, Text(view.printable(value), style or Style()), depth + 1, head=head)
 
         fact("subject", cert.subject)
         fact("issuer", cert.issuer)

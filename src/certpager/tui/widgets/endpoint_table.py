@@ -13,7 +13,7 @@ name is never parsed as markup.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -72,8 +72,15 @@ SEPARATOR = 1
 """Blank cells between columns."""
 
 
-def layout_columns(width: int, columns: tuple[Column, ...] = COLUMNS) -> list[tuple[Column, int]]:
-    """Choose the columns that fit ``width`` and their widths, in display order."""
+def layout_columns(
+    width: int, columns: tuple[Column, ...] = COLUMNS, wants: Mapping[str, int] | None = None
+) -> list[tuple[Column, int]]:
+    """Choose the columns that fit ``width`` and their widths, in display order.
+
+    ``wants`` (column key -> widest content) makes spare width go first to the flexible
+    columns whose content would be cut, up to what they hold; what is left is shared
+    as before (up to each column's ``max_width``).
+    """
     chosen: set[str] = set()
     used = 0
     for col in sorted(columns, key=lambda c: c.priority):
@@ -85,21 +92,26 @@ def layout_columns(width: int, columns: tuple[Column, ...] = COLUMNS) -> list[tu
     visible = [c for c in columns if c.key in chosen]
     widths = {c.key: c.width for c in visible}
     spare = max(width - used, 0)
-    flexible = [c for c in visible if c.flex]
-    while spare > 0 and flexible:
-        total = sum(c.flex for c in flexible)
-        given = 0
-        for col in flexible:
-            share = max(spare * col.flex // total, 1)
-            if col.max_width:
-                share = min(share, col.max_width - widths[col.key])
-            share = min(share, spare - given)
-            widths[col.key] += share
-            given += share
-        spare -= given
-        flexible = [c for c in flexible if not c.max_width or widths[c.key] < c.max_width]
-        if given == 0:
-            break
+    caps = (
+        [{c.key: min(c.max_width or wants[c.key], wants[c.key]) for c in visible if c.key in wants}]
+        if wants
+        else []
+    )
+    caps.append({c.key: c.max_width for c in visible if c.max_width})
+    for cap in caps:
+        flexible = [c for c in visible if c.flex and widths[c.key] < cap.get(c.key, width)]
+        while spare > 0 and flexible:
+            total = sum(c.flex for c in flexible)
+            given = 0
+            for col in flexible:
+                share = max(spare * col.flex // total, 1)
+                share = min(share, cap.get(col.key, width) - widths[col.key], spare - given)
+                widths[col.key] += max(share, 0)
+                given += max(share, 0)
+            spare -= given
+            flexible = [c for c in flexible if widths[c.key] < cap.get(c.key, width)]
+            if given == 0:
+                break
     return [(c, widths[c.key]) for c in visible]
 
 
@@ -190,7 +202,8 @@ class EndpointTable(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self._followed: str | None = None
         """Endpoint the cursor stays on across re-sorts, once the user has moved it."""
-        self._columns_cache: tuple[int, list[tuple[Column, int]]] | None = None
+        self._columns_cache: tuple[tuple[int, int], list[tuple[Column, int]], object] | None = None
+        """(width, rows identity) -> column widths (the rows are kept so the identity stays theirs)."""
 
     # -- state --------------------------------------------------------------
 
@@ -290,8 +303,14 @@ class EndpointTable(ScrollView, can_focus=True):
     # -- rendering ----------------------------------------------------------
 
     def _columns(self, width: int) -> list[tuple[Column, int]]:
-        if self._columns_cache is None or self._columns_cache[0] != width:
-            self._columns_cache = (width, layout_columns(width))
+        rows = self.rows
+        if self._columns_cache is None or self._columns_cache[0] != (width, id(rows)):
+            wants = {
+                "name": max((cell_len(r.name) for r in rows), default=0),
+                "address": max((cell_len(r.address) for r in rows), default=0),
+                "issuer": max((cell_len(r.issuer) for r in rows), default=0),
+            }
+            self._columns_cache = ((width, id(rows)), layout_columns(width, wants=wants), rows)
         return self._columns_cache[1]
 
     def render_line(self, y: int) -> Strip:

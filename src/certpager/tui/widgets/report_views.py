@@ -43,8 +43,8 @@ def _status_classes(prefix: str) -> set[str]:
 class ReportView(Widget):
     """Base of the report views: a report, an endpoint and a clock, rendered as Text."""
 
-    report: reactive[EndpointReport | None] = reactive(None)
-    """The report shown (None: not checked yet)."""
+    report: reactive[EndpointReport | None] = reactive(None, layout=True)
+    """The report shown (None: not checked yet); its height follows what it renders."""
     now: reactive[datetime] = reactive(_EPOCH)
     """The clock days-left are measured against."""
     checking: reactive[bool] = reactive(False)
@@ -72,7 +72,9 @@ class ReportView(Widget):
 
 
 class DetailHeader(ReportView):
-    """Two lines: badge, name, address and SNI; leaf expiry, issuer and when it was checked."""
+    """Two lines: badge, name, address and SNI; leaf expiry, issuer and when it was checked.
+
+    Each wraps at the screen's width (the header is as tall as it renders), so nothing is cut."""
 
     PREFIX = "detail-header"
     COMPONENT_CLASSES: ClassVar[set[str]] = _status_classes("detail-header")
@@ -81,7 +83,7 @@ class DetailHeader(ReportView):
         report = self.report
         status = report.status if report is not None else None
         symbol, label = view.BADGES[status]
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text(overflow="fold")
         text.append(
             f" {view.CHECKING_SYMBOL if self.checking else symbol} {label} ", self._status_style(status)
         )

@@ -202,8 +202,8 @@ class StepList(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {f"step-list{c}" for c in _RUN_CLASSES}
 
-    steps: reactive[tuple[StepState, ...]] = reactive((), always_update=True)
-    """The steps and their states."""
+    steps: reactive[tuple[StepState, ...]] = reactive((), always_update=True, layout=True)
+    """The steps and their states (a new note adds lines: the height follows)."""
 
     def render(self) -> RenderableType:
         grid = Table.grid(padding=(0, 1))
@@ -233,9 +233,9 @@ class VerificationPanel(Widget):
         "verification-panel--verdict-failed",
     }
 
-    result: reactive[VerificationResult | None] = reactive(None)
+    result: reactive[VerificationResult | None] = reactive(None, layout=True)
     """The verdict (None while the verification has not reached one)."""
-    attempt: reactive[tuple[BackendVerdict, ...]] = reactive(())
+    attempt: reactive[tuple[BackendVerdict, ...]] = reactive((), layout=True)
     """Per-backend verdicts of the latest attempt (shown while polling)."""
     attempt_number: reactive[int] = reactive(0)
     """Which attempt the verdicts come from."""
@@ -266,7 +266,9 @@ class VerificationPanel(Widget):
                 f"  attempt {self.attempt_number}: fresh handshakes to every backend…", self._style("muted")
             )
         table = Table(box=None, show_edge=False, pad_edge=False, expand=True, padding=(0, 1))
-        table.add_column("backend", style=self._style("muted"), no_wrap=True, ratio=2)
+        # The backend address is never cut: its column is as wide as the longest one.
+        backend_width = max((len(v.backend) for v in verdicts), default=7)
+        table.add_column("backend", style=self._style("muted"), no_wrap=True, width=max(backend_width, 7))
         table.add_column("before the run", ratio=5, overflow="fold")
         table.add_column("after", ratio=5, overflow="fold")
         for v in verdicts:
