@@ -87,6 +87,50 @@ async def test_chooser_offers_the_runbooks_that_apply_recommended_first(
         assert host.commands == []
 
 
+async def test_the_selected_finding_is_what_the_run_is_for(
+    checker: tuilab.FakeChecker, host: tuilab.FakeHost, state_dir: Path
+) -> None:
+    """n/p on the endpoint screen move the ▶ mark; f fixes the marked finding, not the worst."""
+    app = make(checker, host, state_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tuilab.settle(pilot)
+        app.show_endpoint("shop-api")
+        await tuilab.wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        detail = app.screen
+        assert isinstance(detail, DetailScreen)
+        assert detail.report is not None
+        codes = [f.code for f in detail.report.findings]
+        assert codes[:2] == ["expires_soon", "renewal_overdue"]
+        assert detail.selected_finding() == "expires_soon"
+        await pilot.pause()
+        assert "▶" in tuilab.screen_text(app) and "n / p mark another finding" in tuilab.screen_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        assert detail.selected_finding() == "renewal_overdue"
+        await pilot.press("p", "p")
+        await pilot.pause()
+        assert detail.selected_finding() == codes[-1]
+        await pilot.pause()
+        # The pane scrolls to the marked finding, even when it is the last one at 80x24.
+        assert "▶" in tuilab.screen_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        assert detail.selected_finding() == "expires_soon"
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("f")
+        await tuilab.wait_for(pilot, lambda: isinstance(app.screen, RunbookChooser), what="chooser")
+        chooser = app.screen
+        assert isinstance(chooser, RunbookChooser)
+        assert chooser.selected == "renewal_overdue"
+        await pilot.press("enter")
+        await tuilab.wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan")
+        plan = app.screen
+        assert isinstance(plan, PlanScreen)
+        assert plan.plan.targets == ("renewal_overdue",)
+        assert host.commands == []
+
+
 async def test_plan_shows_every_command_host_and_user_before_anything_runs(
     checker: tuilab.FakeChecker, host: tuilab.FakeHost, state_dir: Path, audit_path: Path
 ) -> None:

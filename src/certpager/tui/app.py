@@ -262,8 +262,12 @@ class CertpagerApp(App[int]):
         """Whether a runbook can be offered for ``name`` (never in read-only mode)."""
         return not self.readonly and self.runbooks is not None
 
-    def start_fix(self, name: str) -> None:
-        """Choose a runbook for ``name``, show its plan, run it (as a worker on the app)."""
+    def start_fix(self, name: str, *, finding: str | None = None) -> None:
+        """Choose a runbook for ``name``, show its plan, run it (as a worker on the app).
+
+        ``finding`` is the code of the finding the run is for (the detail screen's selected
+        finding); None means the endpoint's worst finding.
+        """
         if not self.can_fix(name):
             return
         active = self.run_screens.get(name)
@@ -275,7 +279,7 @@ class CertpagerApp(App[int]):
         if any(w.name == f"fix {name}" and not w.is_finished for w in self.workers):
             return
         self.run_worker(
-            self.fix_flow(name),
+            self.fix_flow(name, finding=finding),
             name=f"fix {name}",
             group=f"runbook:{name}",
             exclusive=False,
@@ -283,7 +287,7 @@ class CertpagerApp(App[int]):
             description=f"runbook flow for {name}",
         )
 
-    async def fix_flow(self, name: str) -> None:
+    async def fix_flow(self, name: str, *, finding: str | None = None) -> None:
         """Choose -> plan -> run with confirmations -> verify. Runs in a worker on the app
         (its own group per endpoint), so popping a screen or a probe refresh never cancels it."""
         service = self.runbooks
@@ -306,16 +310,18 @@ class CertpagerApp(App[int]):
                 )
             )
             return
-        # What the fix is for: the endpoint's worst finding (what its row and screen lead with).
+        # What the fix is for: the finding selected on the endpoint screen, else the endpoint's
+        # worst finding (what its row and screen lead with).
         findings = report.findings if report is not None else ()
-        selected = findings[0].code if findings else None
+        present = [f.code for f in findings]
+        selected = finding if finding in present else (present[0] if present else None)
         recommended: dict[str, list[str]] = {}
-        for finding in findings:
+        for seen in findings:
             for rb in runbooks:
-                if finding.code in rb.fixes or finding.runbook == rb.name:
+                if seen.code in rb.fixes or seen.runbook == rb.name:
                     codes = recommended.setdefault(rb.name, [])
-                    if finding.code not in codes:
-                        codes.append(finding.code)
+                    if seen.code not in codes:
+                        codes.append(seen.code)
         while True:
             runbook = await self.push_screen_wait(
                 RunbookChooser(endpoint, runbooks, recommended, invalid, selected=selected)

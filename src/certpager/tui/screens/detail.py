@@ -61,6 +61,8 @@ class DetailScreen(Screen[None]):
         Binding("escape,backspace", "back", "Back"),
         Binding("r", "recheck", "Recheck"),
         Binding("f", "fix", "Fix…"),
+        Binding("n", "next_finding", "Next finding", show=False),
+        Binding("p", "previous_finding", "Previous finding", show=False),
         Binding("c", "copy_pem", "Copy PEM"),
         Binding("y", "copy_fingerprint", "Copy SHA-256"),
         Binding("tab", "focus_next", "Next pane", show=False),
@@ -76,6 +78,8 @@ class DetailScreen(Screen[None]):
     """A probe of this endpoint is in flight."""
     readonly: reactive[bool] = reactive(False)
     """Runbook actions are hidden."""
+    selected: reactive[str | None] = reactive(None, init=False)
+    """Code of the finding the fix key is for (n/p move it); None: the first (worst)."""
 
     def __init__(
         self,
@@ -110,7 +114,7 @@ class DetailScreen(Screen[None]):
         with Horizontal(id="detail-body"):
             with Pane(id="facts"):
                 yield FindingsView(self.endpoint, id="findings").data_bind(
-                    report=DetailScreen.report, readonly=DetailScreen.readonly
+                    report=DetailScreen.report, readonly=DetailScreen.readonly, selected=DetailScreen.selected
                 )
                 yield HandshakeView(self.endpoint, id="handshakes").data_bind(report=DetailScreen.report)
                 yield FactsView(self.endpoint, id="extra").data_bind(report=DetailScreen.report)
@@ -134,6 +138,7 @@ class DetailScreen(Screen[None]):
             self.now = now
 
     def watch_report(self, report: EndpointReport | None) -> None:
+        self.refresh_bindings()
         shape = _shape(report)
         if shape != self._shown_shape:
             self._shown_shape = shape
@@ -152,12 +157,39 @@ class DetailScreen(Screen[None]):
         self.post_message(Recheck((self.endpoint.name,)))
 
     def action_fix(self) -> None:
-        """Choose and run a runbook for this endpoint."""
-        self.cp_app.start_fix(self.endpoint.name)
+        """Choose and run a runbook for this endpoint, for the selected finding."""
+        self.cp_app.start_fix(self.endpoint.name, finding=self.selected_finding())
+
+    def selected_finding(self) -> str | None:
+        """The code of the selected finding (the first, worst one unless n/p moved it)."""
+        codes = [f.code for f in self.report.findings] if self.report is not None else []
+        if self.selected in codes:
+            return self.selected
+        return codes[0] if codes else None
+
+    def _move_selection(self, step: int) -> None:
+        codes = [f.code for f in self.report.findings] if self.report is not None else []
+        if not codes:
+            return
+        current = self.selected_finding()
+        index = codes.index(current) if current in codes else 0
+        self.selected = codes[(index + step) % len(codes)]
+        for view_ in self.query(FindingsView):
+            view_.scroll_visible_selected()
+
+    def action_next_finding(self) -> None:
+        """Select the next finding (what the fix key is for)."""
+        self._move_selection(1)
+
+    def action_previous_finding(self) -> None:
+        """Select the previous finding."""
+        self._move_selection(-1)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "fix":
             return self.cp_app.can_fix(self.endpoint.name)
+        if action in ("next_finding", "previous_finding"):
+            return self.report is not None and len(self.report.findings) > 1
         if action in ("copy_pem", "copy_fingerprint"):
             return self._cert() is not None
         return True

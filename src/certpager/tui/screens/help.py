@@ -30,7 +30,8 @@ LIST_KEYS: tuple[tuple[str, str], ...] = (
 DETAIL_KEYS: tuple[tuple[str, str], ...] = (
     ("Esc", "back to the list"),
     ("r", "recheck this endpoint now"),
-    ("f", "fix: choose a runbook, see its plan, run it"),
+    ("f", "fix the marked (▶) finding: choose a runbook, see its plan, run it"),
+    ("n  p", "mark the next / previous finding (what f fixes; the worst one at first)"),
     ("c", "copy the PEM (leaf, or the certificate under the tree cursor)"),
     ("y", "copy the SHA-256 fingerprint"),
     ("Tab", "switch between findings and chain"),

@@ -15,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.widget import Widget
 
@@ -144,18 +145,24 @@ class FindingsView(ReportView):
 
     readonly: reactive[bool] = reactive(False)
     """Hide the hint that points at the fix key."""
+    selected: reactive[str | None] = reactive(None)
+    """Code of the finding the fix key is for (None: the first, worst one); marked with ▶."""
 
-    def render(self) -> RenderableType:
+    def _selected_index(self) -> int:
         report = self.report
-        heading = Text("WHY", self._style("heading"))
         if report is None:
-            return Group(heading, Text("Not checked yet.", self._style("muted")))
-        if not report.findings:
-            ok = Text(
-                "✓ Nothing wrong: the chain verifies, the name matches, expiry is far.", self._style("ok")
-            )
-            return Group(heading, ok)
-        grid = _grid(7)
+            return 0
+        codes = [f.code for f in report.findings]
+        return codes.index(self.selected) if self.selected in codes else 0
+
+    def _rows(self) -> list[tuple[Text, Text]]:
+        """One (label, body) row per finding, the selected one marked."""
+        report = self.report
+        if report is None:
+            return []
+        chosen = self._selected_index()
+        many = len(report.findings) > 1
+        rows: list[tuple[Text, Text]] = []
         for i, finding in enumerate(report.findings):
             symbol, label = _SEVERITY_LABEL[finding.severity]
             if finding.severity == Severity.PAGE:
@@ -170,18 +177,57 @@ class FindingsView(ReportView):
             if finding.hint:
                 body.append(f"\n{hint_label(finding).capitalize()}  ", self._style("muted"))
                 body.append(view.printable(finding.hint))
+            here = not self.readonly and i == chosen
             if finding.runbook:
                 body.append("\nRunbook  ", self._style("muted"))
                 body.append(finding.runbook, self._style("runbook"))
-                if not self.readonly:
+                if here:
                     body.append("  press f", self._style("muted"))
+            elif here:
+                body.append("\npress f to choose a runbook for it", self._style("muted"))
+            if here and many:
+                body.append("\nn / p mark another finding (what f fixes)", self._style("muted"))
             if finding.backends:
                 body.append("\nSeen on  ", self._style("muted"))
                 body.append(", ".join(finding.backends))
+            marker = "▶ " if many and i == chosen else "  "
+            rows.append((Text.assemble(marker, (f"{symbol} {label}", style)), body))
+        return rows
+
+    def _table(self, rows: list[tuple[Text, Text]]) -> Group:
+        grid = _grid(9)
+        for i, (label, body) in enumerate(rows):
             if i:
                 grid.add_row("", "")
-            grid.add_row(Text(f"{symbol} {label}", style), body)
-        return Group(heading, grid)
+            grid.add_row(label, body)
+        return Group(Text("WHY", self._style("heading")), grid)
+
+    def render(self) -> RenderableType:
+        report = self.report
+        heading = Text("WHY", self._style("heading"))
+        if report is None:
+            return Group(heading, Text("Not checked yet.", self._style("muted")))
+        if not report.findings:
+            ok = Text(
+                "✓ Nothing wrong: the chain verifies, the name matches, expiry is far.", self._style("ok")
+            )
+            return Group(heading, ok)
+        return self._table(self._rows())
+
+    def scroll_visible_selected(self) -> None:
+        """Scroll the pane this view sits in so that the selected finding is in view."""
+        rows = self._rows()
+        parent = self.parent
+        width = self.content_region.width
+        if not rows or not isinstance(parent, Widget) or width <= 0:
+            return
+        console = self.app.console
+        options = console.options.update_width(width)
+        chosen = self._selected_index()
+        start = len(console.render_lines(self._table(rows[:chosen]), options, pad=False)) if chosen else 0
+        end = len(console.render_lines(self._table(rows[: chosen + 1]), options, pad=False))
+        top = self.virtual_region.y + (start + 1 if chosen else 0)
+        parent.scroll_to_region(Region(0, top, width, max(end - start, 1)), animate=False)
 
 
 class HandshakeView(ReportView):
