@@ -148,7 +148,9 @@ def keys_table() -> str:
             binding = item if isinstance(item, Binding) else Binding(*item)
             keys = " ".join(f"`{key_display(k.strip())}`" for k in binding.key.split(","))
             footer = "yes" if binding.show else "no"
-            rows.append(f"| {where if i == 0 else ''} | {keys} | {_cell(binding.description)} | `{binding.action}` | {footer} |")
+            rows.append(
+                f"| {where if i == 0 else ''} | {keys} | {_cell(binding.description)} | `{binding.action}` | {footer} |"
+            )
     return "\n".join(rows)
 
 
@@ -165,7 +167,9 @@ def render(text: str, name: str, source: str, body: str) -> str:
     replacement = f"{BEGIN.format(name=name)}\n{NOTE.format(source=source)}\n\n{body}\n\n{END}"
     new, count = pattern.subn(lambda _: replacement, text)
     if count != 1:
-        raise SystemExit(f"gen_docs: expected one '{BEGIN.format(name=name)}' ... '{END}' region, found {count}")
+        raise SystemExit(
+            f"gen_docs: expected one '{BEGIN.format(name=name)}' ... '{END}' region, found {count}"
+        )
     return new
 
 

@@ -50,7 +50,9 @@ def test_every_finding_code_and_fixing_runbook_is_in_the_findings_table() -> Non
 
     text = (ROOT / "docs" / "findings.md").read_text(encoding="utf-8")
     region = text.split("<!-- BEGIN GENERATED: findings -->")[1].split("<!-- END GENERATED -->")[0]
-    rows = {line.split("|")[1].strip().strip("`"): line for line in region.splitlines() if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip().strip("`"): line for line in region.splitlines() if line.startswith("| `")
+    }
     assert set(rows) == set(SPECS)
     # certbot-force-renew's fixes: names served_not_stored; the row says so.
     assert "`certbot-force-renew`" in rows["served_not_stored"].split("|")[6]
@@ -76,14 +78,17 @@ def test_generator_notices_a_new_binding_and_a_new_code(monkeypatch: pytest.Monk
     from certpager.tui.screens.detail import DetailScreen
 
     before = gen_docs.generated()
-    monkeypatch.setattr(DetailScreen, "BINDINGS", [*DetailScreen.BINDINGS, Binding("x", "explode", "Explode")])
+    monkeypatch.setattr(
+        DetailScreen, "BINDINGS", [*DetailScreen.BINDINGS, Binding("x", "explode", "Explode")]
+    )
     spec = findings.FindingSpec("brand_new", Severity.WARNING, "a new problem", "Fix the new problem.")
     monkeypatch.setitem(findings.SPECS, "brand_new", spec)
     after = gen_docs.generated()
     assert "| `x` | Explode | `explode` |" in after[ROOT / "docs" / "tui.md"]
-    assert "| `brand_new` | warning | a new problem | Fix the new problem. | - | - |" in after[
-        ROOT / "docs" / "findings.md"
-    ]
+    assert (
+        "| `brand_new` | warning | a new problem | Fix the new problem. | - | - |"
+        in after[ROOT / "docs" / "findings.md"]
+    )
     assert before != after
 
 
@@ -115,7 +120,9 @@ def slug(heading: str) -> str:
     text = heading.strip().lower()
     text = re.sub(r"<[^>]+>", "", text)
     text = "".join(
-        ch for ch in text if ch in " -_" or unicodedata.category(ch)[0] in "LN" or unicodedata.category(ch) == "Mn"
+        ch
+        for ch in text
+        if ch in " -_" or unicodedata.category(ch)[0] in "LN" or unicodedata.category(ch) == "Mn"
     )
     return text.replace(" ", "-")
 
@@ -169,7 +176,9 @@ def test_relative_links_resolve(doc: Path) -> None:
 
 def test_link_checker_can_fail(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
-    doc.write_text("# Title\n\n[ok](#title) [bad](#nope) `[code](#ignored)`\n\n```\n[fenced](#ignored)\n```\n")
+    doc.write_text(
+        "# Title\n\n[ok](#title) [bad](#nope) `[code](#ignored)`\n\n```\n[fenced](#ignored)\n```\n"
+    )
     assert _links(doc) == ["#title", "#nope"]
     assert "title" in anchors(doc) and "nope" not in anchors(doc)
 
@@ -204,3 +213,33 @@ def test_readme_has_the_two_commands_and_ci_runs_the_tests() -> None:
     assert (ROOT / "scripts" / "test.sh").stat().st_mode & 0o111
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert re.search(r"^\s*env .*scripts/test\.sh", ci, re.MULTILINE)
+
+
+def _config_examples() -> list[tuple[str, str]]:
+    out = []
+    for doc in [ROOT / "README.md", *DOCS]:
+        blocks = re.findall(r"^```yaml\n(.*?)^```", doc.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+        out += [
+            (f"{doc.relative_to(ROOT)}#{i}", b)
+            for i, b in enumerate(blocks)
+            if b.startswith(("endpoints:", "settings:"))
+        ]
+    return out
+
+
+@pytest.mark.parametrize(("where", "text"), _config_examples(), ids=lambda v: v if "#" in v else "")
+def test_config_examples_load(where: str, text: str, tmp_path: Path) -> None:
+    """Every example config in the README and docs is valid as written (the files it names are made)."""
+    import trustme
+
+    from certpager.config import load_config
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "internal-ca.pem"))
+    client = ca.issue_cert("client.example.com")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    path = tmp_path / "endpoints.yaml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert config.endpoints, where
