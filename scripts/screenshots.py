@@ -1,4 +1,4 @@
-"""Render the README screenshots of the TUI into ``screenshots/``.
+"""Render the screenshots (README and docs/) of the TUI into ``screenshots/``.
 
 One command, deterministic: a fixed terminal size, the frozen clock of the TUI
 tests (Saturday 2026-03-14 02:13 UTC), the fake network and fixture
@@ -60,7 +60,7 @@ async def run(names: list[str], out: Path, home: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Render the README screenshots of the TUI.")
+    parser = argparse.ArgumentParser(description="Render the screenshots of the TUI (README and docs/).")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots", help="output directory")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"shots (default all: {', '.join(SHOTS)})")
     args = parser.parse_args()

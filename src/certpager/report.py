@@ -1,4 +1,4 @@
-"""Rendering endpoint reports: the JSON shape (README "JSON facts") and the readable table."""
+"""Rendering endpoint reports: the JSON shape (docs/check.md, "JSON", and docs/deeper-checks.md, "JSON facts") and the readable table."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def backend_json(b: BackendResult, now: datetime) -> dict[str, Any]:
 
 
 def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any]:
-    """The JSON object of one endpoint (README "JSON facts")."""
+    """The JSON object of one endpoint (docs/check.md, "JSON", and docs/deeper-checks.md, "JSON facts")."""
     now = now or r.checked_at
     primary = r.primary
     a = primary.analysis if primary is not None else None

@@ -136,7 +136,9 @@ class Sshd:
         """Make keys and config, check it with ``sshd -t``, start the daemon, wait for the port."""
         require_binary(SSHD, INSTALL_HINT)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir (recipe §7)
+        Path("/run/sshd").mkdir(
+            mode=0o755, exist_ok=True
+        )  # sshd refuses to start without its privilege separation dir
         if not self.host_key.exists():
             keygen(self.host_key, "certpager-test-host")
         if not self.client_key.exists():

@@ -2,7 +2,7 @@
 
 This table is the single source for the lab (what to serve), the lab config
 (what certpager checks and which runbooks it offers), the tests (which finding
-each scenario must show) and the README section "The fire drill".
+each scenario must show) and docs/demo.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The runbook model: what a validated runbook file says. Frozen dataclasses, no behaviour.
 
-See the README, section "Runbooks", for the YAML format.
+See docs/runbooks.md ("Writing runbooks") for the YAML format.
 """
 
 from __future__ import annotations
