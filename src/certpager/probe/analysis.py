@@ -408,7 +408,7 @@ def renewed_on_disk(
     if not cleared:
         return tuple(findings)
     hint = (
-        f"Already renewed on disk: {location} holds serial {stored.serial[:16]}, valid until "
+        f"Already renewed on disk: {location} holds serial {stored.serial}, valid until "
         f"{_when(stored.not_after)}. Reload the server so that it serves it; do not force a "
         "renewal (it spends CA rate limit for nothing)."
     )

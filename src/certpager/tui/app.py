@@ -28,7 +28,7 @@ from certpager.probe import EndpointReport
 from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent
 from certpager.text import printable
 from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, RunbookEvent
-from certpager.tui.runbooks import RunbookService
+from certpager.tui.runbooks import RunbookService, advised_runbook, recommendations
 from certpager.tui.safe import PrintableFilter
 from certpager.tui.screens.detail import DetailScreen
 from certpager.tui.screens.endpoints import EndpointsScreen
@@ -315,16 +315,11 @@ class CertpagerApp(App[int]):
         findings = report.findings if report is not None else ()
         present = [f.code for f in findings]
         selected = finding if finding in present else (present[0] if present else None)
-        recommended: dict[str, list[str]] = {}
-        for seen in findings:
-            for rb in runbooks:
-                if seen.code in rb.fixes or seen.runbook == rb.name:
-                    codes = recommended.setdefault(rb.name, [])
-                    if seen.code not in codes:
-                        codes.append(seen.code)
+        recommended = recommendations(findings, runbooks)
+        advised = advised_runbook(findings, selected, runbooks)
         while True:
             runbook = await self.push_screen_wait(
-                RunbookChooser(endpoint, runbooks, recommended, invalid, selected=selected)
+                RunbookChooser(endpoint, runbooks, recommended, invalid, selected=selected, advised=advised)
             )
             if runbook is None:
                 return

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from certpager.audit import AuditLog
 from certpager.config import Config, Endpoint
-from certpager.probe import EndpointReport
+from certpager.probe import EndpointReport, Finding
+from certpager.probe.findings import SPECS
 from certpager.runbook import (
     CatalogEntry,
     Confirmer,
@@ -31,6 +32,41 @@ from certpager.runbook import (
 from certpager.runbook.plan import TargetInfo
 from certpager.runbook.verify import ProbeFn, default_probe
 from certpager.ssh import RunnerFactory
+
+
+def recommendations(findings: Sequence[Finding], runbooks: Sequence[Runbook]) -> dict[str, list[str]]:
+    """Runbook name -> the current finding codes it is recommended for.
+
+    A runbook is recommended for a finding when its ``fixes:`` name the code or the finding's
+    advice names it. A finding whose advice was changed for this incident (the reload, when
+    the renewed certificate is already on disk) recommends that runbook only, never the forced
+    renewal its code would otherwise call for.
+    """
+    offered = {rb.name for rb in runbooks}
+    out: dict[str, list[str]] = {}
+    for finding in findings:
+        spec = SPECS.get(finding.code)
+        readvised = spec is not None and finding.runbook != spec.runbook and finding.runbook in offered
+        for rb in runbooks:
+            if finding.runbook == rb.name or (not readvised and finding.code in rb.fixes):
+                codes = out.setdefault(rb.name, [])
+                if finding.code not in codes:
+                    codes.append(finding.code)
+    return out
+
+
+def advised_runbook(
+    findings: Sequence[Finding], selected: str | None, runbooks: Sequence[Runbook]
+) -> str | None:
+    """The runbook the ``selected`` finding's advice was changed to for this incident (e.g. the
+    reload, when the renewed certificate is on disk), when it is offered; None when its advice
+    is the catalogue's (then every runbook whose ``fixes:`` name the code fixes it)."""
+    offered = {rb.name for rb in runbooks}
+    for finding in findings:
+        spec = SPECS.get(finding.code)
+        if finding.code == selected and spec is not None and finding.runbook != spec.runbook:
+            return finding.runbook if finding.runbook in offered else None
+    return None
 
 
 def _stamp(dirs: list[Path]) -> tuple[tuple[str, int, int], ...]:

@@ -65,8 +65,9 @@ from certpager.tui.widgets.run_views import PlanView, StepList, StepState, Verif
 
 
 class RunbookChooser(ModalScreen[Runbook | None]):
-    """Pick one of the runbooks that apply to the endpoint: those whose ``fixes:`` names the
-    selected finding first, then the others recommended for its current findings, then the rest."""
+    """Pick one of the runbooks that apply to the endpoint: the one the selected finding's advice
+    names first, then those whose ``fixes:`` names the selected finding, then the others
+    recommended for its current findings, then the rest."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Back"),
@@ -79,20 +80,27 @@ class RunbookChooser(ModalScreen[Runbook | None]):
         recommended: dict[str, list[str]],
         invalid: Sequence[CatalogEntry] = (),
         selected: str | None = None,
+        advised: str | None = None,
     ) -> None:
         super().__init__()
         self.endpoint = endpoint
         """The endpoint to fix."""
         self.selected = selected
-        """The finding the fix is for (the endpoint's worst), if any."""
+        """The finding the fix is for (the one marked on the endpoint screen), if any."""
+        self.advised = advised
+        """The runbook the selected finding's advice was changed to for this incident (the
+        reload, when the renewed certificate is on disk): listed first, and the only one said
+        to fix that finding. None: every runbook whose ``fixes:`` name it."""
+
+        def rank(rb: Runbook) -> int:
+            if advised is not None and rb.name == advised:
+                return 0
+            if self._for_selected(rb):
+                return 1
+            return 2 if rb.name in recommended else 3
+
         order = {rb.name: i for i, rb in enumerate(runbooks)}
-        self.runbooks = sorted(
-            runbooks,
-            key=lambda rb: (
-                0 if selected is not None and selected in rb.fixes else 1 if rb.name in recommended else 2,
-                order[rb.name],
-            ),
-        )
+        self.runbooks = sorted(runbooks, key=lambda rb: (rank(rb), order[rb.name]))
         """The runbooks offered, in the order shown."""
         self.recommended = recommended
         """Runbook name -> current finding codes it fixes (or that name it in the catalogue)."""
@@ -117,12 +125,24 @@ class RunbookChooser(ModalScreen[Runbook | None]):
                     classes="chooser-invalid",
                 )
 
+    def _for_selected(self, rb: Runbook) -> bool:
+        """Whether ``rb`` is a fix for the selected finding."""
+        if self.selected is None:
+            return False
+        if self.advised is not None:
+            return rb.name == self.advised
+        return self.selected in rb.fixes
+
     def _fixes_line(self, rb: Runbook) -> str:
         """``fixes: chain_incomplete (this finding), hsts_missing`` — what it would fix here."""
         codes = self.recommended.get(rb.name, [])
-        if self.selected is not None and self.selected in rb.fixes and self.selected not in codes:
-            codes = [self.selected, *codes]
-        shown = [f"{c} (this finding)" if c == self.selected else c for c in codes if c in rb.fixes]
+        if self._for_selected(rb) and self.selected not in codes:
+            codes = [self.selected, *codes] if self.selected is not None else codes
+        shown = [
+            f"{c} (this finding)" if c == self.selected else c
+            for c in codes
+            if c in rb.fixes and (c != self.selected or self._for_selected(rb))
+        ]
         if shown:
             return f"\n  fixes: {', '.join(shown)}"
         if codes:

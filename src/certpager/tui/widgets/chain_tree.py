@@ -85,6 +85,11 @@ class ChainTree(Tree[CertInfo | None]):
         self.call_later(self.rebuild)  # after the mount completes (is_mounted is set)
 
     def on_resize(self) -> None:
+        # After the refresh: the layout of this resize is then known (a rebuild during the
+        # first layout used the minimum width and left the tree wrapped at ~20 cells).
+        self.call_after_refresh(self._rebuild_if_width_changed)
+
+    def _rebuild_if_width_changed(self) -> None:
         if self.is_mounted and self._text_width() != self._built_width:
             self.rebuild()
 
@@ -159,6 +164,8 @@ class ChainTree(Tree[CertInfo | None]):
             for n in self._tree_nodes.values()
             if isinstance(n.data, CertInfo) and not n.is_expanded
         }
+        if self.scrollable_content_region.width <= 0:
+            return  # not laid out yet: its first Resize builds it, at the width it has
         line = self.cursor_line
         self._built_width = self._text_width()
         self.clear()

@@ -332,9 +332,7 @@ class VerificationPanel(Widget):
         text = Text()
         text.append(f"{view.date_text(cert.not_after)} ", style)
         text.append(f"({view.days_long(days)})", style)
-        text.append(
-            f"\nserial {cert.serial[:20]}{'…' if len(cert.serial) > 20 else ''}", self._style("muted")
-        )
+        text.append(f"\nserial {cert.serial}", self._style("muted"))
         text.append(f"\nsha256 {cert.sha256[:24]}…", self._style("muted"))
         text.append("\nissuer " + view.printable(view.dn_short(cert.issuer)), self._style("muted"))
         return text
