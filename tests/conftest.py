@@ -99,3 +99,12 @@ def nginx_factory(tmp_path: Path) -> Iterator[Callable[[list[Site]], Nginx]]:
     yield start
     for server in reversed(started):
         server.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite golden files (tests/integration/golden/) from this run instead of comparing",
+    )
