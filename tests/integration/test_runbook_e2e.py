@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest_runbook import *  # noqa: F403
-from tests.integration.conftest_runbook import audit_path, certpager_cli, run_in_pty
+from tests.support.cli import audit_path, certpager_cli, run_in_pty
 from tests.support.e2e_stack import DOMAIN, E2EStack, file_leaf
 from tests.support.sshd import Sshd, fingerprint, keygen
 

@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest_runbook import *  # noqa: F403
-from tests.integration.conftest_runbook import audit_path, certpager_cli
+from tests.support.cli import audit_path, certpager_cli
 from tests.support.e2e_stack import DOMAIN, E2EStack, file_leaf, served_leaf
 from tests.support.pki import Hierarchy
 
