@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.support.nginx import Nginx, Site
 from tests.support.pki import PKI, Hierarchy, hierarchy
 from tests.support.tls_server import LoopbackServer, TLSServer

@@ -135,7 +135,7 @@ def test_check_json_matches_the_golden_file(
     redirect = zoo(HttpServer(default=http_response(301, {"Location": "https://healthy.test/"})))
     # leaf only: the intermediate is missing, the AIA caIssuers URL serves it.
     aia = zoo(HttpServer())
-    aia.routes["/ca.der"] = http_response(200, {}, ca.intermediate.der)
+    aia.routes["/ca.der"] = http_response(200, {}, ca.intermediate.der)  # type: ignore[attr-defined]
     lonely = ca.intermediate.leaf("lonely.test", aia_ca_issuers=f"http://127.0.0.1:{aia.port}/ca.der")
     lonely_chain, lonely_key = pki.write_chain("golden-lonely", [lonely], key_of=lonely)
     leaf_only = serve(lonely_chain, lonely_key)

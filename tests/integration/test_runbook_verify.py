@@ -96,7 +96,7 @@ def test_full_chain_fix_is_verified_by_the_finding_gone(
     assert result["remaining"] == [] and result["new"] == []
     baseline = next(r for r in recs if r["type"] == "baseline")
     assert baseline["targets"] == ["chain_incomplete"]
-    assert any("chain_incomplete" in codes for codes in baseline["findings"].values())  # type: ignore[union-attr]
+    assert any("chain_incomplete" in codes for codes in baseline["findings"].values())  # type: ignore[attr-defined, union-attr]
     print(f"\nnginx reload -> verified in {result['elapsed']} s, {result['attempts']} attempt(s)")
 
 

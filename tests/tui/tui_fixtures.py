@@ -9,7 +9,6 @@ Both ``tests/tui/conftest.py`` (TUI tests on fakes) and
 process) import these fixtures by name.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Iterator

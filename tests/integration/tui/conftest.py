@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from tui_fixtures import (  # noqa: F401  (fixtures: pytest finds them by name)
+    _frozen_engine_clock,
     _isolated_state,
     _no_cursor_blink,
-    _frozen_engine_clock,
-    home,
+    audit_path,
     checker,
+    home,
     host,
     state_dir,
-    audit_path,
 )
