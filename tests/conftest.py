@@ -9,21 +9,14 @@ clock itself) use validity margins of hours, never seconds.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# `tests.support` must import however pytest is started (`pytest`, `python -m pytest`, any cwd).
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tests.support.nginx import Nginx, Site  # noqa: E402
-from tests.support.pki import PKI, Hierarchy, hierarchy  # noqa: E402
-from tests.support.tls_server import LoopbackServer, TLSServer  # noqa: E402
+from tests.support.nginx import Nginx, Site
+from tests.support.pki import PKI, Hierarchy, hierarchy
+from tests.support.tls_server import LoopbackServer, TLSServer
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +92,12 @@ def nginx_factory(tmp_path: Path) -> Iterator[Callable[[list[Site]], Nginx]]:
     yield start
     for server in reversed(started):
         server.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite golden files (tests/integration/golden/) from this run instead of comparing",
+    )

@@ -23,6 +23,8 @@ from tests.support.hostile import free_port
 from tests.support.pki import PKI, Hierarchy
 from tests.support.tls_server import TLSServer
 
+from certpager.probe.findings import SPECS
+
 ANALYSIS_AND_ERROR_CODES = {
     "cert_expired",
     "cert_not_yet_valid",
@@ -47,6 +49,8 @@ ANALYSIS_AND_ERROR_CODES = {
     "handshake_timeout",
     "handshake_failed",
 }
+# Every code named here is one the catalogue defines (a renamed code fails at collection).
+assert SPECS.keys() >= ANALYSIS_AND_ERROR_CODES, sorted(ANALYSIS_AND_ERROR_CODES - SPECS.keys())
 
 
 def _cli() -> list[str]:

@@ -19,6 +19,7 @@ from tests.support.tls_server import LoopbackServer, TLSServer, server_context
 
 from certpager.config import Endpoint
 from certpager.probe.engine import check_endpoint
+from certpager.probe.findings import SPECS
 from certpager.probe.model import EndpointReport, Severity, Status
 from certpager.probe.protocols import can_offer
 
@@ -50,6 +51,8 @@ def _by_code(report: EndpointReport) -> dict[str, list[Severity]]:
 
 
 PROTOCOL_CODES = {"tls1_0_enabled", "tls1_1_enabled", "sslv3_enabled", "no_tls1_3", "weak_cipher"}
+# Every code named here is one the catalogue defines (a renamed code fails at collection).
+assert SPECS.keys() >= PROTOCOL_CODES, sorted(PROTOCOL_CODES - SPECS.keys())
 
 
 @pytest.mark.parametrize(

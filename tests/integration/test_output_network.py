@@ -260,7 +260,7 @@ def test_run_whose_reader_leaves_mid_run_finishes_and_exits_3(tmp_path: Path) ->
     assert proc.stdout is not None and proc.stderr is not None
     seen = b""
     while b"$ sh -c" not in seen.split(b"[1/1]")[-1]:  # the step has started
-        chunk = proc.stdout.read1(65536)
+        chunk = proc.stdout.read1(65536)  # type: ignore[attr-defined]
         assert chunk, seen
         seen += chunk
     proc.stdout.close()  # the reader leaves
@@ -322,7 +322,7 @@ async def test_refused_aia_fetch_sends_nothing(
     assert isinstance(facts, dict) and facts["state"] == "refused", facts
     (finding,) = [f for f in report.findings if f.code == "chain_incomplete"]
     assert "refused by policy" in finding.message and "loopback" in finding.message
-    assert aia.requests == [] and aia.accepted == 0  # not even a TCP connection
+    assert aia.requests == [] and aia.accepted == 0  # type: ignore[attr-defined]  # not even a TCP connection
     # The same URL with the default policy and a loopback endpoint is fetched (the lab works).
     report = await check_endpoint(_aia_endpoint(server.port, ca.root_file, "auto"), now=now)
     assert report.extra["aia"]["state"] == "completes_chain"  # type: ignore[index]

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest_runbook import *  # noqa: F403
-from tests.integration.conftest_runbook import audit_path, certpager_cli, run_in_pty
+from tests.support.cli import audit_path, certpager_cli, run_in_pty
 from tests.support.e2e_stack import DOMAIN, E2EStack, file_leaf
 from tests.support.sshd import Sshd, fingerprint, keygen
 
@@ -69,14 +68,14 @@ def test_certbot_force_renew_end_to_end_on_a_terminal(
     assert all(results[s]["outcome"] == "ok" for s in ("renew", "nginx-test", "reload", "verify"))
     assert results["renew"]["exit_status"] == 0 and "Congratulations" in str(results["renew"]["stdout"])
     intents = {r["step_id"]: r for r in recs if r["type"] == "step_intent" and "argv" in r}
-    assert intents["reload"]["argv"][:3] == ["/usr/sbin/nginx", "-s", "reload"]
+    assert intents["reload"]["argv"][:3] == ["/usr/sbin/nginx", "-s", "reload"]  # type: ignore[index]
     assert intents["renew"]["host_key_fingerprint"] == e2e.sshd.host_fingerprint
     assert "timeout --kill-after=5s" in str(intents["renew"]["wire"])
     confirmations = [(r["step_id"], r["answer"], r["detail"]) for r in recs if r["type"] == "confirmation"]
     assert confirmations == [("renew", "yes", "typed 'app'"), ("reload", "yes", "yes")]
     verification = next(r for r in recs if r["type"] == "verification")
     (backend,) = verification["backends"]  # type: ignore[misc]
-    assert backend["before"]["serial"] == before.serial and backend["after"]["serial"] == after.serial
+    assert backend["before"]["serial"] == before.serial and backend["after"]["serial"] == after.serial  # type: ignore[has-type]
     # A renewal is verified by the stored certificate served and its finding gone.
     assert verification["stored"]["sha256"] == stored.sha256  # type: ignore[index]
     assert verification["targets"] == ["expires_soon"] and verification["gone"] == ["expires_soon"]

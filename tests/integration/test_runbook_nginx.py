@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest_runbook import *  # noqa: F403
-from tests.integration.conftest_runbook import CERTPAGER, audit_path, certpager_cli
+from tests.support.cli import CERTPAGER, audit_path, certpager_cli
 from tests.support.e2e_stack import E2EStack
 from tests.support.sshd import Sshd
 

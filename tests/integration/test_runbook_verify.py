@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest_runbook import *  # noqa: F403
-from tests.integration.conftest_runbook import audit_path, certpager_cli
+from tests.support.cli import audit_path, certpager_cli
 from tests.support.e2e_stack import DOMAIN, E2EStack, file_leaf, served_leaf
 from tests.support.pki import Hierarchy
 
@@ -97,7 +96,7 @@ def test_full_chain_fix_is_verified_by_the_finding_gone(
     assert result["remaining"] == [] and result["new"] == []
     baseline = next(r for r in recs if r["type"] == "baseline")
     assert baseline["targets"] == ["chain_incomplete"]
-    assert any("chain_incomplete" in codes for codes in baseline["findings"].values())  # type: ignore[union-attr]
+    assert any("chain_incomplete" in codes for codes in baseline["findings"].values())  # type: ignore[attr-defined, union-attr]
     print(f"\nnginx reload -> verified in {result['elapsed']} s, {result['attempts']} attempt(s)")
 
 

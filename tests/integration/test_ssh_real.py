@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.integration.conftest_runbook import *  # noqa: F403
 from tests.support.sshd import Sshd, fingerprint, keygen
 
 from certpager.errors import HostKeyError, SSHConnectError, SSHError

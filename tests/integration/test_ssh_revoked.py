@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest_runbook import *  # noqa: F403
 from tests.support.sshd import Sshd
 
 from certpager.errors import HostKeyError

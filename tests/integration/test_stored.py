@@ -9,8 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest_runbook import *  # noqa: F403
-from tests.integration.conftest_runbook import certpager_cli
+from tests.support.cli import certpager_cli
 from tests.support.e2e_stack import E2EStack, file_leaf
 
 from certpager.config import load_config, with_overrides

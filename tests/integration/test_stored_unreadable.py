@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.conftest_runbook import *  # noqa: F403
-from tests.integration.conftest_runbook import CliResult, certpager_cli
+from tests.support.cli import CliResult, certpager_cli
 from tests.support.e2e_stack import E2EStack, file_leaf
 from tests.support.sshd import keygen
 

@@ -124,7 +124,7 @@ class _Responder:
         raise ValueError(f"unknown mode {self.mode!r}")
 
 
-class HttpServer(_Responder, LoopbackServer):
+class HttpServer(_Responder, LoopbackServer):  # type: ignore[misc]
     """Plain HTTP on loopback.
 
     ``mode``: ``respond`` (``routes[path]`` or ``default``, then close), ``silent``
@@ -162,7 +162,7 @@ class HttpServer(_Responder, LoopbackServer):
         self._serve(conn)
 
 
-class HttpsServer(_Responder, TLSServer):
+class HttpsServer(_Responder, TLSServer):  # type: ignore[misc]
     """TLS, then the :class:`HttpServer` behaviour on the decrypted stream (HSTS tests)."""
 
     def __init__(

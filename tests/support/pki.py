@@ -376,7 +376,7 @@ class PKI:
             cert = builder.sign(signer_key, hashes.SHA256())
             cert = _resign_legacy(cert, signer_key, hash)
         else:
-            cert = builder.sign(signer_key, _MODERN_HASHES[hash])
+            cert = builder.sign(signer_key, _MODERN_HASHES[hash])  # type: ignore[arg-type]
         return Issued(cert=cert, key=private, pki=self, issuer=issuer)
 
     def root(self, cn: str = "certpager Test Root", **kw: object) -> Issued:

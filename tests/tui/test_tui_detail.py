@@ -54,7 +54,7 @@ async def test_enter_opens_the_worst_endpoint_and_esc_goes_back(checker: tuilab.
         assert app.screen.endpoint.name == "shop-api"
         await pilot.press("escape")
         await pilot.pause()
-        assert app.screen is app.endpoints_screen
+        assert app.screen is app.endpoints_screen  # type: ignore[comparison-overlap]
 
 
 async def test_findings_in_plain_words_with_fix_and_runbook(checker: tuilab.FakeChecker) -> None:

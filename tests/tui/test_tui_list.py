@@ -187,14 +187,14 @@ async def test_help_lists_the_keys(checker: tuilab.FakeChecker) -> None:
             assert key in text
         await pilot.press("escape")
         await pilot.pause()
-        assert app.screen is app.endpoints_screen
+        assert app.screen is app.endpoints_screen  # type: ignore[comparison-overlap]
 
 
 async def test_palette_offers_every_action(checker: tuilab.FakeChecker) -> None:
     app = tuilab.make_app(checker)
     async with app.run_test(size=(120, 40)) as pilot:
         await tuilab.settle(pilot)
-        titles = [c.title for c in app.get_system_commands(app.endpoints_screen)]
+        titles = [c.title for c in app.get_system_commands(app.endpoints_screen)]  # type: ignore[arg-type]
         for wanted in (
             "Details of shop-api",
             "Recheck shop-api",
@@ -238,7 +238,7 @@ async def test_too_small_terminal_says_so(checker: tuilab.FakeChecker) -> None:
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         await pilot.pause()
-        assert app.screen is app.endpoints_screen
+        assert app.screen is app.endpoints_screen  # type: ignore[comparison-overlap]
 
 
 async def test_endpoints_are_reprobed_when_due(checker: tuilab.FakeChecker) -> None:

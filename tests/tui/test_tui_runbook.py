@@ -140,7 +140,7 @@ async def test_plan_shows_every_command_host_and_user_before_anything_runs(
         from rich.console import Console
 
         console = Console(width=160, record=True, color_system=None)
-        console.print(plan.query_one("#plan").render())  # type: ignore[attr-defined]
+        console.print(plan.query_one("#plan").render())
         text = console.export_text()
         assert "deploy@web-1.shop.example:22" in text
         assert "user deploy" in text
@@ -307,7 +307,7 @@ async def test_failed_verification_is_shown_red(
             for r in b.reasons
         )
         panel = run.query_one(VerificationPanel)
-        assert "NOT VERIFIED" in str(panel.render().renderables[0])  # type: ignore[attr-defined]
+        assert "NOT VERIFIED" in str(panel.render().renderables[0])  # type: ignore[union-attr]
         assert app.endpoints_screen.reports["shop-api"].status is Status.PAGE
 
 
@@ -386,7 +386,7 @@ async def test_a_run_that_cannot_start_is_shown_and_the_app_stays_up(
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("engine exploded")
 
-    service.new_run = broken  # type: ignore[method-assign]
+    service.new_run = broken  # type: ignore[assignment, method-assign]
     async with app.run_test(size=(120, 40)) as pilot:
         await to_plan(pilot, app)
         await pilot.press("enter")
@@ -431,7 +431,7 @@ async def test_certpagers_own_multi_line_message_is_shown_as_lines(
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("first line of the reason\n    second line: add this\x1b[2J")
 
-    service.new_run = broken  # type: ignore[method-assign]
+    service.new_run = broken  # type: ignore[assignment, method-assign]
     async with app.run_test(size=(120, 40)) as pilot:
         await to_plan(pilot, app)
         await pilot.press("enter")

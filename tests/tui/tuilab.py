@@ -404,12 +404,12 @@ def frozen_engine_clock(now: datetime = NOW) -> Iterator[None]:
         def now(cls, tz: tzinfo | None = None) -> Frozen:  # type: ignore[override]
             return cls.fromtimestamp(now.timestamp(), tz)
 
-    saved = verify_module.datetime
-    verify_module.datetime = Frozen  # type: ignore[misc]
+    saved = verify_module.datetime  # type: ignore[attr-defined]
+    verify_module.datetime = Frozen  # type: ignore[attr-defined, misc]
     try:
         yield
     finally:
-        verify_module.datetime = saved  # type: ignore[misc]
+        verify_module.datetime = saved  # type: ignore[attr-defined, misc]
 
 
 def runbook_service(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from certpager.errors import RunbookError
-from certpager.inputs import (
+from certpager.inputs import (  # type: ignore[attr-defined]
     InputFileError,
     InputValueError,
     bad_char,

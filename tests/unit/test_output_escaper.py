@@ -61,7 +61,7 @@ def test_named_examples() -> None:
 
 
 def test_the_tui_and_the_runbook_display_use_the_same_escaper() -> None:
-    from certpager.runbook.template import printable, sanitize_output
+    from certpager.runbook.template import printable, sanitize_output  # type: ignore[attr-defined]
 
     for text in TEXTS:
         assert view.printable(text) == printable(text) == printable(text)
@@ -137,7 +137,7 @@ def test_tui_filter_drops_what_was_not_escaped_and_keeps_widths() -> None:
 
     style = Style(bold=True)
     segments = [Segment(text, style) for text in TEXTS] + [Segment("ok", style)]
-    control = Segment("\x1b[?25l", None, [(2,)])  # Textual's own control segments pass untouched
+    control = Segment("\x1b[?25l", None, [(2,)])  # type: ignore[list-item]  # Textual's own control segments pass untouched
     out = PrintableFilter().apply([*segments, control], Color(0, 0, 0))
     assert out[-1] is control
     for seg in out[:-1]:

@@ -16,7 +16,7 @@ from certpager.errors import RunbookError
 from certpager.runbook import build_plan, load_runbook, parse_runbook, shipped_runbook_dir
 from certpager.runbook.model import Param, ParamType, Ref, StepKind
 from certpager.runbook.plan import TargetInfo
-from certpager.runbook.template import (
+from certpager.runbook.template import (  # type: ignore[attr-defined]
     TemplateError,
     parse_template,
     printable,

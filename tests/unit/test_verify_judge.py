@@ -38,7 +38,7 @@ from certpager.runbook.events import BaselineCaptured, VerificationFinished
 from certpager.runbook.loader import list_runbooks, shipped_runbook_dir
 from certpager.runbook.model import VerifyExpect, VerifySpec
 from certpager.runbook.plan import TargetInfo
-from certpager.runbook.verify import (
+from certpager.runbook.verify import (  # type: ignore[attr-defined]
     CHECK_OF,
     ServedCert,
     default_targets,

@@ -1,0 +1,72 @@
+"""Fixtures of the integration tests (pytest finds them; test files import nothing for them).
+
+- ``sshd``: a real OpenSSH sshd on a random loopback port (its own host key, pinned known_hosts).
+- ``web``: nginx serving app.test with a 2-day certificate + sshd (no ACME).
+- ``e2e``: the full stack: nginx + pebble + a certbot lineage whose current
+  certificate expires in 2 days + sshd.
+- ``cli_env``: environment for ``certpager`` subprocesses (private HOME and XDG dirs, run
+  locks in the test's own directory).
+
+The helpers that run the real CLI (``certpager_cli``, ``run_in_pty``) are in
+``tests/support/cli.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support.e2e_stack import E2EStack
+from tests.support.sshd import Sshd
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A real sshd for root@127.0.0.1 with key auth."""
+    server = Sshd(tmp_path / "ssh").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[E2EStack]:
+    """nginx (2-day certificate from a legacy CA) + sshd."""
+    stack = E2EStack(tmp_path / "stack", with_pebble=False)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def e2e(tmp_path: Path) -> Iterator[E2EStack]:
+    """nginx + pebble + certbot lineage (2 days left) + sshd."""
+    stack = E2EStack(tmp_path / "stack", with_pebble=True)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for ``certpager`` subprocesses: private HOME/XDG dirs, no agent, no colour."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSH_AUTH_SOCK", "SSH_AGENT", "XDG_"))}
+    for sub in ("config", "data", "state"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_STATE_HOME=str(home / "state"),
+        NO_COLOR="1",
+        PYTHONUNBUFFERED="1",
+        CERTPAGER_LOCK_DIR=str(tmp_path / "locks"),  # not the machine-wide /run/lock/certpager
+    )
+    env.pop("CERTPAGER_AUDIT_LOG", None)
+    return env
