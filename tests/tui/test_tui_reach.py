@@ -175,6 +175,21 @@ async def test_plan_every_command_and_host(
             )
 
 
+async def test_plan_end_is_the_first_key_pressed(
+    checker: tuilab.FakeChecker, host: tuilab.FakeHost, state_dir: Path, size: tuple[int, int]
+) -> None:
+    """End (or G) as the very first key on a freshly opened plan reaches its last line: the
+    pane's height must not grow after the first layout (a scrollbar appearing rewraps text)."""
+    for keys in (("end",), ("G",)):
+        app = app_for(checker, host, state_dir)
+        async with app.run_test(size=size) as pilot:
+            plan_screen = await open_plan(pilot, app, "shop-api", "certbot-force-renew")
+            body = plan_screen.query_one("#plan-body")
+            await reach.assert_end_reachable(
+                pilot, body, "everything is written to the audit log.", what="plan end", keys=keys
+            )
+
+
 async def test_confirmations_show_their_keys(
     checker: tuilab.FakeChecker, host: tuilab.FakeHost, state_dir: Path, size: tuple[int, int]
 ) -> None:
