@@ -56,7 +56,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from certpager.errors import AuditError, UserError
+from certpager.errors import AuditError
+from certpager.errors import AuditLocationError as AuditLocationError
 
 AUDIT_VERSION = 1
 """Value of the ``v`` field."""
@@ -166,6 +167,7 @@ _ELEM_KV = re.compile(r"(?P<key>--?[\w.-]{1,80}|[A-Za-z_][\w.-]{0,80})(?P<sep>=|
 _ELEM_AUTH = re.compile(
     r"(?is)(?P<head>\s*(?:proxy-)?authorization\s*:\s*(?:(?:bearer|basic|token|digest|negotiate)\s+)?)(?P<value>.+)"
 )
+
 _USER_FLAGS = frozenset({"-u", "--user", "--proxy-user", "--username"})
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
 _META_KEYS = frozenset({"source", "type", "kind", "secret", "step_id", "id"})
@@ -473,10 +475,6 @@ class OutputCapture:
 TAIL_WINDOW = 16 * 1024 * 1024
 """Bytes at the end of the log that :meth:`AuditLog.unfinished` reads (a run start never reads more)."""
 _CHUNK = 1024 * 1024
-
-
-class AuditLocationError(AuditError, UserError):
-    """The audit log's file or directory is unsafe or unusable (bad input: exit 3)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from OpenSSL import SSL
 
-from certpager.commands import configure_check
 from certpager.config import (
     Config,
     Endpoint,
@@ -28,11 +27,6 @@ from certpager.probe.model import Status
 from certpager.probe.trust import TrustStoreError, get_trust_store
 from certpager.report import encode_json, write_json_texts, write_table
 from certpager.text import discard, write_failure
-
-
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Add ``check``'s arguments (defined in :mod:`certpager.commands`, which stays import-light)."""
-    configure_check(p)
 
 
 def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:

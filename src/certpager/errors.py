@@ -1,22 +1,59 @@
-"""The one exception tree of the certpager core.
+"""The one exception tree of certpager: every exception class the package defines lives here.
 
 Every error a user can cause (bad config, bad runbook, bad CLI argument) is a
 :class:`UserError`: it carries one clear message naming what is wrong and where,
 and the CLI turns it into exit code 3 without a traceback.
 
+The modules that raise these classes re-export them (``from certpager.probe.aia import
+AiaError`` keeps working); ``tests/unit/test_errors_tree.py`` checks that no other module
+defines an exception class.
+
 - ``CertpagerError``: base of everything raised on purpose by certpager.
   - ``UserError``: bad input; the message is shown as is.
-    - ``ConfigError``: the endpoint config file is wrong (file, line, key).
-    - ``RunbookError``: a runbook file or its parameters are wrong.
+    - ``LocatedError``: a mistake at ``file:line: key``.
+      - ``ConfigError``: the endpoint config file is wrong (file, line, key).
+      - ``RunbookError``: a runbook file or its parameters are wrong.
     - ``TargetError``: a ``HOST[:PORT][@SNI]`` argument is malformed.
+    - ``InputFileError``: an input file cannot be used (``certpager.inputs``).
+    - ``TrustStoreError``: a CA bundle cannot be read (``certpager.probe.trust``).
+    - ``LockDirError``: the run lock directory cannot be used (``certpager.runbook.lock``).
+    - ``HeadlessRefusedError``: no terminal and a confirmation is unanswered
+      (``certpager.runbook.cli``).
+    - ``AuditLocationError`` (also an ``AuditError``): the audit log's place is unsafe.
   - ``SSHError``: an SSH connection or command could not be run.
     - ``HostKeyError``: the host key is unknown or changed (never trusted silently).
+    - ``SSHConnectError``: the connection could not be established.
   - ``RunLockedError``: another run holds the endpoint's lock.
+  - ``AuditError``: the audit log cannot be written safely.
   - ``OutputError``: the report could not be written (stdout closed, pipe closed, disk
     full): exit 3, UNKNOWN.
+  - ``StoredCertError``: the stored certificate cannot be read (``certpager.stored``).
+  - ``LabError``: the demo lab could not be started (``certpager.demo.process``).
+  - ``Terminated``: SIGTERM/SIGHUP arrived during ``certpager demo`` (``certpager.demo.cli``).
+  - Values rejected inside a parser, also ``ValueError`` (so ``except ValueError`` still
+    catches them); the caller adds where:
+    - ``InputValueError``: a value is not acceptable (``certpager.inputs``).
+    - ``TemplateError``: a runbook template string is malformed (``certpager.runbook.template``).
+    - ``CertParseError``: a certificate sent by the server cannot be parsed
+      (``certpager.probe.analysis``).
+  - Probe failures, caught inside the probe and reported as findings, never shown raw:
+    - ``ContextError``: the client TLS context could not be built.
+    - ``ResolveError``: name resolution failed or timed out.
+    - ``PeerClosed``: the peer closed or reset the TCP connection.
+    - ``HttpFailure``: an HTTP exchange produced no response (``certpager.probe.http``).
+    - ``AiaError``: an AIA URL could not be fetched (``certpager.probe.aia``).
+      - ``AiaRefused``: the AIA URL was refused by policy.
+  - Internal control flow, never leaving the module that raises it:
+    - ``_Cancelled``: the operator cancelled while the runbook engine waited.
+    - ``_TooDeepError``: a YAML document nests too deep (``certpager.yamlfile``).
 """
 
 from __future__ import annotations
+
+import signal
+from typing import Literal
+
+from certpager.escape import printable
 
 
 class CertpagerError(Exception):
@@ -115,3 +152,122 @@ class OutputError(CertpagerError):
         self.reason = reason or message
         """Why the write failed, in words (``No space left on device``)."""
         super().__init__(message)
+
+
+class StoredCertError(CertpagerError):
+    """The stored certificate cannot be read or parsed."""
+
+    def __init__(self, message: str, *, kind: str = "unreadable"):
+        super().__init__(message)
+        self.kind = kind
+        """Why, as one of :data:`certpager.stored.UNREADABLE_KINDS`."""
+
+
+class AuditLocationError(AuditError, UserError):
+    """The audit log's file or directory is unsafe or unusable (bad input: exit 3)."""
+
+
+class InputFileError(UserError):
+    """An input file cannot be used; :attr:`reason` says why (the path is in the message)."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        """The file."""
+        self.reason = reason
+        """Why, in plain words, without the path."""
+        super().__init__(f"{printable(path)}: {reason}")
+
+
+class InputValueError(CertpagerError, ValueError):
+    """A value is not acceptable; the message says why (the caller adds where)."""
+
+
+class TrustStoreError(UserError):
+    """A CA bundle cannot be read or holds no certificate (bad input: exit 3)."""
+
+
+class LockDirError(UserError):
+    """The run lock directory cannot be created or used (exit 3: fix the setting)."""
+
+
+class HeadlessRefusedError(UserError):
+    """No terminal and not every confirmation is answered by ``--yes``/``--confirm``."""
+
+
+class TemplateError(CertpagerError, ValueError):
+    """A template string is malformed (the message says how)."""
+
+
+class CertParseError(CertpagerError, ValueError):
+    """A certificate sent by the server cannot be parsed."""
+
+
+class ContextError(CertpagerError):
+    """The client context could not be built (e.g. unreadable client key)."""
+
+
+class ResolveError(CertpagerError):
+    """Name resolution failed or timed out."""
+
+
+class PeerClosed(CertpagerError):
+    """The peer closed or reset the TCP connection."""
+
+    def __init__(self, reset: bool):
+        self.reset = reset
+        """True for a reset (RST), False for an orderly close."""
+        super().__init__(self.describe("during the handshake"))
+
+    def describe(self, when: str = "") -> str:
+        """``the server reset/closed the connection`` plus ``when``."""
+        verb = "reset" if self.reset else "closed"
+        return f"the server {verb} the connection" + (f" {when}" if when else "")
+
+
+FailureKind = Literal[
+    "refused", "connect_timeout", "connect_failed", "timeout", "tls", "closed", "not_http", "too_large"
+]
+"""What went wrong in an HTTP exchange (:attr:`HttpFailure.kind`)."""
+
+
+class HttpFailure(CertpagerError):
+    """An HTTP exchange that did not produce a response, with the reason in words."""
+
+    def __init__(self, kind: FailureKind, message: str):
+        super().__init__(message)
+        self.kind: FailureKind = kind
+        """What went wrong, for callers that treat cases differently."""
+        self.message = message
+        """In plain words."""
+
+
+class AiaError(CertpagerError):
+    """The AIA URL could not be fetched or did not hold a certificate."""
+
+
+class AiaRefused(AiaError):
+    """The AIA URL leads to an address the policy does not let certpager fetch from."""
+
+
+class LabError(CertpagerError):
+    """The lab could not be started (the message says why and where its log is)."""
+
+
+class Terminated(CertpagerError):
+    """SIGTERM or SIGHUP arrived: stop the lab and exit."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        """The signal received."""
+        super().__init__(signal.Signals(signum).name)
+
+
+class _Cancelled(CertpagerError):
+    """Internal: the operator cancelled while the runbook engine waited."""
+
+
+class _TooDeepError(CertpagerError):
+    """Internal: a YAML document nests deeper than allowed (at :attr:`line`)."""
+
+    def __init__(self, line: int):
+        self.line = line

@@ -24,7 +24,8 @@ import stat
 import unicodedata
 from pathlib import Path
 
-from certpager.errors import UserError
+from certpager.errors import InputFileError as InputFileError
+from certpager.errors import InputValueError as InputValueError
 from certpager.text import escape_char, printable
 
 YAML_MAX_BYTES = 4 * 1024 * 1024
@@ -35,17 +36,6 @@ YAML_MAX_DEPTH = 64
 """Deepest nesting of YAML mappings and lists accepted."""
 MAX_TEXT_CHARS = 65536
 """Longest string accepted in a config or runbook value."""
-
-
-class InputFileError(UserError):
-    """An input file cannot be used; :attr:`reason` says why (the path is in the message)."""
-
-    def __init__(self, path: str, reason: str):
-        self.path = path
-        """The file."""
-        self.reason = reason
-        """Why, in plain words, without the path."""
-        super().__init__(f"{printable(path)}: {reason}")
 
 
 _KINDS = (
@@ -167,10 +157,6 @@ def resolve_under(value: str, base_dir: Path) -> Path:
 
 
 # ------------------------------------------------------------------- numbers
-
-
-class InputValueError(ValueError):
-    """A value is not acceptable; the message says why (the caller adds where)."""
 
 
 def check_number(value: float, *, lo: float | None = None, hi: float | None = None) -> float:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from certpager.config import Endpoint
 from certpager.errors import CertpagerError, HostKeyError, SSHConnectError, SSHError
+from certpager.errors import StoredCertError as StoredCertError
 from certpager.probe.analysis import parse_cert, reload_verdict, renewed_on_disk
 from certpager.probe.engine import with_backends, with_findings
 from certpager.probe.findings import make
@@ -42,15 +43,6 @@ from certpager.ssh import CommandRunner, RunnerFactory, runner_for
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
 MAX_STORED_BYTES = 1 << 20
 """Largest stored file read (a certificate chain is a few KiB)."""
-
-
-class StoredCertError(CertpagerError):
-    """The stored certificate cannot be read or parsed."""
-
-    def __init__(self, message: str, *, kind: str = "unreadable"):
-        super().__init__(message)
-        self.kind = kind
-        """Why, as one of :data:`UNREADABLE_KINDS`."""
 
 
 UNREADABLE_KINDS = (

@@ -31,33 +31,9 @@ import os
 from typing import TextIO
 
 from certpager.errors import OutputError
-
-
-def escape_char(ch: str) -> str:
-    """``\\xNN`` / ``\\uNNNN`` / ``\\UNNNNNNNN`` for one character."""
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def is_printable(text: str) -> bool:
-    """Whether ``text`` holds nothing :func:`printable` would escape."""
-    return text.isprintable()
-
-
-def printable(text: str, *, tabs: bool = False) -> str:
-    """``text`` with every control, bidi, invisible or unusual-space character as a
-    visible escape (``\\x1b``, ``\\u202e``); everything else (accents, CJK, emoji) kept.
-
-    ``tabs=True`` keeps TAB as is (remote command output, where columns are aligned
-    with tabs); it moves the cursor right and nothing else.
-    """
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or (tabs and ch == "\t") else escape_char(ch) for ch in text)
+from certpager.escape import escape_char as escape_char
+from certpager.escape import is_printable as is_printable
+from certpager.escape import printable as printable
 
 
 def printable_lines(text: str) -> list[str]:

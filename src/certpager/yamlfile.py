@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import yaml
 
 from certpager.errors import LocatedError
+from certpager.errors import _TooDeepError as _TooDeepError
 from certpager.inputs import (
     YAML_MAX_BYTES,
     YAML_MAX_DEPTH,
@@ -51,11 +52,6 @@ class Node:
 
 
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
-
-
-class _TooDeepError(Exception):
-    def __init__(self, line: int):
-        self.line = line
 
 
 class _BoundedLoader(yaml.SafeLoader):

@@ -364,14 +364,14 @@ def test_cli_bad_switches_exit_3(
 def test_cli_switches_shape_the_endpoints(world) -> None:  # type: ignore[no-untyped-def]
     import argparse
 
-    from certpager import cli_check
+    from certpager import cli_check, commands
 
     pki, h, _trust, _now = world
     leaf = h.leaf("client", server_auth=False)
     cert, key = pki.write_chain("cli-client2", [leaf], key_of=leaf)
     parser = argparse.ArgumentParser()
     parser.set_defaults(config=None)
-    cli_check.configure_parser(parser)
+    commands.configure_check(parser)
     args = parser.parse_args(
         ["a.test:8443", "b.test", "--http-port", "8080", "--client-cert", str(cert), "--client-key", str(key)]
     )

@@ -29,26 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from certpager.commands import configure_demo
 from certpager.demo.info import LabInfo
 from certpager.demo.process import LabError, LabProcess
 from certpager.demo.scenarios import PAGE_ENDPOINT, SCENARIOS
+from certpager.errors import Terminated as Terminated
 
 EXIT_UNKNOWN = 3
-
-
-class Terminated(Exception):
-    """SIGTERM or SIGHUP arrived: stop the lab and exit."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        """The signal received."""
-        super().__init__(signal.Signals(signum).name)
-
-
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Add ``demo``'s arguments (defined in :mod:`certpager.commands`, which stays import-light)."""
-    configure_demo(p)
 
 
 @contextlib.contextmanager

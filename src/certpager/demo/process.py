@@ -27,17 +27,13 @@ from pathlib import Path
 from types import TracebackType
 
 from certpager.demo.info import LAB_ENV, LabInfo
-from certpager.errors import CertpagerError
+from certpager.errors import LabError as LabError
 
 START_TIMEOUT = 30.0
 """Seconds the lab may take to get ready (generous: a loaded CI box)."""
 
 STOP_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when stopping the lab."""
-
-
-class LabError(CertpagerError):
-    """The lab could not be started (the message says why and where its log is)."""
 
 
 @dataclass

@@ -25,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from certpager.config import Thresholds, is_ip
+from certpager.errors import AiaError as AiaError
+from certpager.errors import AiaRefused as AiaRefused
 from certpager.probe.analysis import CertParseError, analyze_chain, parse_cert
 from certpager.probe.handshake import ResolveError, resolve
 from certpager.probe.http import HttpFailure, fetch
@@ -41,14 +43,6 @@ MAX_REDIRECTS = 2
 CACHE_SECONDS = 600.0
 
 _CACHE: dict[tuple[str, str, str | None], tuple[float, tuple[bytes, ...], str]] = {}
-
-
-class AiaError(Exception):
-    """The AIA URL could not be fetched or did not hold a certificate."""
-
-
-class AiaRefused(AiaError):
-    """The AIA URL leads to an address the policy does not let certpager fetch from."""
 
 
 # --- where a fetch may go ------------------------------------------------------------

@@ -24,6 +24,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, N
 from OpenSSL import crypto
 
 from certpager.config import Thresholds, ip_literal, is_ip
+from certpager.errors import CertParseError as CertParseError
 from certpager.formats import format_serial
 from certpager.probe.findings import RELOAD_RUNBOOK, make, readvise
 from certpager.probe.model import CertInfo, ChainAnalysis, Finding, Severity
@@ -37,10 +38,6 @@ _DEPTH_ZERO_SELF_SIGNED = 18
 _SELF_SIGNED_IN_CHAIN = 19
 _UNABLE_TO_GET_ISSUER_LOCALLY = 20
 _UNABLE_TO_VERIFY_LEAF_SIGNATURE = 21
-
-
-class CertParseError(ValueError):
-    """A certificate sent by the server cannot be parsed."""
 
 
 @functools.lru_cache(maxsize=4096)

@@ -28,6 +28,9 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 from OpenSSL import SSL, crypto
 
+from certpager.errors import ContextError as ContextError
+from certpager.errors import PeerClosed as PeerClosed
+from certpager.errors import ResolveError as ResolveError
 from certpager.formats import format_seconds
 from certpager.probe.model import Handshake, Timings
 from certpager.probe.trust import TrustStore
@@ -66,10 +69,6 @@ class ClientOptions:
     """TLS 1.3 suites; None means the library default."""
     alpn: tuple[str, ...] = ("h2", "http/1.1")
     """ALPN protocols offered."""
-
-
-class ContextError(Exception):
-    """The client context could not be built (e.g. unreadable client key)."""
 
 
 #: Client contexts by (options, id of the trust store), with the intermediates each
@@ -270,10 +269,6 @@ def sni_bytes(name: str) -> bytes:
 _DNS_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="certpager-dns")
 
 
-class ResolveError(Exception):
-    """Name resolution failed or timed out."""
-
-
 async def resolve(host: str, port: int, timeout: float) -> list[tuple[int, str]]:
     """Every distinct ``(family, address)`` of ``host``, IPv4 first, within ``timeout``.
 
@@ -386,20 +381,6 @@ def describe_ssl_error(exc: BaseException) -> str:
 
 
 # --- the handshake ---------------------------------------------------------
-
-
-class PeerClosed(Exception):
-    """The peer closed or reset the TCP connection."""
-
-    def __init__(self, reset: bool):
-        self.reset = reset
-        """True for a reset (RST), False for an orderly close."""
-        super().__init__(self.describe("during the handshake"))
-
-    def describe(self, when: str = "") -> str:
-        """``the server reset/closed the connection`` plus ``when``."""
-        verb = "reset" if self.reset else "closed"
-        return f"the server {verb} the connection" + (f" {when}" if when else "")
 
 
 async def send_pending(conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:

@@ -27,6 +27,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from certpager import __version__
+from certpager.errors import FailureKind as FailureKind
+from certpager.errors import HttpFailure as HttpFailure
 from certpager.formats import format_seconds
 from certpager.probe import findings as F
 from certpager.probe.model import Finding
@@ -44,21 +46,6 @@ NGINX_NO_CLIENT_CERT = "No required SSL certificate was sent"
 NGINX_BAD_CLIENT_CERT = "The SSL certificate error"
 #: One year, hstspreload.org's minimum max-age.
 PRELOAD_MIN_AGE = 31_536_000
-
-FailureKind = Literal[
-    "refused", "connect_timeout", "connect_failed", "timeout", "tls", "closed", "not_http", "too_large"
-]
-
-
-class HttpFailure(Exception):
-    """An HTTP exchange that did not produce a response, with the reason in words."""
-
-    def __init__(self, kind: FailureKind, message: str):
-        super().__init__(message)
-        self.kind: FailureKind = kind
-        """What went wrong, for callers that treat cases differently."""
-        self.message = message
-        """In plain words."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
-from certpager.errors import UserError
+from certpager.errors import TrustStoreError as TrustStoreError
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, read_input_file
 from certpager.text import printable
 
@@ -25,10 +25,6 @@ from certpager.text import printable
 #: dates, which analysis reports as their own findings (expired leaf, expired
 #: intermediate) instead of hiding them behind a generic "verify failed".
 NO_CHECK_TIME = 0x200000
-
-
-class TrustStoreError(UserError):
-    """A CA bundle cannot be read or holds no certificate (bad input: exit 3)."""
 
 
 @dataclass

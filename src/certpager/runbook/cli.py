@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TextIO
 
 from certpager.audit import AuditLog
-from certpager.commands import configure_run
 from certpager.config import Config, Endpoint, default_config_path, load_config
+from certpager.errors import HeadlessRefusedError as HeadlessRefusedError
 from certpager.errors import OutputError, UserError
 from certpager.formats import with_elapsed
 from certpager.runbook.engine import RunbookRun
@@ -65,15 +65,6 @@ EXIT_DECLINED = 1
 EXIT_FAILED = 2
 EXIT_BAD_INPUT = 3
 EXIT_CANCELLED = 130
-
-
-class HeadlessRefusedError(UserError):
-    """No terminal and not every confirmation is answered by ``--yes``/``--confirm``."""
-
-
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Add ``run``'s arguments (defined in :mod:`certpager.commands`, which stays import-light)."""
-    configure_run(p)
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:

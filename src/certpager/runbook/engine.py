@@ -47,6 +47,7 @@ from certpager import __version__
 from certpager.audit import AuditLog, LineRedactor, OutputCapture, Redactor, RunAudit, is_secret_key, operator
 from certpager.config import Settings
 from certpager.errors import AuditError, CertpagerError, HostKeyError, SSHError
+from certpager.errors import _Cancelled as _Cancelled
 from certpager.formats import format_seconds
 from certpager.probe.model import Finding
 from certpager.runbook.events import (
@@ -118,10 +119,6 @@ def plan_redactor(plan: Plan) -> Redactor:
 def new_run_id() -> str:
     """A unique, sortable run id: ``20261127T101500Z-1a2b3c``."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-class _Cancelled(Exception):
-    """Internal: the operator cancelled while the engine waited."""
 
 
 class RunbookRun:

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certpager.config import format_hostport
-from certpager.errors import RunLockedError, UserError
+from certpager.errors import LockDirError as LockDirError
+from certpager.errors import RunLockedError
 
 if TYPE_CHECKING:
     from certpager.config import Endpoint, Settings
@@ -47,10 +48,6 @@ LOCK_DIR_ENV = "CERTPAGER_LOCK_DIR"
 
 SYSTEM_LOCK_DIRS = (Path("/run/lock"), Path("/var/lock"), Path("/tmp"))
 """Machine-wide parents tried in order; the first that exists holds ``certpager`` locks."""
-
-
-class LockDirError(UserError):
-    """The run lock directory cannot be created or used (exit 3: fix the setting)."""
 
 
 def default_lock_dir(settings: Settings | None = None) -> Path:

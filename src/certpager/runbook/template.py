@@ -22,6 +22,7 @@ import shlex
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from certpager.errors import TemplateError as TemplateError
 from certpager.inputs import bad_char
 from certpager.runbook.model import FlagRule, Param, ParamType, Ref, Template
 from certpager.text import printable
@@ -49,6 +50,7 @@ OBSERVED_NAMES = frozenset(
         "probe", "cert", "report", "tls", "handshake",
     }
 )  # fmt: skip
+
 """Names that would denote values observed from a server: never variables."""
 
 SHELL_OPERATORS = frozenset({"&&", "||", "|", ";", "&", ">", ">>", "<", "<<", "2>&1", "2>", "|&", "(", ")"})
@@ -63,10 +65,6 @@ _K8S_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _K8S_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-
-
-class TemplateError(ValueError):
-    """A template string is malformed (the message says how)."""
 
 
 def parse_template(text: str) -> Template:
