@@ -61,12 +61,27 @@ def test_the_moved_classes_are_still_importable_where_they_were() -> None:
     from certpager.runbook.template import TemplateError
     from certpager.stored import StoredCertError
 
-    for cls in (AuditLocationError, InputFileError, TrustStoreError, HeadlessRefusedError, LockDirError):
+    user_errors: tuple[type[Exception], ...] = (
+        AuditLocationError,
+        InputFileError,
+        TrustStoreError,
+        HeadlessRefusedError,
+        LockDirError,
+    )
+    for cls in user_errors:
         assert issubclass(cls, UserError)  # bad input: exit 3, as before the move
-    for cls in (InputValueError, TemplateError, CertParseError):
+    value_errors: tuple[type[Exception], ...] = (InputValueError, TemplateError, CertParseError)
+    for cls in value_errors:
         assert issubclass(cls, ValueError)  # `except ValueError` still catches them
     assert issubclass(AiaRefused, AiaError)
-    for cls in (ContextError, PeerClosed, ResolveError, HttpFailure, StoredCertError):
+    probe_errors: tuple[type[Exception], ...] = (
+        ContextError,
+        PeerClosed,
+        ResolveError,
+        HttpFailure,
+        StoredCertError,
+    )
+    for cls in probe_errors:
         assert cls.__module__ == "certpager.errors"
 
 
