@@ -32,6 +32,7 @@ from certpager.errors import ContextError as ContextError
 from certpager.errors import PeerClosed as PeerClosed
 from certpager.errors import ResolveError as ResolveError
 from certpager.formats import format_seconds
+from certpager.probe import _openssl
 from certpager.probe.model import Handshake, Timings
 from certpager.probe.trust import TrustStore
 
@@ -104,35 +105,18 @@ def _watch_cert_requests(ctx: SSL.Context) -> bool:
 
     OpenSSL calls it on a client only when the server asks for a certificate, so a
     handshake with a server that does not ask pays nothing, where the info callback
-    (the public way, through pyOpenSSL) runs about 14 times per handshake: at 1000
-    endpoints that was 7% of the CPU time of a check. pyOpenSSL does not wrap
-    ``SSL_CTX_set_cert_cb``, so this reaches its bindings; when they are not what
-    this expects, it returns False and the caller keeps the info callback.
+    (the public way, through pyOpenSSL) runs on every state of every handshake (cost:
+    docs/performance.md). pyOpenSSL does not wrap ``SSL_CTX_set_cert_cb``: False when
+    :mod:`certpager.probe._openssl` cannot install it, and the caller keeps the info
+    callback.
     """
-    try:
-        from OpenSSL._util import ffi, lib
-
-        set_cert_cb = lib.SSL_CTX_set_cert_cb
-        raw_ctx = ctx._context
-        connections = SSL.Connection._reverse_mapping
-
-        def on_request(ssl: Any, _arg: Any) -> int:
-            conn = connections.get(ssl)
-            state = conn.get_app_data() if conn is not None else None
-            if isinstance(state, _State):
-                state.cert_requested = True
-            return 1  # go on: OpenSSL sends the configured certificate, or none
-
-        callback = ffi.callback("int (*)(SSL *, void *)", on_request, onerror=lambda *_: 1)
-        set_cert_cb(raw_ctx, callback, ffi.NULL)
-    except Exception:
-        return False
-    _CERT_CALLBACKS[id(ctx)] = callback  # alive as long as its context (cached below)
-    return True
+    return _openssl.on_certificate_request(ctx, _note_cert_request)
 
 
-#: cffi callbacks handed to OpenSSL, kept alive with their contexts.
-_CERT_CALLBACKS: dict[int, Any] = {}
+def _note_cert_request(conn: SSL.Connection) -> None:
+    state = conn.get_app_data()
+    if isinstance(state, _State):
+        state.cert_requested = True
 
 
 def _verify_callback(conn: SSL.Connection, cert: Any, errnum: int, depth: int, ok: int) -> bool:
@@ -146,8 +130,8 @@ def _verify_callback(conn: SSL.Connection, cert: Any, errnum: int, depth: int, o
 
 #: The groups OpenSSL 3.5+ offers by default, in its order, with one difference: a
 #: key share for X25519 only. OpenSSL's default also sends an X25519MLKEM768 share,
-#: whose key generation is about half the CPU time of a ClientHello (140 of 270 µs
-#: here) and is wasted on the many servers that cannot use it. A server that wants
+#: whose key generation is a large part of the CPU time of a ClientHello (figures:
+#: docs/performance.md) and is wasted on the many servers that cannot use it. A server that wants
 #: the hybrid still gets it: it is listed, and the server asks for its share with a
 #: HelloRetryRequest (one more round trip, same result). ``?`` skips a group this
 #: OpenSSL does not know.
@@ -160,12 +144,7 @@ KEY_EXCHANGE_GROUPS = (
 def _offer_groups(ctx: SSL.Context) -> bool:
     """Offer :data:`KEY_EXCHANGE_GROUPS`; False (library defaults kept) when this
     OpenSSL or pyOpenSSL's bindings cannot take the list."""
-    try:
-        from OpenSSL._util import lib
-
-        return bool(lib.SSL_CTX_set1_curves_list(ctx._context, KEY_EXCHANGE_GROUPS.encode()) == 1)
-    except Exception:
-        return False
+    return _openssl.set_groups(ctx, KEY_EXCHANGE_GROUPS)
 
 
 def _verify_result_reader() -> Callable[[SSL.Connection], int] | None:
@@ -176,20 +155,7 @@ def _verify_result_reader() -> Callable[[SSL.Connection], int] | None:
     not, and keeps the first error; reading it afterwards spares a Python callback
     per certificate (and a wrapper object for each) on every handshake.
     """
-    try:
-        from OpenSSL._util import lib
-
-        get = lib.SSL_get_verify_result
-        probe = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)
-        if get(probe._ssl) != 0:  # X509_V_OK before any handshake
-            return None
-    except Exception:
-        return None
-
-    def read(conn: SSL.Connection) -> int:
-        return int(get(conn._ssl))
-
-    return read
+    return _openssl.verify_result_reader()
 
 
 _NOT_READ: Any = object()
@@ -488,69 +454,28 @@ class _Chains:
         """``(owner, DER)`` of an object of :meth:`verified`; the owner keeps it alive."""
         if isinstance(obj, crypto.X509):
             return obj, crypto.dump_certificate(crypto.FILETYPE_ASN1, obj)
-        from OpenSSL._util import lib  # an OpenSSL pointer: see _key
-
-        if lib.X509_up_ref(obj) != 1:
-            raise SSL.Error("X509_up_ref failed")
-        cert = crypto.X509._from_raw_x509_ptr(obj)
+        cert = _openssl.wrap(obj)  # an OpenSSL pointer: see _key
         return cert, crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
 
 
-class _RawChains(_Chains):
-    """:class:`_Chains` read straight from OpenSSL: the stacks' own pointers, each
-    certificate encoded through a memory BIO, no wrapper objects: 10 instead of 38 µs
-    per handshake here; the public API wraps (and reference-counts) every certificate
-    of both chains."""
-
-    def __init__(self, ffi: Any, lib: Any):
-        self.ffi, self.lib = ffi, lib
-
-    def sent(self, conn: SSL.Connection) -> tuple[list[Any], tuple[bytes, ...]]:
-        objects = self._stack(self.lib.SSL_get_peer_cert_chain(conn._ssl))
-        return objects, tuple(self._der(x) for x in objects)
-
-    def verified(self, conn: SSL.Connection) -> list[Any]:
-        return self._stack(self.lib.SSL_get0_verified_chain(conn._ssl))
-
-    def keep(self, obj: Any) -> tuple[Any, bytes]:
-        if self.lib.X509_up_ref(obj) != 1:
-            raise SSL.Error("X509_up_ref failed")
-        return self.ffi.gc(obj, self.lib.X509_free), self._der(obj)
-
-    def _stack(self, stack: Any) -> list[Any]:
-        if stack == self.ffi.NULL:
-            return []
-        value = self.lib.sk_X509_value
-        return [value(stack, i) for i in range(self.lib.sk_X509_num(stack))]
-
-    def _der(self, obj: Any) -> bytes:
-        lib = self.lib
-        bio = lib.BIO_new(lib.BIO_s_mem())
-        if bio == self.ffi.NULL:
-            raise SSL.Error("BIO_new failed")
-        try:
-            if lib.i2d_X509_bio(bio, obj) != 1:
-                raise SSL.Error("i2d_X509_bio failed")
-            data = self.ffi.new("char **")
-            size = lib.BIO_get_mem_data(bio, data)
-            return bytes(self.ffi.buffer(data[0], size))
-        finally:
-            lib.BIO_free(bio)
+#: :class:`_Chains` read straight from OpenSSL (see :mod:`certpager.probe._openssl`).
+_RawChains = _openssl.RawChains
 
 
-_CHAINS: _Chains | None = None
+_CHAINS: _Chains | _RawChains | None = None
 
 
-def _chains(conn: SSL.Connection) -> _Chains:
+def _chains(conn: SSL.Connection) -> _Chains | _RawChains:
     """:class:`_RawChains` when pyOpenSSL's bindings offer what it needs and it reads
     the first connection's chain exactly as the public API does; else :class:`_Chains`."""
     global _CHAINS
     if _CHAINS is None:
         public = _Chains()
         try:
-            from OpenSSL._util import ffi, lib
-
-            raw = _RawChains(ffi, lib)
+            raw = _RawChains.create()
+            if raw is None:
+                _CHAINS = public
+                return public
             expected = public.sent(conn)
             if not expected[1]:
                 return public  # nothing to compare: decided on the next connection
@@ -561,6 +486,27 @@ def _chains(conn: SSL.Connection) -> _Chains:
         except Exception:
             _CHAINS = public
     return _CHAINS
+
+
+@dataclass(frozen=True)
+class FastPaths:
+    """Which shortcuts through pyOpenSSL's private bindings this process uses."""
+
+    bindings: bool
+    """pyOpenSSL's private bindings can be reached (:mod:`certpager.probe._openssl`)."""
+    verify_result: bool
+    """The verdict is read with ``SSL_get_verify_result`` (not a Python callback)."""
+    raw_chains: bool | None
+    """Chains are read from OpenSSL's stacks; None until a first chain decided it."""
+
+
+def fast_paths() -> FastPaths:
+    """The shortcuts in use now (for tests that must fail when one is lost)."""
+    return FastPaths(
+        bindings=_openssl.available(),
+        verify_result=_result_reader() is not None,
+        raw_chains=None if _CHAINS is None else isinstance(_CHAINS, _RawChains),
+    )
 
 
 #: Intermediates one context learns at most (each is one certificate in its store).
@@ -665,9 +611,7 @@ def _key(cert: crypto.X509) -> Any:
     return pointer if pointer is not None else cert
 
 
-def _pointer(cert: crypto.X509) -> Any:
-    """The OpenSSL object behind ``cert`` (None if pyOpenSSL hides it)."""
-    return getattr(cert, "_x509", None)
+_pointer = _openssl.pointer
 
 
 #: DER of trust anchors by their OpenSSL object, with an owner of that object that
@@ -676,7 +620,7 @@ _ANCHORS: dict[Any, tuple[Any, bytes]] = {}
 _MAX_ANCHORS = 512
 
 
-def _anchor_der(obj: Any, chains: _Chains) -> bytes:
+def _anchor_der(obj: Any, chains: _Chains | _RawChains) -> bytes:
     cached = _ANCHORS.get(obj)
     if cached is not None:
         return cached[1]
