@@ -1,7 +1,7 @@
 """The deeper checks that run after an endpoint's main handshakes.
 
-One hook, registered with the engine when :mod:`certpager.probe` is imported,
-refines every report within the endpoint's deadline:
+:func:`deep_checks`, which :func:`certpager.probe.engine.check_endpoint` calls when
+``deep`` is on, refines a report within the endpoint's deadline:
 
 - from what the main handshakes already hold (no network): ``backends_disagree``,
   ``pin_mismatch`` / ``pin_rotation_risk`` and the SPKI pin of every certificate,
@@ -30,7 +30,7 @@ from certpager.config import Endpoint
 from certpager.formats import format_seconds
 from certpager.probe import findings as F
 from certpager.probe.analysis import CertParseError, match_hostname, parse_cert
-from certpager.probe.engine import client_options, register_hook, with_backends, with_findings
+from certpager.probe.engine import client_options, with_backends, with_findings
 from certpager.probe.handshake import ClientOptions
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding
 from certpager.probe.trust import TrustStoreError, get_trust_store
@@ -645,7 +645,5 @@ async def _run_all(jobs: dict[str, Awaitable[Any]], timeout: float) -> dict[str,
             out[key] = task.result()
     return out
 
-
-register_hook(deep_checks)
 
 __all__ = ["backends_check", "client_auth_state", "deep_checks", "pin_check", "spki_pins"]
