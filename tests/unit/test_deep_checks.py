@@ -199,6 +199,26 @@ def test_client_auth_state(world, requested: bool, error: str | None, cert: str 
     assert deep.client_auth_state(b, ep) == state
 
 
+def test_every_deep_check_has_an_implementation() -> None:
+    assert set(deep.CHECKS) == set(deep.DeepCheck)
+
+
+def test_no_sni_findings_and_facts(world) -> None:  # type: ignore[no-untyped-def]
+    _pki, h, _trust, _now = world
+    other = parse_cert(h.leaf("default.test").der)
+    differs = deep.NoSniResult("differs", cert=other)
+    (finding,) = deep.no_sni_findings(differs, "app.test")
+    assert finding.code == "no_sni_cert_differs"
+    assert "default.test" in finding.message and "it does not cover app.test" in finding.message
+    assert differs.as_json()["certificate"]["sans"] == ["default.test"]  # type: ignore[index]
+    covered = deep.no_sni_findings(deep.NoSniResult("differs", cert=other), "default.test")
+    assert "does not cover" not in covered[0].message
+    assert deep.no_sni_findings(deep.NoSniResult("same", cert=other), "app.test") == ()
+    refused = deep.NoSniResult("refused", error="alert unrecognized name")
+    assert deep.no_sni_findings(refused, "app.test") == ()
+    assert refused.as_json() == {"state": "refused", "error": "alert unrecognized name"}
+
+
 def test_with_backends_keeps_earlier_endpoint_findings(world) -> None:  # type: ignore[no-untyped-def]
     _pki, h, _trust, now = world
     report = build_report(_ep(), [_backend(world, h.leaf("app.test"))], now)

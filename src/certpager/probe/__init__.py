@@ -1,6 +1,5 @@
 """Probe engine: fresh handshakes, chain and expiry analysis, endpoint reports."""
 
-from certpager.probe import deep  # noqa: F401 - importing it registers the deeper checks
 from certpager.probe.engine import check_endpoint, check_endpoints, sort_reports
 from certpager.probe.model import (
     BackendResult,

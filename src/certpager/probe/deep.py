@@ -1,7 +1,7 @@
 """The deeper checks that run after an endpoint's main handshakes.
 
-One hook, registered with the engine when :mod:`certpager.probe` is imported,
-refines every report within the endpoint's deadline:
+:func:`deep_checks`, which :func:`certpager.probe.engine.check_endpoint` calls when
+``deep`` is on, refines a report within the endpoint's deadline:
 
 - from what the main handshakes already hold (no network): ``backends_disagree``,
   ``pin_mismatch`` / ``pin_rotation_risk`` and the SPKI pin of every certificate,
@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import time
-from collections.abc import Awaitable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from certpager.config import Endpoint
 from certpager.formats import format_seconds
 from certpager.probe import findings as F
 from certpager.probe.analysis import CertParseError, match_hostname, parse_cert
-from certpager.probe.engine import client_options, register_hook, with_backends, with_findings
+from certpager.probe.engine import client_options, with_backends, with_findings
 from certpager.probe.handshake import ClientOptions
 from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding
 from certpager.probe.trust import TrustStoreError, get_trust_store
@@ -269,38 +270,54 @@ async def no_sni_hello(address: str, port: int, options: ClientOptions, timeout:
         return Hello(None, error=f"no answer within {format_seconds(timeout)}")
 
 
-async def no_sni_check(endpoint: Endpoint, primary: BackendResult, timeout: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NoSniResult:
+    """What a client that sends no SNI is served: ``same`` or ``differs`` (with the
+    certificate), ``refused`` or ``failed`` (with the error)."""
+
+    state: str
+    cert: CertInfo | None = None
+    error: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        if self.cert is None:
+            return {"state": self.state, "error": self.error}
+        return {"state": self.state, "certificate": _cert_facts(self.cert)}
+
+
+async def no_sni_check(endpoint: Endpoint, primary: BackendResult, timeout: float) -> NoSniResult:
     """The certificate served to a client that sends no SNI."""
     hs = primary.handshake
     options = ClientOptions(client_cert=endpoint.client_cert, client_key=endpoint.client_key, alpn=())
     hello = await no_sni_hello(hs.address, hs.port, options, timeout)
     if not hello.accepted or not hello.chain_der:
         state = "refused" if hello.accepted is False else "failed"
-        return {"state": state, "error": hello.error or "no certificate"}
+        return NoSniResult(state, error=hello.error or "no certificate")
     try:
         cert = parse_cert(hello.chain_der[0])
     except CertParseError as exc:
-        return {"state": "failed", "error": str(exc)}
+        return NoSniResult("failed", error=str(exc))
     leaf = _leaf(primary)
     same = leaf is not None and leaf.sha256 == cert.sha256
-    return {"state": "same" if same else "differs", "certificate": _cert_facts(cert), "_cert": cert}
+    return NoSniResult("same" if same else "differs", cert=cert)
 
 
-def _no_sni_finding(endpoint: Endpoint, facts: dict[str, Any]) -> list[Finding]:
-    cert = facts.get("_cert")
-    if facts.get("state") != "differs" or not isinstance(cert, CertInfo):
-        return []
-    covers = match_hostname(cert.sans, endpoint.verify_name)
+def no_sni_findings(result: NoSniResult, verify_name: str) -> tuple[Finding, ...]:
+    """``no_sni_cert_differs`` when a client without SNI gets another certificate."""
+    cert = result.cert
+    if result.state != "differs" or cert is None:
+        return ()
+    covers = match_hostname(cert.sans, verify_name)
     names = ", ".join(cert.sans[:4]) + (f" (+{len(cert.sans) - 4})" if len(cert.sans) > 4 else "")
-    note = "" if covers else f"; it does not cover {endpoint.verify_name}"
-    return [
+    note = "" if covers else f"; it does not cover {verify_name}"
+    return (
         F.make(
             "no_sni_cert_differs",
             f"without SNI the server sends another certificate: {cert.subject} (names: {names or 'none'}, "
             f"expires {cert.not_after:%Y-%m-%d}){note}. Clients that send no SNI (old clients, scripts "
             "connecting by IP, some health checks) see that one",
-        )
-    ]
+        ),
+    )
 
 
 def _chain_incomplete_rewrite(b: BackendResult, aia: AiaResult, leaf_sha: str) -> BackendResult:
@@ -314,27 +331,55 @@ def _chain_incomplete_rewrite(b: BackendResult, aia: AiaResult, leaf_sha: str) -
     return replace(b, findings=findings)
 
 
-# --- the hook ----------------------------------------------------------------------------
+# --- the orchestrator ----------------------------------------------------------------------
 
 
-async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: float) -> EndpointReport:
-    """Refine ``report`` with every deeper check, all done by ``deadline`` (loop time)."""
-    loop = asyncio.get_running_loop()
-    if not any(b.handshake.ok for b in report.backends):
-        return report
+class DeepCheck(enum.Enum):
+    """The deeper checks over extra connections, in the order they are assembled."""
 
-    def left() -> float:
-        return max(deadline - loop.time(), 0.0)
+    PROTOCOLS = "protocols"
+    NO_SNI = "no_sni"
+    HTTP = "http"
+    AIA = "aia"
 
-    added: dict[int, list[Finding]] = {i: [] for i in range(len(report.backends))}
-    bextra: dict[int, dict[str, object]] = {i: {} for i in range(len(report.backends))}
-    endpoint_findings: list[Finding] = []
-    facts: dict[str, object] = {}
-    primary = report.primary
-    assert primary is not None
 
-    # No network: mTLS facts, pins, backends, SPKI pins.
-    replace_codes: dict[int, set[str]] = {}
+@dataclass
+class _Run:
+    """One run of the deeper checks over one report: what the checks read and what they add."""
+
+    endpoint: Endpoint
+    report: EndpointReport
+    primary: BackendResult
+    budget: float
+    added: dict[int, list[Finding]]
+    bextra: dict[int, dict[str, object]]
+    replace_codes: dict[int, set[str]] = field(default_factory=dict)
+    endpoint_findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, object] = field(default_factory=dict)
+    worst_auth: str = "not_requested"
+    backends: list[BackendResult] = field(default_factory=list)
+    want_hsts: bool = False
+    auth_over_http: bool = False
+
+    @property
+    def primary_index(self) -> int:
+        return self.report.backends.index(self.primary)
+
+
+Jobs = dict[str, Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One deeper check: the jobs it starts, then how their results refine the run."""
+
+    start: Callable[[_Run], Jobs]
+    assemble: Callable[[_Run, dict[str, Any]], None]
+
+
+def _local_checks(run: _Run) -> None:
+    """No network: mTLS facts, pins, backends, SPKI pins."""
+    endpoint, report = run.endpoint, run.report
     names: list[str] = []
     states: list[str] = []
     for i, b in enumerate(report.backends):
@@ -342,63 +387,116 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
             continue
         found, f_facts = _client_auth(b, endpoint)
         if found:
-            replace_codes.setdefault(i, set()).add("client_cert_required")
-            added[i].extend(found)
-        bextra[i].update(f_facts)
+            run.replace_codes.setdefault(i, set()).add("client_cert_required")
+            run.added[i].extend(found)
+        run.bextra[i].update(f_facts)
         states.append(str(f_facts["client_auth"]))
         names.extend(n for n in b.handshake.client_ca_names if n not in names)
         if endpoint.pins:
             found, p_facts = pin_check(b, endpoint.pins)
-            added[i].extend(found)
-            bextra[i].update(p_facts)
-    worst_auth = max(
+            run.added[i].extend(found)
+            run.bextra[i].update(p_facts)
+    run.worst_auth = max(
         states or ["not_requested"],
         key=["not_requested", "accepted", "optional", "required", "rejected"].index,
     )
-    facts["client_auth"] = worst_auth
-    facts["client_ca_names"] = names
+    run.facts["client_auth"] = run.worst_auth
+    run.facts["client_ca_names"] = names
     found, b_facts = backends_check(report)
-    endpoint_findings.extend(found)
-    facts.update(b_facts)
-    facts["spki_pins"] = spki_pins(report)
+    run.endpoint_findings.extend(found)
+    run.facts.update(b_facts)
+    run.facts["spki_pins"] = spki_pins(report)
 
-    # Over the network, concurrently, within the deadline. Each job gets a little
-    # less than what is left so that it reports its own timeout (a fact with
-    # words) before the deadline cancels it.
-    budget = max(left() - JOB_MARGIN, 0.01)
-    jobs: dict[str, Awaitable[Any]] = {}
-    opts = client_options(endpoint)
-    if endpoint.check_protocols:
-        from certpager.probe.protocols import probe_protocols
 
-        for i, b in enumerate(report.backends):
-            if b.handshake.ok:
-                hs = b.handshake
-                jobs[f"protocols:{i}"] = probe_protocols(
-                    hs.address, hs.port, hs.sni, hs, timeout=budget, client=opts
-                )
-    if endpoint.check_no_sni and endpoint.server_name:
-        jobs["no_sni"] = no_sni_check(endpoint, primary, budget)
+def _protocols_start(run: _Run) -> Jobs:
+    if not run.endpoint.check_protocols:
+        return {}
+    from certpager.probe.protocols import probe_protocols
+
+    opts = client_options(run.endpoint)
+    jobs: Jobs = {}
+    for i, b in enumerate(run.report.backends):
+        if b.handshake.ok:
+            hs = b.handshake
+            jobs[f"protocols:{i}"] = probe_protocols(
+                hs.address, hs.port, hs.sni, hs, timeout=run.budget, client=opts
+            )
+    return jobs
+
+
+def _protocols_assemble(run: _Run, results: dict[str, Any]) -> None:
+    if not run.endpoint.check_protocols:
+        run.facts["protocols"] = "not checked (check_protocols is off)"
+        return
+    from certpager.probe.protocols import ProtocolReport, known_from_main, merge_versions
+
+    protocol_reports: list[ProtocolReport] = []
+    for key, value in results.items():
+        if not key.startswith("protocols:"):
+            continue
+        i = int(key.split(":", 1)[1])
+        if isinstance(value, ProtocolReport):
+            protocol_reports.append(value)
+            run.added[i].extend(value.findings)
+            run.bextra[i].update(value.as_json())
+        else:  # cancelled at the deadline: keep what the main handshake proved
+            hs = run.report.backends[i].handshake
+            versions, notes = known_from_main(hs)
+            for v, state in versions.items():
+                if state == "not_tested":
+                    versions[v], notes[v] = "inconclusive", str(value)
+            fallback = ProtocolReport(versions=versions, notes=notes, negotiated=hs.cipher)
+            protocol_reports.append(fallback)
+            run.bextra[i].update(fallback.as_json())
+    if protocol_reports:
+        merged = merge_versions(protocol_reports)
+        run.facts["protocols"] = merged
+        run.facts["protocols_accepted"] = [v for v, s in merged.items() if s == "accepted"]
+        run.facts["protocol_notes"] = {
+            k: v for r in protocol_reports for k, v in r.notes.items() if k == "SSLv3"
+        }
+
+
+def _no_sni_start(run: _Run) -> Jobs:
+    if run.endpoint.check_no_sni and run.endpoint.server_name:
+        return {"no_sni": no_sni_check(run.endpoint, run.primary, run.budget)}
+    return {}
+
+
+def _no_sni_assemble(run: _Run, results: dict[str, Any]) -> None:
+    if "no_sni" in results:
+        value = results["no_sni"]
+        if isinstance(value, NoSniResult):
+            run.endpoint_findings.extend(no_sni_findings(value, run.endpoint.verify_name))
+            run.facts["no_sni"] = value.as_json()
+        else:
+            run.facts["no_sni"] = {"state": "failed", "error": str(value)}
+    elif not run.endpoint.server_name:
+        run.facts["no_sni"] = {"state": "skipped", "error": "the endpoint itself sends no SNI"}
+
+
+def _http_start(run: _Run) -> Jobs:
+    endpoint, primary = run.endpoint, run.primary
+    jobs: Jobs = {}
     http = endpoint.http
     if http is not None:
-        address = primary.handshake.address
         if http.redirect:
             from certpager.probe.http import check_redirect
 
             jobs["redirect"] = check_redirect(
-                address, http.port, endpoint.verify_name, http.path, timeout=budget
+                primary.handshake.address, http.port, endpoint.verify_name, http.path, timeout=run.budget
             )
     else:
-        facts["http"] = {"state": "skipped", "detail": "HTTP checks are off for this endpoint"}
+        run.facts["http"] = {"state": "skipped", "detail": "HTTP checks are off for this endpoint"}
     # One HTTPS request serves two purposes: the HSTS header, and the verdict on the
     # client certificate of servers that finish the handshake and refuse over HTTP
     # (nginx's ssl_verify_client answers 400 instead of failing the handshake).
-    primary_auth = str(bextra[report.backends.index(primary)].get("client_auth", "not_requested"))
-    auth_over_http = primary_auth in ("optional", "accepted")
-    want_hsts = http is not None and http.hsts and worst_auth not in ("required", "rejected")
-    if http is not None and http.hsts and not want_hsts:
-        facts["hsts"] = _hsts_skipped(http.hsts_min_days, worst_auth)
-    if want_hsts or auth_over_http:
+    primary_auth = str(run.bextra[run.primary_index].get("client_auth", "not_requested"))
+    run.auth_over_http = primary_auth in ("optional", "accepted")
+    run.want_hsts = http is not None and http.hsts and run.worst_auth not in ("required", "rejected")
+    if http is not None and http.hsts and not run.want_hsts:
+        run.facts["hsts"] = _hsts_skipped(http.hsts_min_days, run.worst_auth)
+    if run.want_hsts or run.auth_over_http:
         from certpager.probe.http import fetch_https
 
         jobs["https"] = fetch_https(
@@ -407,162 +505,175 @@ async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: floa
             endpoint.verify_name,
             endpoint.server_name,
             http.path if http is not None else "/",
-            timeout=budget if want_hsts else min(budget, CLIENT_AUTH_HTTP_WAIT),
+            timeout=run.budget if run.want_hsts else min(run.budget, CLIENT_AUTH_HTTP_WAIT),
             client_cert=endpoint.client_cert,
             client_key=endpoint.client_key,
         )
-    incomplete = any(f.code == "chain_incomplete" for f in primary.findings)
-    if incomplete and endpoint.fetch_aia:
-        try:
-            trust = get_trust_store(endpoint.ca_file)
-        except TrustStoreError:
-            trust = None
-        if trust is not None:
-            from certpager.probe.aia import explain_incomplete
+    return jobs
 
-            jobs["aia"] = explain_incomplete(
-                primary.handshake.chain_der,
-                endpoint.verify_name,
-                report.checked_at,
-                trust,
-                endpoint.thresholds,
-                timeout=budget,
-                endpoint_address=primary.handshake.address,
-                policy=endpoint.aia_private,
-            )
 
-    results = await _run_all(jobs, left())
+def _client_auth_http_assemble(run: _Run, results: dict[str, Any]) -> None:
+    """The verdict on the client certificate from the HTTPS answer, when it decides one."""
+    from certpager.probe.http import HttpFailure, HttpResponse, client_auth_verdict
 
-    # Assemble.
-    if endpoint.check_protocols:
-        from certpager.probe.protocols import ProtocolReport, known_from_main, merge_versions
+    answer = results.get("https")
+    verdict = client_auth_verdict(answer) if run.auth_over_http and _is_answer(answer) else None
+    if run.auth_over_http and "https" in results:
+        run.facts["client_auth_http"] = {
+            "status": answer.status if isinstance(answer, HttpResponse) else None,
+            "verdict": verdict[0] if verdict else None,
+            "detail": verdict[1]
+            if verdict
+            else (answer.message if isinstance(answer, HttpFailure) else None),
+        }
+    if verdict is None:
+        return
+    pi = run.primary_index
+    auth = "rejected" if run.endpoint.client_cert else verdict[0]
+    found = _client_auth_over_http(run.primary, run.endpoint, auth, verdict[1])
+    run.added[pi] = [f for f in run.added[pi] if f.code != "client_cert_required"] + found
+    run.replace_codes.setdefault(pi, set()).add("client_cert_required")
+    run.bextra[pi]["client_auth"] = auth
+    run.facts["client_auth"] = auth
+    http = run.endpoint.http
+    if run.want_hsts and http is not None:
+        run.want_hsts = False
+        run.facts["hsts"] = _hsts_skipped(http.hsts_min_days, auth)
 
-        protocol_reports: list[ProtocolReport] = []
-        for key, value in results.items():
-            if not key.startswith("protocols:"):
-                continue
-            i = int(key.split(":", 1)[1])
-            if isinstance(value, ProtocolReport):
-                protocol_reports.append(value)
-                added[i].extend(value.findings)
-                bextra[i].update(value.as_json())
-            else:  # cancelled at the deadline: keep what the main handshake proved
-                versions, notes = known_from_main(report.backends[i].handshake)
-                for v, state in versions.items():
-                    if state == "not_tested":
-                        versions[v], notes[v] = "inconclusive", str(value)
-                fallback = ProtocolReport(
-                    versions=versions, notes=notes, negotiated=report.backends[i].handshake.cipher
-                )
-                protocol_reports.append(fallback)
-                bextra[i].update(fallback.as_json())
-        if protocol_reports:
-            versions = merge_versions(protocol_reports)
-            facts["protocols"] = versions
-            facts["protocols_accepted"] = [v for v, s in versions.items() if s == "accepted"]
-            facts["protocol_notes"] = {
-                k: v for r in protocol_reports for k, v in r.notes.items() if k == "SSLv3"
-            }
-    else:
-        facts["protocols"] = "not checked (check_protocols is off)"
 
-    if "no_sni" in results:
-        value = results["no_sni"]
-        if isinstance(value, dict):
-            endpoint_findings.extend(_no_sni_finding(endpoint, value))
-            facts["no_sni"] = {k: v for k, v in value.items() if not k.startswith("_")}
+def _http_assemble(run: _Run, results: dict[str, Any]) -> None:
+    http = run.endpoint.http
+    if http is None and "https" not in results:
+        return
+    from certpager.probe.http import HstsResult, RedirectResult, hsts_of, http_findings
+
+    _client_auth_http_assemble(run, results)
+    if http is None:
+        return
+    answer = results.get("https")
+    redirect = results.get("redirect")
+    redirect_r = redirect if isinstance(redirect, RedirectResult) else None
+    hsts_r: HstsResult | None = None
+    if run.want_hsts and "https" in results:
+        if _is_answer(answer):
+            hsts_r = hsts_of(answer, http.hsts_min_days)
         else:
-            facts["no_sni"] = {"state": "failed", "error": str(value)}
-    elif not endpoint.server_name:
-        facts["no_sni"] = {"state": "skipped", "error": "the endpoint itself sends no SNI"}
-
-    if http is not None or "https" in results:
-        from certpager.probe.http import (
-            HstsResult,
-            HttpFailure,
-            HttpResponse,
-            RedirectResult,
-            client_auth_verdict,
-            hsts_of,
-            http_findings,
+            hsts_r = HstsResult("failed", detail=str(answer), min_days=http.hsts_min_days)
+    if "redirect" in results:
+        run.facts["redirect"] = (
+            redirect_r.as_json() if redirect_r else {"state": "failed", "detail": str(redirect)}
+        )
+    if hsts_r is not None:
+        hsts_facts = hsts_r.as_json()
+        if hsts_r.state in ("ok", "short"):
+            missing = list(hsts_r.preload_missing)
+            if redirect_r is not None and redirect_r.state not in ("redirects", "closed"):
+                missing.append("an HTTP to HTTPS redirect on the same host")
+            hsts_facts = {**hsts_facts, "preload_ready": not missing, "preload_missing": missing}
+        run.facts["hsts"] = hsts_facts
+    run.endpoint_findings.extend(
+        http_findings(redirect_r, hsts_r, run.endpoint.verify_name, run.primary.handshake.port)
+    )
+    if "redirect" in results and redirect_r is None:
+        run.endpoint_findings.append(
+            F.make("http_check_failed", f"the redirect check did not complete: {redirect}")
         )
 
-        answer = results.get("https")
-        verdict = client_auth_verdict(answer) if auth_over_http and _is_answer(answer) else None
-        if auth_over_http and "https" in results:
-            facts["client_auth_http"] = {
-                "status": answer.status if isinstance(answer, HttpResponse) else None,
-                "verdict": verdict[0] if verdict else None,
-                "detail": verdict[1]
-                if verdict
-                else (answer.message if isinstance(answer, HttpFailure) else None),
-            }
-        if verdict is not None:
-            pi = report.backends.index(primary)
-            auth = "rejected" if endpoint.client_cert else verdict[0]
-            found = _client_auth_over_http(primary, endpoint, auth, verdict[1])
-            added[pi] = [f for f in added[pi] if f.code != "client_cert_required"] + found
-            replace_codes.setdefault(pi, set()).add("client_cert_required")
-            bextra[pi]["client_auth"] = auth
-            facts["client_auth"] = auth
-            if want_hsts and http is not None:
-                want_hsts = False
-                facts["hsts"] = _hsts_skipped(http.hsts_min_days, auth)
-        redirect = results.get("redirect")
-        redirect_r = redirect if isinstance(redirect, RedirectResult) else None
-        hsts_r: HstsResult | None = None
-        if want_hsts and http is not None and "https" in results:
-            if _is_answer(answer):
-                hsts_r = hsts_of(answer, http.hsts_min_days)
-            else:
-                hsts_r = HstsResult("failed", detail=str(answer), min_days=http.hsts_min_days)
-        if http is not None:
-            if "redirect" in results:
-                facts["redirect"] = (
-                    redirect_r.as_json() if redirect_r else {"state": "failed", "detail": str(redirect)}
-                )
-            if hsts_r is not None:
-                facts["hsts"] = hsts_r.as_json()
-            if hsts_r is not None and hsts_r.state in ("ok", "short"):
-                missing = list(hsts_r.preload_missing)
-                if redirect_r is not None and redirect_r.state not in ("redirects", "closed"):
-                    missing.append("an HTTP to HTTPS redirect on the same host")
-                hsts_facts = dict(facts["hsts"])  # type: ignore[call-overload]
-                hsts_facts["preload_ready"] = not missing
-                hsts_facts["preload_missing"] = missing
-                facts["hsts"] = hsts_facts
-            endpoint_findings.extend(
-                http_findings(redirect_r, hsts_r, endpoint.verify_name, primary.handshake.port)
-            )
-            if "redirect" in results and redirect_r is None:
-                endpoint_findings.append(
-                    F.make("http_check_failed", f"the redirect check did not complete: {redirect}")
-                )
 
-    backends = list(report.backends)
-    if "aia" in results:
-        from certpager.probe.aia import AiaResult
+def _aia_start(run: _Run) -> Jobs:
+    endpoint, primary = run.endpoint, run.primary
+    incomplete = any(f.code == "chain_incomplete" for f in primary.findings)
+    if not (incomplete and endpoint.fetch_aia):
+        return {}
+    try:
+        trust = get_trust_store(endpoint.ca_file)
+    except TrustStoreError:
+        return {}
+    from certpager.probe.aia import explain_incomplete
 
-        aia = results["aia"]
-        if isinstance(aia, AiaResult):
-            facts["aia"] = aia.as_json()
-            leaf = _leaf(primary)
-            if leaf is not None and aia.state != "no_url":  # the analysis already says "no AIA URL"
-                backends = [_chain_incomplete_rewrite(b, aia, leaf.sha256) for b in backends]
-        else:
-            facts["aia"] = {"state": "fetch_failed", "detail": str(aia)}
+    return {
+        "aia": explain_incomplete(
+            primary.handshake.chain_der,
+            endpoint.verify_name,
+            run.report.checked_at,
+            trust,
+            endpoint.thresholds,
+            timeout=run.budget,
+            endpoint_address=primary.handshake.address,
+            policy=endpoint.aia_private,
+        )
+    }
 
-    if not replace_codes and not any(added.values()) and backends == list(report.backends):
+
+def _aia_assemble(run: _Run, results: dict[str, Any]) -> None:
+    if "aia" not in results:
+        return
+    from certpager.probe.aia import AiaResult
+
+    aia = results["aia"]
+    if not isinstance(aia, AiaResult):
+        run.facts["aia"] = {"state": "fetch_failed", "detail": str(aia)}
+        return
+    run.facts["aia"] = aia.as_json()
+    leaf = _leaf(run.primary)
+    if leaf is not None and aia.state != "no_url":  # the analysis already says "no AIA URL"
+        run.backends = [_chain_incomplete_rewrite(b, aia, leaf.sha256) for b in run.backends]
+
+
+#: Every deeper check over extra connections and its implementation.
+CHECKS: dict[DeepCheck, _Check] = {
+    DeepCheck.PROTOCOLS: _Check(_protocols_start, _protocols_assemble),
+    DeepCheck.NO_SNI: _Check(_no_sni_start, _no_sni_assemble),
+    DeepCheck.HTTP: _Check(_http_start, _http_assemble),
+    DeepCheck.AIA: _Check(_aia_start, _aia_assemble),
+}
+
+
+async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: float) -> EndpointReport:
+    """Refine ``report`` with every deeper check, all done by ``deadline`` (loop time)."""
+    loop = asyncio.get_running_loop()
+    if not any(b.handshake.ok for b in report.backends):
+        return report
+    primary = report.primary
+    assert primary is not None
+    n = len(report.backends)
+    run = _Run(
+        endpoint,
+        report,
+        primary,
+        budget=0.0,
+        added={i: [] for i in range(n)},
+        bextra={i: {} for i in range(n)},
+        backends=list(report.backends),
+    )
+    _local_checks(run)
+    # Over the network, concurrently, within the deadline. Each job gets a little
+    # less than what is left so that it reports its own timeout (a fact with
+    # words) before the deadline cancels it.
+    run.budget = max(deadline - loop.time() - JOB_MARGIN, 0.01)
+    jobs: Jobs = {}
+    for check in CHECKS.values():
+        jobs.update(check.start(run))
+    results = await _run_all(jobs, max(deadline - loop.time(), 0.0))
+    for check in CHECKS.values():
+        check.assemble(run, results)
+    return _merge(run)
+
+
+def _merge(run: _Run) -> EndpointReport:
+    """The report refined with what the checks added."""
+    report, backends = run.report, run.backends
+    if not run.replace_codes and not any(run.added.values()) and backends == list(report.backends):
         # No backend's findings changed (the usual case): the merged findings stay as they
         # are, so only the new facts and the endpoint-level findings are added.
-        facts_only = [replace(b, extra={**b.extra, **bextra[i]}) for i, b in enumerate(backends)]
-        return with_findings(replace(report, backends=tuple(facts_only)), endpoint_findings, facts)
+        facts_only = [replace(b, extra={**b.extra, **run.bextra[i]}) for i, b in enumerate(backends)]
+        return with_findings(replace(report, backends=tuple(facts_only)), run.endpoint_findings, run.facts)
     new_backends = []
     for i, b in enumerate(backends):
-        drop = replace_codes.get(i, set())
+        drop = run.replace_codes.get(i, set())
         kept = tuple(f for f in b.findings if f.code not in drop)
-        new_backends.append(replace(b, findings=(*kept, *added[i]), extra={**b.extra, **bextra[i]}))
-    return with_backends(report, new_backends, endpoint_findings, facts)
+        new_backends.append(replace(b, findings=(*kept, *run.added[i]), extra={**b.extra, **run.bextra[i]}))
+    return with_backends(report, new_backends, run.endpoint_findings, run.facts)
 
 
 def _is_answer(value: object) -> TypeGuard[HttpResponse | HttpFailure]:
@@ -646,6 +757,14 @@ async def _run_all(jobs: dict[str, Awaitable[Any]], timeout: float) -> dict[str,
     return out
 
 
-register_hook(deep_checks)
-
-__all__ = ["backends_check", "client_auth_state", "deep_checks", "pin_check", "spki_pins"]
+__all__ = [
+    "CHECKS",
+    "DeepCheck",
+    "NoSniResult",
+    "backends_check",
+    "client_auth_state",
+    "deep_checks",
+    "no_sni_findings",
+    "pin_check",
+    "spki_pins",
+]

@@ -30,17 +30,6 @@ from certpager.probe.model import (
 )
 from certpager.probe.trust import TrustStore, TrustStoreError, get_trust_store
 
-#: Extra checks run after the main handshakes (deeper checks register here):
-#: ``async (endpoint, report, deadline) -> report``.
-ReportHook = Callable[[Endpoint, EndpointReport, float], Awaitable[EndpointReport]]
-_HOOKS: list[ReportHook] = []
-
-
-def register_hook(hook: ReportHook) -> None:
-    """Add a deeper check that refines reports (protocols, HTTP, pins...)."""
-    if hook not in _HOOKS:
-        _HOOKS.append(hook)
-
 
 def client_options(endpoint: Endpoint) -> ClientOptions:
     """The default probe's client settings for ``endpoint``."""
@@ -228,7 +217,8 @@ async def check_endpoint(
         endpoint: what to check.
         settings: global settings (DNS timeout).
         now: the time to judge expiry at (default: the moment the check starts).
-        deep: also run the registered deeper checks.
+        deep: also run the deeper checks the endpoint's flags turn on
+            (:func:`certpager.probe.deep.deep_checks`).
     """
     settings = settings or Settings()
     checked_at = now or datetime.now(UTC)
@@ -284,16 +274,14 @@ async def check_endpoint(
         report = build_report(
             endpoint, [backend_result(endpoint, hs, checked_at) for hs in handshakes], checked_at
         )
-        if deep:
-            for hook in _HOOKS:
-                if loop.time() >= deadline:
-                    break
-                try:
-                    report = await hook(endpoint, report, deadline)
-                except Exception as exc:
-                    report = with_findings(
-                        report, [], {f"{hook.__name__}_error": f"{type(exc).__name__}: {exc}"}
-                    )
+        if deep and loop.time() < deadline:
+            # Imported here, not at the top: the deeper checks build on this module's helpers.
+            from certpager.probe.deep import deep_checks
+
+            try:
+                report = await deep_checks(endpoint, report, deadline)
+            except Exception as exc:
+                report = with_findings(report, [], {"deep_checks_error": f"{type(exc).__name__}: {exc}"})
         return report
     except Exception as exc:
         hs = Handshake(
@@ -384,7 +372,6 @@ __all__ = [
     "check_endpoint",
     "check_endpoints",
     "merge_findings",
-    "register_hook",
     "sort_reports",
     "stream_endpoints",
     "with_backends",
