@@ -164,8 +164,6 @@ class ChainTree(Tree[CertInfo | None]):
             for n in self._tree_nodes.values()
             if isinstance(n.data, CertInfo) and not n.is_expanded
         }
-        if self.scrollable_content_region.width <= 0:
-            return  # not laid out yet: its first Resize builds it, at the width it has
         line = self.cursor_line
         self._built_width = self._text_width()
         self.clear()
