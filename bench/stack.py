@@ -167,25 +167,6 @@ def make_certs(
     return root_path, leaves
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports the kernel says are free right now.
-
-    All sockets are held open until every port is chosen, so the kernel never
-    hands the same port out twice; another process may still take one before
-    nginx binds it (nginx then fails to start and the caller retries).
-    """
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def nginx_conf(prefix: Path, leaves: list[Leaf], workers: int) -> str:
     """The nginx configuration: one ``server`` per leaf on its own port."""
     connections = max(1024, 4 * len(leaves))

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 from tests.support import nginx as nginx_support
-from tests.support.nginx import Nginx, Site, free_port
+from tests.support.nginx import Nginx, Site
 from tests.support.pki import PKI, Hierarchy
 
 from certpager.config import Endpoint
+from certpager.lab.ports import free_port
 from certpager.probe.engine import check_endpoint
 from certpager.probe.model import EndpointReport, Status
 

@@ -40,9 +40,10 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tests.support.pebble import Pebble, key_pem, make_ca, make_leaf, pem
-from tests.support.sshd import Sshd, free_port, require_binary, wait_port
+from tests.support.sshd import Sshd, require_binary, wait_port
 
 from certpager.formats import format_serial
+from certpager.lab.ports import free_port
 
 DOMAIN = "app.test"
 NGINX = "/usr/sbin/nginx"

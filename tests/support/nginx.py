@@ -24,6 +24,8 @@ from types import TracebackType
 
 import pytest
 
+from certpager.lab.ports import free_port
+
 INSTALL_HINT = "apt-get install -y nginx (Debian's nginx; .ci/run and scripts/test.sh install it)"
 
 
@@ -57,12 +59,6 @@ class Site:
     """Listening port; 0 picks a free one at start."""
     extra: str = ""
     """More directives inside the server block."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -26,7 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from tests.support.sshd import free_port, require_binary, wait_port
+from tests.support.sshd import require_binary, wait_port
+
+from certpager.lab.ports import free_port
 
 INSTALL_HINT = "apt-get install -y pebble certbot (Debian's pebble ships pebble-challtestsrv too)"
 

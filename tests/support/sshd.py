@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from certpager.config import SSHTarget
+from certpager.lab.ports import free_port
 
 SSHD = "/usr/sbin/sshd"
 INSTALL_HINT = "apt-get install -y openssh-server (Debian's OpenSSH server and client)"
@@ -33,13 +34,6 @@ def require_binary(path: str, hint: str) -> str:
     if not os.access(path, os.X_OK):
         pytest.fail(f"{path} is missing: {hint}", pytrace=False)
     return path
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> bool:
