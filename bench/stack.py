@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from certpager.lab import process
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -249,28 +250,16 @@ class NginxStack:
         test = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, timeout=120)
         if test.returncode != 0:
             raise RuntimeError(f"nginx -t failed: {test.stderr.strip()}")
-        log = (self.prefix / "logs" / "stdout.log").open("wb")
-        try:
-            # Own session: a Ctrl-C in the terminal reaches us, and we stop nginx ourselves.
-            self.proc = subprocess.Popen(
-                base, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        finally:
-            log.close()
+        (self.prefix / "logs" / "stdout.log").unlink(missing_ok=True)
+        # Own session: a Ctrl-C in the terminal reaches us, and we stop nginx ourselves.
+        self.proc = process.spawn(base, log=self.prefix / "logs" / "stdout.log", new_session=True)
         deadline = time.monotonic() + ready_timeout
-        pending = {leaf.port for leaf in self.leaves}
-        while pending:
+        ports = [leaf.port for leaf in self.leaves]
+        if not process.wait_ready(self.proc, process.ports_accepting(ports), ready_timeout):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nginx exited with {self.proc.returncode}: {self.error_log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nginx: {len(pending)} ports not accepting after {ready_timeout:g} s")
-            for port in list(pending):
-                with socket.socket() as s:
-                    s.settimeout(0.5)
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        pending.discard(port)
-            if pending:
-                time.sleep(0.05)
+            pending = [p for p in ports if not process.port_accepts(p)]
+            raise RuntimeError(f"nginx: {len(pending)} ports not accepting after {ready_timeout:g} s")
         # The listening sockets accept before the workers exist: wait for them too.
         while True:
             self.worker_pids = [p for p in _children(self.proc.pid) if _is_nginx(p)]
@@ -302,15 +291,7 @@ class NginxStack:
         if proc is None:
             return
         workers = sorted(set(self.worker_pids) | set(_children(proc.pid)))
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(timeout=grace)
+        process.stop(proc, grace)
         # Workers are reparented if the master died hard: end only those we saw.
         for pid in workers:
             if _is_nginx(pid):

@@ -43,6 +43,7 @@ from tests.support.pebble import Pebble, key_pem, make_ca, make_leaf, pem
 from tests.support.sshd import Sshd, require_binary, wait_port
 
 from certpager.formats import format_serial
+from certpager.lab import process
 from certpager.lab.ports import free_port
 
 DOMAIN = "app.test"
@@ -261,13 +262,10 @@ http {{
             self.https_port, self.http_port = free_port(), free_port()
             self._write_nginx_conf()
             self._nginx("-t", "-q")
-            with (self.nginx_prefix / "logs" / "stderr.log").open("ab") as log:
-                self.nginx_proc = subprocess.Popen(
-                    [NGINX, *self.nginx_words(), "-g", "daemon off;"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                )
+            self.nginx_proc = process.spawn(
+                [NGINX, *self.nginx_words(), "-g", "daemon off;"],
+                log=self.nginx_prefix / "logs" / "stderr.log",
+            )
             if wait_port(self.https_port, self.nginx_proc) and wait_port(self.http_port, self.nginx_proc):
                 return
             self._stop_nginx()
@@ -281,13 +279,7 @@ http {{
 
     def _stop_nginx(self) -> None:
         proc, self.nginx_proc = self.nginx_proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        process.stop(proc, 5)
 
     # ---------------------------------------------------------------- certbot
 

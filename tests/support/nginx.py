@@ -15,15 +15,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import pytest
 
+from certpager.lab import process
 from certpager.lab.ports import free_port
 
 INSTALL_HINT = "apt-get install -y nginx (Debian's nginx; .ci/run and scripts/test.sh install it)"
@@ -146,17 +145,12 @@ http {{
         for attempt in range(3):
             self.write_config()
             self.test_config()
-            log = (self.prefix / "logs" / "stderr.log").open("ab")
-            try:
-                self.proc = subprocess.Popen(
-                    [*self._args(), "-g", "daemon off;"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                )
-            finally:
-                log.close()
-            if self._wait_ready(timeout):
+            self.proc = process.spawn(
+                [*self._args(), "-g", "daemon off;"], log=self.prefix / "logs" / "stderr.log"
+            )
+            if process.wait_ready(
+                self.proc, process.ports_accepting([s.port for s in self.sites], self.host), timeout
+            ):
                 return self
             # Most likely a port taken between picking and binding (other jobs share the machine).
             self.stop()
@@ -165,22 +159,6 @@ http {{
             if attempt == 2:
                 break
         pytest.fail(f"nginx did not start:\n{self.error_log()}", pytrace=False)
-
-    def _wait_ready(self, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        pending = {s.port for s in self.sites}
-        while pending and time.monotonic() < end:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                return False
-            for port in list(pending):
-                with socket.socket() as s:
-                    s.settimeout(0.5)
-                    if s.connect_ex((self.host, port)) == 0:
-                        pending.discard(port)
-            if pending:
-                time.sleep(0.05)
-        return not pending
 
     def reload(self) -> None:
         """Rewrite the config, check it, and SIGHUP the master (reload is asynchronous:
@@ -192,15 +170,7 @@ http {{
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the master (it stops its workers), SIGKILL after ``grace``; reap it."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(grace)
+        process.stop(proc, grace)
 
     def error_log(self) -> str:
         """The error log and the master's stderr, for failure messages."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import ssl
 import subprocess
 import urllib.request
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.support.sshd import require_binary, wait_port
 
+from certpager.lab import process
 from certpager.lab.ports import free_port
 
 INSTALL_HINT = "apt-get install -y pebble certbot (Debian's pebble ships pebble-challtestsrv too)"
@@ -138,8 +138,7 @@ class Pebble:
         return self.workdir / "root.pem"
 
     def _spawn(self, argv: list[str], log: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        with (self.workdir / log).open("ab") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
+        proc = process.spawn(argv, log=self.workdir / log, env=env)
         self.procs.append(proc)
         return proc
 
@@ -212,12 +211,4 @@ class Pebble:
     def stop(self) -> None:
         """Stop everything started, by PID."""
         procs, self.procs = self.procs, []
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        process.stop_all(procs, 5)
