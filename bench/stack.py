@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certpager.lab import process
+from certpager.lab import certs, process
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -53,14 +52,8 @@ class Leaf:
         return f"127.0.0.1:{self.port}@{self.name}"
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    return certs.key_pem(key)
 
 
 def _ca(
@@ -71,32 +64,16 @@ def _ca(
     now: dt.datetime,
     path_len: int | None,
 ) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer or _name(subject))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=365))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_len), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    return certs.build_cert(
+        subject=certs.name(subject),
+        key=key,
+        issuer=None if issuer is None else (issuer, issuer_key),
+        not_before=now - dt.timedelta(days=365),
+        not_after=now + dt.timedelta(days=3650),
+        ca=True,
+        path_length=path_len,
+        authority_key_id=False,
     )
-    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def expected_not_after(index: int, now: dt.datetime) -> dt.datetime:
@@ -127,11 +104,7 @@ def make_certs(
     root_path = directory / "root.pem"
     root_path.write_bytes(root.public_bytes(serialization.Encoding.PEM))
     inter_pem = inter.public_bytes(serialization.Encoding.PEM)
-    inter_ski = inter.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(inter_ski)
     not_before = now.replace(microsecond=0) - dt.timedelta(days=NOT_BEFORE_DAYS_AGO)
-    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
-    leaf_bc = x509.BasicConstraints(ca=False, path_length=None)
 
     common_key = ec.generate_private_key(ec.SECP256R1()) if shared_key else None
     common_key_path = directory / "leaf-shared.key"
@@ -143,19 +116,15 @@ def make_certs(
         name = f"ep{i:05d}.bench.test"
         key = common_key or ec.generate_private_key(ec.SECP256R1())
         not_after = expected_not_after(i, now)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(inter.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(leaf_bc, critical=True)
-            .add_extension(eku, critical=False)
-            .add_extension(aki, critical=False)
-            .sign(inter_key, hashes.SHA256())
+        cert = certs.build_cert(
+            subject=certs.name(name),
+            key=key,
+            issuer=(inter.subject, inter_key),
+            not_before=not_before,
+            not_after=not_after,
+            sans=[x509.DNSName(name)],
+            key_usage=False,
+            subject_key_id=False,
         )
         cert_path = directory / f"ep{i:05d}.pem"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + inter_pem)

@@ -23,7 +23,7 @@ from types import TracebackType
 import pytest
 
 from certpager.lab import process
-from certpager.lab.ports import free_port
+from certpager.lab.ports import free_ports
 
 INSTALL_HINT = "apt-get install -y nginx (Debian's nginx; .ci/run and scripts/test.sh install it)"
 
@@ -99,10 +99,11 @@ class Nginx:
         """Write ``nginx.conf`` for the current sites (ports chosen if unset)."""
         for sub in ("logs", "tmp", "conf.d"):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        unset = [site for site in self.sites if not site.port]
+        for site, port in zip(unset, free_ports(len(unset), self.host), strict=True):
+            site.port = port  # distinct: chosen together
         blocks = []
         for site in self.sites:
-            if not site.port:
-                site.port = free_port(self.host)
             default = " default_server" if site.default_server else ""
             blocks.append(
                 f"""

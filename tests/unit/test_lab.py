@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from certpager.lab import process
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from certpager.lab import certs, process
 from certpager.lab.ports import free_port, free_ports, reserve_port
 
 IGNORES_TERM = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(600)"
@@ -71,3 +77,38 @@ def test_stop_terminates_then_kills_a_child_that_ignores_sigterm(tmp_path: Path)
     assert stubborn.returncode == -signal.SIGKILL
     assert process.stop(None) is False
     assert process.stop(stubborn) is False  # already reaped: nothing to signal
+
+
+def test_certificate_factory_root_and_leaf_options() -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    root_key = certs.generate_key("rsa2048")
+    assert isinstance(root_key, rsa.RSAPrivateKey)
+    root = certs.build_cert(
+        subject=certs.name("Lab Root", org="certpager"), key=root_key, issuer=None,
+        not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=10), ca=True,
+    )  # fmt: skip
+    assert root.issuer == root.subject
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    leaf = certs.build_cert(
+        subject=certs.name("client.test"), key=certs.generate_key(), issuer=(root.subject, root_key),
+        not_before=now, not_after=now + dt.timedelta(days=1),
+        sans=certs.general_names(["client.test", "127.0.0.1"]), eku=certs.CLIENT,
+        aia_ca_issuers="http://127.0.0.1:1/root.der", hash="sha1",
+    )  # fmt: skip
+    assert leaf.signature_hash_algorithm is not None and leaf.signature_hash_algorithm.name == "sha1"
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["client.test"]
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    # the issuer's key verifies the hand-made legacy signature (raises if not)
+    root_key.public_key().verify(
+        leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), hashes.SHA1()
+    )
+    bare = certs.build_cert(
+        subject=certs.name("bare.test"), key=certs.generate_key(), issuer=(root.subject, root_key),
+        not_before=now, not_after=now + dt.timedelta(days=1), key_usage=False, subject_key_id=False,
+    )  # fmt: skip
+    present = {type(e.value) for e in bare.extensions}
+    assert present == {x509.BasicConstraints, x509.AuthorityKeyIdentifier, x509.ExtendedKeyUsage}
