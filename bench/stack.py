@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -21,9 +20,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from certpager.lab import certs, process
+from certpager.lab import certs, nginx, process
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX = nginx.find_nginx() or "/usr/sbin/nginx"
 
 #: All leaves share this notBefore so that their lifetimes differ only by notAfter.
 NOT_BEFORE_DAYS_AGO = 60
@@ -149,11 +148,7 @@ def nginx_conf(prefix: Path, leaves: list[Leaf], workers: int) -> str:
         f"events {{ worker_connections {connections}; }}",
         "http {",
         "    access_log off;",
-        "    client_body_temp_path tmp/client_body;",
-        "    proxy_temp_path tmp/proxy;",
-        "    fastcgi_temp_path tmp/fastcgi;",
-        "    uwsgi_temp_path tmp/uwsgi;",
-        "    scgi_temp_path tmp/scgi;",
+        f"    {nginx.TEMP_PATHS}",
         "    ssl_protocols TLSv1.2 TLSv1.3;",
         "    ssl_session_cache off;",
         "    ssl_session_tickets off;",
@@ -215,20 +210,20 @@ class NginxStack:
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
         conf = self.prefix / "nginx.conf"
         conf.write_text(nginx_conf(self.prefix, self.leaves, self.workers))
-        base = [NGINX, "-p", f"{self.prefix}/", "-c", "nginx.conf", "-e", "logs/error.log"]
-        test = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, timeout=120)
-        if test.returncode != 0:
-            raise RuntimeError(f"nginx -t failed: {test.stderr.strip()}")
         (self.prefix / "logs" / "stdout.log").unlink(missing_ok=True)
-        # Own session: a Ctrl-C in the terminal reaches us, and we stop nginx ourselves.
-        self.proc = process.spawn(base, log=self.prefix / "logs" / "stdout.log", new_session=True)
         deadline = time.monotonic() + ready_timeout
-        ports = [leaf.port for leaf in self.leaves]
-        if not process.wait_ready(self.proc, process.ports_accepting(ports), ready_timeout):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}: {self.error_log_tail()}")
-            pending = [p for p in ports if not process.port_accepts(p)]
-            raise RuntimeError(f"nginx: {len(pending)} ports not accepting after {ready_timeout:g} s")
+        # Own session: a Ctrl-C in the terminal reaches us, and we stop nginx ourselves.
+        # nginx.NginxError is a RuntimeError: run.py reports it like before.
+        self.proc = nginx.start(
+            NGINX,
+            self.prefix,
+            [leaf.port for leaf in self.leaves],
+            timeout=ready_timeout,
+            daemon_off=False,  # the config says so
+            log_name="stdout.log",
+            new_session=True,
+            config_timeout=120,
+        )
         # The listening sockets accept before the workers exist: wait for them too.
         while True:
             self.worker_pids = [p for p in _children(self.proc.pid) if _is_nginx(p)]
@@ -248,11 +243,7 @@ class NginxStack:
 
     def error_log_tail(self, lines: int = 5) -> str:
         """The last lines of nginx's error log."""
-        try:
-            text = (self.prefix / "logs" / "error.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+        return nginx.error_log_tail(self.prefix, lines)
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the master, SIGKILL after ``grace``; then any worker left over."""

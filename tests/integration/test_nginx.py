@@ -230,7 +230,7 @@ def test_nginx_stops_by_pid(
 
 
 def test_missing_nginx_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(nginx_support.shutil, "which", lambda name: None)
-    monkeypatch.setattr(nginx_support.os, "access", lambda path, mode: False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr("os.access", lambda path, mode: False)
     with pytest.raises(pytest.fail.Exception, match="apt-get install"):
         nginx_support.nginx_binary()

@@ -13,7 +13,6 @@ A missing binary fails the test loudly: it is a broken setup, not a reason to sk
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -22,17 +21,14 @@ from types import TracebackType
 
 import pytest
 
-from certpager.lab import process
+from certpager.lab import nginx, process
+from certpager.lab.nginx import INSTALL_HINT
 from certpager.lab.ports import free_ports
-
-INSTALL_HINT = "apt-get install -y nginx (Debian's nginx; .ci/run and scripts/test.sh install it)"
 
 
 def nginx_binary() -> str:
     """Path of Debian's nginx, or fail the test saying how to install it."""
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
+    found = nginx.find_nginx()
     if found is None:
         pytest.fail(f"nginx is not installed: {INSTALL_HINT}", pytrace=False)
     return found
@@ -93,7 +89,7 @@ class Nginx:
         return self.site(name).port
 
     def _args(self) -> list[str]:
-        return [nginx_binary(), "-p", f"{self.prefix}/", "-c", "nginx.conf", "-e", "logs/error.log"]
+        return [nginx_binary(), *nginx.prefix_args(self.prefix)]
 
     def write_config(self) -> None:
         """Write ``nginx.conf`` for the current sites (ports chosen if unset)."""
@@ -118,10 +114,7 @@ class Nginx:
         location / {{ return 200 "{site.name}\\n"; }}
     }}"""
             )
-        temp = "\n".join(
-            f"    {kind}_temp_path tmp/{kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
+        temp = f"    {nginx.TEMP_PATHS}"
         self.conf.write_text(
             f"""worker_processes 1;
 pid nginx.pid;
@@ -137,24 +130,22 @@ http {{
 
     def test_config(self) -> None:
         """``nginx -t``: fail the test with nginx's own words when the config is bad."""
-        run = subprocess.run([*self._args(), "-t", "-q"], capture_output=True, text=True, timeout=30)
-        if run.returncode != 0:
-            pytest.fail(f"nginx -t failed:\n{run.stderr}\n{self.conf.read_text()}", pytrace=False)
+        try:
+            nginx.check_config(nginx_binary(), self.prefix)
+        except nginx.NginxError as exc:
+            pytest.fail(f"{exc}\n{self.conf.read_text()}", pytrace=False)
 
     def start(self, timeout: float = 10.0) -> Nginx:
         """Write the config, check it, start the master and wait for every port."""
         for attempt in range(3):
             self.write_config()
             self.test_config()
-            self.proc = process.spawn(
-                [*self._args(), "-g", "daemon off;"], log=self.prefix / "logs" / "stderr.log"
-            )
-            if process.wait_ready(
-                self.proc, process.ports_accepting([s.port for s in self.sites], self.host), timeout
-            ):
+            ports = [s.port for s in self.sites]
+            try:
+                self.proc = nginx.start(nginx_binary(), self.prefix, ports, host=self.host, timeout=timeout)
                 return self
-            # Most likely a port taken between picking and binding (other jobs share the machine).
-            self.stop()
+            except nginx.NginxError:
+                pass  # most likely a port taken between picking and binding (other jobs share the machine)
             for site in self.sites:
                 site.port = 0
             if attempt == 2:
