@@ -37,6 +37,8 @@ from pathlib import Path
 import stack
 from run import DEFAULT_PYTHON, LEAN_FLAGS, export_src
 
+from certpager.lab.ports import free_ports
+
 HERE = Path(__file__).resolve().parent
 _IR = re.compile(r"I\s+refs:\s+([\d,]+)")
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-        root, leaves = stack.make_certs(work / "certs", stack.free_ports(args.n), now=dt.datetime.now(dt.UTC))
+        root, leaves = stack.make_certs(work / "certs", free_ports(args.n), now=dt.datetime.now(dt.UTC))
         nginx = stack.NginxStack(work / "nginx", leaves)
         nginx.start()
         files = {}

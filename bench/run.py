@@ -47,6 +47,8 @@ from typing import Any
 
 import stack
 
+from certpager.lab.ports import free_ports
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_PYTHON = Path(sys.executable)
@@ -504,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         setup: dict[str, float] = {}
         now = dt.datetime.now(dt.UTC)
         for attempt in range(3):  # a port may be taken between choosing it and nginx binding it
-            ports = stack.free_ports(args.n)
+            ports = free_ports(args.n)
             t = time.perf_counter()
             root, leaves = stack.make_certs(work / "certs", ports, shared_key=args.shared_key, now=now)
             setup["certs_s"] = round(time.perf_counter() - t, 3)

@@ -10,20 +10,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from certpager.lab import certs, nginx, process
+
+NGINX = nginx.find_nginx() or "/usr/sbin/nginx"
 
 #: All leaves share this notBefore so that their lifetimes differ only by notAfter.
 NOT_BEFORE_DAYS_AGO = 60
@@ -52,14 +51,8 @@ class Leaf:
         return f"127.0.0.1:{self.port}@{self.name}"
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    return certs.key_pem(key)
 
 
 def _ca(
@@ -70,32 +63,16 @@ def _ca(
     now: dt.datetime,
     path_len: int | None,
 ) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer or _name(subject))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=365))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_len), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    return certs.build_cert(
+        subject=certs.name(subject),
+        key=key,
+        issuer=None if issuer is None else (issuer, issuer_key),
+        not_before=now - dt.timedelta(days=365),
+        not_after=now + dt.timedelta(days=3650),
+        ca=True,
+        path_length=path_len,
+        authority_key_id=False,
     )
-    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def expected_not_after(index: int, now: dt.datetime) -> dt.datetime:
@@ -126,11 +103,7 @@ def make_certs(
     root_path = directory / "root.pem"
     root_path.write_bytes(root.public_bytes(serialization.Encoding.PEM))
     inter_pem = inter.public_bytes(serialization.Encoding.PEM)
-    inter_ski = inter.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(inter_ski)
     not_before = now.replace(microsecond=0) - dt.timedelta(days=NOT_BEFORE_DAYS_AGO)
-    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
-    leaf_bc = x509.BasicConstraints(ca=False, path_length=None)
 
     common_key = ec.generate_private_key(ec.SECP256R1()) if shared_key else None
     common_key_path = directory / "leaf-shared.key"
@@ -142,19 +115,15 @@ def make_certs(
         name = f"ep{i:05d}.bench.test"
         key = common_key or ec.generate_private_key(ec.SECP256R1())
         not_after = expected_not_after(i, now)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(inter.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(leaf_bc, critical=True)
-            .add_extension(eku, critical=False)
-            .add_extension(aki, critical=False)
-            .sign(inter_key, hashes.SHA256())
+        cert = certs.build_cert(
+            subject=certs.name(name),
+            key=key,
+            issuer=(inter.subject, inter_key),
+            not_before=not_before,
+            not_after=not_after,
+            sans=[x509.DNSName(name)],
+            key_usage=False,
+            subject_key_id=False,
         )
         cert_path = directory / f"ep{i:05d}.pem"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + inter_pem)
@@ -165,25 +134,6 @@ def make_certs(
             key_path = common_key_path
         leaves.append(Leaf(i, name, port, not_after, cert_path, key_path))
     return root_path, leaves
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports the kernel says are free right now.
-
-    All sockets are held open until every port is chosen, so the kernel never
-    hands the same port out twice; another process may still take one before
-    nginx binds it (nginx then fails to start and the caller retries).
-    """
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def nginx_conf(prefix: Path, leaves: list[Leaf], workers: int) -> str:
@@ -198,11 +148,7 @@ def nginx_conf(prefix: Path, leaves: list[Leaf], workers: int) -> str:
         f"events {{ worker_connections {connections}; }}",
         "http {",
         "    access_log off;",
-        "    client_body_temp_path tmp/client_body;",
-        "    proxy_temp_path tmp/proxy;",
-        "    fastcgi_temp_path tmp/fastcgi;",
-        "    uwsgi_temp_path tmp/uwsgi;",
-        "    scgi_temp_path tmp/scgi;",
+        f"    {nginx.TEMP_PATHS}",
         "    ssl_protocols TLSv1.2 TLSv1.3;",
         "    ssl_session_cache off;",
         "    ssl_session_tickets off;",
@@ -264,32 +210,20 @@ class NginxStack:
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
         conf = self.prefix / "nginx.conf"
         conf.write_text(nginx_conf(self.prefix, self.leaves, self.workers))
-        base = [NGINX, "-p", f"{self.prefix}/", "-c", "nginx.conf", "-e", "logs/error.log"]
-        test = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, timeout=120)
-        if test.returncode != 0:
-            raise RuntimeError(f"nginx -t failed: {test.stderr.strip()}")
-        log = (self.prefix / "logs" / "stdout.log").open("wb")
-        try:
-            # Own session: a Ctrl-C in the terminal reaches us, and we stop nginx ourselves.
-            self.proc = subprocess.Popen(
-                base, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        finally:
-            log.close()
+        (self.prefix / "logs" / "stdout.log").unlink(missing_ok=True)
         deadline = time.monotonic() + ready_timeout
-        pending = {leaf.port for leaf in self.leaves}
-        while pending:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}: {self.error_log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nginx: {len(pending)} ports not accepting after {ready_timeout:g} s")
-            for port in list(pending):
-                with socket.socket() as s:
-                    s.settimeout(0.5)
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        pending.discard(port)
-            if pending:
-                time.sleep(0.05)
+        # Own session: a Ctrl-C in the terminal reaches us, and we stop nginx ourselves.
+        # nginx.NginxError is a RuntimeError: run.py reports it like before.
+        self.proc = nginx.start(
+            NGINX,
+            self.prefix,
+            [leaf.port for leaf in self.leaves],
+            timeout=ready_timeout,
+            daemon_off=False,  # the config says so
+            log_name="stdout.log",
+            new_session=True,
+            config_timeout=120,
+        )
         # The listening sockets accept before the workers exist: wait for them too.
         while True:
             self.worker_pids = [p for p in _children(self.proc.pid) if _is_nginx(p)]
@@ -309,11 +243,7 @@ class NginxStack:
 
     def error_log_tail(self, lines: int = 5) -> str:
         """The last lines of nginx's error log."""
-        try:
-            text = (self.prefix / "logs" / "error.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+        return nginx.error_log_tail(self.prefix, lines)
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the master, SIGKILL after ``grace``; then any worker left over."""
@@ -321,15 +251,7 @@ class NginxStack:
         if proc is None:
             return
         workers = sorted(set(self.worker_pids) | set(_children(proc.pid)))
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(timeout=grace)
+        process.stop(proc, grace)
         # Workers are reparented if the master died hard: end only those we saw.
         for pid in workers:
             if _is_nginx(pid):

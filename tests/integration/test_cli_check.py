@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.support.hostile import free_port
 from tests.support.pki import PKI, Hierarchy
 from tests.support.tls_server import TLSServer
 
+from certpager.lab.ports import free_port
 from certpager.probe.findings import SPECS
 
 ANALYSIS_AND_ERROR_CODES = {

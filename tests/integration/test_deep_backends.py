@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from tests.support.nginx import Nginx, Site, free_port
+from tests.support.nginx import Nginx, Site
 from tests.support.pki import PKI, Hierarchy, Issued
 from tests.support.tls_server import TLSServer
 
 from certpager.config import Backend, Endpoint
 from certpager.formats import format_serial
+from certpager.lab.ports import free_port
 from certpager.probe.engine import check_endpoint
 from certpager.probe.model import EndpointReport, Severity, Status
 

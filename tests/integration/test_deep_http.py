@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from tests.support.deep_servers import HttpServer, HttpsServer, http_response
-from tests.support.nginx import free_port
 from tests.support.pki import Hierarchy
 from tests.support.tls_server import LoopbackServer
 
 from certpager.config import Endpoint, HttpCheck
+from certpager.lab.ports import free_port
 from certpager.probe.engine import check_endpoint
 from certpager.probe.model import EndpointReport, Severity, Status
 

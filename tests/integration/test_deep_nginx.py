@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.nginx import Nginx, Site, free_port
+from tests.support.nginx import Nginx, Site
 from tests.support.pki import PKI, Hierarchy, hierarchy
+
+from certpager.lab.ports import free_port
 
 pytestmark = pytest.mark.nginx
 

@@ -34,9 +34,10 @@ from typing import Any
 
 import pytest
 from tests.support.deep_servers import HttpServer, HttpsServer, http_response, mtls_server
-from tests.support.hostile import free_port
 from tests.support.pki import PKI, Hierarchy, hierarchy
 from tests.support.tls_server import LoopbackServer, TLSServer
+
+from certpager.lab.ports import free_port
 
 GOLDEN = Path(__file__).parent / "golden" / "check.json"
 

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 from tests.support import nginx as nginx_support
-from tests.support.nginx import Nginx, Site, free_port
+from tests.support.nginx import Nginx, Site
 from tests.support.pki import PKI, Hierarchy
 
 from certpager.config import Endpoint
+from certpager.lab.ports import free_port
 from certpager.probe.engine import check_endpoint
 from certpager.probe.model import EndpointReport, Status
 
@@ -229,7 +230,7 @@ def test_nginx_stops_by_pid(
 
 
 def test_missing_nginx_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(nginx_support.shutil, "which", lambda name: None)
-    monkeypatch.setattr(nginx_support.os, "access", lambda path, mode: False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr("os.access", lambda path, mode: False)
     with pytest.raises(pytest.fail.Exception, match="apt-get install"):
         nginx_support.nginx_binary()

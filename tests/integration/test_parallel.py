@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.hostile import SilentServer, free_port
+from tests.support.hostile import SilentServer
 from tests.support.pki import PKI, Hierarchy
 from tests.support.tls_server import TLSServer
+
+from certpager.lab.ports import free_port
 
 LEAN = ("--no-protocols", "--no-sni-check", "--no-http", "--no-aia")
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from tests.support.hostile import BacklogFull, GarbageServer, SilentServer, free_port
+from tests.support.hostile import BacklogFull, GarbageServer, SilentServer
 from tests.support.pki import PKI, Hierarchy, Issued, generate_key, hierarchy
 from tests.support.tls_server import TLSServer
 
 from certpager.config import Backend, Endpoint, Settings, Thresholds
+from certpager.lab.ports import free_port
 from certpager.probe.engine import check_endpoint, check_endpoints
 from certpager.probe.handshake import ClientOptions, handshake
 from certpager.probe.model import EndpointReport, Severity, Status

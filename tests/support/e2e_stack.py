@@ -40,9 +40,11 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tests.support.pebble import Pebble, key_pem, make_ca, make_leaf, pem
-from tests.support.sshd import Sshd, free_port, require_binary, wait_port
+from tests.support.sshd import Sshd, require_binary
 
 from certpager.formats import format_serial
+from certpager.lab import nginx, process
+from certpager.lab.ports import free_ports
 
 DOMAIN = "app.test"
 NGINX = "/usr/sbin/nginx"
@@ -148,7 +150,7 @@ class E2EStack:
 
     def nginx_words(self) -> list[str]:
         """``-p PREFIX/ -c nginx.conf -e logs/error.log``."""
-        return ["-p", f"{self.nginx_prefix}/", "-c", "nginx.conf", "-e", "logs/error.log"]
+        return nginx.prefix_args(self.nginx_prefix)
 
     def nginx_test_command(self) -> str:
         """The nginx test for this prefix, as a command line."""
@@ -208,9 +210,7 @@ class E2EStack:
         return served_leaf(self.https_port)
 
     def _write_nginx_conf(self) -> None:
-        temp = " ".join(
-            f"{k}_temp_path tmp/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
+        temp = nginx.TEMP_PATHS
         (self.nginx_prefix / "nginx.conf").write_text(
             f"""user root;
 worker_processes 1;
@@ -257,21 +257,16 @@ http {{
         chain, key, _ = self.issue_legacy(2, "old")
         self.point_tls(chain, key)
         for attempt in range(3):
-            self.https_port, self.http_port = free_port(), free_port()
+            self.https_port, self.http_port = free_ports(2)
             self._write_nginx_conf()
-            self._nginx("-t", "-q")
-            with (self.nginx_prefix / "logs" / "stderr.log").open("ab") as log:
-                self.nginx_proc = subprocess.Popen(
-                    [NGINX, *self.nginx_words(), "-g", "daemon off;"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
+            try:
+                self.nginx_proc = nginx.start(
+                    NGINX, self.nginx_prefix, [self.https_port, self.http_port], timeout=20
                 )
-            if wait_port(self.https_port, self.nginx_proc) and wait_port(self.http_port, self.nginx_proc):
                 return
-            self._stop_nginx()
-            if attempt == 2:
-                pytest.fail(f"nginx did not start: {self.nginx_log()}", pytrace=False)
+            except nginx.NginxError as exc:
+                if attempt == 2:
+                    pytest.fail(f"nginx did not start: {exc}\n{self.nginx_log()}", pytrace=False)
 
     def nginx_log(self) -> str:
         """nginx's error log."""
@@ -280,13 +275,7 @@ http {{
 
     def _stop_nginx(self) -> None:
         proc, self.nginx_proc = self.nginx_proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        process.stop(proc, 5)
 
     # ---------------------------------------------------------------- certbot
 

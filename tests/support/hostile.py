@@ -271,13 +271,6 @@ def huge_chain_files(pki: PKI, *, depth: int = 31, pad_bytes: int = 100_000) -> 
     return chain_file, key_file, len(chain), sum(len(c.der) for c in chain)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (bound, then released)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 __all__ = [
     "GARBAGE",
     "HTTP_REPLY",
@@ -288,7 +281,6 @@ __all__ = [
     "GarbageServer",
     "ResetServer",
     "SilentServer",
-    "free_port",
     "huge_chain",
     "huge_chain_files",
 ]

@@ -13,25 +13,22 @@ A missing binary fails the test loudly: it is a broken setup, not a reason to sk
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import pytest
 
-INSTALL_HINT = "apt-get install -y nginx (Debian's nginx; .ci/run and scripts/test.sh install it)"
+from certpager.lab import nginx, process
+from certpager.lab.nginx import INSTALL_HINT
+from certpager.lab.ports import free_ports
 
 
 def nginx_binary() -> str:
     """Path of Debian's nginx, or fail the test saying how to install it."""
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
+    found = nginx.find_nginx()
     if found is None:
         pytest.fail(f"nginx is not installed: {INSTALL_HINT}", pytrace=False)
     return found
@@ -57,12 +54,6 @@ class Site:
     """Listening port; 0 picks a free one at start."""
     extra: str = ""
     """More directives inside the server block."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -98,16 +89,17 @@ class Nginx:
         return self.site(name).port
 
     def _args(self) -> list[str]:
-        return [nginx_binary(), "-p", f"{self.prefix}/", "-c", "nginx.conf", "-e", "logs/error.log"]
+        return [nginx_binary(), *nginx.prefix_args(self.prefix)]
 
     def write_config(self) -> None:
         """Write ``nginx.conf`` for the current sites (ports chosen if unset)."""
         for sub in ("logs", "tmp", "conf.d"):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        unset = [site for site in self.sites if not site.port]
+        for site, port in zip(unset, free_ports(len(unset), self.host), strict=True):
+            site.port = port  # distinct: chosen together
         blocks = []
         for site in self.sites:
-            if not site.port:
-                site.port = free_port(self.host)
             default = " default_server" if site.default_server else ""
             blocks.append(
                 f"""
@@ -122,10 +114,7 @@ class Nginx:
         location / {{ return 200 "{site.name}\\n"; }}
     }}"""
             )
-        temp = "\n".join(
-            f"    {kind}_temp_path tmp/{kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
+        temp = f"    {nginx.TEMP_PATHS}"
         self.conf.write_text(
             f"""worker_processes 1;
 pid nginx.pid;
@@ -141,50 +130,27 @@ http {{
 
     def test_config(self) -> None:
         """``nginx -t``: fail the test with nginx's own words when the config is bad."""
-        run = subprocess.run([*self._args(), "-t", "-q"], capture_output=True, text=True, timeout=30)
-        if run.returncode != 0:
-            pytest.fail(f"nginx -t failed:\n{run.stderr}\n{self.conf.read_text()}", pytrace=False)
+        try:
+            nginx.check_config(nginx_binary(), self.prefix)
+        except nginx.NginxError as exc:
+            pytest.fail(f"{exc}\n{self.conf.read_text()}", pytrace=False)
 
     def start(self, timeout: float = 10.0) -> Nginx:
         """Write the config, check it, start the master and wait for every port."""
         for attempt in range(3):
             self.write_config()
             self.test_config()
-            log = (self.prefix / "logs" / "stderr.log").open("ab")
+            ports = [s.port for s in self.sites]
             try:
-                self.proc = subprocess.Popen(
-                    [*self._args(), "-g", "daemon off;"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                )
-            finally:
-                log.close()
-            if self._wait_ready(timeout):
+                self.proc = nginx.start(nginx_binary(), self.prefix, ports, host=self.host, timeout=timeout)
                 return self
-            # Most likely a port taken between picking and binding (other jobs share the machine).
-            self.stop()
+            except nginx.NginxError:
+                pass  # most likely a port taken between picking and binding (other jobs share the machine)
             for site in self.sites:
                 site.port = 0
             if attempt == 2:
                 break
         pytest.fail(f"nginx did not start:\n{self.error_log()}", pytrace=False)
-
-    def _wait_ready(self, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        pending = {s.port for s in self.sites}
-        while pending and time.monotonic() < end:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                return False
-            for port in list(pending):
-                with socket.socket() as s:
-                    s.settimeout(0.5)
-                    if s.connect_ex((self.host, port)) == 0:
-                        pending.discard(port)
-            if pending:
-                time.sleep(0.05)
-        return not pending
 
     def reload(self) -> None:
         """Rewrite the config, check it, and SIGHUP the master (reload is asynchronous:
@@ -196,15 +162,7 @@ http {{
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the master (it stops its workers), SIGKILL after ``grace``; reap it."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(grace)
+        process.stop(proc, grace)
 
     def error_log(self) -> str:
         """The error log and the master's stderr, for failure messages."""

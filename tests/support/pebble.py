@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import ssl
 import subprocess
 import urllib.request
@@ -23,36 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from tests.support.sshd import free_port, require_binary, wait_port
+from tests.support.sshd import require_binary, wait_port
+
+from certpager.lab import certs, process
+from certpager.lab.ports import free_port
 
 INSTALL_HINT = "apt-get install -y pebble certbot (Debian's pebble ships pebble-challtestsrv too)"
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def make_ca(cn: str, days: int = 30) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A self-signed EC CA certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    cert = certs.build_cert(
+        subject=certs.name(cn),
+        key=key,
+        issuer=None,
+        not_before=now - dt.timedelta(hours=1),
+        not_after=now + dt.timedelta(days=days),
+        ca=True,
     )
     return cert, key
 
@@ -65,42 +54,24 @@ def make_leaf(
     ips: list[str] | None = None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A serverAuth leaf for ``names`` issued by ``ca``, valid for ``days`` from now."""
-    import ipaddress
-
     ca_cert, ca_key = ca
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips or []]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    cert = certs.build_cert(
+        subject=certs.name(names[0]),
+        key=key,
+        issuer=(ca_cert.subject, ca_key),
+        not_before=now - dt.timedelta(hours=1),
+        not_after=now + dt.timedelta(days=days),
+        sans=certs.general_names([*(f"DNS:{n}" for n in names), *(ips or [])]),
+        key_usage=False,
+        subject_key_id=False,
     )
     return cert, key
 
 
-def pem(cert: x509.Certificate) -> bytes:
-    """PEM of a certificate."""
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    """Unencrypted PKCS#8 PEM of a key."""
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+pem = certs.cert_pem
+key_pem = certs.key_pem
 
 
 @dataclass
@@ -136,8 +107,7 @@ class Pebble:
         return self.workdir / "root.pem"
 
     def _spawn(self, argv: list[str], log: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        with (self.workdir / log).open("ab") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
+        proc = process.spawn(argv, log=self.workdir / log, env=env)
         self.procs.append(proc)
         return proc
 
@@ -210,12 +180,4 @@ class Pebble:
     def stop(self) -> None:
         """Stop everything started, by PID."""
         procs, self.procs = self.procs, []
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        process.stop_all(procs, 5)

@@ -23,94 +23,27 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]  # noqa: UP007 - readable alias
-
-#: Key specs understood by :func:`generate_key`.
-KEY_SPECS = ("rsa1024", "rsa2048", "rsa3072", "rsa4096", "ec224", "ec256", "ec384")
-
-_CURVES: dict[str, ec.EllipticCurve] = {
-    "ec224": ec.SECP224R1(),
-    "ec256": ec.SECP256R1(),
-    "ec384": ec.SECP384R1(),
-}
-
-# DER of the AlgorithmIdentifier OIDs swapped in for legacy signatures. They have the same
-# length as sha256WithRSAEncryption's, so the certificate's outer lengths do not change.
-_OID_SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")
-_LEGACY_RSA_OIDS = {
-    "sha1": bytes.fromhex("06092a864886f70d010105"),  # sha1WithRSAEncryption
-    "md5": bytes.fromhex("06092a864886f70d010104"),  # md5WithRSAEncryption
-}
-_LEGACY_HASHES: dict[str, hashes.HashAlgorithm] = {"sha1": hashes.SHA1(), "md5": hashes.MD5()}
-_MODERN_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha256": hashes.SHA256(),
-    "sha384": hashes.SHA384(),
-    "sha512": hashes.SHA512(),
-}
-
-_PAD_OID = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1.1")
+from certpager.lab.certs import SERVER, PrivateKey, build_cert, general_names, generate_key, name
 
 # RSA generation is slow; leaves may share a key per size (CA keys are always fresh so that
 # subject key identifiers never collide between distinct CAs).
 _LEAF_KEY_CACHE: dict[str, PrivateKey] = {}
 
 
-def generate_key(spec: str = "ec256") -> PrivateKey:
-    """A fresh private key: ``rsa<bits>`` or ``ec224``/``ec256``/``ec384``."""
-    if spec in _CURVES:
-        return ec.generate_private_key(_CURVES[spec])
-    if spec.startswith("rsa"):
-        return rsa.generate_private_key(public_exponent=65537, key_size=int(spec[3:]))
-    raise ValueError(f"unknown key spec {spec!r}; use one of {KEY_SPECS}")
-
-
 def leaf_key(spec: str) -> PrivateKey:
     """A key for a leaf, shared between leaves of the same spec (RSA is slow to make)."""
-    if spec in _CURVES:
+    if spec.startswith("ec"):
         return generate_key(spec)
     if spec not in _LEAF_KEY_CACHE:
         _LEAF_KEY_CACHE[spec] = generate_key(spec)
     return _LEAF_KEY_CACHE[spec]
-
-
-def _der_octet_string(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 0x80:
-        head = bytes([n])
-    else:
-        size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        head = bytes([0x80 | len(size)]) + size
-    return b"\x04" + head + payload
-
-
-def _resign_legacy(cert: x509.Certificate, key: PrivateKey, hash_name: str) -> x509.Certificate:
-    """Re-sign an RSA/SHA-256 certificate with SHA-1 or MD5 (``cryptography`` refuses to)."""
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{hash_name} signatures need an RSA issuer key")
-    der = cert.public_bytes(serialization.Encoding.DER)
-    tbs = cert.tbs_certificate_bytes
-    legacy_oid = _LEGACY_RSA_OIDS[hash_name]
-    assert tbs.count(_OID_SHA256_RSA) == 1, "expected one signature OID in the TBS"
-    new_tbs = tbs.replace(_OID_SHA256_RSA, legacy_oid)
-    signature = key.sign(new_tbs, padding.PKCS1v15(), _LEGACY_HASHES[hash_name])
-    old_signature = cert.signature
-    assert len(signature) == len(old_signature)
-    assert der.endswith(old_signature)
-    head = der[: -len(old_signature)]
-    assert head.count(tbs) == 1 and head.count(_OID_SHA256_RSA) == 2
-    new_der = head.replace(tbs, new_tbs).replace(_OID_SHA256_RSA, legacy_oid) + signature
-    return x509.load_der_x509_certificate(new_der)
 
 
 @dataclass(eq=False)
@@ -290,93 +223,22 @@ class PKI:
         certificate whose signature does not verify.
         """
         private = (generate_key(key) if ca else leaf_key(key)) if isinstance(key, str) else key
-        if subject is None:
-            attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "certpager tests")]
-            if cn is not None:
-                attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-            subject = x509.Name(attrs)
-        signer_key = signing_key or (issuer.key if issuer is not None else private)
-        issuer_name = issuer.cert.subject if issuer is not None else subject
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer_name)
-            .public_key(private.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(self._at(not_before))
-            .not_valid_after(self._at(not_after))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(private.public_key()), False)
+        cert = build_cert(
+            subject=subject if subject is not None else name(cn, org="certpager tests"),
+            key=private,
+            issuer=(issuer.cert.subject, issuer.key) if issuer is not None else None,
+            not_before=self._at(not_before),
+            not_after=self._at(not_after),
+            ca=ca,
+            path_length=path_length,
+            sans=general_names(sans),
+            eku=SERVER if server_auth else None,
+            aia_ca_issuers=aia_ca_issuers,
+            permitted_dns=permitted_dns,
+            pad_bytes=pad_bytes,
+            hash=hash,
+            signing_key=signing_key,
         )
-        if issuer is not None:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
-            )
-        if ca:
-            builder = builder.add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                True,
-            )
-        else:
-            builder = builder.add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=isinstance(private, rsa.RSAPrivateKey),
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                True,
-            )
-            if server_auth:
-                builder = builder.add_extension(
-                    x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False
-                )
-        names = _general_names(sans)
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
-        if aia_ca_issuers:
-            builder = builder.add_extension(
-                x509.AuthorityInformationAccess(
-                    [
-                        x509.AccessDescription(
-                            AuthorityInformationAccessOID.CA_ISSUERS,
-                            x509.UniformResourceIdentifier(aia_ca_issuers),
-                        )
-                    ]
-                ),
-                False,
-            )
-        if permitted_dns is not None:
-            builder = builder.add_extension(
-                x509.NameConstraints(
-                    permitted_subtrees=[x509.DNSName(d) for d in permitted_dns], excluded_subtrees=None
-                ),
-                True,
-            )
-        if pad_bytes:
-            builder = builder.add_extension(
-                x509.UnrecognizedExtension(_PAD_OID, _der_octet_string(b"\x00" * pad_bytes)), False
-            )
-        if hash in _LEGACY_HASHES:
-            cert = builder.sign(signer_key, hashes.SHA256())
-            cert = _resign_legacy(cert, signer_key, hash)
-        else:
-            cert = builder.sign(signer_key, _MODERN_HASHES[hash])  # type: ignore[arg-type]
         return Issued(cert=cert, key=private, pki=self, issuer=issuer)
 
     def root(self, cn: str = "certpager Test Root", **kw: object) -> Issued:
@@ -420,19 +282,6 @@ class PKI:
         chain = self.write_pem(f"{name}.chain.pem", *certs)
         key = self.write_key(f"{name}.key.pem", owner)
         return chain, key
-
-
-def _general_names(sans: Iterable[str]) -> list[x509.GeneralName]:
-    out: list[x509.GeneralName] = []
-    for san in sans:
-        if san.startswith("DNS:"):
-            out.append(x509.DNSName(san[4:]))
-            continue
-        try:
-            out.append(x509.IPAddress(ipaddress.ip_address(san)))
-        except ValueError:
-            out.append(x509.DNSName(san))
-    return out
 
 
 @dataclass

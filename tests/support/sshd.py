@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from certpager.config import SSHTarget
+from certpager.lab import process
+from certpager.lab.ports import free_port
 
 SSHD = "/usr/sbin/sshd"
 INSTALL_HINT = "apt-get install -y openssh-server (Debian's OpenSSH server and client)"
@@ -35,25 +34,9 @@ def require_binary(path: str, hint: str) -> str:
     return path
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> bool:
     """Wait until 127.0.0.1:``port`` accepts connections (False if ``proc`` died or timeout)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            return False
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
+    return process.wait_ready(proc, process.ports_accepting([port]), timeout)
 
 
 def keygen(path: Path, comment: str = "certpager-test") -> Path:
@@ -172,16 +155,7 @@ Subsystem sftp internal-sftp
             )
             if check.returncode != 0:
                 pytest.fail(f"sshd -t failed: {check.stderr}", pytrace=False)
-            log = self.log.open("ab")
-            try:
-                self.proc = subprocess.Popen(
-                    [SSHD, "-D", "-e", "-f", str(config)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                )
-            finally:
-                log.close()
+            self.proc = process.spawn([SSHD, "-D", "-e", "-f", str(config)], log=self.log)
             if wait_port(self.port, self.proc):
                 return self
             self.stop()
@@ -222,15 +196,7 @@ Subsystem sftp internal-sftp
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the daemon, SIGKILL after ``grace``; reap it."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(grace)
+        process.stop(proc, grace)
 
     def __enter__(self) -> Sshd:
         if self.proc is None:

@@ -53,6 +53,7 @@ from certpager.demo.info import CONFIG_NAME, LAB_ENV, LabInfo
 from certpager.demo.scenarios import DOMAIN, SCENARIOS, Scenario
 from certpager.demo.servers import Site, SiteConfig, StaticHTTP, read_sites, write_sites
 from certpager.demo.sshd import DrillSSHServer
+from certpager.lab.ports import reserve_port
 
 STANDINS = ("certbot", "nginx", "systemctl")
 """Commands the lab provides on the SSH host's PATH."""
@@ -160,7 +161,7 @@ class Lab:
 
         for sc in SCENARIOS:
             if not sc.listening:
-                self.reserved[sc.name] = _reserve_port()
+                self.reserved[sc.name] = reserve_port()
                 continue
             lineage = pki.Lineage(self.letsencrypt, sc.lineage)
             cfg = SiteConfig(
@@ -441,14 +442,6 @@ def _tags(sc: Scenario) -> list[str]:
     if sc.mtls:
         return ["drill", "mtls", "nginx"]
     return ["drill", "web", "nginx", "certbot"]
-
-
-def _reserve_port() -> socket.socket:
-    """A bound loopback TCP socket that never listens: connections to it are refused,
-    and no other process can take the port while the lab runs."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 # ---------------------------------------------------------------------- process entry

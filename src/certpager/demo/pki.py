@@ -18,9 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
+
+from certpager.lab import certs
 
 PrivateKey = ec.EllipticCurvePrivateKey
 
@@ -39,12 +41,7 @@ def new_key() -> PrivateKey:
 
 
 def _name(common_name: str, org: str = "certpager fire drill") -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+    return certs.name(common_name, org=org)
 
 
 @dataclass(frozen=True)
@@ -60,19 +57,13 @@ class Authority:
 def make_root(common_name: str, now: datetime) -> Authority:
     """A self-signed root CA valid from a year ago for ten years."""
     key = new_key()
-    name = _name(common_name)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=365))
-        .not_valid_after(now + timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_ca_usage(), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    cert = certs.build_cert(
+        subject=_name(common_name),
+        key=key,
+        issuer=None,
+        not_before=now - timedelta(days=365),
+        not_after=now + timedelta(days=3650),
+        ca=True,
     )
     return Authority(cert, key)
 
@@ -80,37 +71,16 @@ def make_root(common_name: str, now: datetime) -> Authority:
 def make_intermediate(root: Authority, common_name: str, now: datetime) -> Authority:
     """An intermediate CA signed by ``root``, valid for five years (outlives every leaf)."""
     key = new_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(root.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=365))
-        .not_valid_after(now + timedelta(days=5 * 365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_ca_usage(), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()), critical=False
-        )
-        .sign(root.key, hashes.SHA256())
+    cert = certs.build_cert(
+        subject=_name(common_name),
+        key=key,
+        issuer=(root.cert.subject, root.key),
+        not_before=now - timedelta(days=365),
+        not_after=now + timedelta(days=5 * 365),
+        ca=True,
+        path_length=0,
     )
     return Authority(cert, key)
-
-
-def _ca_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def issue(
@@ -135,65 +105,21 @@ def issue(
         client: a TLS client certificate (EKU clientAuth) instead of a server one.
     """
     key = key or new_key()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(issuer.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
-        )
+    cert = certs.build_cert(
+        subject=certs.name(names[0]),
+        key=key,
+        issuer=(issuer.cert.subject, issuer.key),
+        not_before=not_before,
+        not_after=not_after,
+        sans=[x509.DNSName(n) for n in names],
+        eku=certs.CLIENT if client else certs.SERVER,
+        aia_ca_issuers=aia_url,
     )
-    if aia_url:
-        builder = builder.add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_url)
-                    )
-                ]
-            ),
-            critical=False,
-        )
-    return builder.sign(issuer.key, hashes.SHA256()), key
+    return cert, key
 
 
-def cert_pem(cert: x509.Certificate) -> bytes:
-    """PEM of one certificate."""
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def key_pem(key: PrivateKey) -> bytes:
-    """Unencrypted PKCS#8 PEM of a private key (what certbot writes)."""
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+cert_pem = certs.cert_pem
+key_pem = certs.key_pem
 
 
 def load_key(path: Path) -> PrivateKey:

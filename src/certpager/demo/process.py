@@ -28,6 +28,7 @@ from types import TracebackType
 
 from certpager.demo.info import LAB_ENV, LabInfo
 from certpager.errors import LabError as LabError
+from certpager.lab import process
 
 START_TIMEOUT = 30.0
 """Seconds the lab may take to get ready (generous: a loaded CI box)."""
@@ -192,15 +193,7 @@ class LabProcess:
                 if proc.stdin is not None:
                     with contextlib.suppress(OSError):
                         proc.stdin.close()
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(grace)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    report.killed = True
-                    proc.wait(grace)
+                report.killed = process.stop(proc, grace)
             report.exit_code = proc.returncode
             for stream in (proc.stdin, proc.stdout):
                 if stream is not None:

@@ -64,8 +64,6 @@ async def test_real_handshakes_against_loopback_servers(
 
 
 def _closed_port() -> int:
-    import socket
+    from certpager.lab.ports import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
