@@ -249,6 +249,10 @@ class AiaRefused(AiaError):
     """The AIA URL leads to an address the policy does not let certpager fetch from."""
 
 
+class NginxError(CertpagerError, RuntimeError):
+    """nginx could not be found, its config is bad, or it did not start (the message says why)."""
+
+
 class LabError(CertpagerError):
     """The lab could not be started (the message says why and where its log is)."""
 

@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from certpager.errors import NginxError as NginxError
 from certpager.lab import process
 
 INSTALL_HINT = "apt-get install -y nginx (Debian's nginx; .ci/run and scripts/test.sh install it)"
@@ -24,10 +25,6 @@ TEMP_PATHS = " ".join(
     f"{kind}_temp_path tmp/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 )
 """``http`` block directives that keep nginx's temp files under the prefix."""
-
-
-class NginxError(RuntimeError):
-    """nginx could not be found, its config is bad, or it did not start (the message says why)."""
 
 
 def find_nginx() -> str | None:
