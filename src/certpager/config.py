@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Literal
 
 from certpager.errors import ConfigError, TargetError
 from certpager.inputs import (
+    K8S_LABEL,
+    K8S_SUBDOMAIN,
     PEM_MAX_BYTES,
     YAML_MAX_BYTES,
     InputFileError,
@@ -65,8 +67,6 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\[\]-]{0,254}")
 _HOST_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?\.?")
 _ZONE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
-_K8S_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_K8S_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 MAX_TIMEOUT = 300.0
 """Longest probe timeout and SSH connect timeout accepted (seconds)."""
@@ -580,13 +580,13 @@ def _stored(reader: Reader | None) -> StoredCert | None:
         elif namespace is not None:
             key = "namespace"
         namespace = namespace or "default"
-        if not _K8S_LABEL.fullmatch(namespace):
+        if not K8S_LABEL.fullmatch(namespace):
             reader.fail(
                 key,
                 f"namespace {printable(namespace)!r} is not a Kubernetes namespace "
                 "(lower-case letters, digits and '-', at most 63)",
             )
-        if len(secret) > 253 or not _K8S_SUBDOMAIN.fullmatch(secret):
+        if len(secret) > 253 or not K8S_SUBDOMAIN.fullmatch(secret):
             reader.fail(
                 "secret",
                 f"{printable(secret)!r} is not a Kubernetes name (lower-case letters, digits, '-' and '.')",

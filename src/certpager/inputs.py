@@ -219,6 +219,14 @@ def parse_port(text: str) -> int:
     return int(text)
 
 
+# ------------------------------------------------------------ Kubernetes names
+
+K8S_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""A DNS-1123 label (a namespace), applied with ``fullmatch``."""
+K8S_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""A DNS-1123 subdomain (an object name; at most 253 characters), applied with ``fullmatch``."""
+
+
 # ------------------------------------------------------------------- strings
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from certpager.errors import TemplateError as TemplateError
-from certpager.inputs import bad_char
+from certpager.inputs import K8S_LABEL, K8S_SUBDOMAIN, bad_char
 from certpager.runbook.model import FlagRule, Param, ParamType, Ref, Template
 from certpager.text import printable
 
@@ -61,8 +61,6 @@ MAX_VALUE_CHARS = 4096
 
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _CERT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-_K8S_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_K8S_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
@@ -310,12 +308,12 @@ def _check_scalar(param: Param, value: str) -> None:
             if not (value + "/").startswith(prefix):
                 raise ValueError(f"must be under {param.prefix}")
     elif kind is ParamType.K8S_NAME:
-        if len(value) > 253 or not _K8S_SUBDOMAIN.fullmatch(value):
+        if len(value) > 253 or not K8S_SUBDOMAIN.fullmatch(value):
             raise ValueError(
                 "is not a Kubernetes name (lower-case letters, digits, '-' and '.', at most 253)"
             )
     elif kind is ParamType.K8S_NAMESPACE:
-        if not _K8S_LABEL.fullmatch(value):
+        if not K8S_LABEL.fullmatch(value):
             raise ValueError("is not a Kubernetes namespace (lower-case letters, digits and '-', at most 63)")
     elif kind is ParamType.URL:
         if any(ch.isspace() for ch in value):
