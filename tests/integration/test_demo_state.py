@@ -91,3 +91,32 @@ def test_demo_refuses_config(tmp_path: Path) -> None:
         assert done.returncode == 3
         assert done.stdout == ""
         assert re.fullmatch(r"certpager demo: --config is not used by the demo .*\n", done.stderr)
+
+
+def test_the_lab_environment_is_restored_when_the_lab_stops(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """In one process, after the demo returns, CERTPAGER_AUDIT_LOG/CERTPAGER_LOCK_DIR are what
+    they were: nothing goes on writing audit records or locks into the removed lab."""
+    import argparse
+
+    from certpager.demo import cli as demo_cli
+
+    monkeypatch.setenv("CERTPAGER_LOCK_DIR", "/operator/locks")
+    monkeypatch.delenv("CERTPAGER_AUDIT_LOG", raising=False)
+    seen: dict[str, str | None] = {}
+
+    def stop_at_once(lab: object) -> int:
+        seen["lock"] = os.environ.get("CERTPAGER_LOCK_DIR")
+        seen["audit"] = os.environ.get("CERTPAGER_AUDIT_LOG")
+        return 0
+
+    monkeypatch.setattr(demo_cli, "_wait_for_stop", stop_at_once)
+    code = demo_cli.run_demo(argparse.Namespace(no_tui=True, audit_log=None, config=None))
+    assert code == 0
+    # While the lab ran, both pointed into it ...
+    assert seen["lock"] is not None and "certpager-demo-" in seen["lock"]
+    assert seen["audit"] is not None and "certpager-demo-" in seen["audit"]
+    lab_dir = Path(seen["lock"]).parent
+    # ... and afterwards they are restored, and the lab is gone for good.
+    assert os.environ.get("CERTPAGER_LOCK_DIR") == "/operator/locks"
+    assert "CERTPAGER_AUDIT_LOG" not in os.environ
+    assert not lab_dir.exists()

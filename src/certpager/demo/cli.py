@@ -84,6 +84,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return EXIT_UNKNOWN
     lab = LabProcess()
     code = 0
+    saved_env: dict[str, str | None] = {}
     with _termination_signals():
         try:
             try:
@@ -97,9 +98,12 @@ def run_demo(args: argparse.Namespace) -> int:
                 return 2
             seconds = lab.startup_seconds or 0.0
             audit = Path(args.audit_log).resolve() if args.audit_log else Path(info.dir) / "audit.jsonl"
+            # The lab's config says where its locks go too (for `certpager --config LAB_CONFIG
+            # run`); the variable wins over it, so an operator's own CERTPAGER_LOCK_DIR is not
+            # used. Both are restored when the lab stops (a caller in the same process, such as
+            # a test, must not go on writing into the removed lab).
+            saved_env.update({name: os.environ.get(name) for name in _LAB_ENV_NAMES})
             os.environ["CERTPAGER_AUDIT_LOG"] = str(audit)
-            # The lab's config says so too (for `certpager --config LAB_CONFIG run`); the
-            # variable wins over it, so an operator's own CERTPAGER_LOCK_DIR is not used.
             os.environ["CERTPAGER_LOCK_DIR"] = str(Path(info.dir) / "locks")
             if no_tui:
                 print(summary_line(info, seconds), file=sys.stderr, flush=True)
@@ -119,6 +123,11 @@ def run_demo(args: argparse.Namespace) -> int:
         except Terminated:
             code = 0
         finally:
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             report = lab.stop()
             if report.pid is not None:
                 state = "removed" if report.dir_removed else "NOT removed"
@@ -131,6 +140,10 @@ def run_demo(args: argparse.Namespace) -> int:
                 if not report.dir_removed:
                     code = code or 2
     return code
+
+
+_LAB_ENV_NAMES = ("CERTPAGER_AUDIT_LOG", "CERTPAGER_LOCK_DIR")
+"""Set for the TUI the demo opens, restored when the lab stops."""
 
 
 def _hints(info: LabInfo, audit: Path) -> str:
