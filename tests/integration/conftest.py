@@ -13,11 +13,11 @@ The helpers that run the real CLI (``certpager_cli``, ``run_in_pty``) are in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.cli import isolated_env
 from tests.support.e2e_stack import E2EStack
 from tests.support.sshd import Sshd
 
@@ -55,18 +55,4 @@ def e2e(tmp_path: Path) -> Iterator[E2EStack]:
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment for ``certpager`` subprocesses: private HOME/XDG dirs, no agent, no colour."""
-    home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSH_AUTH_SOCK", "SSH_AGENT", "XDG_"))}
-    for sub in ("config", "data", "state"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / "config"),
-        XDG_DATA_HOME=str(home / "data"),
-        XDG_STATE_HOME=str(home / "state"),
-        NO_COLOR="1",
-        PYTHONUNBUFFERED="1",
-        CERTPAGER_LOCK_DIR=str(tmp_path / "locks"),  # not the machine-wide /run/lock/certpager
-    )
-    env.pop("CERTPAGER_AUDIT_LOG", None)
-    return env
+    return isolated_env(tmp_path / "home", tmp_path / "locks")

@@ -21,6 +21,26 @@ __all__ = ["CERTPAGER", "CliResult", "audit_path", "certpager_cli", "run_in_pty"
 CERTPAGER = [sys.executable, "-m", "certpager"]
 
 
+def isolated_env(home: Path, lock_dir: Path | None = None) -> dict[str, str]:
+    """Environment for a ``certpager`` subprocess: private HOME/XDG dirs under ``home``, no SSH
+    agent, no colour, no inherited audit log; run locks in ``lock_dir`` (default
+    ``home/locks``), never the machine-wide directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSH_AUTH_SOCK", "SSH_AGENT", "XDG_"))}
+    for sub in ("config", "data", "state"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_STATE_HOME=str(home / "state"),
+        NO_COLOR="1",
+        PYTHONUNBUFFERED="1",
+        CERTPAGER_LOCK_DIR=str(lock_dir if lock_dir is not None else home / "locks"),
+    )
+    env.pop("CERTPAGER_AUDIT_LOG", None)
+    return env
+
+
 def audit_path(env: dict[str, str]) -> Path:
     """The audit log a CLI run with ``env`` writes."""
     return Path(env["XDG_DATA_HOME"]) / "certpager" / "audit.jsonl"

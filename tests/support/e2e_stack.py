@@ -39,6 +39,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from tests.support.cli import isolated_env
 from tests.support.pebble import Pebble, key_pem, make_ca, make_leaf, pem
 from tests.support.sshd import Sshd, require_binary
 
@@ -378,21 +379,7 @@ http {{
 
     def cli_env(self, home: Path) -> dict[str, str]:
         """Environment for a ``certpager`` subprocess: private HOME/XDG dirs, no agent."""
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("SSH_AUTH_SOCK", "SSH_AGENT", "XDG_"))
-        }
-        for sub in ("config", "data", "state"):
-            (home / sub).mkdir(parents=True, exist_ok=True)
-        env.update(
-            HOME=str(home),
-            XDG_CONFIG_HOME=str(home / "config"),
-            XDG_DATA_HOME=str(home / "data"),
-            XDG_STATE_HOME=str(home / "state"),
-            NO_COLOR="1",
-            PYTHONUNBUFFERED="1",
-        )
-        env.pop("CERTPAGER_AUDIT_LOG", None)
-        return env
+        return isolated_env(home)
 
     def __enter__(self) -> E2EStack:
         return self.start()
