@@ -24,7 +24,7 @@ CHILD = textwrap.dedent(
     import json, resource, sys, time
     from pathlib import Path
     started = time.perf_counter()
-    from certpager.audit import AuditLog, RunAudit
+    from certpager.runbook.audit import AuditLog, RunAudit
     log = AuditLog(Path(sys.argv[1]))
     log.check()
     found = log.unfinished(is_active=lambda endpoint: False)

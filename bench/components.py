@@ -34,13 +34,13 @@ T_START = time.perf_counter()
 
 from OpenSSL import SSL, crypto  # noqa: E402
 
+from certpager.check.report import report_json  # noqa: E402
 from certpager.config import Endpoint, Settings, read_targets_file  # noqa: E402
 from certpager.probe import analysis  # noqa: E402
 from certpager.probe import handshake as hs_mod  # noqa: E402
 from certpager.probe.engine import backend_result, check_endpoints  # noqa: E402
 from certpager.probe.model import Handshake  # noqa: E402
 from certpager.probe.trust import get_trust_store  # noqa: E402
-from certpager.report import report_json  # noqa: E402
 
 T_IMPORTS = time.perf_counter() - T_START
 

@@ -171,7 +171,7 @@ def configure_demo(p: argparse.ArgumentParser) -> None:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from certpager.cli_check import run_check
+    from certpager.check.cli import run_check
 
     return run_check(args)
 

@@ -27,7 +27,7 @@ defines an exception class.
   - ``AuditError``: the audit log cannot be written safely.
   - ``OutputError``: the report could not be written (stdout closed, pipe closed, disk
     full): exit 3, UNKNOWN.
-  - ``StoredCertError``: the stored certificate cannot be read (``certpager.stored``).
+  - ``StoredCertError``: the stored certificate cannot be read (``certpager.check.stored``).
   - ``LabError``: the demo lab could not be started (``certpager.demo.process``).
   - ``Terminated``: SIGTERM/SIGHUP arrived during ``certpager demo`` (``certpager.demo.cli``).
   - Values rejected inside a parser, also ``ValueError`` (so ``except ValueError`` still
@@ -160,7 +160,7 @@ class StoredCertError(CertpagerError):
     def __init__(self, message: str, *, kind: str = "unreadable"):
         super().__init__(message)
         self.kind = kind
-        """Why, as one of :data:`certpager.stored.UNREADABLE_KINDS`."""
+        """Why, as one of :data:`certpager.check.stored.UNREADABLE_KINDS`."""
 
 
 class AuditLocationError(AuditError, UserError):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from certpager.audit import AuditLog, RunAudit
 from certpager.errors import AuditError
+from certpager.runbook.audit import AuditLog, RunAudit
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ from tests.integration.demo.support import (
     served_serial,
 )
 
+from certpager.check.monitor import check_full
+from certpager.check.stored import compare_stored
 from certpager.config import Config, load_config
 from certpager.demo.info import LabInfo
 from certpager.errors import SSHError
-from certpager.monitor import check_full
 from certpager.probe.engine import check_endpoint
 from certpager.ssh import AsyncsshRunner, RemoteState
-from certpager.stored import compare_stored
 
 
 @pytest.fixture(scope="module")

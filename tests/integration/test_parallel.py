@@ -1,4 +1,4 @@
-"""``certpager check`` over worker processes (:mod:`certpager.parallel`).
+"""``certpager check`` over worker processes (:mod:`certpager.check.parallel`).
 
 Against real TLS servers on loopback: the workers' reports equal the in-process
 ones, in input order; a worker that dies or falls silent loses nothing (its
@@ -127,9 +127,9 @@ def test_workers_report_exactly_what_one_process_reports_in_input_order(fleet: t
 SCRIPT = """
 import json, os, sys, time
 from pathlib import Path
-from certpager import parallel
+from certpager.check import parallel
 from certpager.config import Settings, read_targets_file
-from certpager.report import encode_json
+from certpager.check.report import encode_json
 
 targets, ca_file, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 parent = os.getpid()

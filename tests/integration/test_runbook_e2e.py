@@ -15,7 +15,7 @@ from tests.support.cli import audit_path, certpager_cli, run_in_pty
 from tests.support.e2e_stack import DOMAIN, E2EStack, file_leaf
 from tests.support.sshd import Sshd, fingerprint, keygen
 
-from certpager.audit import AuditLog
+from certpager.runbook.audit import AuditLog
 
 pytestmark = [pytest.mark.sshd, pytest.mark.nginx]
 

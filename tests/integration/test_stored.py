@@ -12,10 +12,10 @@ import pytest
 from tests.support.cli import certpager_cli
 from tests.support.e2e_stack import E2EStack, file_leaf
 
+from certpager.check.stored import compare_stored
 from certpager.config import load_config, with_overrides
 from certpager.probe import check_endpoint
 from certpager.probe.model import Severity
-from certpager.stored import compare_stored
 
 pytestmark = [pytest.mark.sshd, pytest.mark.nginx]
 

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import tuilab
 
-from certpager import monitor
-from certpager import stored as stored_module
+from certpager.check import monitor
+from certpager.check import stored as stored_module
 from certpager.config import Endpoint, Settings, StoredCert
 from certpager.probe import EndpointReport, Status
 from certpager.tui import services

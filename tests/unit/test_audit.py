@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from certpager.audit import (
+from certpager.errors import AuditError
+from certpager.runbook.audit import (
     REDACTED,
     AuditLog,
     LineRedactor,
@@ -22,7 +23,6 @@ from certpager.audit import (
     redact,
     redact_params,
 )
-from certpager.errors import AuditError
 
 
 def test_default_path_follows_xdg_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,7 +216,7 @@ def test_benign_output_is_untouched() -> None:
     ],
 )  # fmt: skip
 def test_secret_key_names(key: str, secret: bool) -> None:
-    from certpager.audit import is_secret_key
+    from certpager.runbook.audit import is_secret_key
 
     assert is_secret_key(key) is secret
 

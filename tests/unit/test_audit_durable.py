@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from certpager.audit import TAIL_WINDOW, AuditLocationError, AuditLog, RunAudit
 from certpager.errors import AuditError, UserError
+from certpager.runbook.audit import TAIL_WINDOW, AuditLocationError, AuditLog, RunAudit
 
 # ------------------------------------------------------------------ torn writes
 

@@ -6,7 +6,7 @@ Each case is a runbook step that puts a canary where a secret goes (an option's 
 ``=`` assignment, an environment variable, a header, a URL, a parameter whose name says
 secret, a ``secret: true`` parameter on stdin, the command's output). The plan recorded at
 run start, the argv and command of ``step_intent``, the output of ``step_result`` and the
-messages all go through the one redactor of :meth:`certpager.audit.RunAudit.write`.
+messages all go through the one redactor of :meth:`certpager.runbook.audit.RunAudit.write`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from certpager.audit import REDACTED, AuditLog
 from certpager.config import Endpoint, Thresholds
 from certpager.runbook import (
     ConfirmReply,
@@ -29,6 +28,7 @@ from certpager.runbook import (
     build_plan,
     parse_runbook,
 )
+from certpager.runbook.audit import REDACTED, AuditLog
 from certpager.ssh import FakeResponse, FakeRunner
 
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAAS{c}\n-----END PRIVATE KEY-----"

@@ -384,7 +384,8 @@ def test_cli_bad_switches_exit_3(
 def test_cli_switches_shape_the_endpoints(world) -> None:  # type: ignore[no-untyped-def]
     import argparse
 
-    from certpager import cli_check, commands
+    from certpager import commands
+    from certpager.check import cli as cli_check
 
     pki, h, _trust, _now = world
     leaf = h.leaf("client", server_auth=False)

@@ -49,17 +49,17 @@ def test_every_exception_class_is_defined_in_errors_under_certpager_error() -> N
 
 
 def test_the_moved_classes_are_still_importable_where_they_were() -> None:
-    from certpager.audit import AuditLocationError
+    from certpager.check.stored import StoredCertError
     from certpager.inputs import InputFileError, InputValueError
     from certpager.probe.aia import AiaError, AiaRefused
     from certpager.probe.analysis import CertParseError
     from certpager.probe.handshake import ContextError, PeerClosed, ResolveError
     from certpager.probe.http import HttpFailure
     from certpager.probe.trust import TrustStoreError
+    from certpager.runbook.audit import AuditLocationError
     from certpager.runbook.cli import HeadlessRefusedError
     from certpager.runbook.lock import LockDirError
     from certpager.runbook.template import TemplateError
-    from certpager.stored import StoredCertError
 
     user_errors: tuple[type[Exception], ...] = (
         AuditLocationError,

@@ -13,8 +13,8 @@ import pytest
 CORE_MODULES = [
     "certpager.probe",
     "certpager.config",
-    "certpager.cli_check",
-    "certpager.report",
+    "certpager.check.cli",
+    "certpager.check.report",
     "certpager.errors",
 ]
 
@@ -65,7 +65,7 @@ def test_building_the_parser_stays_light() -> None:
         "from certpager.__main__ import build_parser\n"
         "build_parser()\n"
         "heavy = ('asyncssh', 'OpenSSL', 'cryptography', 'yaml', 'certpager.probe', "
-        "'certpager.runbook', 'certpager.demo', 'certpager.ssh', 'certpager.cli_check')\n"
+        "'certpager.runbook', 'certpager.demo', 'certpager.ssh', 'certpager.check.cli')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
     )
     run = subprocess.run(

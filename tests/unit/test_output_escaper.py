@@ -15,9 +15,9 @@ from rich.style import Style
 from tests.support.hostile_text import BENIGN, CORPUS, unsafe
 from textual.color import Color
 
+from certpager.check.report import render_table
 from certpager.errors import OutputError
 from certpager.probe.model import BackendResult, EndpointReport, Finding, Handshake, Severity, Status
-from certpager.report import render_table
 from certpager.text import emit, printable, printable_lines
 from certpager.tui import view
 from certpager.tui.safe import PrintableFilter

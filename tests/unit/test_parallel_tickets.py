@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from certpager import parallel
+from certpager.check import parallel
 
 
 def _all(fd: int) -> list[int]:

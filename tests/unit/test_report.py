@@ -14,11 +14,11 @@ from collections.abc import Sequence
 import pytest
 from tests.support.pki import Hierarchy, Issued
 
-from certpager.cli_check import exit_code
+from certpager.check.cli import exit_code
+from certpager.check.report import render_table, report_json, write_json
 from certpager.config import Endpoint
 from certpager.probe.engine import backend_result, build_report, sort_reports
 from certpager.probe.model import EndpointReport, Handshake, Timings
-from certpager.report import render_table, report_json, write_json
 
 
 def make_report(

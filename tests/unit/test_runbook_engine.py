@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from certpager.audit import AuditLog
 from certpager.config import Endpoint, SSHTarget, StoredCert, Thresholds
 from certpager.errors import HostKeyError, RunLockedError
 from certpager.probe.model import BackendResult, CertInfo, ChainAnalysis, EndpointReport, Handshake, Status
@@ -31,6 +30,7 @@ from certpager.runbook import (
     parse_runbook,
     runbook_dirs,
 )
+from certpager.runbook.audit import AuditLog
 from certpager.runbook.events import (
     BaselineCaptured,
     CommandSent,
@@ -504,7 +504,7 @@ async def test_verification_against_the_stored_certificate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stored = cert("0C")
-    import certpager.stored as stored_module
+    import certpager.check.stored as stored_module
 
     async def fake_read(endpoint: Endpoint, runner: object, **kw: object) -> CertInfo:
         return stored

@@ -11,7 +11,7 @@ def test_core_modules_do_not_import_the_tui() -> None:
     code = (
         "import json, sys\n"
         "import certpager.runbook, certpager.runbook.cli, certpager.runbook.engine, certpager.ssh\n"
-        "import certpager.audit, certpager.stored\n"
+        "import certpager.runbook.audit, certpager.check.stored\n"
         "print(json.dumps(sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'certpager.tui')))))\n"
     )
     out = subprocess.run(

@@ -1,4 +1,4 @@
-"""certpager.stored without a network: PEM parsing, the pure comparison, the Kubernetes secret
+"""certpager.check.stored without a network: PEM parsing, the pure comparison, the Kubernetes secret
 path through a FakeRunner, and errors that never raise."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from tests.support.pebble import make_ca, make_leaf, pem
 
+from certpager.check.stored import StoredCertError, compare, compare_stored, first_certificate
 from certpager.config import Endpoint, SSHTarget, StoredCert
 from certpager.probe.analysis import parse_cert
 from certpager.probe.model import BackendResult, ChainAnalysis, EndpointReport, Handshake, Status
 from certpager.ssh import FakeResponse, FakeRunner
-from certpager.stored import StoredCertError, compare, compare_stored, first_certificate
 
 CA = make_ca("Unit CA")
 

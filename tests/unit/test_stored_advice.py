@@ -3,7 +3,7 @@ every finding about the served leaf, and what certpager could not check.
 
 Pure: reports are built from real certificates and the real analysis
 (:func:`certpager.probe.analysis.analyze_chain`'s expiry and name checks) at a chosen
-time; the stored leaf is given to :func:`certpager.stored.comparison_of` as if read over SSH.
+time; the stored leaf is given to :func:`certpager.check.stored.comparison_of` as if read over SSH.
 What is asserted is what a user reads: the check table, the JSON and the exit code.
 """
 
@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tests.support.pebble import make_ca
 
-from certpager.cli_check import exit_code
+from certpager.check.cli import exit_code
+from certpager.check.report import encode_json, render_table
+from certpager.check.stored import StoredCertError, comparison_of
 from certpager.config import Endpoint, SSHTarget, StoredCert
 from certpager.probe.analysis import expiry_findings, parse_cert
 from certpager.probe.engine import build_report
@@ -32,8 +34,6 @@ from certpager.probe.model import (
     Severity,
     Status,
 )
-from certpager.report import encode_json, render_table
-from certpager.stored import StoredCertError, comparison_of
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -244,7 +244,7 @@ def test_the_hint_of_an_info_finding_is_a_note_not_a_fix() -> None:
 async def test_the_stored_read_shares_the_deadline_and_caps_the_ssh_connect_timeout() -> None:
     import asyncio
 
-    from certpager.stored import read_stored
+    from certpager.check.stored import read_stored
 
     targets: list[SSHTarget] = []
 

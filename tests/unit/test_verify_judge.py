@@ -20,7 +20,6 @@ from tests.unit.test_runbook_engine import (
     report,
 )
 
-from certpager.audit import AuditLog
 from certpager.config import Endpoint
 from certpager.errors import RunbookError
 from certpager.probe.findings import SPECS, make
@@ -34,6 +33,7 @@ from certpager.runbook import (
     find_runbook,
     parse_runbook,
 )
+from certpager.runbook.audit import AuditLog
 from certpager.runbook.events import BaselineCaptured, VerificationFinished
 from certpager.runbook.loader import list_runbooks, shipped_runbook_dir
 from certpager.runbook.model import VerifyExpect, VerifySpec

@@ -28,11 +28,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from certpager.audit import AuditLog
 from certpager.config import Config, Endpoint, default_config_path, load_config
 from certpager.errors import HeadlessRefusedError as HeadlessRefusedError
 from certpager.errors import OutputError, UserError
 from certpager.formats import with_elapsed
+from certpager.runbook.audit import AuditLog
 from certpager.runbook.engine import RunbookRun
 from certpager.runbook.events import (
     BaselineCaptured,

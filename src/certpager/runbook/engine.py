@@ -44,12 +44,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from certpager import __version__
-from certpager.audit import AuditLog, LineRedactor, OutputCapture, Redactor, RunAudit, is_secret_key, operator
 from certpager.config import Settings
 from certpager.errors import AuditError, CertpagerError, HostKeyError, SSHError
 from certpager.errors import _Cancelled as _Cancelled
 from certpager.formats import format_seconds
 from certpager.probe.model import Finding
+from certpager.runbook.audit import (
+    AuditLog,
+    LineRedactor,
+    OutputCapture,
+    Redactor,
+    RunAudit,
+    is_secret_key,
+    operator,
+)
 from certpager.runbook.events import (
     BaselineCaptured,
     CommandSent,
@@ -143,7 +151,7 @@ class RunbookRun:
         confirm: awaited before each step that needs a confirmation.
         on_event: receives every :class:`~certpager.runbook.events.RunEvent`.
         settings: global settings (probe DNS timeout).
-        audit: the audit log (default: :func:`certpager.audit.default_audit_path`).
+        audit: the audit log (default: :func:`certpager.runbook.audit.default_audit_path`).
         runner_factory: builds the SSH target's runner (default: asyncssh / local).
         local_runner: runner for ``where: local`` steps (default: :class:`LocalRunner`).
         probe: fresh-handshake function for baseline and verification.
@@ -698,7 +706,7 @@ class RunbookRun:
         endpoint = self.plan.endpoint
         if endpoint.stored is None:
             return None, ()
-        from certpager.stored import StoredCertError, read_stored_cert
+        from certpager.check.stored import StoredCertError, read_stored_cert
 
         runner = self._runner
         own = False
@@ -715,7 +723,7 @@ class RunbookRun:
             if own:
                 with contextlib.suppress(Exception):
                     await runner.close()
-        from certpager.stored import stored_location
+        from certpager.check.stored import stored_location
 
         return ServedCert.from_info(stored_location(endpoint), info), ()
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from certpager.audit import AuditLog
 from certpager.config import Config, Endpoint
 from certpager.probe import EndpointReport, Finding
 from certpager.probe.findings import SPECS
@@ -29,6 +28,7 @@ from certpager.runbook import (
     runbook_dirs,
     runbooks_for,
 )
+from certpager.runbook.audit import AuditLog
 from certpager.runbook.plan import TargetInfo
 from certpager.runbook.verify import ProbeFn, default_probe
 from certpager.ssh import RunnerFactory

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from certpager.check.monitor import check_full
 from certpager.config import Endpoint, Settings
-from certpager.monitor import check_full
 from certpager.probe import EndpointReport, Handshake
 from certpager.probe.engine import backend_result, build_report
 
@@ -33,7 +33,7 @@ def system_clock() -> datetime:
 
 
 def default_checker(settings: Settings, clock: Clock = system_clock) -> Checker:
-    """The real probe: :func:`certpager.monitor.check_full` (the probe, then, for an
+    """The real probe: :func:`certpager.check.monitor.check_full` (the probe, then, for an
     endpoint that says where its certificate is stored, served vs stored)."""
 
     async def check(endpoint: Endpoint) -> EndpointReport:

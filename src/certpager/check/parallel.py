@@ -11,7 +11,7 @@ instead of making everyone wait for its fixed share. Each worker encodes each re
 as it completes and sends it to the parent over a pipe; the parent hands the results
 back in input order. When the tickets do not fit in a pipe (more than about 260,000
 endpoints), each worker gets a fixed interleaved share instead. Reports are not kept
-once encoded (:func:`certpager.monitor.stream_full`): memory holds only what is in
+once encoded (:func:`certpager.check.monitor.stream_full`): memory holds only what is in
 flight, and the garbage collector scans that much less (at 1000 endpoints in one
 process: 0.02-0.04 s of collections against 0.06-0.08 s when every report is kept).
 
@@ -37,8 +37,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from certpager.check.monitor import check_full, check_full_many, stream_full
 from certpager.config import Endpoint, Settings
-from certpager.monitor import check_full, check_full_many, stream_full
 from certpager.probe.model import EndpointReport, Status
 
 #: Most workers ever started.
@@ -99,7 +99,7 @@ def _usable(workers: int, endpoints: Sequence[Endpoint], concurrency: int) -> in
 def check_reports(
     endpoints: Sequence[Endpoint], *, settings: Settings, concurrency: int, workers: int
 ) -> list[EndpointReport]:
-    """Every endpoint's report (as :func:`certpager.monitor.check_full` makes it), in input
+    """Every endpoint's report (as :func:`certpager.check.monitor.check_full` makes it), in input
     order, checked in ``workers`` forked processes (or here, see :func:`check_encoded`)."""
     if not _usable(workers, endpoints, concurrency):
         return asyncio.run(check_full_many(endpoints, settings=settings, concurrency=concurrency))
@@ -117,7 +117,7 @@ def check_encoded(
     concurrency: int,
     workers: int,
 ) -> list[Encoded]:
-    """Check every endpoint (as :func:`certpager.monitor.check_full` does) and return
+    """Check every endpoint (as :func:`certpager.check.monitor.check_full` does) and return
     ``encode(report)`` with its status, in input order.
 
     With ``workers`` > 1 (and ``os.fork`` available, and no other thread running in this

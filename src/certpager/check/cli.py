@@ -10,6 +10,8 @@ from pathlib import Path
 
 from OpenSSL import SSL
 
+from certpager.check.parallel import auto_workers, check_encoded, check_reports
+from certpager.check.report import encode_json, write_json_texts, write_table
 from certpager.config import (
     Config,
     Endpoint,
@@ -22,10 +24,8 @@ from certpager.config import (
 )
 from certpager.errors import OutputError, UserError
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
-from certpager.parallel import auto_workers, check_encoded, check_reports
 from certpager.probe.model import Status
 from certpager.probe.trust import TrustStoreError, get_trust_store
-from certpager.report import encode_json, write_json_texts, write_table
 from certpager.text import discard, write_failure
 
 

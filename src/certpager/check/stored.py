@@ -11,7 +11,7 @@ serves another leaf:
 - it is no better (older, not valid now, without the name): ``stored_outdated``;
 - it cannot be read: ``stored_unreadable`` (critical for a changed SSH host key).
 
-Usage (``certpager check`` and the TUI do this in :func:`certpager.monitor.check_full`,
+Usage (``certpager check`` and the TUI do this in :func:`certpager.check.monitor.check_full`,
 reading while the probe runs, within the endpoint's deadline)::
 
     read = await read_stored(endpoint, deadline=loop.time() + endpoint.timeout)

@@ -18,12 +18,12 @@ from certpager.probe import EndpointReport, check_endpoint
 from certpager.probe.engine import check_endpoints, stream_endpoints
 
 if TYPE_CHECKING:
-    from certpager.stored import StoredComparison
+    from certpager.check.stored import StoredComparison
 
 
 def stored_facts(comparison: StoredComparison) -> dict[str, object]:
-    """The served-vs-stored comparison as plain facts (see :func:`certpager.stored.stored_facts`)."""
-    from certpager.stored import stored_facts as facts
+    """The served-vs-stored comparison as plain facts (see :func:`certpager.check.stored.stored_facts`)."""
+    from certpager.check.stored import stored_facts as facts
 
     return facts(comparison)
 
@@ -37,12 +37,12 @@ async def check_full(
     The stored certificate is read over SSH while the probe runs, within the same
     deadline (``endpoint.timeout``); when it cannot be read the report says so with a
     ``stored_unreadable`` finding. The findings a reload of a newer stored leaf
-    clears recommend the reload (:meth:`certpager.stored.StoredComparison.apply`).
+    clears recommend the reload (:meth:`certpager.check.stored.StoredComparison.apply`).
     """
     if endpoint.stored is None:
         return await check_endpoint(endpoint, settings=settings, now=now)
     # Imported here: it pulls in asyncssh, which a plain `certpager check` never needs.
-    from certpager.stored import comparison_of, read_stored
+    from certpager.check.stored import comparison_of, read_stored
 
     loop = asyncio.get_running_loop()
     read = asyncio.ensure_future(read_stored(endpoint, deadline=loop.time() + endpoint.timeout))
