@@ -11,7 +11,7 @@ import difflib
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from certpager.config import Endpoint
 from certpager.errors import RunbookError, SSHError
@@ -351,6 +351,18 @@ def describe_verify(
 # ------------------------------------------------------------------- building
 
 
+class TargetResolver(Protocol):
+    """Where run steps go for an endpoint, as known before connecting (no network).
+
+    :func:`describe_target` is the default; tests and the TUI pass their own
+    (a plain function ``Endpoint -> TargetInfo | None`` fits).
+    """
+
+    def __call__(self, endpoint: Endpoint, /) -> TargetInfo | None:
+        """The target of ``endpoint``'s run steps; None when it has no ``ssh:``."""
+        ...
+
+
 def builtin_values(endpoint: Endpoint) -> dict[str, str]:
     """Values of the built-in variables for ``endpoint`` (all from the config)."""
     ssh = endpoint.ssh
@@ -369,16 +381,24 @@ def builtin_values(endpoint: Endpoint) -> dict[str, str]:
     }
 
 
+def local_target() -> TargetInfo:
+    """This machine, as the target of ``ssh: local`` endpoints and ``local: true`` steps."""
+    from certpager.ssh.local import LocalRunner
+
+    user = LocalRunner().user
+    return TargetInfo(label=f"local ({user})", host="local", port=0, user=user, local=True)
+
+
 def describe_target(endpoint: Endpoint) -> TargetInfo | None:
-    """Where run steps go for ``endpoint``, resolved through ``~/.ssh/config`` (no network)."""
+    """Where run steps go for ``endpoint``, resolved through ``~/.ssh/config`` (no network).
+
+    The default :class:`TargetResolver`.
+    """
     ssh = endpoint.ssh
     if ssh is None:
         return None
     if ssh.is_local:
-        from certpager.ssh.local import LocalRunner
-
-        user = LocalRunner().user
-        return TargetInfo(label=f"local ({user})", host="local", port=0, user=user, local=True)
+        return local_target()
     from certpager.ssh.asyncssh_runner import AsyncsshRunner
 
     runner = AsyncsshRunner(ssh)
@@ -391,6 +411,49 @@ def describe_target(endpoint: Endpoint) -> TargetInfo | None:
     return TargetInfo(label=runner.label, host=host, port=port, user=user, local=False, known_hosts=files)
 
 
+@dataclass
+class _Values:
+    """Parameter values for one plan: for rendering, for showing, and the secrets among them."""
+
+    scalars: dict[str, str] = field(default_factory=dict)
+    """Every parameter's (validated) text and the built-ins, for ``{name}``."""
+    words: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Multi-word parameters split into argv words."""
+    shown: list[PlanValue] = field(default_factory=list)
+    """What the plan shows (secrets masked)."""
+    secrets: list[str] = field(default_factory=list)
+    """Secret values, for redaction."""
+
+
+@dataclass(frozen=True)
+class _Render:
+    """What rendering one step needs: the runbook, endpoint, values and where steps run."""
+
+    runbook: Runbook
+    endpoint: Endpoint
+    values: _Values
+    builtins: dict[str, str]
+    target: TargetInfo | None
+    """Where remote run steps go (None: not resolved)."""
+    local_label: str | None
+    """``local (user)`` when a step runs on this machine."""
+
+    def where(self, step: Step) -> str:
+        """The label of the machine a run step executes on (empty for other kinds)."""
+        if step.kind is not StepKind.RUN:
+            return ""
+        if step.local:
+            return self.local_label or "local"
+        if self.target is not None:
+            return self.target.label
+        ssh = self.endpoint.ssh
+        return ssh.host if ssh else "?"
+
+    def error(self, message: str, step: Step) -> RunbookError:
+        """A one-line error at ``step``'s line in the runbook."""
+        return RunbookError(message, file=self.runbook.file, line=step.line, key=step.key)
+
+
 def build_plan(
     runbook: Runbook,
     endpoint: Endpoint,
@@ -398,6 +461,7 @@ def build_plan(
     *,
     target: TargetInfo | None = None,
     resolve_target: bool = True,
+    resolver: TargetResolver = describe_target,
     targets: Sequence[str] = (),
 ) -> Plan:
     """Render ``runbook`` for ``endpoint``.
@@ -406,8 +470,11 @@ def build_plan(
         runbook: a loaded runbook.
         endpoint: the endpoint it runs for.
         overrides: ``--param`` values (highest precedence).
-        target: where run steps execute; computed with :func:`describe_target` when None.
-        resolve_target: read ``~/.ssh/config`` to show the real user/port (no network).
+        target: where run steps execute; asked of ``resolver`` when None.
+        resolve_target: False: do not ask ``resolver`` (the plan then shows the
+            configured host name only).
+        resolver: finds the SSH target of ``endpoint``; :func:`describe_target`
+            (reads ``~/.ssh/config``, no network) by default.
         targets: finding codes the run is for (``--for``); each must be in the runbook's
             ``fixes:``. Empty: the current findings it fixes, decided when the run starts.
 
@@ -418,73 +485,94 @@ def build_plan(
     overrides = dict(overrides or {})
     chosen = check_targets(runbook, targets)
     builtins = builtin_values(endpoint)
-    file = runbook.file
     _check_builtin_values(runbook, endpoint, builtins)
+    _check_overrides(runbook, overrides)
+    values = _param_values(runbook, endpoint, overrides, builtins)
+    if target is None and resolve_target:
+        target = resolver(endpoint)
+    needs_target = _needs_target(runbook, endpoint)
+    local_label = local_target().label if any(s.local for s in runbook.all_steps()) else None
+    render = _Render(runbook, endpoint, values, builtins, target, local_label)
+    return Plan(
+        runbook=runbook,
+        endpoint=endpoint,
+        values=tuple(values.shown),
+        target=target if needs_target else None,
+        steps=tuple(_plan_step(step, render) for step in runbook.steps),
+        secrets=tuple(values.secrets),
+        targets=chosen,
+    )
+
+
+def _check_overrides(runbook: Runbook, overrides: Mapping[str, str]) -> None:
+    """Every ``--param`` names a parameter of the runbook."""
     for name in overrides:
         if runbook.param(name) is None:
             known = ", ".join(p.name for p in runbook.params) or "none"
             raise RunbookError(
                 f"unknown parameter {name!r} given with --param; {runbook.name} takes: {known}",
-                file=file,
+                file=runbook.file,
                 line=runbook.line_of_params,
                 key="params",
             )
-    scalars: dict[str, str] = {}
-    words: dict[str, tuple[str, ...]] = {}
-    values: list[PlanValue] = []
-    secrets: list[str] = []
+
+
+def _param_values(
+    runbook: Runbook, endpoint: Endpoint, overrides: dict[str, str], builtins: dict[str, str]
+) -> _Values:
+    """Each parameter's value (by precedence), validated by its type; then the built-ins."""
+    out = _Values()
     for param in runbook.params:
         value, source = _raw_value(param, endpoint, overrides, builtins, runbook)
-        try:
-            validated = validate_value(param, value)
-        except ValueError as exc:
-            shown = "(secret)" if param.secret else repr(printable(value))
-            raise RunbookError(
-                f"value {shown} from {source} {exc}",
-                file=file,
-                line=param.line,
-                key=f"params.{param.name}",
-            ) from None
+        validated = _validated(param, value, source, runbook)
         if param.type.multi_word:
-            words[param.name] = validated
-            scalars[param.name] = value
+            out.words[param.name] = validated
+            out.scalars[param.name] = value
         else:
-            scalars[param.name] = validated[0]
+            out.scalars[param.name] = validated[0]
         if param.secret and value:
-            secrets.append(value)
-        values.append(PlanValue(param.name, "********" if param.secret else value, source, param.secret))
+            out.secrets.append(value)
+        out.shown.append(PlanValue(param.name, "********" if param.secret else value, source, param.secret))
     for name, value in builtins.items():
-        scalars.setdefault(name, value)
-    if target is None and resolve_target:
-        target = describe_target(endpoint)
-    local_label = None
-    needs_target = any(s.kind is StepKind.RUN and not s.local for s in runbook.all_steps())
-    if needs_target and endpoint.ssh is None:
-        first = next(s for s in runbook.all_steps() if s.kind is StepKind.RUN and not s.local)
+        out.scalars.setdefault(name, value)
+    return out
+
+
+def _validated(param: Param, value: str, source: str, runbook: Runbook) -> tuple[str, ...]:
+    """``value`` checked against ``param``'s type (a secret is never echoed in the error)."""
+    try:
+        return validate_value(param, value)
+    except ValueError as exc:
+        shown = "(secret)" if param.secret else repr(printable(value))
+        raise RunbookError(
+            f"value {shown} from {source} {exc}",
+            file=runbook.file,
+            line=param.line,
+            key=f"params.{param.name}",
+        ) from None
+
+
+def _needs_target(runbook: Runbook, endpoint: Endpoint) -> bool:
+    """Whether a step runs on the SSH target; an error when the endpoint has none."""
+    remote = [s for s in runbook.all_steps() if s.kind is StepKind.RUN and not s.local]
+    if remote and endpoint.ssh is None:
+        first = remote[0]
         raise RunbookError(
             f"endpoint {endpoint.name!r} has no ssh target in the config, but this step runs on it; "
             "add ssh: {host: ..., user: ...} to the endpoint (or ssh: local)",
-            file=file,
+            file=runbook.file,
             line=first.line,
             key=first.key,
         )
-    if any(s.local for s in runbook.all_steps()):
-        from certpager.ssh.local import LocalRunner
+    return bool(remote)
 
-        local_label = f"local ({LocalRunner().user})"
-    steps = tuple(
-        _plan_step(step, runbook, endpoint, scalars, words, builtins, target, local_label)
-        for step in runbook.steps
-    )
-    return Plan(
-        runbook=runbook,
-        endpoint=endpoint,
-        values=tuple(values),
-        target=target if needs_target else None,
-        steps=steps,
-        secrets=tuple(secrets),
-        targets=chosen,
-    )
+
+def _templates(step: Step) -> list[Template]:
+    """Every template of ``step``: argv, env values, confirmation token, message, stdin."""
+    templates = [*step.argv, *(t for _, t in step.env), step.confirm_token, step.message]
+    if step.stdin is not None:
+        templates.append(step.stdin)
+    return templates
 
 
 def _check_builtin_values(runbook: Runbook, endpoint: Endpoint, builtins: dict[str, str]) -> None:
@@ -494,10 +582,8 @@ def _check_builtin_values(runbook: Runbook, endpoint: Endpoint, builtins: dict[s
     for param in runbook.params:
         used.update(refs(param.default or ()))
     for step in runbook.all_steps():
-        for template in (*step.argv, *(t for _, t in step.env), step.confirm_token, step.message):
+        for template in _templates(step):
             used.update(refs(template))
-        if step.stdin is not None:
-            used.update(refs(step.stdin))
     for name in sorted(used & set(BUILTINS)):
         try:
             validate_builtin(name, builtins[name])
@@ -543,63 +629,46 @@ def _raw_value(
     return render_text(param.default, builtins), "default"
 
 
-def _check_builtins(
-    templates: list[Template], builtins: dict[str, str], step: Step, runbook: Runbook, ep: Endpoint
-) -> None:
-    for template in templates:
+def _check_builtins(step: Step, render: _Render) -> None:
+    """Every built-in ``step`` uses has a value for this endpoint."""
+    for template in _templates(step):
         for name in refs(template):
-            if name in BUILTINS and not builtins.get(name):
-                raise RunbookError(
-                    f"uses {{{name}}} ({BUILTINS[name]}), which endpoint {ep.name!r} does not have "
-                    "in the config",
-                    file=runbook.file,
-                    line=step.line,
-                    key=step.key,
+            if name in BUILTINS and not render.builtins.get(name):
+                raise render.error(
+                    f"uses {{{name}}} ({BUILTINS[name]}), which endpoint {render.endpoint.name!r} "
+                    "does not have in the config",
+                    step,
                 )
 
 
-def _plan_step(
-    step: Step,
-    runbook: Runbook,
-    endpoint: Endpoint,
-    scalars: dict[str, str],
-    words: dict[str, tuple[str, ...]],
-    builtins: dict[str, str],
-    target: TargetInfo | None,
-    local_label: str | None,
-    parent: str | None = None,
-) -> PlannedStep:
-    templates = [*step.argv, *(t for _, t in step.env), step.confirm_token, step.message]
-    if step.stdin is not None:
-        templates.append(step.stdin)
-    _check_builtins(templates, builtins, step, runbook, endpoint)
-    argv: tuple[str, ...] = ()
-    command = ""
-    if step.kind is StepKind.RUN:
-        argv = render_argv(step.argv, scalars, words, step.env)
-        if not argv:
-            raise RunbookError(
-                "renders to an empty command (every argument came from empty parameters)",
-                file=runbook.file,
-                line=step.line,
-                key=step.key,
-            )
-        if argv[0].startswith("-"):
-            raise RunbookError(
-                f"the command would start with {argv[0]!r}", file=runbook.file, line=step.line, key=step.key
-            )
-        command = shlex.join(argv)
-    where = ""
-    if step.kind is StepKind.RUN:
-        if step.local:
-            where = local_label or "local"
-        else:
-            where = target.label if target else (endpoint.ssh.host if endpoint.ssh else "?")
-    token = render_text(step.confirm_token, scalars) if step.confirm is ConfirmKind.TYPED else None
-    if token is not None and not token.strip():
-        raise RunbookError(
-            "the typed confirmation token renders empty", file=runbook.file, line=step.line, key=step.key
-        )
+def _render_command(step: Step, render: _Render) -> tuple[tuple[str, ...], str]:
+    """``(argv, command line)`` of a run step (empty for other kinds)."""
+    if step.kind is not StepKind.RUN:
+        return (), ""
+    argv = render_argv(step.argv, render.values.scalars, render.values.words, step.env)
+    if not argv:
+        raise render.error("renders to an empty command (every argument came from empty parameters)", step)
+    if argv[0].startswith("-"):
+        raise render.error(f"the command would start with {argv[0]!r}", step)
+    return argv, shlex.join(argv)
+
+
+def _render_token(step: Step, render: _Render) -> str | None:
+    """What must be typed for a typed confirmation (None for other confirmations)."""
+    if step.confirm is not ConfirmKind.TYPED:
+        return None
+    token = render_text(step.confirm_token, render.values.scalars)
+    if not token.strip():
+        raise render.error("the typed confirmation token renders empty", step)
+    return token
+
+
+def _plan_step(step: Step, render: _Render, parent: str | None = None) -> PlannedStep:
+    """``step`` (and its ``on_failure`` steps) rendered for the plan's endpoint."""
+    _check_builtins(step, render)
+    argv, command = _render_command(step, render)
+    token = _render_token(step, render)
+    scalars = render.values.scalars
     return PlannedStep(
         id=step.id,
         title=step.title,
@@ -608,16 +677,13 @@ def _plan_step(
         argv=argv,
         command=command,
         local=step.local,
-        target=where,
+        target=render.where(step),
         timeout=step.timeout,
         confirm=step.confirm,
         confirm_token=token,
         message=render_text(step.message, scalars),
         continue_on_error=step.continue_on_error,
-        on_failure=tuple(
-            _plan_step(s, runbook, endpoint, scalars, words, builtins, target, local_label, parent=step.id)
-            for s in step.on_failure
-        ),
+        on_failure=tuple(_plan_step(s, render, parent=step.id) for s in step.on_failure),
         parent=parent,
         verify=step.verify,
         stdin=render_text(step.stdin, scalars).encode() if step.stdin is not None else None,

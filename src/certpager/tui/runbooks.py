@@ -29,7 +29,7 @@ from certpager.runbook import (
     runbooks_for,
 )
 from certpager.runbook.audit import AuditLog
-from certpager.runbook.plan import TargetInfo
+from certpager.runbook.plan import TargetInfo, describe_target
 from certpager.runbook.verify import ProbeFn, default_probe
 from certpager.ssh import RunnerFactory
 
@@ -138,11 +138,8 @@ class RunbookService:
     def plan(self, runbook: Runbook, endpoint: Endpoint, targets: Sequence[str] = ()) -> Plan:
         """Render ``runbook`` for ``endpoint`` (nothing runs), for the findings ``targets``
         (empty: its current ones the runbook fixes). Raises ``RunbookError``."""
-        if self.target_for is not None:
-            return build_plan(
-                runbook, endpoint, target=self.target_for(endpoint), resolve_target=False, targets=targets
-            )
-        return build_plan(runbook, endpoint, targets=targets)
+        resolver = self.target_for or describe_target
+        return build_plan(runbook, endpoint, resolver=resolver, targets=targets)
 
     def audit(self) -> AuditLog:
         """The audit log every run writes to."""
