@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -342,44 +342,10 @@ def _params(reader: Reader) -> tuple[Param, ...]:
 
 
 def _param(reader: Reader, name: str, line: int) -> Param:
-    type_text = reader.str("type", "string") or "string"
-    try:
-        ptype = ParamType(type_text)
-    except ValueError:
-        reader.fail("type", f"unknown type {type_text!r}; one of: {', '.join(t.value for t in ParamType)}")
-    default_node = reader.raw("default")
-    default: Template | None = None
-    if default_node is not None:
-        value = default_node.value
-        if value is None:
-            value = ""
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            reader.fail("default", f"expected a string, got {type_name(value)} (quote it)")
-        reader.check_text("default", str(value))
-        default = _template(reader, "default", str(value))
-        for ref in refs(default):
-            if ref not in BUILTINS:
-                reader.fail(
-                    "default",
-                    f"a default may only use built-in variables ({', '.join(BUILTINS)}), not {{{ref}}}",
-                )
-    pattern = reader.str("pattern")
-    if pattern is not None:
-        if len(pattern) > MAX_PATTERN_CHARS:
-            reader.fail("pattern", f"is {len(pattern)} characters long; the limit is {MAX_PATTERN_CHARS}")
-        try:
-            re.compile(pattern)
-        except (re.error, RecursionError, OverflowError, ValueError) as exc:
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-            reader.fail("pattern", f"invalid regular expression: {reason}")
-    choices = tuple(reader.str_list("choices"))
-    if ptype is ParamType.ENUM and not choices:
-        reader.fail("choices", "an enum parameter needs a list of choices")
-    if choices and ptype is not ParamType.ENUM:
-        reader.fail("choices", "only enum parameters have choices")
-    prefix = reader.str("prefix")
-    if prefix is not None and ptype is not ParamType.PATH:
-        reader.fail("prefix", "only path parameters have a prefix")
+    ptype = _param_type(reader)
+    default = _param_default(reader)
+    pattern = _param_pattern(reader)
+    choices, prefix = _param_choices_and_prefix(reader, ptype)
     param = Param(
         name=name,
         type=ptype,
@@ -397,6 +363,64 @@ def _param(reader: Reader, name: str, line: int) -> Param:
         reader.fail("required", "a required parameter cannot have a default")
     reader.finish()
     return param
+
+
+def _param_type(reader: Reader) -> ParamType:
+    """``type`` (``string`` when left out)."""
+    type_text = reader.str("type", "string") or "string"
+    try:
+        return ParamType(type_text)
+    except ValueError:
+        reader.fail("type", f"unknown type {type_text!r}; one of: {', '.join(t.value for t in ParamType)}")
+
+
+def _param_default(reader: Reader) -> Template | None:
+    """``default``: a scalar template that may use built-in variables only."""
+    default_node = reader.raw("default")
+    if default_node is None:
+        return None
+    value = default_node.value
+    if value is None:
+        value = ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        reader.fail("default", f"expected a string, got {type_name(value)} (quote it)")
+    reader.check_text("default", str(value))
+    default = _template(reader, "default", str(value))
+    for ref in refs(default):
+        if ref not in BUILTINS:
+            reader.fail(
+                "default",
+                f"a default may only use built-in variables ({', '.join(BUILTINS)}), not {{{ref}}}",
+            )
+    return default
+
+
+def _param_pattern(reader: Reader) -> str | None:
+    """``pattern``: a regular expression of bounded length that compiles."""
+    pattern = reader.str("pattern")
+    if pattern is None:
+        return None
+    if len(pattern) > MAX_PATTERN_CHARS:
+        reader.fail("pattern", f"is {len(pattern)} characters long; the limit is {MAX_PATTERN_CHARS}")
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reader.fail("pattern", f"invalid regular expression: {reason}")
+    return pattern
+
+
+def _param_choices_and_prefix(reader: Reader, ptype: ParamType) -> tuple[tuple[str, ...], str | None]:
+    """``choices`` (enum parameters only, and required there) and ``prefix`` (path parameters only)."""
+    choices = tuple(reader.str_list("choices"))
+    if ptype is ParamType.ENUM and not choices:
+        reader.fail("choices", "an enum parameter needs a list of choices")
+    if choices and ptype is not ParamType.ENUM:
+        reader.fail("choices", "only enum parameters have choices")
+    prefix = reader.str("prefix")
+    if prefix is not None and ptype is not ParamType.PATH:
+        reader.fail("prefix", "only path parameters have a prefix")
+    return choices, prefix
 
 
 def _allow_flags(reader: Reader, ptype: ParamType) -> tuple[FlagRule, ...] | None:
@@ -499,7 +523,58 @@ def _check_refs(
             )
 
 
+@dataclass(frozen=True)
+class _Body:
+    """What a step does: its kind, and its command or verification."""
+
+    kind: StepKind
+    argv: list[Template] = field(default_factory=list)
+    verify: VerifySpec | None = None
+
+
 def _step(reader: Reader, ctx: _Context, *, nested: bool) -> Step:
+    step_id = _step_id(reader, ctx)
+    has_run, has_script, has_verify = reader.has("run"), reader.has("script"), reader.has("verify")
+    if sum((has_run, has_script, has_verify)) > 1:
+        reader.fail("run" if has_run else "script", "a step has only one of run, script and verify")
+    confirm, message, token = _confirm(reader, ctx)
+    if has_run:
+        body = _Body(StepKind.RUN, _argv(reader, ctx, "run"))
+    elif has_script:
+        body = _Body(StepKind.RUN, _script_argv(reader, ctx))
+    elif has_verify:
+        body = _Body(StepKind.VERIFY, verify=_verify(reader, ctx.default_expect))
+    else:
+        body = _confirm_body(reader, confirm, message)
+    env, stdin = _run_inputs(reader, ctx, body.kind, has_run=has_run)
+    local = _where(reader) == "local"
+    timeout = reader.number("timeout", DEFAULT_TIMEOUT, lo=1, hi=MAX_TIMEOUT) or DEFAULT_TIMEOUT
+    on_failure = _on_failure(reader, ctx, nested=nested)
+    continue_on_error = reader.bool("continue_on_error", False)
+    title = reader.str("title") or _default_title(step_id, body.kind, body.argv)
+    reader.finish(allowed_extra=("description",))
+    return Step(
+        id=step_id,
+        title=title.strip(),
+        kind=body.kind,
+        line=reader.node.line,
+        key=reader.path,
+        argv=tuple(body.argv),
+        env=tuple(env),
+        stdin=stdin,
+        local=local,
+        timeout=timeout,
+        confirm=confirm,
+        message=message,
+        confirm_token=token,
+        on_failure=on_failure,
+        continue_on_error=continue_on_error,
+        verify=body.verify,
+    )
+
+
+def _step_id(reader: Reader, ctx: _Context) -> str:
+    """``id``: required, well-formed and unique in the runbook (its line is remembered)."""
     assert ctx.ids is not None
     step_id = reader.str("id", required=True)
     assert step_id is not None
@@ -508,85 +583,73 @@ def _step(reader: Reader, ctx: _Context, *, nested: bool) -> Step:
     if step_id in ctx.ids:
         reader.fail("id", f"duplicate step id {step_id!r} (first on line {ctx.ids[step_id]})")
     ctx.ids[step_id] = reader.line_of("id")
-    has_run, has_script, has_verify = reader.has("run"), reader.has("script"), reader.has("verify")
-    if sum((has_run, has_script, has_verify)) > 1:
-        reader.fail("run" if has_run else "script", "a step has only one of run, script and verify")
-    confirm, message, token = _confirm(reader, ctx)
-    argv: list[Template] = []
-    env: list[tuple[str, Template]] = []
-    stdin: Template | None = None
-    verify: VerifySpec | None = None
-    if has_run:
-        kind = StepKind.RUN
-        argv = _argv(reader, ctx, "run")
-    elif has_script:
-        kind = StepKind.RUN
-        script = reader.str("script", required=True, multiline=True)
-        assert script is not None
-        for match in re.finditer(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", script):
-            if match.group(1) in ctx.params or match.group(1) in BUILTINS:
-                reader.fail(
-                    "script",
-                    f"a script is constant text: {match.group(0)} would not be substituted. Pass "
-                    'values with args: and use "$1", "$2"... in the script',
-                )
-        argv = [("sh",), ("-c",), (script,), ("certpager-step",)]
-        argv.extend(_argv(reader, ctx, "args"))
-    elif has_verify:
-        kind = StepKind.VERIFY
-        verify = _verify(reader, ctx.default_expect)
-    else:
-        kind = StepKind.CONFIRM
-        if confirm is ConfirmKind.NONE:
-            reader.fail("id", "a step needs run, script or verify (or confirm with a message)")
-        if not message:
-            reader.fail("message", "a confirmation step needs a message saying what is being confirmed")
+    return step_id
+
+
+def _script_argv(reader: Reader, ctx: _Context) -> list[Template]:
+    """A ``script:`` step: ``sh -c SCRIPT certpager-step ARGS...``, the script constant text."""
+    script = reader.str("script", required=True, multiline=True)
+    assert script is not None
+    for match in re.finditer(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", script):
+        if match.group(1) in ctx.params or match.group(1) in BUILTINS:
+            reader.fail(
+                "script",
+                f"a script is constant text: {match.group(0)} would not be substituted. Pass "
+                'values with args: and use "$1", "$2"... in the script',
+            )
+    argv: list[Template] = [("sh",), ("-c",), (script,), ("certpager-step",)]
+    argv.extend(_argv(reader, ctx, "args"))
+    return argv
+
+
+def _confirm_body(reader: Reader, confirm: ConfirmKind, message: Template) -> _Body:
+    """A step with neither run, script nor verify: a confirmation, which needs a message."""
+    if confirm is ConfirmKind.NONE:
+        reader.fail("id", "a step needs run, script or verify (or confirm with a message)")
+    if not message:
+        reader.fail("message", "a confirmation step needs a message saying what is being confirmed")
+    return _Body(StepKind.CONFIRM)
+
+
+def _run_inputs(
+    reader: Reader, ctx: _Context, kind: StepKind, *, has_run: bool
+) -> tuple[list[tuple[str, Template]], Template | None]:
+    """``env`` and ``stdin`` of a run or script step; refused on other steps (with args, where)."""
     if kind is not StepKind.RUN:
         for key in ("env", "stdin", "args", "where"):
             if reader.has(key) and reader.raw(key) is not None:
                 reader.fail(key, f"only run and script steps take {key}")
-    else:
-        env = _env(reader, ctx)
-        stdin_text = reader.str("stdin", multiline=True)
-        if stdin_text is not None:
-            stdin = _template(reader, "stdin", stdin_text)
-            _check_refs(
-                reader, ctx, stdin, key=reader.key_path("stdin"), line=reader.line_of("stdin"), where="stdin"
-            )
-        if has_run and reader.raw("args") is not None:
-            reader.fail("args", "args go with script:; put the arguments in run:")
+        return [], None
+    env = _env(reader, ctx)
+    stdin: Template | None = None
+    stdin_text = reader.str("stdin", multiline=True)
+    if stdin_text is not None:
+        stdin = _template(reader, "stdin", stdin_text)
+        _check_refs(
+            reader, ctx, stdin, key=reader.key_path("stdin"), line=reader.line_of("stdin"), where="stdin"
+        )
+    if has_run and reader.raw("args") is not None:
+        reader.fail("args", "args go with script:; put the arguments in run:")
+    return env, stdin
+
+
+def _where(reader: Reader) -> str:
+    """``where``: ``target`` (the endpoint's SSH target, the default) or ``local``."""
     where = reader.str("where", "target") or "target"
     if where not in ("target", "local"):
         reader.fail("where", f"must be 'target' (the endpoint's SSH target) or 'local', not {where!r}")
-    timeout = reader.number("timeout", DEFAULT_TIMEOUT, lo=1, hi=MAX_TIMEOUT) or DEFAULT_TIMEOUT
-    on_failure: list[Step] = []
-    if reader.has("on_failure") and reader.raw("on_failure") is not None:
-        if nested:
-            reader.fail("on_failure", "on_failure steps cannot have their own on_failure")
-        for key, node in reader.list("on_failure"):
-            on_failure.append(
-                _step(Reader(node, file=ctx.file, path=key, error=RunbookError), ctx, nested=True)
-            )
-    continue_on_error = reader.bool("continue_on_error", False)
-    title = reader.str("title") or _default_title(step_id, kind, argv)
-    reader.finish(allowed_extra=("description",))
-    return Step(
-        id=step_id,
-        title=title.strip(),
-        kind=kind,
-        line=reader.node.line,
-        key=reader.path,
-        argv=tuple(argv),
-        env=tuple(env),
-        stdin=stdin,
-        local=where == "local",
-        timeout=timeout,
-        confirm=confirm,
-        message=message,
-        confirm_token=token,
-        on_failure=tuple(on_failure),
-        continue_on_error=continue_on_error,
-        verify=verify,
+    return where
+
+
+def _on_failure(reader: Reader, ctx: _Context, *, nested: bool) -> tuple[Step, ...]:
+    """``on_failure``: steps run when this one fails (not nested further)."""
+    if not reader.has("on_failure") or reader.raw("on_failure") is None:
+        return ()
+    if nested:
+        reader.fail("on_failure", "on_failure steps cannot have their own on_failure")
+    return tuple(
+        _step(Reader(node, file=ctx.file, path=key, error=RunbookError), ctx, nested=True)
+        for key, node in reader.list("on_failure")
     )
 
 
