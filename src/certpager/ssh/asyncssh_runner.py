@@ -43,10 +43,14 @@ from certpager.ssh.base import (
     REMOTE_TIMEOUT_MARGIN,
     CommandResult,
     ConnectionInfo,
+    Ending,
     LineSplitter,
     OutputCallback,
     RemoteState,
+    drain,
     guarded_command,
+    pump,
+    wait_for_end,
 )
 
 DEFAULT_LOGIN_TIMEOUT = 20.0
@@ -74,6 +78,41 @@ class _Client(asyncssh.SSHClient):
     def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
         self.offered_key = key
         return False  # never trust a key that is not in known_hosts
+
+
+class _GuardPid:
+    """stderr with the guard's first line (``PID_MARKER<pgid>``) taken out: the process
+    group id goes to ``pid_box`` (for killing the group), the rest to ``err``."""
+
+    def __init__(self, err: LineSplitter) -> None:
+        self.err = err
+        self.pid_box: list[int] = []
+        self._head = bytearray()
+        self._done = False
+
+    def feed(self, data: bytes) -> None:
+        if self._done:
+            self.err.feed(data)
+            return
+        head = self._head
+        head += data
+        nl = head.find(b"\n")
+        if nl < 0 and len(head) < 256:
+            return
+        first = bytes(head[:nl]) if nl >= 0 else b""
+        self._done = True
+        if first.startswith(PID_MARKER.encode()) and first[len(PID_MARKER) :].isdigit():
+            self.pid_box.append(int(first[len(PID_MARKER) :]))
+            rest = bytes(head[nl + 1 :])
+        else:
+            rest = bytes(head)
+        if rest:
+            self.err.feed(rest)
+
+    def close(self) -> None:
+        if not self._done and self._head:
+            self.err.feed(bytes(self._head))
+        self.err.close()
 
 
 class AsyncsshRunner:
@@ -215,6 +254,31 @@ class AsyncsshRunner:
         files = self.known_hosts_files()
         known = self._load_known_hosts(files)
         client = _Client()
+        kwargs = self._connect_options(known, client)
+        bound = self.target.connect_timeout + self.login_timeout + 5.0
+        try:
+            conn = await asyncio.wait_for(asyncssh.connect(self.target.host, **kwargs), bound)
+        except asyncssh.HostKeyNotVerifiable:
+            if client.offered_key is None:
+                # asyncssh refuses a key that known_hosts marks @revoked without showing it
+                # to the client: ask for it once more, matching nothing (never trusted).
+                client.offered_key = await _offered_key(self.target.host, kwargs, bound)
+            raise self._host_key_error(client, known, host, port, files) from None
+        except (asyncssh.Error, OSError, ValueError) as exc:
+            raise self._login_error(exc, host, port, user, files) from None
+        self._conn = conn
+        info = _connection_info(conn, self.target.host, port, user)
+        if self.self_test:
+            try:
+                await self._quoting_self_test(info)
+            except BaseException:
+                await self.close()
+                raise
+        return info
+
+    def _connect_options(self, known: Any, client: _Client) -> dict[str, Any]:
+        """``asyncssh.connect`` keyword arguments: the host-key policy, timeouts, keepalive,
+        no forwarding, and the target's port, user and identity files when given."""
         kwargs: dict[str, Any] = {
             "config": self.ssh_config,
             "known_hosts": known,
@@ -232,90 +296,63 @@ class AsyncsshRunner:
             kwargs["username"] = self.target.user
         if self.target.identity_files:
             kwargs["client_keys"] = _expand_all(self.target.identity_files)
+        return kwargs
+
+    def _login_error(
+        self, exc: BaseException, host: str, port: int, user: str, files: list[str]
+    ) -> SSHConnectError | HostKeyError:
+        """One line saying why connecting or logging in to ``host`` failed (checked in
+        order: the first matching kind of failure names it)."""
         where = format_hostport(host, port)
-        bound = self.target.connect_timeout + self.login_timeout + 5.0
 
         def fail(message: str, phase: str) -> SSHConnectError:
             return SSHConnectError(message, host=host, port=port, phase=phase)
 
-        try:
-            conn = await asyncio.wait_for(asyncssh.connect(self.target.host, **kwargs), bound)
-        except asyncssh.HostKeyNotVerifiable:
-            if client.offered_key is None:
-                # asyncssh refuses a key that known_hosts marks @revoked without showing it
-                # to the client: ask for it once more, matching nothing (never trusted).
-                client.offered_key = await _offered_key(self.target.host, kwargs, bound)
-            raise self._host_key_error(client, known, host, port, files) from None
-        except asyncssh.PermissionDenied:
+        if isinstance(exc, asyncssh.PermissionDenied):
             keys = ", ".join(self.target.identity_files) or "the agent and ~/.ssh keys"
-            raise fail(
+            return fail(
                 f"SSH authentication failed for {user}@{where} (offered: {keys}); check the user "
                 "and that the key is in the remote authorized_keys",
                 "auth",
-            ) from None
-        except asyncssh.KeyExchangeFailed as exc:
-            text = str(exc.reason if hasattr(exc, "reason") else exc)
-            if "host key" in text.lower():
-                raise HostKeyError(
-                    f"host key for {where} has CHANGED: the server offers no key of the type "
-                    f"recorded in known_hosts ({', '.join(files)}): {text}. This may be an attack. "
-                    f"If the host was re-keyed, check the new key out of band, then run: "
-                    f"ssh-keygen -R {shlex.quote(_known_hosts_name(host, port))} -f {files[0]}",
-                    host=host,
-                    port=port,
-                    fingerprint=None,
-                    changed=True,
-                ) from None
-            raise fail(f"SSH key exchange with {where} failed: {text}", "connect") from None
-        except asyncssh.ConfigParseError as exc:
-            raise fail(f"ssh config: {exc}", "config") from None
-        except asyncssh.KeyImportError as exc:
-            raise fail(
+            )
+        if isinstance(exc, asyncssh.KeyExchangeFailed):
+            return _key_exchange_error(exc, host, port, files)
+        if isinstance(exc, asyncssh.ConfigParseError):
+            return fail(f"ssh config: {exc}", "config")
+        if isinstance(exc, asyncssh.KeyImportError):
+            return fail(
                 f"cannot load SSH identity for {user}@{where}: {exc} (an encrypted key must be "
                 "loaded into ssh-agent)",
                 "auth",
-            ) from None
-        except asyncssh.ConnectionLost as exc:
-            raise fail(f"SSH connection to {where} lost during login: {exc.reason}", "connect") from None
-        except asyncssh.DisconnectError as exc:
-            raise fail(f"SSH connection to {where} closed during login: {exc.reason}", "connect") from None
-        except socket.gaierror as exc:
-            raise fail(f"cannot resolve SSH host {host}: {exc.strerror}", "resolve") from None
-        except ConnectionRefusedError:
-            raise fail(
-                f"SSH connection to {where} refused (is sshd running on that port?)", "connect"
-            ) from None
-        except TimeoutError:
-            raise fail(
+            )
+        if isinstance(exc, asyncssh.ConnectionLost):
+            return fail(f"SSH connection to {where} lost during login: {exc.reason}", "connect")
+        if isinstance(exc, asyncssh.DisconnectError):
+            return fail(f"SSH connection to {where} closed during login: {exc.reason}", "connect")
+        return self._network_error(exc, host, port)
+
+    def _network_error(self, exc: BaseException, host: str, port: int) -> SSHConnectError:
+        """A failure below SSH (name lookup, TCP, timeout, a missing key file) or any other."""
+        where = format_hostport(host, port)
+
+        def fail(message: str, phase: str) -> SSHConnectError:
+            return SSHConnectError(message, host=host, port=port, phase=phase)
+
+        if isinstance(exc, socket.gaierror):
+            return fail(f"cannot resolve SSH host {host}: {exc.strerror}", "resolve")
+        if isinstance(exc, ConnectionRefusedError):
+            return fail(f"SSH connection to {where} refused (is sshd running on that port?)", "connect")
+        if isinstance(exc, TimeoutError):
+            return fail(
                 f"SSH connection to {where} timed out after {format_seconds(self.target.connect_timeout)} "
                 "(host down, firewall, or not an SSH server)",
                 "connect",
-            ) from None
-        except FileNotFoundError as exc:
-            raise fail(f"SSH identity file not found: {exc.filename}", "auth") from None
-        except OSError as exc:
-            raise fail(f"cannot connect to {where}: {exc.strerror or exc}", "connect") from None
-        except (ValueError, asyncssh.Error) as exc:
-            raise fail(f"SSH connection to {where} failed: {exc}", "connect") from None
-        self._conn = conn
-        key = conn.get_server_host_key()
-        peer = conn.get_extra_info("peername")
-        address = str(peer[0]) if peer else None
-        info = ConnectionInfo(
-            host=self.target.host,
-            port=port,
-            user=str(conn.get_extra_info("username") or user),
-            address=address,
-            host_key_fingerprint=_fingerprint(key) if key is not None else None,
-            host_key_type=str(key.get_algorithm()) if key is not None else None,
-        )
-        if self.self_test:
-            try:
-                await self._quoting_self_test(info)
-            except BaseException:
-                await self.close()
-                raise
-        return info
+            )
+        if isinstance(exc, FileNotFoundError):
+            return fail(f"SSH identity file not found: {exc.filename}", "auth")
+        if isinstance(exc, OSError):
+            return fail(f"cannot connect to {where}: {exc.strerror or exc}", "connect")
+        return fail(f"SSH connection to {where} failed: {exc}", "connect")
 
     def _host_key_error(
         self, client: _Client, known: Any, host: str, port: int, files: list[str]
@@ -411,6 +448,30 @@ class AsyncsshRunner:
         wire = self.wire_command(command, timeout)
         started = time.monotonic()
         backstop = datetime.now(UTC) + timedelta(seconds=timeout + REMOTE_TIMEOUT_MARGIN + KILL_GRACE)
+        proc = await self._start(wire, stdin)
+        out = LineSplitter("stdout", on_output)
+        err = LineSplitter("stderr", on_output)
+        guard = _GuardPid(err)
+        lost = (asyncssh.Error, OSError)
+        pumps = [
+            asyncio.ensure_future(pump(proc.stdout, out, errors=lost)),
+            asyncio.ensure_future(pump(proc.stderr, guard, errors=lost)),
+        ]
+        closed = asyncio.ensure_future(proc.wait_closed())
+        ending = await wait_for_end(
+            closed,
+            timeout=timeout,
+            cancel=cancel,
+            terminate=lambda: self._terminate(proc, closed, guard.pid_box, backstop),
+            terminate_bound=KILL_GRACE * 3,
+        )
+        await drain(pumps)
+        duration = time.monotonic() - started
+        return await self._result(proc, ending, duration, (out.total, err.total), backstop)
+
+    async def _start(self, wire: str, stdin: bytes | None) -> Any:
+        """Open the command's channel (no PTY, no X11), write ``stdin`` and close it."""
+        assert self._conn is not None
         try:
             proc = await self._conn.create_process(
                 wire, encoding=None, request_pty=False, term_type=None, x11_forwarding=False
@@ -420,103 +481,39 @@ class AsyncsshRunner:
         if stdin:
             proc.stdin.write(stdin)
         proc.stdin.write_eof()
+        return proc
 
-        out = LineSplitter("stdout", on_output)
-        err = LineSplitter("stderr", on_output)
-        pid_box: list[int] = []
-
-        async def pump_out() -> None:
-            with contextlib.suppress(asyncssh.Error, OSError):
-                while data := await proc.stdout.read(65536):
-                    assert isinstance(data, bytes)
-                    out.feed(data)
-            out.close()
-
-        async def pump_err() -> None:
-            head = bytearray()
-            marker_done = False
-            with contextlib.suppress(asyncssh.Error, OSError):
-                while data := await proc.stderr.read(65536):
-                    assert isinstance(data, bytes)
-                    if marker_done:
-                        err.feed(data)
-                        continue
-                    head += data
-                    nl = head.find(b"\n")
-                    if nl < 0 and len(head) < 256:
-                        continue
-                    first = bytes(head[:nl]) if nl >= 0 else b""
-                    marker_done = True
-                    if first.startswith(PID_MARKER.encode()) and first[len(PID_MARKER) :].isdigit():
-                        pid_box.append(int(first[len(PID_MARKER) :]))
-                        rest = bytes(head[nl + 1 :])
-                    else:
-                        rest = bytes(head)
-                    if rest:
-                        err.feed(rest)
-            if not marker_done and head:
-                err.feed(bytes(head))
-            err.close()
-
-        pumps = [asyncio.ensure_future(pump_out()), asyncio.ensure_future(pump_err())]
-        closed = asyncio.ensure_future(proc.wait_closed())
-        waiters: set[asyncio.Future[Any]] = {closed}
-        cancel_wait: asyncio.Future[Any] | None = None
-        if cancel is not None:
-            cancel_wait = asyncio.ensure_future(cancel.wait())
-            waiters.add(cancel_wait)
-        timed_out = cancelled = False
-        remote_state = RemoteState.ENDED
-        note = ""
-        try:
-            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if closed not in done:
-                if cancel_wait is not None and cancel_wait in done:
-                    cancelled = True
-                else:
-                    timed_out = True
-                remote_state, note = await self._terminate(proc, closed, pid_box, backstop)
-        except asyncio.CancelledError:
-            # The caller's task was cancelled: end the remote command before giving up.
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(
-                    asyncio.shield(self._terminate(proc, closed, pid_box, backstop)), KILL_GRACE * 3
-                )
-            raise
-        finally:
-            if cancel_wait is not None:
-                cancel_wait.cancel()
-        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), 5.0)
-        for task in pumps:
-            task.cancel()
-        duration = time.monotonic() - started
+    async def _result(
+        self, proc: Any, ending: Ending, duration: float, totals: tuple[int, int], backstop: datetime
+    ) -> CommandResult:
+        """The command's result from its exit status or signal; a connection that dropped
+        mid-step (no status, no signal) leaves the remote state unknown and is closed."""
         status = proc.exit_status
         signal_info = proc.exit_signal
         signal_name = signal_info[0] if signal_info else None
         if status == -1 and signal_name:
             status = None
         error = None
-        if status is None and signal_name is None and not (timed_out or cancelled):
+        if status is None and signal_name is None and not (ending.timed_out or ending.cancelled):
             error = "the SSH connection dropped mid-step"
-            remote_state = RemoteState.UNKNOWN
-            note = (
+            ending.remote_state = RemoteState.UNKNOWN
+            ending.note = (
                 "the connection is gone, so certpager cannot tell whether the command is still "
                 f"running; the remote timeout stops it by {backstop:%H:%M:%S} UTC at the latest"
             )
             await self.close()
-        elif status == 124 and not (timed_out or cancelled):
-            timed_out = True  # the remote `timeout` fired first
+        elif status == 124 and not (ending.timed_out or ending.cancelled):
+            ending.timed_out = True  # the remote `timeout` fired first
         return CommandResult(
             exit_status=status,
             exit_signal=signal_name,
             duration=duration,
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
-            timed_out=timed_out,
-            cancelled=cancelled,
-            remote_state=remote_state,
-            remote_note=note,
+            stdout_bytes=totals[0],
+            stderr_bytes=totals[1],
+            timed_out=ending.timed_out,
+            cancelled=ending.cancelled,
+            remote_state=ending.remote_state,
+            remote_note=ending.note,
             error=error,
         )
 
@@ -607,6 +604,44 @@ def _kill_group_script(pgid: int) -> str:
 
 def _expand_all(paths: Sequence[str]) -> list[str]:
     return [os.path.expanduser(p) for p in paths]
+
+
+def _key_exchange_error(
+    exc: asyncssh.KeyExchangeFailed, host: str, port: int, files: list[str]
+) -> SSHConnectError | HostKeyError:
+    """A failed key exchange: a changed host key when the server offers no key of the type
+    known_hosts records, else a connection error."""
+    where = format_hostport(host, port)
+    text = str(exc.reason if hasattr(exc, "reason") else exc)
+    if "host key" in text.lower():
+        return HostKeyError(
+            f"host key for {where} has CHANGED: the server offers no key of the type "
+            f"recorded in known_hosts ({', '.join(files)}): {text}. This may be an attack. "
+            f"If the host was re-keyed, check the new key out of band, then run: "
+            f"ssh-keygen -R {shlex.quote(_known_hosts_name(host, port))} -f {files[0]}",
+            host=host,
+            port=port,
+            fingerprint=None,
+            changed=True,
+        )
+    return SSHConnectError(
+        f"SSH key exchange with {where} failed: {text}", host=host, port=port, phase="connect"
+    )
+
+
+def _connection_info(conn: asyncssh.SSHClientConnection, host: str, port: int, user: str) -> ConnectionInfo:
+    """Who and where a fresh connection logged in: user, peer address, host key."""
+    key = conn.get_server_host_key()
+    peer = conn.get_extra_info("peername")
+    address = str(peer[0]) if peer else None
+    return ConnectionInfo(
+        host=host,
+        port=port,
+        user=str(conn.get_extra_info("username") or user),
+        address=address,
+        host_key_fingerprint=_fingerprint(key) if key is not None else None,
+        host_key_type=str(key.get_algorithm()) if key is not None else None,
+    )
 
 
 async def _offered_key(host: str, kwargs: dict[str, Any], bound: float) -> Any:

@@ -10,11 +10,12 @@ says whether that could be proven (:attr:`CommandResult.remote_state`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import shlex
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 OutputCallback = Callable[[str, str], None]
 """Called as ``on_output(stream, line)`` with ``stream`` ``"stdout"`` or ``"stderr"``.
@@ -208,6 +209,94 @@ class LineSplitter:
             self._emit(self._decode())
         self._buf.clear()
         self._dropping = False
+
+
+# ------------------------------------------------------ waiting for a command
+# The runners share these: start the command, pump its output into LineSplitters,
+# wait for it to end (or time out, or be cancelled), then collect what is left.
+
+
+class ByteSink(Protocol):
+    """Where a pump puts the bytes it reads (a :class:`LineSplitter` or a filter before one)."""
+
+    def feed(self, data: bytes) -> None:
+        """Take received bytes."""
+        ...
+
+    def close(self) -> None:
+        """The stream ended."""
+        ...
+
+
+async def pump(stream: Any, sink: ByteSink, *, errors: tuple[type[BaseException], ...] = ()) -> None:
+    """Feed ``stream`` (anything with ``async read(n) -> bytes``) to ``sink`` until EOF, or
+    until it fails with one of ``errors``; then close the sink."""
+    with contextlib.suppress(*errors):
+        while data := await stream.read(65536):
+            assert isinstance(data, bytes)
+            sink.feed(data)
+    sink.close()
+
+
+async def drain(pumps: Sequence[asyncio.Future[Any]], bound: float = 5.0) -> None:
+    """Let the pumps take the last output (for at most ``bound`` seconds), then stop them."""
+    with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), bound)
+    for task in pumps:
+        task.cancel()
+
+
+@dataclass
+class Ending:
+    """How waiting for a command ended: by itself, by timeout or by cancel, and whether
+    it is proven gone on the target."""
+
+    timed_out: bool = False
+    """The step timeout fired first."""
+    cancelled: bool = False
+    """The cancel event was set first."""
+    remote_state: RemoteState = RemoteState.ENDED
+    """Whether the command is known to have ended."""
+    note: str = ""
+    """How that is known (or why not)."""
+
+
+Terminate = Callable[[], Awaitable[tuple[RemoteState, str]]]
+"""Ends a command on its target; says whether it is proven gone, and how."""
+
+
+async def wait_for_end(
+    finished: asyncio.Future[Any],
+    *,
+    timeout: float,
+    cancel: asyncio.Event | None,
+    terminate: Terminate,
+    terminate_bound: float | None = None,
+) -> Ending:
+    """Wait until ``finished`` (the command ended) for at most ``timeout`` seconds or until
+    ``cancel`` is set; in those two cases, and when the caller's task is cancelled, end the
+    command with ``terminate`` (bounded by ``terminate_bound`` seconds in the last case)."""
+    waiters: set[asyncio.Future[Any]] = {finished}
+    cancel_wait: asyncio.Future[Any] | None = None
+    if cancel is not None:
+        cancel_wait = asyncio.ensure_future(cancel.wait())
+        waiters.add(cancel_wait)
+    ending = Ending()
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if finished not in done:
+            ending.cancelled = cancel_wait is not None and cancel_wait in done
+            ending.timed_out = not ending.cancelled
+            ending.remote_state, ending.note = await terminate()
+    except asyncio.CancelledError:
+        # The caller's task was cancelled: end the command before giving up.
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(terminate()), terminate_bound)
+        raise
+    finally:
+        if cancel_wait is not None:
+            cancel_wait.cancel()
+    return ending
 
 
 def guarded_command(command: str, timeout: float) -> str:

@@ -130,33 +130,15 @@ class FakeRunner:
         self.stdin.append(stdin)
         response = self._response(command)
         started = time.monotonic()
-        out = LineSplitter("stdout", on_output)
-        err = LineSplitter("stderr", on_output)
-        out.feed(response.stdout.encode())
-        err.feed(response.stderr.encode())
-        out.close()
-        err.close()
-        timed_out = cancelled = False
-        if response.hang or response.delay:
-            wait = None if response.hang else response.delay
-            cancel_task = asyncio.ensure_future((cancel or asyncio.Event()).wait())
-            try:
-                done, _ = await asyncio.wait(
-                    {cancel_task}, timeout=min(x for x in (wait, timeout) if x is not None)
-                )
-            finally:
-                cancel_task.cancel()
-            if cancel_task in done:
-                cancelled = True
-            elif wait is None or wait > timeout:
-                timed_out = True
+        totals = _play_output(response, on_output)
+        timed_out, cancelled = await _wait(response, timeout, cancel)
         if timed_out or cancelled:
             return CommandResult(
                 exit_status=None,
                 exit_signal="TERM",
                 duration=time.monotonic() - started,
-                stdout_bytes=out.total,
-                stderr_bytes=err.total,
+                stdout_bytes=totals[0],
+                stderr_bytes=totals[1],
                 timed_out=timed_out,
                 cancelled=cancelled,
                 remote_state=response.remote_state,
@@ -166,8 +148,8 @@ class FakeRunner:
             exit_status=response.exit_status,
             exit_signal=response.exit_signal,
             duration=time.monotonic() - started,
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
+            stdout_bytes=totals[0],
+            stderr_bytes=totals[1],
             error=response.error,
             remote_state=response.remote_state if response.error else RemoteState.ENDED,
         )
@@ -182,3 +164,29 @@ class FakeRunner:
     async def close(self) -> None:
         """Mark closed."""
         self.closed = True
+
+
+def _play_output(response: FakeResponse, on_output: OutputCallback | None) -> tuple[int, int]:
+    """Send the response's stdout and stderr to ``on_output`` line by line; their sizes."""
+    out = LineSplitter("stdout", on_output)
+    err = LineSplitter("stderr", on_output)
+    out.feed(response.stdout.encode())
+    err.feed(response.stderr.encode())
+    out.close()
+    err.close()
+    return out.total, err.total
+
+
+async def _wait(response: FakeResponse, timeout: float, cancel: asyncio.Event | None) -> tuple[bool, bool]:
+    """``(timed out, cancelled)`` for a response that hangs or takes ``delay`` seconds."""
+    if not (response.hang or response.delay):
+        return False, False
+    wait = None if response.hang else response.delay
+    cancel_task = asyncio.ensure_future((cancel or asyncio.Event()).wait())
+    try:
+        done, _ = await asyncio.wait({cancel_task}, timeout=min(x for x in (wait, timeout) if x is not None))
+    finally:
+        cancel_task.cancel()
+    if cancel_task in done:
+        return False, True
+    return wait is None or wait > timeout, False

@@ -16,7 +16,6 @@ import shlex
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 from certpager.errors import SSHError
 from certpager.ssh.base import (
@@ -26,6 +25,9 @@ from certpager.ssh.base import (
     LineSplitter,
     OutputCallback,
     RemoteState,
+    drain,
+    pump,
+    wait_for_end,
 )
 
 
@@ -59,6 +61,40 @@ def _group_alive(pgid: int) -> bool:
 def _read_head(path: Path, size: int) -> bytes:
     with path.open("rb") as fh:
         return fh.read(size)
+
+
+async def _start(command: str, stdin: bytes | None) -> asyncio.subprocess.Process:
+    """``/bin/sh -c command`` in a new session (its own process group), ``stdin`` written
+    and closed."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SSHError(f"cannot start /bin/sh: {exc.strerror}") from None
+    assert proc.stdin is not None
+    if stdin:
+        proc.stdin.write(stdin)
+    with contextlib.suppress(OSError):
+        await proc.stdin.drain()
+    proc.stdin.close()
+    return proc
+
+
+def _exit(code: int | None) -> tuple[int | None, str | None]:
+    """``(exit status, signal name)`` from a return code (negative: killed by that signal)."""
+    if code is None or code >= 0:
+        return code, None
+    signal_name: str | None = None
+    with contextlib.suppress(ValueError):
+        signal_name = signal.Signals(-code).name.removeprefix("SIG")
+    return None, signal_name
 
 
 class LocalRunner:
@@ -101,78 +137,27 @@ class LocalRunner:
     ) -> CommandResult:
         """Run ``command`` locally; see :class:`~certpager.ssh.base.CommandRunner`."""
         started = time.monotonic()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise SSHError(f"cannot start /bin/sh: {exc.strerror}") from None
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        if stdin:
-            proc.stdin.write(stdin)
-        with contextlib.suppress(OSError):
-            await proc.stdin.drain()
-        proc.stdin.close()
+        proc = await _start(command, stdin)
+        assert proc.stdout is not None and proc.stderr is not None
         out = LineSplitter("stdout", on_output)
         err = LineSplitter("stderr", on_output)
-
-        async def pump(reader: asyncio.StreamReader, splitter: LineSplitter) -> None:
-            while data := await reader.read(65536):
-                splitter.feed(data)
-            splitter.close()
-
-        pumps = [
-            asyncio.ensure_future(pump(proc.stdout, out)),
-            asyncio.ensure_future(pump(proc.stderr, err)),
-        ]
+        pumps = [asyncio.ensure_future(pump(proc.stdout, out)), asyncio.ensure_future(pump(proc.stderr, err))]
         exited = asyncio.ensure_future(proc.wait())
-        waiters: set[asyncio.Future[Any]] = {exited}
-        cancel_wait: asyncio.Future[Any] | None = None
-        if cancel is not None:
-            cancel_wait = asyncio.ensure_future(cancel.wait())
-            waiters.add(cancel_wait)
-        timed_out = cancelled = False
-        state, note = RemoteState.ENDED, ""
-        try:
-            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if exited not in done:
-                cancelled = cancel_wait is not None and cancel_wait in done
-                timed_out = not cancelled
-                state, note = await self._terminate(proc.pid, exited)
-        except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(self._terminate(proc.pid, exited))
-            raise
-        finally:
-            if cancel_wait is not None:
-                cancel_wait.cancel()
-        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), 5.0)
-        for task in pumps:
-            task.cancel()
-        code = proc.returncode
-        status: int | None = code
-        signal_name: str | None = None
-        if code is not None and code < 0:
-            status = None
-            with contextlib.suppress(ValueError):
-                signal_name = signal.Signals(-code).name.removeprefix("SIG")
+        ending = await wait_for_end(
+            exited, timeout=timeout, cancel=cancel, terminate=lambda: self._terminate(proc.pid, exited)
+        )
+        await drain(pumps)
+        status, signal_name = _exit(proc.returncode)
         return CommandResult(
             exit_status=status,
             exit_signal=signal_name,
             duration=time.monotonic() - started,
             stdout_bytes=out.total,
             stderr_bytes=err.total,
-            timed_out=timed_out,
-            cancelled=cancelled,
-            remote_state=state,
-            remote_note=note,
+            timed_out=ending.timed_out,
+            cancelled=ending.cancelled,
+            remote_state=ending.remote_state,
+            remote_note=ending.note,
         )
 
     async def _terminate(self, pgid: int, exited: asyncio.Future[int]) -> tuple[RemoteState, str]:
