@@ -599,83 +599,27 @@ _PIN_RE = re.compile(r"sha256/[A-Za-z0-9+/]{43}=")
 
 
 def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
-    name = reader.str("name", required=True)
-    assert name is not None
-    if not _NAME_RE.fullmatch(name):
-        reader.fail("name", f"{name!r} must start with a letter or digit and contain no spaces")
-    host_text = reader.str("host", required=True)
-    assert host_text is not None
-    try:
-        host, port_in_host = _split_hostport(host_text, 0, "host")
-    except ValueError as exc:
-        reader.fail("host", str(exc))
-    port = reader.int("port", None, lo=1, hi=65535) or port_in_host or 443
-    sni = reader.raw("sni")
-    sni_value: str | None = None
-    if sni is not None:
-        if sni.value is False or sni.value == "":
-            sni_value = ""
-        elif isinstance(sni.value, str) and _HOST_RE.fullmatch(sni.value) and not is_ip(sni.value):
-            sni_value = sni.value
-        else:
-            reader.fail("sni", f"{sni.value!r} is not a DNS name (use false to send no SNI)")
-    backends: list[Backend] = []
-    for i, text in enumerate(reader.str_list("backends")):
-        try:
-            b_host, b_port = _split_hostport(text, port, "backend")
-        except ValueError as exc:
-            reader.fail("backends", f"[{i}] {exc}")
-        backends.append(Backend(b_host, b_port))
-    pins = reader.str_list("pins")
-    for pin in pins:
-        if not _PIN_RE.fullmatch(pin):
-            reader.fail("pins", f"{pin!r} is not an SPKI pin of the form sha256/<44 base64 characters>")
-    client_cert = _resolve_file(reader, "client_cert", base_dir)
-    client_key = _resolve_file(reader, "client_key", base_dir)
-    if bool(client_cert) != bool(client_key):
-        reader.fail("client_key" if client_cert else "client_cert", "client_cert and client_key go together")
-    http_node = reader.raw("http")
-    http: HttpCheck | None = None
-    if http_node is None:
-        http = default_http(port, settings)
-    elif http_node.value is not False and http_node.value is not None:
-        if http_node.value is True:
-            http = HttpCheck()
-        else:
-            sub = reader.sub("http")
-            assert sub is not None
-            http = HttpCheck(
-                port=sub.int("port", 80, lo=1, hi=65535) or 80,
-                redirect=sub.bool("redirect", True),
-                hsts=sub.bool("hsts", True),
-                hsts_min_days=sub.number("hsts_min_days", 180.0, lo=0, hi=MAX_DAYS) or 0.0,
-                path=sub.str("path", "/") or "/",
-            )
-            if not http.path.startswith("/") or any(ch.isspace() for ch in http.path):
-                sub.fail("path", f"{printable(http.path)!r} must start with '/' and hold no spaces")
-            sub.finish()
-    params: dict[str, str] = {}
-    params_reader = reader.sub("params")
-    if params_reader is not None:
-        for key, node in params_reader.items.items():
-            params_reader.seen.add(key)
-            if isinstance(node.value, bool) or not isinstance(node.value, str | int | float):
-                params_reader.fail(key, "parameter values must be strings or numbers")
-            params_reader.check_text(key, str(node.value))
-            params[key] = str(node.value)
+    name = _endpoint_name(reader)
+    host, port = _address(reader)
+    sni = _sni(reader)
+    backends = _backends(reader, port)
+    pins = _pins(reader)
+    client_cert, client_key = _client_pair(reader, base_dir)
+    http = _http(reader, port, settings)
+    params = _params(reader)
     endpoint = Endpoint(
         name=name,
         host=host,
         port=port,
-        sni=sni_value,
-        backends=tuple(backends),
+        sni=sni,
+        backends=backends,
         tags=tuple(reader.str_list("tags")),
         ca_file=_ca_file(reader, base_dir),
         client_cert=client_cert,
         client_key=client_key,
         thresholds=_thresholds(reader.sub("thresholds"), settings.thresholds),
         http=http,
-        pins=tuple(pins),
+        pins=pins,
         stored=_stored(reader.sub("stored")),
         ssh=_ssh(reader, "ssh", base_dir),
         runbooks=tuple(reader.str_list("runbooks")),
@@ -688,6 +632,108 @@ def _endpoint(reader: Reader, settings: Settings, base_dir: Path) -> Endpoint:
     )
     reader.finish()
     return endpoint
+
+
+def _endpoint_name(reader: Reader) -> str:
+    """``name``: required, starts with a letter or digit, no spaces."""
+    name = reader.str("name", required=True)
+    assert name is not None
+    if not _NAME_RE.fullmatch(name):
+        reader.fail("name", f"{name!r} must start with a letter or digit and contain no spaces")
+    return name
+
+
+def _address(reader: Reader) -> tuple[str, int]:
+    """``host`` (maybe with ``:port``) and ``port``: the port given, else the one in
+    ``host``, else 443."""
+    host_text = reader.str("host", required=True)
+    assert host_text is not None
+    try:
+        host, port_in_host = _split_hostport(host_text, 0, "host")
+    except ValueError as exc:
+        reader.fail("host", str(exc))
+    return host, reader.int("port", None, lo=1, hi=65535) or port_in_host or 443
+
+
+def _sni(reader: Reader) -> str | None:
+    """``sni``: a DNS name, or false/empty to send none (None: the host name)."""
+    sni = reader.raw("sni")
+    if sni is None:
+        return None
+    if sni.value is False or sni.value == "":
+        return ""
+    if isinstance(sni.value, str) and _HOST_RE.fullmatch(sni.value) and not is_ip(sni.value):
+        return sni.value
+    reader.fail("sni", f"{sni.value!r} is not a DNS name (use false to send no SNI)")
+
+
+def _backends(reader: Reader, port: int) -> tuple[Backend, ...]:
+    """``backends``: ``host[:port]`` of each server behind the name (default port: the endpoint's)."""
+    backends: list[Backend] = []
+    for i, text in enumerate(reader.str_list("backends")):
+        try:
+            b_host, b_port = _split_hostport(text, port, "backend")
+        except ValueError as exc:
+            reader.fail("backends", f"[{i}] {exc}")
+        backends.append(Backend(b_host, b_port))
+    return tuple(backends)
+
+
+def _pins(reader: Reader) -> tuple[str, ...]:
+    """``pins``: SPKI pins ``sha256/<base64>``."""
+    pins = reader.str_list("pins")
+    for pin in pins:
+        if not _PIN_RE.fullmatch(pin):
+            reader.fail("pins", f"{pin!r} is not an SPKI pin of the form sha256/<44 base64 characters>")
+    return tuple(pins)
+
+
+def _client_pair(reader: Reader, base_dir: Path) -> tuple[str | None, str | None]:
+    """``client_cert`` and ``client_key`` (mutual TLS): both or neither, both readable files."""
+    client_cert = _resolve_file(reader, "client_cert", base_dir)
+    client_key = _resolve_file(reader, "client_key", base_dir)
+    if bool(client_cert) != bool(client_key):
+        reader.fail("client_key" if client_cert else "client_cert", "client_cert and client_key go together")
+    return client_cert, client_key
+
+
+def _http(reader: Reader, port: int, settings: Settings) -> HttpCheck | None:
+    """``http``: left out, the default for the port; false, none; true, the defaults; or a mapping."""
+    http_node = reader.raw("http")
+    if http_node is None:
+        return default_http(port, settings)
+    if http_node.value is False or http_node.value is None:
+        return None
+    if http_node.value is True:
+        return HttpCheck()
+    sub = reader.sub("http")
+    assert sub is not None
+    http = HttpCheck(
+        port=sub.int("port", 80, lo=1, hi=65535) or 80,
+        redirect=sub.bool("redirect", True),
+        hsts=sub.bool("hsts", True),
+        hsts_min_days=sub.number("hsts_min_days", 180.0, lo=0, hi=MAX_DAYS) or 0.0,
+        path=sub.str("path", "/") or "/",
+    )
+    if not http.path.startswith("/") or any(ch.isspace() for ch in http.path):
+        sub.fail("path", f"{printable(http.path)!r} must start with '/' and hold no spaces")
+    sub.finish()
+    return http
+
+
+def _params(reader: Reader) -> dict[str, str]:
+    """``params``: runbook parameter values for this endpoint (strings or numbers)."""
+    params: dict[str, str] = {}
+    params_reader = reader.sub("params")
+    if params_reader is None:
+        return params
+    for key, node in params_reader.items.items():
+        params_reader.seen.add(key)
+        if isinstance(node.value, bool) or not isinstance(node.value, str | int | float):
+            params_reader.fail(key, "parameter values must be strings or numbers")
+        params_reader.check_text(key, str(node.value))
+        params[key] = str(node.value)
+    return params
 
 
 def load_config(path: Path) -> Config:
