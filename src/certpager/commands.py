@@ -17,11 +17,27 @@ def configure_check(p: argparse.ArgumentParser) -> None:
         "Probe endpoints with fresh TLS handshakes and report what is wrong. "
         "Exit codes: 0 ok, 1 warning, 2 critical/page/error, 3 unknown (bad input)."
     )
+    _add_check_inputs(p)
+    _add_check_pace(p)
+    _add_check_output(p)
+    p.add_argument(
+        "--endpoint", action="append", metavar="NAME", help="with a config: check only these endpoints"
+    )
+    _add_deep_checks(p)
+    p.set_defaults(handler=_run_check)
+
+
+def _add_check_inputs(p: argparse.ArgumentParser) -> None:
+    """``check``'s targets: on the command line, in a file, and the CA bundle to trust."""
     p.add_argument("targets", nargs="*", metavar="HOST[:PORT][@SNI]", help="endpoints to check")
     p.add_argument(
         "--targets", dest="targets_file", metavar="FILE", help="file of targets, one per line, # comments"
     )
     p.add_argument("--ca-file", metavar="FILE", help="trust this PEM CA bundle instead of the system store")
+
+
+def _add_check_pace(p: argparse.ArgumentParser) -> None:
+    """How many probes run at once, in how many processes, and for how long each."""
     p.add_argument("--concurrency", type=_positive_int, metavar="N", help="probes in flight (default 100)")
     p.add_argument(
         "--workers",
@@ -33,15 +49,21 @@ def configure_check(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="overall deadline per probe (default 10)"
     )
+
+
+def _add_check_output(p: argparse.ArgumentParser) -> None:
+    """JSON output and its indentation."""
     p.add_argument("--json", action="store_true", help="print one JSON object per endpoint, in a list")
     p.add_argument(
         "--pretty",
         action="store_true",
         help="with --json: indent the JSON (the default when stdout is a terminal; compact otherwise)",
     )
-    p.add_argument(
-        "--endpoint", action="append", metavar="NAME", help="with a config: check only these endpoints"
-    )
+
+
+def _add_deep_checks(p: argparse.ArgumentParser) -> None:
+    """The "deeper checks" group: HTTP redirect/HSTS, client certificate, and the switches
+    that turn the extra connections off."""
     deep = p.add_argument_group(
         "deeper checks",
         "On by default: protocol versions and weak suites, the certificate sent without SNI, the AIA "
@@ -73,7 +95,6 @@ def configure_check(p: argparse.ArgumentParser) -> None:
     deep.add_argument(
         "--no-aia", action="store_true", help="never fetch a missing intermediate from the AIA URL"
     )
-    p.set_defaults(handler=_run_check)
 
 
 def _port(text: str) -> int:
