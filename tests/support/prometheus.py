@@ -8,10 +8,12 @@ A missing binary fails the test loudly: a broken setup, not a reason to skip.
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -209,6 +211,57 @@ class CertpagerExporter(Server):
         ]
 
 
+class StaticMetrics:
+    """A loopback HTTP server answering ``GET /metrics`` with a fixed exposition text, for
+    loading a Prometheus with many series by one scrape (threads joined on stop)."""
+
+    def __init__(self, body: bytes) -> None:
+        body_bytes = body
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body_bytes)))
+                self.end_headers()
+                self.wfile.write(body_bytes)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+
+    def __enter__(self) -> StaticMetrics:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+    def job(self, name: str = "static") -> dict[str, Any]:
+        """A scrape job that keeps the series' own ``instance`` labels."""
+        return {
+            "job_name": name,
+            "honor_labels": True,
+            "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}],
+        }
+
+
+def blackbox_series(targets: list[str], expiry: float = 2e9) -> bytes:
+    """An exposition with one ``probe_ssl_earliest_cert_expiry{instance=T}`` per target, as
+    Prometheus stores the blackbox exporter's series."""
+    lines = ["# TYPE probe_ssl_earliest_cert_expiry gauge"]
+    lines += [f'probe_ssl_earliest_cert_expiry{{instance="{t}"}} {expiry:.0f}' for t in targets]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def multi_target_job(
     name: str, exporter_port: int, targets: list[str], *, param: str = "target"
 ) -> dict[str, Any]:
@@ -231,7 +284,9 @@ __all__ = [
     "CertpagerExporter",
     "Prometheus",
     "Server",
+    "StaticMetrics",
     "binary",
+    "blackbox_series",
     "http_get",
     "multi_target_job",
 ]
