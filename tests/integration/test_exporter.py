@@ -366,3 +366,29 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert "listening on http://127.0.0.1:" in exporter.output()
     finally:
         exporter.stop()
+
+
+async def test_backends_that_differ_are_labelled(
+    start, serve, incomplete, pki: PKI, ca: Hierarchy, tmp_path: Path
+) -> None:
+    """Two backends, one sending the full chain and one the leaf alone: the finding names the
+    backend it was seen on, and the leaf's expiry is reported per backend."""
+    leaf = ca.leaf("app.test", sans=["app.test"])
+    full = serve(*pki.write_chain("exporter-full", [leaf, ca.intermediate], key_of=leaf))
+    partial = serve(*pki.write_chain("exporter-partial", [leaf], key_of=leaf))
+    endpoint = {
+        "name": "pair",
+        "host": "app.test",
+        "backends": [f"127.0.0.1:{full.port}", f"127.0.0.1:{partial.port}"],
+        "ca_file": str(ca.root_file),
+    }
+    running = await start(write_config(tmp_path / "c.yaml", [endpoint], check_protocols=False))
+    status, body = await running.get("/probe?endpoint=pair")
+    assert status == 200
+    findings = {(s.labels["code"], s.labels["backend"]) for s in samples(body, "certpager_finding")}
+    assert ("chain_incomplete", f"127.0.0.1:{partial.port}") in findings
+    assert not {f for f in findings if f[0] == "chain_incomplete" and f[1] != f"127.0.0.1:{partial.port}"}
+    leaves = {s.labels["backend"] for s in samples(body, "certpager_leaf_not_after_seconds")}
+    assert leaves == {f"127.0.0.1:{full.port}", f"127.0.0.1:{partial.port}"}
+    chain = {s.labels["backend"] for s in samples(body, "certpager_chain_not_after_seconds")}
+    assert chain == {f"127.0.0.1:{full.port}"}  # only that one has a verified path

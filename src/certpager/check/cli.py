@@ -23,7 +23,6 @@ from certpager.config import (
     read_targets_file,
 )
 from certpager.errors import OutputError, UserError
-from certpager.fleet.prometheus import with_imported
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
 from certpager.probe.model import Status
 from certpager.probe.trust import TrustStoreError, get_trust_store
@@ -123,9 +122,13 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
             raise UserError(
                 f"no targets given and no config at {path}: pass HOST[:PORT][@SNI], --targets FILE or --config FILE"
             )
-        config, note = with_imported(load_config(path))
-        if note:
-            emit(sys.stderr, f"certpager: {note}", flush=True)
+        config = load_config(path)
+        if config.settings.prometheus is not None:
+            from certpager.fleet.prometheus import with_imported  # urllib only when needed
+
+            config, note = with_imported(config)
+            if note:
+                emit(sys.stderr, f"certpager: {note}", flush=True)
         settings = config.settings
     if args.timeout is not None:
         settings = replace(settings, timeout=args.timeout)

@@ -14,12 +14,9 @@ failure is :class:`~certpager.errors.PrometheusError`, one line.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode
 
 from certpager.config import Config, Endpoint, PrometheusSource, Settings, parse_target
 from certpager.errors import PrometheusError, TargetError
@@ -45,6 +42,11 @@ def query(source: PrometheusSource) -> list[dict[str, str]]:
     Raises:
         PrometheusError: Prometheus unreachable, an error answer, or an answer that is not one.
     """
+    # Imported here: `certpager check` without a prometheus section never needs urllib.request.
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
     url = f"{source.url}/api/v1/query?{urlencode({'query': source.query})}"
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
