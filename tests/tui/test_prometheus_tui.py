@@ -2,7 +2,7 @@
 ``prometheus:`` section), and on the configured ones alone, with one line on stderr, when
 Prometheus cannot be queried. The app itself is replaced by a recorder: what is checked is
 the config ``run_tui`` hands to it. (The import against a real Prometheus is in
-tests/integration/test_prometheus_import.py.)"""
+tests/integration/test_prometheus_fleet_import.py.)"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Importing endpoints from Prometheus series (certpager.fleet.prometheus) and the
 config's ``prometheus:`` section: pure parts, no server (the real Prometheus is in
-tests/integration/test_prometheus_import.py)."""
+tests/integration/test_prometheus_fleet_import.py)."""
 
 from __future__ import annotations
 
