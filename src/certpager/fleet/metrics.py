@@ -63,7 +63,7 @@ def _earliest_expiry(backend: BackendResult) -> datetime | None:
     return a.leaf_not_after
 
 
-def _backend_label(report: EndpointReport, backend: BackendResult) -> str:
+def _backend_label(backend: BackendResult) -> str:
     return _label(backend.handshake.label)
 
 
@@ -77,9 +77,9 @@ def _expiry_families(report: EndpointReport) -> Iterator[Metric]:
             "Earliest notAfter (unix seconds) over the verified path (the leaf when none verifies)",
             value=_ts(first),
         )
-    leaves = [(b, b.analysis.leaf_not_after) for b in ok if b.analysis and b.analysis.leaf_not_after]
+    leaves = [(b, na) for b in ok if b.analysis is not None and (na := b.analysis.leaf_not_after) is not None]
     if leaves:
-        days = min((na - report.checked_at).total_seconds() for _, na in leaves if na) / 86400.0
+        days = min((na - report.checked_at).total_seconds() for _, na in leaves) / 86400.0
         yield GaugeMetricFamily(
             "certpager_days_left", "Days until the first leaf (over backends) expires", value=days
         )
@@ -87,8 +87,7 @@ def _expiry_families(report: EndpointReport) -> Iterator[Metric]:
         "certpager_leaf_not_after_seconds", "Leaf notAfter (unix seconds), per backend", labels=["backend"]
     )
     for backend, not_after in leaves:
-        if not_after is not None:
-            leaf.add_metric([_backend_label(report, backend)], _ts(not_after))
+        leaf.add_metric([_backend_label(backend)], _ts(not_after))
     yield leaf
     chain = GaugeMetricFamily(
         "certpager_chain_not_after_seconds",
@@ -99,7 +98,7 @@ def _expiry_families(report: EndpointReport) -> Iterator[Metric]:
         assert backend.analysis is not None
         for position, cert in enumerate(backend.analysis.verified_path):
             chain.add_metric(
-                [_backend_label(report, backend), str(position), _label(cert.subject)], _ts(cert.not_after)
+                [_backend_label(backend), str(position), _label(cert.subject)], _ts(cert.not_after)
             )
     yield chain
 
