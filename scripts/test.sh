@@ -6,7 +6,7 @@
 #   scripts/test.sh tests/unit -x    # arguments go to pytest
 #
 # - Debian packages (scripts/system-packages.txt: nginx, OpenSSH server, certbot, pebble,
-#   openssl) are installed with apt-get when one of their programs is missing, or always
+#   openssl, prometheus, prometheus-blackbox-exporter) are installed with apt-get when one of their programs is missing, or always
 #   with FORCE_APT=1 (as root, else through sudo).
 # - Python: a venv in .venv (VENV=... to change) with `pip install -e . --group test`
 #   (pip >= 25.1 understands dependency groups; older pips get the group's packages listed).
@@ -28,6 +28,9 @@ declare -A PROVIDES=(
   [pebble]=pebble
   [pebble-challtestsrv]=pebble
   [openssl]=openssl
+  [prometheus]=prometheus
+  [promtool]=prometheus
+  [prometheus-blackbox-exporter]=prometheus-blackbox-exporter
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }

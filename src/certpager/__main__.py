@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.configure_demo(
         sub.add_parser("demo", parents=[common], help="start a lab with planted incidents and open the TUI")
     )
+    commands.configure_exporter(
+        sub.add_parser(
+            "exporter", parents=[common], help="serve Prometheus series of checks (blackbox-style)"
+        )
+    )
     return parser
 
 

@@ -191,6 +191,32 @@ def configure_demo(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_run_demo)
 
 
+def configure_exporter(p: argparse.ArgumentParser) -> None:
+    """Add ``exporter``'s arguments."""
+    p.description = (
+        "Serve Prometheus series of certpager checks, blackbox-style: GET /probe?target=HOST[:PORT][@SNI] "
+        "or /probe?endpoint=NAME runs one full check; /metrics is the exporter's own health "
+        "(docs/fleet.md). Listens on loopback unless --listen says otherwise."
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:9219",
+        metavar="ADDR:PORT",
+        help="address and port to listen on (default 127.0.0.1:9219; a non-loopback address "
+        "exposes the exporter to the network)",
+    )
+    p.add_argument(
+        "--concurrency", type=_positive_int, metavar="N", help="probes in flight (default: the config's)"
+    )
+    p.set_defaults(handler=_run_exporter)
+
+
+def _run_exporter(args: argparse.Namespace) -> int:
+    from certpager.fleet.exporter import run_exporter
+
+    return run_exporter(args)
+
+
 def _run_check(args: argparse.Namespace) -> int:
     from certpager.check.cli import run_check
 

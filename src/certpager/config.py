@@ -220,6 +220,22 @@ class Endpoint:
         return format_hostport(self.host, self.port)
 
 
+DEFAULT_PROMETHEUS_QUERY = "probe_ssl_earliest_cert_expiry"
+"""The series imported by default: the blackbox exporter's, one per probed target."""
+
+
+@dataclass(frozen=True)
+class PrometheusSource:
+    """``prometheus:``: import the fleet from a Prometheus server's series (docs/fleet.md)."""
+
+    url: str
+    """Base URL of the Prometheus HTTP API, e.g. ``http://127.0.0.1:9090``."""
+    query: str = DEFAULT_PROMETHEUS_QUERY
+    """PromQL instant query; each series it returns becomes an endpoint."""
+    timeout: float = DEFAULT_TIMEOUT
+    """Deadline of the query, seconds."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Global settings."""
@@ -252,6 +268,8 @@ class Settings:
     lock_dir: str | None = None
     """Machine-wide directory of the run locks (None: ``/run/lock/certpager``; the
     ``CERTPAGER_LOCK_DIR`` environment variable wins over it)."""
+    prometheus: PrometheusSource | None = None
+    """The top-level ``prometheus:`` section: endpoints imported from Prometheus."""
 
 
 @dataclass(frozen=True)
@@ -498,6 +516,29 @@ def _settings(reader: Reader | None, base_dir: Path) -> Settings:
     )
     reader.finish()
     return s
+
+
+def _prometheus(reader: Reader | None) -> PrometheusSource | None:
+    """``prometheus: {url, query, timeout}``: an http(s) URL without credentials."""
+    if reader is None:
+        return None
+    from urllib.parse import urlsplit
+
+    url = reader.str("url", required=True)
+    assert url is not None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        reader.fail("url", f"{url!r} is not a URL: {exc}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        reader.fail("url", f"{url!r}: expected http://HOST[:PORT][/PATH] or https://...")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        reader.fail("url", "give the base URL only: no user:password@, no ?query, no #fragment")
+    query = reader.str("query", DEFAULT_PROMETHEUS_QUERY) or DEFAULT_PROMETHEUS_QUERY
+    timeout = reader.number("timeout", DEFAULT_TIMEOUT, lo=0.1, hi=MAX_TIMEOUT) or DEFAULT_TIMEOUT
+    reader.finish()
+    return PrometheusSource(url=url.rstrip("/"), query=query, timeout=timeout)
 
 
 def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
@@ -749,9 +790,12 @@ def load_config(path: Path) -> Config:
     reader = Reader(root, file=file, path="", error=ConfigError)
     base_dir = path.resolve().parent
     settings = _settings(reader.sub("settings"), base_dir)
+    prometheus = _prometheus(reader.sub("prometheus"))
+    if prometheus is not None:
+        settings = replace(settings, prometheus=prometheus)
     endpoints: list[Endpoint] = []
     names: dict[str, int] = {}
-    if not reader.has("endpoints"):
+    if not reader.has("endpoints") and prometheus is None:
         reader.finish()  # a misspelt 'endpoints' is reported as the typo it is
         reader.fail("endpoints", "is required: a list of endpoints to monitor")
     for key_path, node in reader.list("endpoints"):
@@ -778,6 +822,7 @@ __all__ = [
     "Config",
     "Endpoint",
     "HttpCheck",
+    "PrometheusSource",
     "SSHTarget",
     "Settings",
     "StoredCert",

@@ -257,6 +257,19 @@ class LabError(CertpagerError):
     """The lab could not be started (the message says why and where its log is)."""
 
 
+class ExporterRequestError(CertpagerError):
+    """A request to ``certpager exporter`` is refused; the message is the one line answered."""
+
+    def __init__(self, message: str, status: int = 400):
+        self.status = status
+        """HTTP status answered (400 bad parameters, 404, 405, 408, 431...)."""
+        super().__init__(message)
+
+
+class PrometheusError(CertpagerError):
+    """The Prometheus HTTP API could not be queried or gave an unusable answer (one line, why)."""
+
+
 class Terminated(CertpagerError):
     """SIGTERM or SIGHUP arrived: stop the lab and exit."""
 

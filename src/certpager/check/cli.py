@@ -26,7 +26,7 @@ from certpager.errors import OutputError, UserError
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
 from certpager.probe.model import Status
 from certpager.probe.trust import TrustStoreError, get_trust_store
-from certpager.text import discard, write_failure
+from certpager.text import discard, emit, write_failure
 
 
 def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -123,6 +123,12 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
                 f"no targets given and no config at {path}: pass HOST[:PORT][@SNI], --targets FILE or --config FILE"
             )
         config = load_config(path)
+        if config.settings.prometheus is not None:
+            from certpager.fleet.prometheus import with_imported  # urllib only when needed
+
+            config, note = with_imported(config)
+            if note:
+                emit(sys.stderr, f"certpager: {note}", flush=True)
         settings = config.settings
     if args.timeout is not None:
         settings = replace(settings, timeout=args.timeout)

@@ -8,10 +8,13 @@ terminal in the app's mode.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from certpager.config import default_config_path, load_config
 from certpager.errors import ConfigError
+from certpager.fleet.prometheus import with_imported
+from certpager.text import emit
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,7 +35,9 @@ def run_tui(config_path: Path, *, readonly: bool = False) -> int:
             'no endpoint config here; create it (README: "Configuring real endpoints") or try `certpager demo`',
             file=str(config_path),
         )
-    config = load_config(config_path)
+    config, note = with_imported(load_config(config_path))
+    if note:
+        emit(sys.stderr, f"certpager: {note}", flush=True)
 
     from certpager.tui.app import build_app
 

@@ -1,0 +1,419 @@
+"""``certpager exporter``: a multi-target Prometheus exporter in the blackbox exporter's style.
+
+``GET /probe?target=HOST[:PORT][@SNI]`` or ``GET /probe?endpoint=NAME`` runs one full
+check (:func:`certpager.check.monitor.check_full`, deeper checks included) and answers
+its series (:mod:`certpager.fleet.metrics`); ``GET /metrics`` answers the exporter's own
+health. The server is stdlib asyncio streams with a small HTTP/1.x request parser: one
+request per connection, bounded in size (request line, header count, head bytes), in
+time (reading the head, writing the answer) and in number (open connections, probes in
+flight: excess probes wait on a semaphore within their deadline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from certpager.check.monitor import check_full
+from certpager.config import (
+    Config,
+    Endpoint,
+    Settings,
+    default_config_path,
+    format_hostport,
+    is_ip,
+    load_config,
+    parse_target,
+)
+from certpager.errors import ExporterRequestError, TargetError, UserError
+from certpager.fleet.metrics import exposition, failure_families, report_families
+from certpager.inputs import InputValueError, parse_number, parse_port
+from certpager.text import emit, printable
+
+DEFAULT_LISTEN = "127.0.0.1:9219"
+"""Where the exporter listens unless told otherwise (loopback)."""
+
+MAX_LINE = 8192
+"""Longest request line or header line, bytes."""
+MAX_HEADERS = 64
+"""Most header lines in one request."""
+MAX_HEAD = 32768
+"""Most bytes of request line plus headers."""
+READ_TIMEOUT = 10.0
+"""Seconds a client has to send its whole request head."""
+WRITE_TIMEOUT = 10.0
+"""Seconds a client has to take the answer."""
+MAX_CONNECTIONS = 512
+"""Open connections at most; more are answered 503 and closed."""
+SCRAPE_MARGIN = 0.5
+"""Seconds taken off ``X-Prometheus-Scrape-Timeout-Seconds`` (the answer must still arrive)."""
+MIN_DEADLINE = 0.1
+"""Shortest probe deadline, seconds."""
+MAX_PARAM = 600
+"""Longest ``target``/``endpoint`` value, characters."""
+
+TEXT = "text/plain; charset=utf-8"
+EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
+"""What ``generate_latest`` writes (the text format every Prometheus 2.x reads)."""
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed request head."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    """Lower-case names; the last value wins."""
+
+
+def parse_head(head: bytes) -> Request:
+    """Parse the request line and headers of ``head`` (CRLF or LF line ends, no body).
+
+    Raises:
+        ExporterRequestError: what is wrong, in one line.
+    """
+    try:
+        text = head.decode("iso-8859-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        raise ExporterRequestError("request head is not text") from None
+    lines = text.replace("\r\n", "\n").split("\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
+        raise ExporterRequestError("malformed request line")
+    method, target = parts[0], parts[1]
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise ExporterRequestError("malformed header line")
+        headers[name.lower()] = value.strip()
+    try:
+        url = urlsplit(target)
+        query = parse_qs(url.query, keep_blank_values=True, strict_parsing=False, max_num_fields=16)
+    except ValueError as exc:
+        raise ExporterRequestError(f"bad request target: {exc}") from None
+    return Request(method=method, path=url.path, query=query, headers=headers)
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    """The request line and headers, up to the blank line, within the limits.
+
+    Raises:
+        ExporterRequestError: too long, too many headers, or the client went quiet.
+    """
+    out = bytearray()
+    count = 0
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError:
+            raise ExporterRequestError("connection closed before the request ended") from None
+        except asyncio.LimitOverrunError:
+            raise ExporterRequestError(f"a request line is longer than {MAX_LINE} bytes", 431) from None
+        if line in (b"\r\n", b"\n"):
+            return bytes(out)
+        out += line
+        count += 1
+        if count > MAX_HEADERS + 1:
+            raise ExporterRequestError(f"more than {MAX_HEADERS} header lines", 431)
+        if len(out) > MAX_HEAD:
+            raise ExporterRequestError(f"request head longer than {MAX_HEAD} bytes", 431)
+
+
+def _one(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise ExporterRequestError(f"{name} given {len(values)} times: give it once")
+    value = values[0]
+    if not value:
+        raise ExporterRequestError(f"{name} is empty")
+    if len(value) > MAX_PARAM:
+        raise ExporterRequestError(f"{name} is longer than {MAX_PARAM} characters")
+    return value
+
+
+def scrape_deadline(headers: dict[str, str], default: float) -> float:
+    """Seconds a probe may take: ``X-Prometheus-Scrape-Timeout-Seconds`` less
+    :data:`SCRAPE_MARGIN` when the header is there, else ``default``."""
+    raw = headers.get("x-prometheus-scrape-timeout-seconds")
+    if raw is None:
+        return default
+    try:
+        seconds = parse_number(raw[:40], lo=0, hi=86400)
+    except InputValueError:
+        raise ExporterRequestError(
+            f"X-Prometheus-Scrape-Timeout-Seconds: {printable(raw[:40])!r} is not a number of seconds"
+        ) from None
+    return max(MIN_DEADLINE, min(seconds - SCRAPE_MARGIN, 300.0))
+
+
+class Exporter:
+    """The request handler: endpoints from the config, the probe semaphore, own metrics."""
+
+    def __init__(self, config: Config | None, settings: Settings, concurrency: int) -> None:
+        from prometheus_client import (
+            GC_COLLECTOR,
+            PLATFORM_COLLECTOR,
+            PROCESS_COLLECTOR,
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+        )
+
+        self.config = config
+        self.settings = settings
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self.connections = 0
+        self.registry = CollectorRegistry(auto_describe=True)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
+        self.requests = Counter(
+            "certpager_exporter_requests",
+            "HTTP requests answered, by path and status code",
+            ["path", "code"],
+            registry=self.registry,
+        )
+        self.durations = Histogram(
+            "certpager_exporter_probe_duration_seconds",
+            "Seconds a /probe request took (waiting for a slot included)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "certpager_exporter_probes_in_flight", "Probes running now", registry=self.registry
+        )
+        self.waiting = Gauge(
+            "certpager_exporter_probes_waiting", "Probes waiting for a slot", registry=self.registry
+        )
+        Gauge("certpager_exporter_max_concurrency", "Probes allowed in flight", registry=self.registry).set(
+            concurrency
+        )
+
+    def resolve(self, query: dict[str, list[str]]) -> Endpoint:
+        """The endpoint a ``/probe`` query names.
+
+        Raises:
+            ExporterRequestError: unknown endpoint, both or neither parameter, a bad target.
+        """
+        unknown = sorted(set(query) - {"target", "endpoint", "module"})
+        if unknown:
+            raise ExporterRequestError(f"unknown parameter {printable(unknown[0][:40])!r}")
+        target, name = _one(query, "target"), _one(query, "endpoint")
+        if (target is None) == (name is None):
+            raise ExporterRequestError("give exactly one of target=HOST[:PORT][@SNI] or endpoint=NAME")
+        if name is not None:
+            found = self.config.endpoint(name) if self.config is not None else None
+            if found is None:
+                raise ExporterRequestError(f"no endpoint named {printable(name[:100])!r} in the config")
+            return found
+        assert target is not None
+        try:
+            return parse_target(target, self.settings)
+        except TargetError as exc:
+            raise ExporterRequestError(" ".join(str(exc).splitlines())) from None
+
+    async def probe(self, request: Request) -> bytes:
+        """The exposition of one check for ``request``."""
+        endpoint = self.resolve(request.query)
+        deadline = scrape_deadline(request.headers, endpoint.timeout)
+        started = time.monotonic()
+        self.waiting.inc()
+        try:
+            acquired = await _acquire(self._slots, deadline)
+        finally:
+            self.waiting.dec()
+        if not acquired:
+            return exposition(failure_families(time.monotonic() - started))
+        self.in_flight.inc()
+        try:
+            remaining = max(MIN_DEADLINE, deadline - (time.monotonic() - started))
+            endpoint = replace(endpoint, timeout=remaining)
+            try:
+                report = await asyncio.wait_for(
+                    check_full(endpoint, settings=self.settings), remaining + SCRAPE_MARGIN
+                )
+            except TimeoutError:
+                return exposition(failure_families(time.monotonic() - started))
+        finally:
+            self.in_flight.dec()
+            self._slots.release()
+            self.durations.observe(time.monotonic() - started)
+        return exposition(report_families(report, time.monotonic() - started))
+
+    def own_metrics(self) -> bytes:
+        """The exporter's own health."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+    async def route(self, request: Request) -> tuple[int, bytes, str]:
+        """(status, body, content type) for ``request``."""
+        if request.method not in ("GET", "HEAD"):
+            raise ExporterRequestError(f"method {printable(request.method[:20])} not allowed: use GET", 405)
+        if request.path == "/probe":
+            return 200, await self.probe(request), EXPOSITION
+        if request.path == "/metrics":
+            return 200, self.own_metrics(), EXPOSITION
+        if request.path == "/":
+            return 200, _INDEX, TEXT
+        raise ExporterRequestError("not found: try /probe?target=HOST[:PORT][@SNI] or /metrics", 404)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection: one request, one answer, close."""
+        self.connections += 1
+        path = "-"
+        try:
+            if self.connections > MAX_CONNECTIONS:
+                status, body, ctype = 503, b"too many connections\n", TEXT
+            else:
+                try:
+                    head = await asyncio.wait_for(read_head(reader), READ_TIMEOUT)
+                    request = parse_head(head)
+                    path = request.path if request.path in ("/probe", "/metrics", "/") else "other"
+                    status, body, ctype = await self.route(request)
+                    if request.method == "HEAD":
+                        body = b""
+                except TimeoutError:
+                    status, body, ctype = 408, b"request head not received in time\n", TEXT
+                except ExporterRequestError as exc:
+                    status, body, ctype = exc.status, _line(str(exc)), TEXT
+            self.requests.labels(path, str(status)).inc()
+            await _answer(writer, status, body, ctype)
+        finally:
+            self.connections -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), WRITE_TIMEOUT)
+
+
+_INDEX = (
+    b"certpager exporter\n"
+    b"  /probe?target=HOST[:PORT][@SNI]  check one target with the config's settings\n"
+    b"  /probe?endpoint=NAME             check a configured endpoint\n"
+    b"  /metrics                         the exporter's own health\n"
+)
+
+
+def _line(message: str) -> bytes:
+    return (printable(" ".join(message.splitlines()))[:500] + "\n").encode()
+
+
+async def _acquire(slots: asyncio.Semaphore, within: float) -> bool:
+    """Take a probe slot, waiting at most ``within`` seconds."""
+    try:
+        await asyncio.wait_for(slots.acquire(), within)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _answer(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str) -> None:
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with contextlib.suppress(OSError, TimeoutError):
+        writer.write(head + body)
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` of ``--listen``; the host must be an IP address.
+
+    Raises:
+        UserError: naming ``--listen``.
+    """
+    host, sep, port_text = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        if not sep or not is_ip(host):
+            raise InputValueError("expected an IP address and a port, e.g. 127.0.0.1:9219")
+        return host, parse_port(port_text)
+    except InputValueError as exc:
+        raise UserError(f"--listen {printable(text)!r}: {exc}") from None
+
+
+async def serve(
+    exporter: Exporter,
+    host: str,
+    port: int,
+    *,
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve on ``host:port`` until ``stop`` is set."""
+    try:
+        server = await asyncio.start_server(exporter.handle, host, port, limit=MAX_LINE, backlog=256)
+    except OSError as exc:
+        raise UserError(f"--listen {format_hostport(host, port)}: {exc.strerror or exc}") from None
+    async with server:
+        if on_ready is not None:
+            on_ready(f"http://{format_hostport(host, port)}")
+        await stop.wait()
+
+
+def _load(args: argparse.Namespace) -> tuple[Config | None, Settings]:
+    path = Path(args.config) if args.config else default_config_path()
+    if not args.config and not path.exists():
+        return None, Settings()
+    config = load_config(path)
+    return config, config.settings
+
+
+def run_exporter(args: argparse.Namespace) -> int:
+    """Run ``certpager exporter`` until SIGTERM or Ctrl-C."""
+    host, port = parse_listen(args.listen)
+    config, settings = _load(args)
+    exporter = Exporter(config, settings, args.concurrency or settings.concurrency)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+
+        def ready(url: str) -> None:
+            emit(sys.stderr, f"certpager exporter: listening on {url} (/probe, /metrics)", flush=True)
+
+        await serve(exporter, host, port, stop=stop, on_ready=ready)
+
+    asyncio.run(main())
+    return 0
+
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "Exporter",
+    "Request",
+    "parse_head",
+    "parse_listen",
+    "read_head",
+    "run_exporter",
+    "scrape_deadline",
+    "serve",
+]

@@ -1,0 +1,189 @@
+"""Import the fleet from Prometheus: an instant query's series become endpoints.
+
+``prometheus: {url, query}`` in the config (default query: the blackbox exporter's
+``probe_ssl_earliest_cert_expiry``). Each series names its target in the ``target``
+label when it has one, else in ``instance``: ``host:port``, ``https://host[:port]/path``
+or certpager's own ``HOST[:PORT][@SNI]``. The instance label is the endpoint's name.
+Configured endpoints win over imported ones (same name, or same host, port and SNI);
+duplicates are dropped.
+
+The client is stdlib urllib (GET /api/v1/query) with a deadline and a size cap; any
+failure is :class:`~certpager.errors.PrometheusError`, one line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from certpager.config import Config, Endpoint, PrometheusSource, Settings, parse_target
+from certpager.errors import PrometheusError, TargetError
+from certpager.text import printable
+
+MAX_ANSWER = 64 * 1024 * 1024
+"""Largest query answer read, bytes (10,000 series take about 2 MB)."""
+
+
+@dataclass(frozen=True)
+class Imported:
+    """The outcome of an import."""
+
+    endpoints: tuple[Endpoint, ...]
+    """Endpoints made from the series, configured ones and duplicates left out."""
+    skipped: int = 0
+    """Series whose target could not be read as ``HOST[:PORT][@SNI]``."""
+
+
+def query(source: PrometheusSource) -> list[dict[str, str]]:
+    """The label sets of the series ``source.query`` returns now.
+
+    Raises:
+        PrometheusError: Prometheus unreachable, an error answer, or an answer that is not one.
+    """
+    # Imported here: `certpager check` without a prometheus section never needs urllib.request.
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    url = f"{source.url}/api/v1/query?{urlencode({'query': source.query})}"
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=source.timeout) as answer:
+            body = answer.read(MAX_ANSWER + 1)
+    except urllib.error.HTTPError as exc:
+        body = exc.read(MAX_ANSWER + 1)
+        raise PrometheusError(f"{source.url}: HTTP {exc.code}: {_error_of(body)}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise PrometheusError(f"{source.url}: cannot query Prometheus: {printable(str(reason))}") from None
+    if len(body) > MAX_ANSWER:
+        raise PrometheusError(f"{source.url}: the answer is larger than {MAX_ANSWER} bytes")
+    return label_sets(body, source.url)
+
+
+def _error_of(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+        return printable(str(doc.get("error", "")))[:300] or "no error text"
+    except (ValueError, AttributeError):
+        return printable(body[:200].decode("utf-8", "replace"))
+
+
+def label_sets(body: bytes, where: str) -> list[dict[str, str]]:
+    """The ``metric`` label sets of a ``/api/v1/query`` answer (vector results).
+
+    Raises:
+        PrometheusError: the answer is not JSON of that shape.
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise PrometheusError(f"{where}: the answer is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("status") != "success":
+        error = doc.get("error") if isinstance(doc, dict) else None
+        raise PrometheusError(f"{where}: query failed: {printable(str(error))[:300]}")
+    data = doc.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "vector":
+        kind = data.get("resultType") if isinstance(data, dict) else None
+        raise PrometheusError(f"{where}: expected an instant vector, got {printable(str(kind))[:40]}")
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise PrometheusError(f"{where}: the answer has no result list")
+    return [_labels(item, where) for item in result]
+
+
+def _labels(item: Any, where: str) -> dict[str, str]:
+    metric = item.get("metric") if isinstance(item, dict) else None
+    if not isinstance(metric, dict) or not all(isinstance(v, str) for v in metric.values()):
+        raise PrometheusError(f"{where}: a result without a label set")
+    return metric
+
+
+def target_text(labels: Mapping[str, str]) -> str | None:
+    """``HOST[:PORT][@SNI]`` of a series: its ``target`` label, else ``instance``, with a
+    URL's scheme and path removed (``https://host/x`` -> ``host:443``)."""
+    text = labels.get("target") or labels.get("instance")
+    if not text:
+        return None
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        if scheme not in ("https", "tcp", "tls"):
+            return None
+        text = rest.split("/", 1)[0].split("?", 1)[0]
+        if scheme == "https" and not _has_port(text):
+            text = _with_port(text, 443)
+    return text
+
+
+def _has_port(text: str) -> bool:
+    host = text.rsplit("@", 1)[0]
+    if host.startswith("["):
+        return "]:" in host
+    return host.count(":") == 1
+
+
+def _with_port(text: str, port: int) -> str:
+    host, at, sni = text.partition("@")
+    return f"{host}:{port}{at}{sni}"
+
+
+def endpoints_of(series: Iterable[Mapping[str, str]], settings: Settings) -> Imported:
+    """One endpoint per series (the first of each name and of each host, port and SNI)."""
+    out: list[Endpoint] = []
+    names: set[str] = set()
+    places: set[tuple[str, int, str | None]] = set()
+    skipped = 0
+    for labels in series:
+        text = target_text(labels)
+        if text is None:
+            skipped += 1
+            continue
+        try:
+            ep = parse_target(text, settings)
+        except TargetError:
+            skipped += 1
+            continue
+        name = labels.get("instance") or text
+        place = (ep.host.lower(), ep.port, ep.sni.lower() if ep.sni else None)
+        if name in names or place in places:
+            continue
+        names.add(name)
+        places.add(place)
+        out.append(replace(ep, name=name) if name != ep.name else ep)
+    return Imported(tuple(out), skipped)
+
+
+def merge(configured: Sequence[Endpoint], imported: Iterable[Endpoint]) -> list[Endpoint]:
+    """``configured``, then the ``imported`` endpoints that no configured one names or
+    covers (same host, port and SNI)."""
+    names = {ep.name for ep in configured}
+    places = {(ep.host.lower(), ep.port, (ep.sni or "").lower()) for ep in configured}
+    out = list(configured)
+    for ep in imported:
+        if ep.name in names or (ep.host.lower(), ep.port, (ep.sni or "").lower()) in places:
+            continue
+        out.append(ep)
+    return out
+
+
+def with_imported(config: Config) -> tuple[Config, str | None]:
+    """``config`` with the endpoints its ``prometheus`` section imports merged in, and a
+    one-line warning when the import failed (the configured endpoints are kept) or
+    skipped series. Without a ``prometheus`` section: ``config`` as it is."""
+    source = config.settings.prometheus
+    if source is None:
+        return config, None
+    try:
+        imported = endpoints_of(query(source), config.settings)
+    except PrometheusError as exc:
+        return config, f"prometheus import failed, checking the configured endpoints only: {exc}"
+    merged = merge(config.endpoints, imported.endpoints)
+    note = None
+    if imported.skipped:
+        note = f"prometheus import: {imported.skipped} series without a usable target label were skipped"
+    return replace(config, endpoints=tuple(merged)), note
+
+
+__all__ = ["Imported", "endpoints_of", "label_sets", "merge", "query", "target_text", "with_imported"]
