@@ -42,6 +42,7 @@ from certpager.tui.screens.runbook import (
     RunScreen,
 )
 from certpager.tui.services import Checker, Clock, Schedule, default_checker, system_clock
+from certpager.tui.view import page_texts
 
 STYLES = Path(__file__).parent / "styles"
 
@@ -224,15 +225,32 @@ class CertpagerApp(App[int]):
         endpoint = screen.endpoints.get(name)
         if endpoint is None:
             return
-        self.push_screen(
-            DetailScreen(
-                endpoint,
+        detail = DetailScreen(
+            endpoint,
+            screen.reports.get(name),
+            clock=self.clock,
+            readonly=self.readonly,
+            checking=name in screen.in_flight,
+        )
+        detail.set_reactive(DetailScreen.page_lines, self._page_lines(name))
+        self.push_screen(detail)
+
+    def _page_lines(self, name: str) -> tuple[tuple[str, str], ...]:
+        screen = self.endpoints_screen
+        return tuple(
+            page_texts(
+                screen.pages.of(name),
                 screen.reports.get(name),
-                clock=self.clock,
-                readonly=self.readonly,
-                checking=name in screen.in_flight,
+                configured=name not in screen.adhoc,
+                can_run=(ep := screen.endpoints.get(name)) is not None and ep.ssh is not None,
             )
         )
+
+    def pages_updated(self) -> None:
+        """Fresh alerts: every detail screen says what pages about its endpoint."""
+        for screen in self.screen_stack:
+            if isinstance(screen, DetailScreen):
+                screen.page_lines = self._page_lines(screen.endpoint.name)
 
     def probe_started(self, name: str) -> None:
         """A probe of ``name`` began: screens showing it say so."""
@@ -246,6 +264,7 @@ class CertpagerApp(App[int]):
             if isinstance(screen, DetailScreen) and screen.endpoint.name == report.name:
                 screen.report = report
                 screen.checking = False
+                screen.page_lines = self._page_lines(report.name)
 
     @on(Recheck)
     def _recheck(self, message: Recheck) -> None:
@@ -259,7 +278,11 @@ class CertpagerApp(App[int]):
     # -- runbooks -----------------------------------------------------------
 
     def can_fix(self, name: str) -> bool:
-        """Whether a runbook can be offered for ``name`` (never in read-only mode)."""
+        """Whether a runbook can be offered for ``name`` (never in read-only mode, nor for
+        an endpoint only an alert names when nothing says where runbooks run for it)."""
+        screen = self.endpoints_screen
+        if name in screen.adhoc and (ep := screen.endpoints.get(name)) is not None and ep.ssh is None:
+            return False
         return not self.readonly and self.runbooks is not None
 
     def start_fix(self, name: str, *, finding: str | None = None) -> None:
@@ -291,7 +314,7 @@ class CertpagerApp(App[int]):
         """Choose -> plan -> run with confirmations -> verify. Runs in a worker on the app
         (its own group per endpoint), so popping a screen or a probe refresh never cancels it."""
         service = self.runbooks
-        endpoint = self.config.endpoint(name)
+        endpoint = self.config.endpoint(name) or self.endpoints_screen.endpoints.get(name)
         if service is None or endpoint is None:
             return
         report = self.endpoints_screen.reports.get(name)

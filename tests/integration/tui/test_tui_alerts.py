@@ -1,0 +1,125 @@
+"""The TUI with a real Alertmanager: paged endpoints first with a PAGED badge, the detail
+screen's "Paged by ... since ..." line, endpoints only an alert names (probed, no fix
+offered), and an Alertmanager that is down (one notice, the endpoints still checked).
+
+The probes are the TUI suite's fake checker (tests/tui/tuilab.py); the alerts come from
+prometheus-alertmanager on loopback, posted the way Prometheus sends them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import tuilab
+from tests.support.alertmanager import Alertmanager, start_alertmanager
+from textual.pilot import Pilot
+
+from certpager.config import AlertmanagerSettings, Config
+from certpager.lab.ports import reserve_port
+from certpager.tui.screens.detail import DetailScreen
+from certpager.tui.widgets.endpoint_table import EndpointTable
+from certpager.tui.widgets.pages_view import PagesView
+
+DEADLINE = 20.0
+
+
+@pytest.fixture
+def am(tmp_path: Path) -> Iterator[Alertmanager]:
+    server = start_alertmanager(tmp_path / "am")
+    yield server
+    server.stop()
+
+
+def _config(url: str) -> Config:
+    config = tuilab.lab_config()
+    return replace(
+        config, settings=replace(config.settings, alertmanager=AlertmanagerSettings(url=url, timeout=2.0))
+    )
+
+
+async def _until(pilot: Pilot[int], predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened within {DEADLINE} s: {what}")
+        await pilot.pause(0.05)
+
+
+def _rows(app: tuilab.CertpagerApp) -> list[tuple[str, str]]:
+    return [(r.name, r.badge) for r in app.endpoints_screen.query_one(EndpointTable).rows]
+
+
+async def test_paged_endpoint_first_and_detail_says_who_pages(am: Alertmanager, checker) -> None:
+    evil = "\x1b]0;owned\x07\u202e"
+    am.post_alerts(
+        [
+            {
+                "labels": {
+                    "alertname": "CertificateExpiringSoon",
+                    "instance": "https://mail.example",
+                    "job": "blackbox",
+                },
+                "annotations": {"summary": f"mail certificate expires soon{evil}"},
+            },
+            {
+                "labels": {
+                    "alertname": "CertpagerEndpointCritical",
+                    "endpoint": "mail",
+                    "code": "expires_soon",
+                }
+            },
+            {"labels": {"alertname": "CertificateExpiringSoon", "instance": "new.example:8443"}},
+        ]
+    )
+    app = tuilab.make_app(checker, config=_config(am.url))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: bool(app.endpoints_screen.pages.pages), "alerts fetched")
+        await tuilab.settle(pilot)
+        rows = _rows(app)
+        # Paged first (mail is OK, the ad-hoc endpoint does not resolve: worst first among them).
+        assert rows[:2] == [("new.example:8443", "⚑ PAGED"), ("mail", "⚑ PAGED")]
+        assert all(badge != "⚑ PAGED" for _, badge in rows[2:])
+        assert "⚑ PAGED" in tuilab.screen_text(app)
+        assert "new.example:8443" in checker.calls  # the ad-hoc endpoint was probed
+
+        table = app.endpoints_screen.query_one(EndpointTable)
+        table.move_to("mail")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail screen")
+        text = tuilab.screen_text(app)
+        assert "Paged by CertificateExpiringSoon since " in text and "(2 alerts)" in text
+        assert "\x1b" not in text and "\u202e" not in text
+        assert isinstance(app.screen, DetailScreen)
+        shown = [line for _, line in app.screen.query_one(PagesView).lines]
+        assert shown[1] == "CertificateExpiringSoon: mail certificate expires soon\\x1b]0;owned\\x07\\u202e"
+        assert app.can_fix("mail")
+
+        await pilot.press("escape")
+        table.move_to("new.example:8443")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail of the ad-hoc endpoint")
+        assert isinstance(app.screen, DetailScreen) and app.screen.endpoint.name == "new.example:8443"
+        lines = app.screen.query_one(PagesView).lines
+        assert lines[-1][1].startswith("Not in the config (an alert names this target): no runbook can run")
+        assert not app.can_fix("new.example:8443")
+        assert "Fix…" not in tuilab.screen_text(app)
+
+
+async def test_alertmanager_down_is_one_notice_and_probes_go_on(checker) -> None:
+    with reserve_port() as sock:
+        port = sock.getsockname()[1]
+        app = tuilab.make_app(checker, config=_config(f"http://127.0.0.1:{port}"))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _until(pilot, lambda: bool(app._notifications), "a notice")
+            await tuilab.settle(pilot)
+            (notice,) = list(app._notifications)
+            assert notice.message.startswith(
+                f"alertmanager http://127.0.0.1:{port}: nothing listens on port {port}"
+            )
+            assert "Endpoints are still checked" in notice.message
+            assert len(checker.calls) == len(tuilab.endpoints())
+            assert not any(badge == "⚑ PAGED" for _, badge in _rows(app))
