@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,14 +86,14 @@ class Alertmanager:
         with urllib.request.urlopen(req, timeout=5.0) as resp:
             resp.read()
 
-    def alerts(self) -> list[dict[str, object]]:
+    def alerts(self) -> list[dict[str, Any]]:
         """GET /api/v2/alerts as Alertmanager holds them (every state)."""
-        data: list[dict[str, object]] = json.loads(_get(self.url + "/api/v2/alerts"))
+        data: list[dict[str, Any]] = json.loads(_get(self.url + "/api/v2/alerts"))
         return data
 
-    def silences(self) -> list[dict[str, object]]:
+    def silences(self) -> list[dict[str, Any]]:
         """GET /api/v2/silences (every state)."""
-        data: list[dict[str, object]] = json.loads(_get(self.url + "/api/v2/silences"))
+        data: list[dict[str, Any]] = json.loads(_get(self.url + "/api/v2/silences"))
         return data
 
     def stop(self) -> None:
