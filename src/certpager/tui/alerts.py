@@ -1,19 +1,25 @@
-"""The endpoint list's Alertmanager alerts: fetched on mount and every
+"""The TUI's Alertmanager side: the endpoint list's alerts: fetched on mount and every
 ``settings.alertmanager.interval`` seconds, in a worker (input never waits for it).
 
 A fetch that fails is one notice (once per distinct reason, and once more when
 Alertmanager answers again); the endpoints go on being probed. Each fresh set of alerts
-goes to :meth:`certpager.tui.screens.endpoints.EndpointsScreen.set_pages`.
+goes to :meth:`certpager.tui.screens.endpoints.EndpointsScreen.set_pages`. Before a
+run on a paged endpoint, :func:`silence_question` is what the operator is asked
+(certpager.fleet.silence does the rest).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from certpager.config import AlertmanagerSettings
 from certpager.errors import AlertmanagerError
 from certpager.fleet.alertmanager import fetch_alerts
-from certpager.fleet.pages import map_alerts
+from certpager.fleet.pages import Page, map_alerts
+from certpager.fleet.silence import MARGIN, run_duration
+from certpager.runbook.plan import Plan
 from certpager.text import printable
 
 if TYPE_CHECKING:
@@ -68,3 +74,15 @@ def watch_alerts(screen: EndpointsScreen) -> AlertPoller | None:
     screen.set_interval(settings.interval, poller.fetch, name="alerts")
     poller.fetch()
     return poller
+
+
+def silence_question(pages: Sequence[Page], plan: Plan) -> str:
+    """What the operator is asked before a run of ``plan`` on a paged endpoint (escaped)."""
+    ends = datetime.now(UTC) + run_duration(plan) + MARGIN
+    names = ", ".join(sorted({p.alertname for p in pages}))
+    count = f"{len(pages)} alert{'s' if len(pages) != 1 else ''}"
+    return printable(
+        f"{count} page about {plan.endpoint.name} ({names}). Silence them in Alertmanager while "
+        f"{plan.runbook.name} runs, until {ends:%Y-%m-%d %H:%M} UTC at the latest? The silence is "
+        "expired when the fix is verified, and kept (until then) when it is not."
+    )

@@ -24,9 +24,11 @@ from textual.worker import Worker
 
 from certpager.config import Config
 from certpager.errors import CertpagerError, RunLockedError
+from certpager.fleet.silence import RunSilences
 from certpager.probe import EndpointReport
 from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent
 from certpager.text import printable
+from certpager.tui.alerts import silence_question
 from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, RunbookEvent
 from certpager.tui.runbooks import RunbookService, advised_runbook, recommendations
 from certpager.tui.safe import PrintableFilter
@@ -356,9 +358,19 @@ class CertpagerApp(App[int]):
                 break
             if len(runbooks) == 1:
                 return
-        await self._run_plan(service, plan)
+        await self._run_plan(service, plan, silence=await self._ask_silence(plan))
 
-    async def _run_plan(self, service: RunbookService, plan: Plan) -> None:
+    async def _ask_silence(self, plan: Plan) -> bool:
+        """Whether to silence the endpoint's alerts during the run (asked only when some page)."""
+        pages = self.endpoints_screen.pages.of(plan.endpoint.name)
+        if self.config.settings.alertmanager is None or not pages:
+            return False
+        question = silence_question(pages, plan)
+        ask = AskModal("Silence the alerts?", question, yes="Silence them (y)", no="Do not silence (n)")
+        answer: bool = await self.push_screen_wait(ask)
+        return answer
+
+    async def _run_plan(self, service: RunbookService, plan: Plan, *, silence: bool = False) -> None:
         name = plan.endpoint.name
         holder: list[RunbookRun] = []
         screen = RunScreen(
@@ -380,7 +392,14 @@ class CertpagerApp(App[int]):
             run = service.new_run(plan, confirm=self._confirm, on_event=on_event)
             holder.append(run)
             self.active_runs[name] = run
+            silences = None
+            if silence and (settings := self.config.settings.alertmanager) is not None:
+                silences = RunSilences(settings, service.audit(), plan, run.run_id)
+                for note in await silences.create(self.endpoints_screen.pages.of(name)):
+                    on_event(Notice(run_id=run.run_id, level="info", message=note))
             result = await run.execute()
+            for note in await silences.finish(result) if silences is not None else ():
+                on_event(Notice(run_id=run.run_id, level="info", message=note))
         except RunLockedError as exc:
             screen.post_message(RunbookCrashed(f"not started: {exc}"))
             return

@@ -8,6 +8,7 @@ prometheus-alertmanager on loopback, posted the way Prometheus sends them.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -123,3 +124,67 @@ async def test_alertmanager_down_is_one_notice_and_probes_go_on(checker) -> None
             assert "Endpoints are still checked" in notice.message
             assert len(checker.calls) == len(tuilab.endpoints())
             assert not any(badge == "⚑ PAGED" for _, badge in _rows(app))
+
+
+def _audit_records(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_run_from_the_tui_silences_after_asking_and_expires_when_verified(
+    am: Alertmanager, checker, host, state_dir: Path, audit_path: Path
+) -> None:
+    from certpager.runbook import RunOutcome
+    from certpager.tui.screens.runbook import AskModal, ConfirmModal, PlanScreen, RunbookChooser, RunScreen
+
+    am.post_alerts([{"labels": {"alertname": "CertpagerEndpointCritical", "endpoint": "shop-api"}}])
+    config = _config(am.url)
+    app = tuilab.make_app(
+        checker, config=config, runbooks=tuilab.runbook_service(checker, host, state_dir, config)
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: bool(app.endpoints_screen.pages.pages), "alerts fetched")
+        await tuilab.settle(pilot)
+        app.show_endpoint("shop-api")
+        await _until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail")
+        await pilot.press("f")
+        await _until(pilot, lambda: isinstance(app.screen, RunbookChooser), "chooser")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, PlanScreen), "plan")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, AskModal), "the silence question")
+        assert "1 alert page about shop-api (CertpagerEndpointCritical)" in tuilab.screen_text(app)
+        assert host.commands == []  # nothing runs before the answer
+        await pilot.press("y")
+        await _until(pilot, lambda: isinstance(app.screen, ConfirmModal), "typed confirmation")
+        (silence,) = am.silences()
+        assert silence["status"]["state"] == "active"
+        assert (
+            silence["comment"]
+            == "certpager: runbook certbot-force-renew on shop-api, run 20260314T021300Z-5a1c0e"
+        )
+        await pilot.press(*"shop-api", "enter")
+        await _until(pilot, lambda: isinstance(app.screen, ConfirmModal) and not app.screen.typed, "reload")
+        await pilot.press("y")
+        await _until(
+            pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase == "finished", "end"
+        )
+        run = app.screen
+        assert isinstance(run, RunScreen) and run.result is not None
+        assert run.result.outcome is RunOutcome.SUCCEEDED
+        await _until(pilot, lambda: am.silences()[0]["status"]["state"] == "expired", "silence expired")
+
+        def output() -> str:  # the log's lines, wrapped at the screen's width, joined again
+            lines = run.query_one("#output").lines  # type: ignore[attr-defined]
+            return " ".join(" ".join(str(line.text) for line in lines).split())
+
+        await _until(pilot, lambda: "expired: the fix is verified" in output(), "the note")
+        assert (
+            'INFO: silenced {alertname="CertpagerEndpointCritical", endpoint="shop-api"} until ' in output()
+        )
+    kinds = [r["type"] for r in _audit_records(audit_path)]
+    assert (
+        kinds.index("silence_created")
+        < kinds.index("run_start")
+        < kinds.index("run_end")
+        < kinds.index("silence_expired")
+    )
