@@ -28,6 +28,8 @@ declare -A PROVIDES=(
   [pebble]=pebble
   [pebble-challtestsrv]=pebble
   [openssl]=openssl
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [amtool]=prometheus-alertmanager
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
