@@ -243,13 +243,18 @@ def render_table(
             fix = f.hint + (f" (runbook: {f.runbook})" if f.runbook else "")
             if fix:
                 lines.append(printable(f"             {hint_label(f)}: {fix}"))
+    lines.append("")
+    lines.append(_summary(rows))
+    return "\n".join(lines) + "\n"
+
+
+def _summary(rows: Sequence[EndpointReport]) -> str:
+    """``3 endpoint(s): 1 page, 2 ok``: how many endpoints per status, worst first."""
     counts: dict[Status, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: -kv[0].rank))
-    lines.append("")
-    lines.append(f"{len(rows)} endpoint(s): {summary or 'none'}")
-    return "\n".join(lines) + "\n"
+    return f"{len(rows)} endpoint(s): {summary or 'none'}"
 
 
 def _short_issuer(issuer: str) -> str:
