@@ -108,9 +108,12 @@ class RunSilences:
                 notes.append(problem)
         return notes
 
-    async def finish(self, result: RunResult) -> list[str]:
-        """Expire the silences when the run is VERIFIED; else keep them, saying until when."""
-        verified = result.outcome is RunOutcome.SUCCEEDED and result.verification is not None
+    async def finish(self, result: RunResult | None) -> list[str]:
+        """Expire the silences when the run is VERIFIED; else keep them, saying until when
+        (``result`` None: the run did not start or was stopped without a result)."""
+        verified = (
+            result is not None and result.outcome is RunOutcome.SUCCEEDED and result.verification is not None
+        )
         client = AlertmanagerClient(self.settings)
         notes: list[str] = []
         until = _when(self.ends_at) if self.ends_at is not None else "its end"
@@ -127,9 +130,7 @@ class RunSilences:
                     notes.append(f"silence {silence_id} expired: the fix is verified")
                     problem = self._record("silence_expired", silence_id=silence_id)
             else:
-                why = f"the run is {result.outcome.value}" + (
-                    ", not verified" if result.outcome is RunOutcome.SUCCEEDED else ""
-                )
+                why = _why_kept(result)
                 notes.append(f"silence {silence_id} kept until {until} ({why}): {_matchers(labels)}")
                 problem = self._record("silence_kept", silence_id=silence_id, reason=why, until=until)
             if problem:
@@ -154,6 +155,14 @@ async def silence_run(
         return None, [f"nothing silenced: no alert pages about {plan.endpoint.name} now"]
     silences = RunSilences(settings, audit, plan, run_id)
     return silences, await silences.create(pages)
+
+
+def _why_kept(result: RunResult | None) -> str:
+    if result is None:
+        return "the run ended without a result"
+    if result.outcome is RunOutcome.SUCCEEDED:
+        return "the run succeeded without a verification"
+    return f"the run is {result.outcome.value}"
 
 
 def _matchers(labels: dict[str, str]) -> str:

@@ -47,6 +47,7 @@ from certpager.runbook.events import (
     RunEvent,
     RunFinished,
     RunOutcome,
+    RunResult,
     RunStarted,
     StepFinished,
     StepOutcome,
@@ -382,6 +383,7 @@ async def _run(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, on_signal, sig.name)
             installed.append(sig)
+    result: RunResult | None = None
     try:
         result = await task
     except asyncio.CancelledError:
@@ -389,8 +391,8 @@ async def _run(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-    for note in await silences.finish(result) if silences is not None else ():
-        console._print(f"Silence: {note}")
+        for note in await silences.finish(result) if silences is not None else ():
+            console._print(f"Silence: {note}")
     if result.error is not None and result.outcome is RunOutcome.FAILED:
         emit(sys.stderr, f"certpager: {result.error}")
     if console.lost is not None:

@@ -26,7 +26,7 @@ from certpager.config import Config
 from certpager.errors import CertpagerError, RunLockedError
 from certpager.fleet.silence import RunSilences
 from certpager.probe import EndpointReport
-from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent
+from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent, RunResult
 from certpager.text import printable
 from certpager.tui.alerts import silence_question
 from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, RunbookEvent
@@ -397,9 +397,12 @@ class CertpagerApp(App[int]):
                 silences = RunSilences(settings, service.audit(), plan, run.run_id)
                 for note in await silences.create(self.endpoints_screen.pages.of(name)):
                     on_event(Notice(run_id=run.run_id, level="info", message=note))
-            result = await run.execute()
-            for note in await silences.finish(result) if silences is not None else ():
-                on_event(Notice(run_id=run.run_id, level="info", message=note))
+            result: RunResult | None = None
+            try:
+                result = await run.execute()
+            finally:
+                for note in await silences.finish(result) if silences is not None else ():
+                    on_event(Notice(run_id=run.run_id, level="info", message=note))
         except RunLockedError as exc:
             screen.post_message(RunbookCrashed(f"not started: {exc}"))
             return
