@@ -102,7 +102,7 @@ async def test_paged_endpoint_first_and_detail_says_who_pages(am: Alertmanager, 
         await pilot.press("escape")
         table.move_to("new.example:8443")
         await pilot.press("enter")
-        await _until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail of the ad-hoc endpoint")
+        await _until(pilot, lambda: bool(app.screen.query(PagesView)), "detail of the ad-hoc endpoint")
         assert isinstance(app.screen, DetailScreen) and app.screen.endpoint.name == "new.example:8443"
         lines = app.screen.query_one(PagesView).lines
         assert lines[-1][1].startswith("Not in the config (an alert names this target): no runbook can run")
@@ -188,3 +188,35 @@ async def test_run_from_the_tui_silences_after_asking_and_expires_when_verified(
         < kinds.index("run_end")
         < kinds.index("silence_expired")
     )
+
+
+async def test_detail_names_the_certificate_behind_a_false_blackbox_page(
+    am: Alertmanager, pki, ca, other_ca, serve
+) -> None:
+    """A real TLS server sends a good chain plus an unrelated CA certificate that expires in
+    3 days: blackbox pages, clients are fine, and the endpoint screen says why."""
+    from certpager.config import Endpoint
+    from certpager.tui.app import build_app
+
+    stray = other_ca.root.intermediate("Stray Cross-Sign CA", not_before=-300, not_after=3)
+    server = serve(*ca.serve_files("tui-false-page", ca.leaf("app.test", not_after=80), extra=[stray]))
+    endpoint = Endpoint(
+        name="app", host="127.0.0.1", port=server.port, sni="app.test", ca_file=str(ca.root_file),
+        check_protocols=False, fetch_aia=False, check_no_sni=False,
+    )  # fmt: skip
+    am.post_alerts(
+        [{"labels": {"alertname": "CertificateExpiringSoon", "instance": f"https://app.test:{server.port}"}}]
+    )
+    settings = replace(_config(am.url).settings, check_http=False)
+    app = build_app(Config(endpoints=(endpoint,), settings=settings), auto_refresh=False, readonly=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: bool(app.endpoints_screen.pages.pages), "alerts fetched")
+        await _until(pilot, lambda: "app" in app.endpoints_screen.reports, "the probe")
+        app.show_endpoint("app")
+        await _until(pilot, lambda: bool(app.screen.query(PagesView)), "the detail screen")
+        lines = [line for _, line in app.screen.query_one(PagesView).lines]
+        assert lines[0].startswith("Paged by CertificateExpiringSoon since ")
+        assert lines[1].startswith("Blackbox's probe_ssl_earliest_cert_expiry is ")
+        assert "certificate #3 sent, CN=Stray Cross-Sign CA" in lines[1]
+        assert "is not on the path clients verify" in lines[1]
+        assert lines[1].endswith("clients are not affected: the cause of blackbox's page")
