@@ -100,63 +100,81 @@ def target_text(value: str) -> str | None:
     return value or None
 
 
-def _same_host(a: str, b: str | None) -> bool:
-    return b is not None and a.lower().rstrip(".") == b.lower().rstrip(".")
+def _host_key(host: str | None) -> str | None:
+    return host.lower().rstrip(".") if host is not None else None
 
 
-def match_endpoint(target: Endpoint, endpoints: Iterable[Endpoint]) -> Endpoint | None:
-    """The configured endpoint ``target`` (parsed from a label) is about, if any."""
-    for ep in endpoints:
-        if ep.port != target.port:
-            continue
-        if target.sni is not None and not _same_host(target.sni, ep.server_name):
-            continue
-        if _same_host(target.host, ep.host) or _same_host(target.host, ep.server_name):
+class EndpointIndex:
+    """Configured endpoints by name and by host and server name (lower case), so that
+    mapping N alerts costs N look-ups, not N times the config."""
+
+    def __init__(self, endpoints: Sequence[Endpoint]):
+        self.endpoints = endpoints
+        self.by_name = {ep.name: ep for ep in endpoints}
+        self.by_host: dict[str, list[Endpoint]] = {}
+        for ep in endpoints:
+            for key in {_host_key(ep.host), _host_key(ep.server_name)} - {None}:
+                assert key is not None
+                self.by_host.setdefault(key, []).append(ep)
+
+    def match(self, target: Endpoint) -> Endpoint | None:
+        """The configured endpoint ``target`` (parsed from a label) is about, if any: same
+        port, its host or server name is the target's host, and the target's SNI if it names one."""
+        for ep in self.by_host.get(_host_key(target.host) or "", ()):
+            if ep.port != target.port:
+                continue
+            if target.sni is not None and _host_key(target.sni) != _host_key(ep.server_name):
+                continue
             return ep
-    return None
+        return None
+
+    def labelled(self, alert: Alert, settings: Settings) -> Endpoint | str | None:
+        """The configured endpoint an alert names, else its parsed target text, else None."""
+        name = alert.labels.get("endpoint")
+        if name is not None and name in self.by_name:
+            return self.by_name[name]
+        for key in ("target", "instance"):
+            text = target_text(alert.labels.get(key, ""))
+            if text is None:
+                continue
+            try:
+                target = parse_target(text, settings)
+            except TargetError:
+                continue
+            return self.match(target) or text
+        return None
 
 
-def _labelled(alert: Alert, by_name: dict[str, Endpoint], settings: Settings) -> Endpoint | str | None:
-    """The configured endpoint an alert names, else its parsed target, else None."""
-    name = alert.labels.get("endpoint")
-    if name is not None and name in by_name:
-        return by_name[name]
-    for key in ("target", "instance"):
-        text = target_text(alert.labels.get(key, ""))
-        if text is None:
-            continue
-        try:
-            target = parse_target(text, settings)
-        except TargetError:
-            continue
-        return match_endpoint(target, by_name.values()) or text
-    return None
+def match_endpoint(target: Endpoint, endpoints: Sequence[Endpoint]) -> Endpoint | None:
+    """The configured endpoint ``target`` (parsed from a label) is about, if any."""
+    return EndpointIndex(endpoints).match(target)
 
 
-def adhoc_endpoint(text: str, endpoints: Sequence[Endpoint], settings: Settings) -> Endpoint:
+def adhoc_endpoint(text: str, endpoints: Sequence[Endpoint] | EndpointIndex, settings: Settings) -> Endpoint:
     """An endpoint for a target the config does not hold: default settings, and the ``ssh``
     of a configured endpoint on the same host (when one says where runbooks run there)."""
+    index = endpoints if isinstance(endpoints, EndpointIndex) else EndpointIndex(endpoints)
     ep = parse_target(text, settings)
-    for other in endpoints:
-        if other.ssh is not None and _same_host(ep.host, other.host):
+    for other in index.by_host.get(_host_key(ep.host) or "", ()):
+        if other.ssh is not None:
             return replace(ep, ssh=other.ssh)
     return ep
 
 
 def map_alerts(alerts: Iterable[Alert], endpoints: Sequence[Endpoint], settings: Settings) -> PageMap:
     """Each alert's endpoint; ad-hoc endpoints for targets not in ``endpoints``."""
-    by_name = {ep.name: ep for ep in endpoints}
+    index = EndpointIndex(endpoints)
     pages: dict[str, list[Page]] = {}
     adhoc: dict[str, Endpoint] = {}
     unmapped = 0
     for alert in alerts:
-        found = _labelled(alert, by_name, settings)
+        found = index.labelled(alert, settings)
         if found is None:
             unmapped += 1
             continue
         if isinstance(found, str):
-            if found not in adhoc and found not in by_name:
-                adhoc[found] = adhoc_endpoint(found, endpoints, settings)
+            if found not in adhoc and found not in index.by_name:
+                adhoc[found] = adhoc_endpoint(found, index, settings)
             name = found
         else:
             name = found.name
@@ -188,4 +206,13 @@ def page_line(pages: Sequence[Page]) -> str:
     return f"paged by {first.alertname or 'an alert without alertname'} since {since}{count}"
 
 
-__all__ = ["Page", "PageMap", "adhoc_endpoint", "map_alerts", "match_endpoint", "page_line", "target_text"]
+__all__ = [
+    "EndpointIndex",
+    "Page",
+    "PageMap",
+    "adhoc_endpoint",
+    "map_alerts",
+    "match_endpoint",
+    "page_line",
+    "target_text",
+]
