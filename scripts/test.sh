@@ -31,6 +31,8 @@ declare -A PROVIDES=(
   [prometheus]=prometheus
   [promtool]=prometheus
   [prometheus-blackbox-exporter]=prometheus-blackbox-exporter
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [amtool]=prometheus-alertmanager
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }

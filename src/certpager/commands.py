@@ -167,6 +167,12 @@ def configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--audit-log", metavar="FILE", help="audit log (default: $XDG_DATA_HOME/certpager/audit.jsonl)"
     )
+    p.add_argument(
+        "--silence",
+        action="store_true",
+        help="silence the endpoint's firing alerts in the configured Alertmanager while the run "
+        "goes (expired when the fix is verified, kept otherwise)",
+    )
     p.set_defaults(handler=_run_command)
 
 

@@ -35,6 +35,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from certpager.errors import ConfigError, TargetError
 from certpager.inputs import (
@@ -61,6 +62,8 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 100
 DEFAULT_INTERVAL = 60.0
 DEFAULT_DNS_TIMEOUT = 5.0
+DEFAULT_ALERT_INTERVAL = 30.0
+DEFAULT_ALERT_TIMEOUT = 5.0
 
 # Patterns are applied with fullmatch: `$` alone would accept a trailing newline.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\[\]-]{0,254}")
@@ -237,6 +240,21 @@ class PrometheusSource:
 
 
 @dataclass(frozen=True)
+class AlertmanagerSettings:
+    """Where certpager asks which endpoints are paged (``settings: alertmanager:``)."""
+
+    url: str
+    """Base URL of Alertmanager's API (``http://127.0.0.1:9093``; a path prefix is kept)."""
+    matchers: tuple[str, ...] = ()
+    """Alertmanager matchers (``team="web"``, ``severity=~"page|critical"``) every alert
+    shown must satisfy, sent as ``filter`` parameters."""
+    interval: float = DEFAULT_ALERT_INTERVAL
+    """Seconds between two fetches of the alerts in the TUI."""
+    timeout: float = DEFAULT_ALERT_TIMEOUT
+    """Deadline of one request to Alertmanager, seconds."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Global settings."""
 
@@ -270,6 +288,8 @@ class Settings:
     ``CERTPAGER_LOCK_DIR`` environment variable wins over it)."""
     prometheus: PrometheusSource | None = None
     """The top-level ``prometheus:`` section: endpoints imported from Prometheus."""
+    alertmanager: AlertmanagerSettings | None = None
+    """Alertmanager to ask for the alerts paging about the endpoints (None: none)."""
 
 
 @dataclass(frozen=True)
@@ -513,32 +533,108 @@ def _settings(reader: Reader | None, base_dir: Path) -> Settings:
         aia_private=_aia_private(reader, "auto"),
         check_http=reader.bool("check_http", True),
         lock_dir=str(base_dir / os.path.expanduser(lock_dir)) if lock_dir else None,
+        alertmanager=_alertmanager(reader.sub("alertmanager")),
     )
     reader.finish()
     return s
+
+
+#: One Alertmanager matcher: a label name, an operator, a value (quoted or bare).
+_MATCHER_RE = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(\"(?:[^\"\\]|\\.)*\"|[^\"\s,{}=!~]*)\s*"
+)
+
+
+def parse_matcher(text: str) -> tuple[str, str, str]:
+    """``name``, operator and unquoted value of one Alertmanager matcher (``team="web"``).
+
+    Raises:
+        InputValueError: the text is not ``name=value``, ``name!=value``, ``name=~regex``
+        or ``name!~regex`` (a value may be double-quoted), or its regex does not compile.
+    """
+    match = _MATCHER_RE.fullmatch(text)
+    if match is None:
+        raise InputValueError(
+            f"{printable(text)!r} is not an Alertmanager matcher "
+            '(label="value", label!="value", label=~"regex" or label!~"regex")'
+        )
+    name, op, value = match.groups()
+    if value.startswith('"'):
+        value = re.sub(r"\\(.)", r"\1", value[1:-1])
+    if "~" in op:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise InputValueError(f"{printable(text)!r}: the regex does not compile ({exc})") from None
+    return name, op, value
+
+
+def check_api_url(text: str) -> str:
+    """``text`` without a trailing ``/`` if it is an ``http(s)://host[:port][/prefix]`` URL.
+
+    Raises:
+        InputValueError: anything else (other schemes, user:password, query, fragment).
+    """
+    check_text(text, limit=2000)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputValueError(f"{printable(text)!r} is not an http:// or https:// URL")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise InputValueError(
+            f"{printable(text)!r}: no user, query or fragment (only scheme://host:port/path)"
+        )
+    try:
+        _split_hostport(parts.netloc, 0, "URL host")
+    except ValueError as exc:
+        raise InputValueError(f"{printable(text)!r}: {exc}") from None
+    return text.rstrip("/")
+
+
+def _alertmanager(reader: Reader | None) -> AlertmanagerSettings | None:
+    """``settings: alertmanager: {url, matchers, interval, timeout}``."""
+    if reader is None:
+        return None
+    url = reader.str("url", required=True)
+    assert url is not None
+    try:
+        url = check_api_url(url)
+    except InputValueError as exc:
+        reader.fail("url", str(exc))
+    matchers = reader.str_list("matchers")
+    for i, text in enumerate(matchers):
+        try:
+            parse_matcher(text)
+        except InputValueError as exc:
+            node = reader.raw("matchers")
+            line = node.value[i].line if node is not None and isinstance(node.value, list) else None
+            raise ConfigError(
+                str(exc), file=reader.file, line=line, key=f"{reader.key_path('matchers')}[{i}]"
+            ) from None
+    am = AlertmanagerSettings(
+        url=url,
+        matchers=tuple(matchers),
+        interval=reader.number("interval", DEFAULT_ALERT_INTERVAL, lo=1, hi=MAX_INTERVAL)
+        or DEFAULT_ALERT_INTERVAL,
+        timeout=reader.number("timeout", DEFAULT_ALERT_TIMEOUT, lo=0.1, hi=60) or DEFAULT_ALERT_TIMEOUT,
+    )
+    reader.finish()
+    return am
 
 
 def _prometheus(reader: Reader | None) -> PrometheusSource | None:
     """``prometheus: {url, query, timeout}``: an http(s) URL without credentials."""
     if reader is None:
         return None
-    from urllib.parse import urlsplit
-
     url = reader.str("url", required=True)
     assert url is not None
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        reader.fail("url", f"{url!r} is not a URL: {exc}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        reader.fail("url", f"{url!r}: expected http://HOST[:PORT][/PATH] or https://...")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        reader.fail("url", "give the base URL only: no user:password@, no ?query, no #fragment")
+        url = check_api_url(url)
+    except InputValueError as exc:
+        reader.fail("url", str(exc))
     query = reader.str("query", DEFAULT_PROMETHEUS_QUERY) or DEFAULT_PROMETHEUS_QUERY
     timeout = reader.number("timeout", DEFAULT_TIMEOUT, lo=0.1, hi=MAX_TIMEOUT) or DEFAULT_TIMEOUT
     reader.finish()
-    return PrometheusSource(url=url.rstrip("/"), query=query, timeout=timeout)
+    return PrometheusSource(url=url, query=query, timeout=timeout)
 
 
 def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
@@ -818,6 +914,7 @@ def with_overrides(endpoint: Endpoint, **changes: object) -> Endpoint:
 
 
 __all__ = [
+    "AlertmanagerSettings",
     "Backend",
     "Config",
     "Endpoint",

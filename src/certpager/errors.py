@@ -28,6 +28,8 @@ defines an exception class.
   - ``OutputError``: the report could not be written (stdout closed, pipe closed, disk
     full): exit 3, UNKNOWN.
   - ``StoredCertError``: the stored certificate cannot be read (``certpager.check.stored``).
+  - ``AlertmanagerError``: Alertmanager could not be asked or answered nonsense
+    (``certpager.fleet.alertmanager``); shown as one notice, never stops a check or a run.
   - ``LabError``: the demo lab could not be started (``certpager.demo.process``).
   - ``Terminated``: SIGTERM/SIGHUP arrived during ``certpager demo`` (``certpager.demo.cli``).
   - Values rejected inside a parser, also ``ValueError`` (so ``except ValueError`` still
@@ -251,6 +253,11 @@ class AiaRefused(AiaError):
 
 class NginxError(CertpagerError, RuntimeError):
     """nginx could not be found, its config is bad, or it did not start (the message says why)."""
+
+
+class AlertmanagerError(CertpagerError):
+    """Alertmanager could not be reached, was too slow, or answered something unusable
+    (the message says which, in one line; certpager goes on without its alerts)."""
 
 
 class LabError(CertpagerError):

@@ -138,9 +138,9 @@ def test_config_prometheus_section(tmp_path: Path) -> None:
     ("text", "line", "message"),
     [
         ("prometheus:\n  query: up\n", 2, "url: is required"),
-        ("prometheus:\n  url: ftp://x\n", 2, "expected http://HOST"),
-        ("prometheus:\n  url: http://user:pw@x:9090\n", 2, "no user:password@"),
-        ("prometheus:\n  url: 'http://x:99999'\n", 2, "is not a URL"),
+        ("prometheus:\n  url: ftp://x\n", 2, "is not an http:// or https:// URL"),
+        ("prometheus:\n  url: http://user:pw@x:9090\n", 2, "no user, query or fragment"),
+        ("prometheus:\n  url: 'http://x:99999'\n", 2, "port"),
         ("prometheus:\n  url: http://x\n  timeout: 0\n", 3, "timeout"),
         ("prometheus:\n  url: http://x\n  qurey: up\n", 3, "did you mean 'query'"),
         ('prometheus:\n  url: "http://x\\e[2J"\n', 2, "url"),

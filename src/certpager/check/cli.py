@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,9 +23,12 @@ from certpager.config import (
     parse_target,
     read_targets_file,
 )
-from certpager.errors import OutputError, UserError
+from certpager.errors import AlertmanagerError, OutputError, UserError
+from certpager.fleet.alertmanager import fetch_alerts
+from certpager.fleet.blackbox import blackbox_expiry
+from certpager.fleet.pages import PageMap, map_alerts, page_line
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
-from certpager.probe.model import Status
+from certpager.probe.model import EndpointReport, Status
 from certpager.probe.trust import TrustStoreError, get_trust_store
 from certpager.text import discard, emit, write_failure
 
@@ -172,6 +176,51 @@ def exit_code(statuses: Sequence[Status]) -> int:
     return worst.exit_code
 
 
+def gather_pages(
+    endpoints: list[Endpoint], settings: Settings, args: argparse.Namespace
+) -> tuple[list[Endpoint], PageMap | None]:
+    """The alerts of the configured Alertmanager by endpoint (None: none configured), and
+    the endpoints with the ad-hoc ones its alerts name (unless ``--endpoint`` picks).
+    Alertmanager down or hostile: one line on stderr, the endpoints are still checked."""
+    if settings.alertmanager is None:
+        return endpoints, None
+    try:
+        batch = asyncio.run(fetch_alerts(settings.alertmanager))
+    except AlertmanagerError as exc:
+        emit(sys.stderr, f"certpager: {exc} (checking without its alerts)")
+        return endpoints, PageMap()
+    pages = map_alerts(batch.alerts, endpoints, settings)
+    if args.endpoint:
+        return endpoints, pages
+    return [*endpoints, *(_apply_switches(ep, args) for ep in pages.adhoc)], pages
+
+
+def report_extra(report: EndpointReport, pages: PageMap | None) -> dict[str, object]:
+    """The JSON keys of the fleet work: ``alerts`` (with an Alertmanager configured) and
+    ``blackbox_expiry`` (when blackbox's expiry and the verified path's differ)."""
+    extra: dict[str, object] = {}
+    if pages is not None:
+        extra["alerts"] = [p.json() for p in pages.of(report.name)]
+    fact = blackbox_expiry(report)
+    if fact is not None:
+        extra["blackbox_expiry"] = fact.json()
+    return extra
+
+
+def table_notes(reports: Sequence[EndpointReport], pages: PageMap | None) -> dict[str, list[str]]:
+    """The PAGED lines of the table: who pages about each endpoint, and a false page's cause."""
+    notes: dict[str, list[str]] = {}
+    for report in reports:
+        paged = pages.of(report.name) if pages is not None else ()
+        if not paged:
+            continue
+        lines = notes.setdefault(report.name, [page_line(paged)])
+        fact = blackbox_expiry(report)
+        if fact is not None and any(p.from_blackbox for p in paged):
+            lines.append(fact.sentence() + (": the cause of blackbox's page" if fact.false_page else ""))
+    return notes
+
+
 def run_check(args: argparse.Namespace) -> int:
     """Run ``certpager check``.
 
@@ -182,6 +231,7 @@ def run_check(args: argparse.Namespace) -> int:
     if sys.stdout is None:  # started with `>&-`: say so before probing anything
         raise OutputError(f"could not write the report: {write_failure(None)}")
     endpoints, settings = gather_endpoints(args)
+    endpoints, pages = gather_pages(endpoints, settings, args)
     concurrency = args.concurrency or settings.concurrency
     workers = getattr(args, "workers", None) or auto_workers(len(endpoints), concurrency)
     out = sys.stdout
@@ -191,7 +241,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         encoded = check_encoded(
             endpoints,
-            lambda r: encode_json(r, pretty=pretty).encode(),
+            lambda r: encode_json(r, pretty=pretty, extra=report_extra(r, pages)).encode(),
             settings=settings,
             concurrency=concurrency,
             workers=workers,
@@ -204,7 +254,7 @@ def run_check(args: argparse.Namespace) -> int:
         if encoded is not None:
             write_json_texts((e.payload.decode() for e in encoded), out, pretty=pretty)
         elif reports is not None:
-            write_table(reports, out)
+            write_table(reports, out, notes=table_notes(reports, pages))
         out.flush()
     except (OSError, ValueError) as exc:
         discard(out)

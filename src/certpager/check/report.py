@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -134,12 +134,18 @@ def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any
     }
 
 
-def encode_json(report: EndpointReport, *, pretty: bool = False) -> str:
-    """One report's JSON text as it appears inside :func:`write_json`'s list."""
+def encode_json(
+    report: EndpointReport, *, pretty: bool = False, extra: Mapping[str, Any] | None = None
+) -> str:
+    """One report's JSON text as it appears inside :func:`write_json`'s list; ``extra``
+    keys (the endpoint's Alertmanager alerts, docs/check.md) come last."""
+    obj = report_json(report)
+    if extra:
+        obj.update(extra)
     if pretty:
         # JSON strings hold no raw newline: every "\n" is between two lines of the layout.
-        return json.dumps(report_json(report), indent=2).replace("\n", "\n  ")
-    return json.dumps(report_json(report))
+        return json.dumps(obj, indent=2).replace("\n", "\n  ")
+    return json.dumps(obj)
 
 
 def write_json_texts(texts: Iterable[str], stream: TextIO | None = None, *, pretty: bool = False) -> None:
@@ -183,9 +189,14 @@ def use_color(stream: TextIO) -> bool:
 
 
 def render_table(
-    reports: Sequence[EndpointReport], *, color: bool = False, now: datetime | None = None
+    reports: Sequence[EndpointReport],
+    *,
+    color: bool = False,
+    now: datetime | None = None,
+    notes: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
-    """A readable report, worst first; every finding in plain words with its fix."""
+    """A readable report, worst first; every finding in plain words with its fix;
+    ``notes`` (endpoint name -> lines, e.g. the alerts paging about it) under its row."""
     from certpager.probe.engine import sort_reports
 
     def paint(text: str, status: Status) -> str:
@@ -221,6 +232,9 @@ def render_table(
             paint(f"{r.status.value.upper():<9}", r.status)
             + printable(f" {name:<{name_w}} {address:<{addr_w}} {days:>6}  {expires:<16}  {tls:<7}  {issuer}")
         )
+        lines.extend(
+            paint("    PAGED   ", Status.PAGE) + printable(f" {n}") for n in (notes or {}).get(r.name, ())
+        )
         for f in r.findings:
             where = f" [{', '.join(f.backends)}]" if f.backends else ""
             sev = Status.from_severity(f.severity) if f.severity.label != "info" else Status.OK
@@ -229,13 +243,18 @@ def render_table(
             fix = f.hint + (f" (runbook: {f.runbook})" if f.runbook else "")
             if fix:
                 lines.append(printable(f"             {hint_label(f)}: {fix}"))
+    lines.append("")
+    lines.append(_summary(rows))
+    return "\n".join(lines) + "\n"
+
+
+def _summary(rows: Sequence[EndpointReport]) -> str:
+    """``3 endpoint(s): 1 page, 2 ok``: how many endpoints per status, worst first."""
     counts: dict[Status, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: -kv[0].rank))
-    lines.append("")
-    lines.append(f"{len(rows)} endpoint(s): {summary or 'none'}")
-    return "\n".join(lines) + "\n"
+    return f"{len(rows)} endpoint(s): {summary or 'none'}"
 
 
 def _short_issuer(issuer: str) -> str:
@@ -245,7 +264,12 @@ def _short_issuer(issuer: str) -> str:
     return issuer[:40]
 
 
-def write_table(reports: Sequence[EndpointReport], stream: TextIO | None = None) -> None:
+def write_table(
+    reports: Sequence[EndpointReport],
+    stream: TextIO | None = None,
+    *,
+    notes: Mapping[str, Sequence[str]] | None = None,
+) -> None:
     """Print :func:`render_table` with colour when appropriate."""
     stream = stream or sys.stdout
-    stream.write(render_table(reports, color=use_color(stream)))
+    stream.write(render_table(reports, color=use_color(stream), notes=notes))

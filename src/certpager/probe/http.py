@@ -217,15 +217,17 @@ async def _read_chunked(
         del buf[: size + 2]
 
 
-def _request(host: str, path: str) -> bytes:
+def _request(host: str, path: str, method: str = "GET", body: bytes | None = None) -> bytes:
     host_header = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    content = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body is not None else ""
     return (
-        f"GET {path} HTTP/1.1\r\n"
+        f"{method} {path} HTTP/1.1\r\n"
         f"Host: {host_header}\r\n"
         f"User-Agent: certpager/{__version__}\r\n"
         "Accept: */*\r\n"
+        f"{content}"
         "Connection: close\r\n\r\n"
-    ).encode("ascii", "replace")
+    ).encode("ascii", "replace") + (body or b"")
 
 
 async def fetch(
@@ -240,10 +242,13 @@ async def fetch(
     sni: str | None = None,
     max_body: int | None = None,
     peek_error_body: int = 0,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> HttpResponse:
     """One ``GET path`` to ``address:port`` with ``Host: host``; the head, and the
     body when ``max_body`` is given (or, with ``peek_error_body``, the first bytes
-    of an error answer's body). Finishes within ``timeout`` seconds.
+    of an error answer's body). Finishes within ``timeout`` seconds. Another
+    ``method``, and a JSON ``body``, for API clients (certpager.fleet.alertmanager).
 
     Raises:
         HttpFailure: for every way the exchange can fail (never anything else).
@@ -272,7 +277,7 @@ async def fetch(
                     "connect_timeout", f"no TCP connection to port {port} within {format_seconds(limit)}"
                 ) from None
             phase = "response"
-            writer.write(_request(host, path))
+            writer.write(_request(host, path, method, body))
             await writer.drain()
             head, rest = await _read_head(reader)
             response = parse_head(head)

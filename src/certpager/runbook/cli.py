@@ -31,6 +31,7 @@ from typing import TextIO
 from certpager.config import Config, Endpoint, default_config_path, load_config
 from certpager.errors import HeadlessRefusedError as HeadlessRefusedError
 from certpager.errors import OutputError, UserError
+from certpager.fleet.silence import silence_run
 from certpager.formats import with_elapsed
 from certpager.runbook.audit import AuditLog
 from certpager.runbook.engine import RunbookRun
@@ -46,6 +47,7 @@ from certpager.runbook.events import (
     RunEvent,
     RunFinished,
     RunOutcome,
+    RunResult,
     RunStarted,
     StepFinished,
     StepOutcome,
@@ -126,6 +128,10 @@ def run_command(args: argparse.Namespace) -> int:
             f"add it to the endpoint's runbooks: list in {config.path} to allow it"
         )
     plan = build_plan(runbook, endpoint, _parse_params(args.params), targets=list(args.for_codes or ()))
+    if getattr(args, "silence", False) and config.settings.alertmanager is None:
+        raise UserError(
+            f"--silence: {config.path} names no Alertmanager (settings: alertmanager: {{url: ...}})"
+        )
     if args.plan:
         emit(sys.stdout, plan.render_text())
         return EXIT_OK
@@ -139,7 +145,15 @@ def run_command(args: argparse.Namespace) -> int:
     emit(sys.stdout, plan.render_text() + "\n")
     sys.stdout.flush()
     return asyncio.run(
-        _run(plan, config, audit, interactive=interactive, yes=args.yes, names=args.confirm_names)
+        _run(
+            plan,
+            config,
+            audit,
+            interactive=interactive,
+            yes=args.yes,
+            names=args.confirm_names,
+            silence=getattr(args, "silence", False),
+        )
     )
 
 
@@ -333,12 +347,24 @@ class _Console:
 
 
 async def _run(
-    plan: Plan, config: Config, audit: AuditLog, *, interactive: bool, yes: bool, names: list[str]
+    plan: Plan,
+    config: Config,
+    audit: AuditLog,
+    *,
+    interactive: bool,
+    yes: bool,
+    names: list[str],
+    silence: bool = False,
 ) -> int:
     console = _Console(plan, interactive=interactive, yes=yes, names=names)
     run = RunbookRun(
         plan, confirm=console.confirm, on_event=console.on_event, settings=config.settings, audit=audit
     )
+    silences = None
+    if silence:
+        silences, notes = await silence_run(config, plan, run.run_id, audit)
+        for note in notes:
+            console._print(f"Silence: {note}")
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(run.execute())
     hits = {"n": 0}
@@ -357,6 +383,7 @@ async def _run(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, on_signal, sig.name)
             installed.append(sig)
+    result: RunResult | None = None
     try:
         result = await task
     except asyncio.CancelledError:
@@ -364,6 +391,8 @@ async def _run(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        for note in await silences.finish(result) if silences is not None else ():
+            console._print(f"Silence: {note}")
     if result.error is not None and result.outcome is RunOutcome.FAILED:
         emit(sys.stderr, f"certpager: {result.error}")
     if console.lost is not None:

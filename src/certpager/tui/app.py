@@ -24,9 +24,11 @@ from textual.worker import Worker
 
 from certpager.config import Config
 from certpager.errors import CertpagerError, RunLockedError
+from certpager.fleet.silence import RunSilences
 from certpager.probe import EndpointReport
-from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent
+from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent, RunResult
 from certpager.text import printable
+from certpager.tui.alerts import silence_question
 from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, RunbookEvent
 from certpager.tui.runbooks import RunbookService, advised_runbook, recommendations
 from certpager.tui.safe import PrintableFilter
@@ -42,6 +44,7 @@ from certpager.tui.screens.runbook import (
     RunScreen,
 )
 from certpager.tui.services import Checker, Clock, Schedule, default_checker, system_clock
+from certpager.tui.view import page_texts
 
 STYLES = Path(__file__).parent / "styles"
 
@@ -224,15 +227,32 @@ class CertpagerApp(App[int]):
         endpoint = screen.endpoints.get(name)
         if endpoint is None:
             return
-        self.push_screen(
-            DetailScreen(
-                endpoint,
+        detail = DetailScreen(
+            endpoint,
+            screen.reports.get(name),
+            clock=self.clock,
+            readonly=self.readonly,
+            checking=name in screen.in_flight,
+        )
+        detail.set_reactive(DetailScreen.page_lines, self._page_lines(name))
+        self.push_screen(detail)
+
+    def _page_lines(self, name: str) -> tuple[tuple[str, str], ...]:
+        screen = self.endpoints_screen
+        return tuple(
+            page_texts(
+                screen.pages.of(name),
                 screen.reports.get(name),
-                clock=self.clock,
-                readonly=self.readonly,
-                checking=name in screen.in_flight,
+                configured=name not in screen.adhoc,
+                can_run=(ep := screen.endpoints.get(name)) is not None and ep.ssh is not None,
             )
         )
+
+    def pages_updated(self) -> None:
+        """Fresh alerts: every detail screen says what pages about its endpoint."""
+        for screen in self.screen_stack:
+            if isinstance(screen, DetailScreen):
+                screen.page_lines = self._page_lines(screen.endpoint.name)
 
     def probe_started(self, name: str) -> None:
         """A probe of ``name`` began: screens showing it say so."""
@@ -246,6 +266,7 @@ class CertpagerApp(App[int]):
             if isinstance(screen, DetailScreen) and screen.endpoint.name == report.name:
                 screen.report = report
                 screen.checking = False
+                screen.page_lines = self._page_lines(report.name)
 
     @on(Recheck)
     def _recheck(self, message: Recheck) -> None:
@@ -259,7 +280,11 @@ class CertpagerApp(App[int]):
     # -- runbooks -----------------------------------------------------------
 
     def can_fix(self, name: str) -> bool:
-        """Whether a runbook can be offered for ``name`` (never in read-only mode)."""
+        """Whether a runbook can be offered for ``name`` (never in read-only mode, nor for
+        an endpoint only an alert names when nothing says where runbooks run for it)."""
+        screen = self.endpoints_screen
+        if name in screen.adhoc and (ep := screen.endpoints.get(name)) is not None and ep.ssh is None:
+            return False
         return not self.readonly and self.runbooks is not None
 
     def start_fix(self, name: str, *, finding: str | None = None) -> None:
@@ -291,7 +316,7 @@ class CertpagerApp(App[int]):
         """Choose -> plan -> run with confirmations -> verify. Runs in a worker on the app
         (its own group per endpoint), so popping a screen or a probe refresh never cancels it."""
         service = self.runbooks
-        endpoint = self.config.endpoint(name)
+        endpoint = self.config.endpoint(name) or self.endpoints_screen.endpoints.get(name)
         if service is None or endpoint is None:
             return
         report = self.endpoints_screen.reports.get(name)
@@ -333,9 +358,19 @@ class CertpagerApp(App[int]):
                 break
             if len(runbooks) == 1:
                 return
-        await self._run_plan(service, plan)
+        await self._run_plan(service, plan, silence=await self._ask_silence(plan))
 
-    async def _run_plan(self, service: RunbookService, plan: Plan) -> None:
+    async def _ask_silence(self, plan: Plan) -> bool:
+        """Whether to silence the endpoint's alerts during the run (asked only when some page)."""
+        pages = self.endpoints_screen.pages.of(plan.endpoint.name)
+        if self.config.settings.alertmanager is None or not pages:
+            return False
+        question = silence_question(pages, plan)
+        ask = AskModal("Silence the alerts?", question, yes="Silence them (y)", no="Do not silence (n)")
+        answer: bool = await self.push_screen_wait(ask)
+        return answer
+
+    async def _run_plan(self, service: RunbookService, plan: Plan, *, silence: bool = False) -> None:
         name = plan.endpoint.name
         holder: list[RunbookRun] = []
         screen = RunScreen(
@@ -357,7 +392,17 @@ class CertpagerApp(App[int]):
             run = service.new_run(plan, confirm=self._confirm, on_event=on_event)
             holder.append(run)
             self.active_runs[name] = run
-            result = await run.execute()
+            silences = None
+            if silence and (settings := self.config.settings.alertmanager) is not None:
+                silences = RunSilences(settings, service.audit(), plan, run.run_id)
+                for note in await silences.create(self.endpoints_screen.pages.of(name)):
+                    on_event(Notice(run_id=run.run_id, level="info", message=note))
+            result: RunResult | None = None
+            try:
+                result = await run.execute()
+            finally:
+                for note in await silences.finish(result) if silences is not None else ():
+                    on_event(Notice(run_id=run.run_id, level="info", message=note))
         except RunLockedError as exc:
             screen.post_message(RunbookCrashed(f"not started: {exc}"))
             return

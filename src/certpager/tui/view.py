@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from certpager.config import Endpoint
+from certpager.fleet.blackbox import blackbox_expiry
+from certpager.fleet.pages import Page, page_line
 from certpager.formats import message_lines
 from certpager.probe import EndpointReport, Finding, Severity, Status
 from certpager.text import printable as _printable
@@ -31,6 +33,9 @@ BADGES: dict[Status | None, tuple[str, str]] = {
     Status.OK: ("✓", "OK"),
     None: ("·", "—"),
 }
+
+PAGED_BADGE = "⚑ PAGED"
+"""The badge of an endpoint an Alertmanager alert pages about (its colour stays its status's)."""
 
 CHECKING_SYMBOL = "↻"
 """Replaces the badge symbol while a fresh probe of the row is in flight."""
@@ -215,10 +220,15 @@ class EndpointRow:
     """Endpoint tags (for filtering)."""
     host: str = ""
     """Endpoint host (for filtering)."""
+    pages: int = 0
+    """Firing Alertmanager alerts about the endpoint."""
 
     @property
     def badge(self) -> str:
-        """``✓ OK``, ``‼ PAGE``...; the symbol becomes ``↻`` while checking."""
+        """``✓ OK``, ``‼ PAGE``...; the symbol becomes ``↻`` while checking; ``⚑ PAGED``
+        while an alert pages about it."""
+        if self.pages:
+            return PAGED_BADGE if not self.checking else f"{CHECKING_SYMBOL} PAGED"
         symbol, label = BADGES[self.status]
         return f"{CHECKING_SYMBOL if self.checking else symbol} {label}"
 
@@ -231,8 +241,14 @@ class EndpointRow:
         return age_text(max((now - self.checked_at).total_seconds(), 0.0))
 
 
-def make_row(endpoint: Endpoint, report: EndpointReport | None, checking: bool, now: datetime) -> EndpointRow:
-    """The list row of ``endpoint`` given its latest ``report``."""
+def make_row(
+    endpoint: Endpoint,
+    report: EndpointReport | None,
+    checking: bool,
+    now: datetime,
+    pages: Sequence[Page] = (),
+) -> EndpointRow:
+    """The list row of ``endpoint`` given its latest ``report`` and the alerts paging about it."""
     if report is None:
         return EndpointRow(
             name=endpoint.name,
@@ -250,6 +266,7 @@ def make_row(endpoint: Endpoint, report: EndpointReport | None, checking: bool, 
             error=None,
             tags=endpoint.tags,
             host=endpoint.host,
+            pages=len(pages),
         )
     leaf = report.leaf
     primary = report.primary
@@ -271,19 +288,21 @@ def make_row(endpoint: Endpoint, report: EndpointReport | None, checking: bool, 
         error=report.error,
         tags=endpoint.tags,
         host=endpoint.host,
+        pages=len(pages),
     )
 
 
 def sort_rows(rows: Iterable[EndpointRow]) -> list[EndpointRow]:
-    """Worst first, then fewest days left, then name; endpoints not yet checked last.
+    """Paged endpoints first; then worst first, then fewest days left, then name; endpoints
+    not yet checked last.
 
-    The same order as :func:`certpager.probe.sort_reports`, applied to rows.
+    Past the paged ones, the same order as :func:`certpager.probe.sort_reports`, applied to rows.
     """
 
-    def key(row: EndpointRow) -> tuple[int, float, str]:
+    def key(row: EndpointRow) -> tuple[bool, int, float, str]:
         rank = row.status.rank if row.status is not None else -1
         days = row.days_left if row.days_left is not None else float("inf")
-        return (-rank, days, row.name)
+        return (not row.pages, -rank, days, row.name)
 
     return sorted(rows, key=key)
 
@@ -322,3 +341,38 @@ def got_worse(old: EndpointReport | None, new: EndpointReport) -> bool:
 def worst_finding(report: EndpointReport) -> Finding | None:
     """The first (worst) finding, if any."""
     return report.findings[0] if report.findings else None
+
+
+def page_texts(
+    pages: Sequence[Page], report: EndpointReport | None, *, configured: bool, can_run: bool
+) -> list[tuple[str, str]]:
+    """The detail screen's lines about the alerts paging for an endpoint, as
+    ``(tone, text)`` (tone: ``page``, ``muted``, ``ok``, ``critical``), escaped.
+
+    ``Paged by ALERT since TIME (N alerts)``, each alert's summary; blackbox's expiry
+    when it differs from the verified path's (and, next to a blackbox page, whether that
+    is its cause); for an endpoint that only an alert names, that it is not in the config.
+    """
+    out: list[tuple[str, str]] = []
+    if pages:
+        line = page_line(pages)
+        out.append(("page", printable("P" + line[1:])))
+        seen: set[str] = set()
+        for page in pages:
+            if page.summary and page.summary not in seen:
+                seen.add(page.summary)
+                out.append(("muted", printable(f"{page.alertname}: {page.summary}")))
+    fact = blackbox_expiry(report) if report is not None else None
+    if fact is not None:
+        blackbox_page = any(p.from_blackbox for p in pages)
+        tone = "critical" if fact.clients_affected else "ok" if fact.false_page else "muted"
+        cause = ": the cause of blackbox's page" if fact.false_page and blackbox_page else ""
+        out.append((tone, printable(fact.sentence()[0].upper() + fact.sentence()[1:] + cause)))
+    if not configured:
+        where = (
+            "runbooks run over the SSH target of the configured endpoint on the same host."
+            if can_run
+            else "no runbook can run for it, as nothing says where (add it to the config with an ssh: target)."
+        )
+        out.append(("muted", f"Not in the config (an alert names this target): {where}"))
+    return out

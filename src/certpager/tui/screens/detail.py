@@ -28,6 +28,7 @@ from certpager.tui import view
 from certpager.tui.messages import Recheck
 from certpager.tui.services import Clock
 from certpager.tui.widgets.chain_tree import ChainTree
+from certpager.tui.widgets.pages_view import PagesView
 from certpager.tui.widgets.pane import Pane
 from certpager.tui.widgets.report_views import DetailHeader, FactsView, FindingsView, HandshakeView
 
@@ -80,6 +81,8 @@ class DetailScreen(Screen[None]):
     """Runbook actions are hidden."""
     selected: reactive[str | None] = reactive(None, init=False)
     """Code of the finding the fix key is for (n/p move it); None: the first (worst)."""
+    page_lines: reactive[tuple[tuple[str, str], ...]] = reactive((), init=False)
+    """What the alerts paging about the endpoint say (certpager.tui.view.page_texts)."""
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class DetailScreen(Screen[None]):
         yield DetailHeader(self.endpoint, id="detail-header").data_bind(**bound)
         with Horizontal(id="detail-body"):
             with Pane(id="facts"):
+                yield PagesView(id="pages").data_bind(lines=DetailScreen.page_lines)
                 yield FindingsView(self.endpoint, id="findings").data_bind(
                     report=DetailScreen.report, readonly=DetailScreen.readonly, selected=DetailScreen.selected
                 )

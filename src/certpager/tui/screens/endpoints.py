@@ -24,8 +24,10 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from certpager.config import Config, Endpoint
+from certpager.fleet.pages import PageMap
 from certpager.probe import EndpointReport, Status
 from certpager.tui import view
+from certpager.tui.alerts import watch_alerts
 from certpager.tui.messages import ProbeCrashed, ProbeFinished
 from certpager.tui.services import Checker, Clock, Schedule, safe_check
 from certpager.tui.view import EndpointRow
@@ -107,6 +109,10 @@ class EndpointsScreen(Screen[None]):
         """Latest report per endpoint."""
         self.in_flight: set[str] = set()
         """Endpoints being probed now."""
+        self.pages = PageMap()
+        """Alertmanager's alerts by endpoint (kept current by certpager.tui.alerts)."""
+        self.adhoc: set[str] = set()
+        """Endpoints added because an alert names a target the config does not hold."""
         self._checker = checker
         self._clock = clock
         self._schedule = schedule
@@ -156,6 +162,7 @@ class EndpointsScreen(Screen[None]):
         if self._schedule is not None:
             self.set_interval(1.0, self._tick, name="schedule")
         self.set_interval(CLOCK_TICK, self._tick_clock, name="clock")
+        watch_alerts(self)
 
     # -- probing ------------------------------------------------------------
 
@@ -270,6 +277,19 @@ class EndpointsScreen(Screen[None]):
             markup=False,
         )
 
+    def set_pages(self, pages: PageMap) -> None:
+        """Take a fresh set of alerts: mark and sort the paged rows, add and probe the
+        endpoints only an alert names."""
+        self.pages = pages
+        new = [ep for ep in pages.adhoc if ep.name not in self.endpoints]
+        for endpoint in new:
+            self.endpoints[endpoint.name] = endpoint
+            self.adhoc.add(endpoint.name)
+        self.total = len(self.endpoints)
+        self.probe(new)
+        self._rebuild(all_rows=True)
+        self.cp_app.pages_updated()
+
     # -- rows ---------------------------------------------------------------
 
     def _schedule_rebuild(self) -> None:
@@ -287,7 +307,9 @@ class EndpointsScreen(Screen[None]):
         for name, endpoint in self.endpoints.items():
             row = self._row_cache.get(name)
             if row is None:
-                row = view.make_row(endpoint, self.reports.get(name), name in self.in_flight, now)
+                row = view.make_row(
+                    endpoint, self.reports.get(name), name in self.in_flight, now, self.pages.of(name)
+                )
                 self._row_cache[name] = row
             every.append(row)
         self.counts = view.count_statuses(every)
