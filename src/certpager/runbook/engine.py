@@ -25,6 +25,13 @@ Order of a run:
    step says ``continue_on_error``. Later steps are recorded as skipped.
 6. Write ``run_end``; release the lock; close the connection.
 
+Events and records: each fact of a run is one typed event (:mod:`certpager.runbook.events`),
+emitted once, first to the audit log's :class:`~certpager.runbook.audit_records.RunRecorder`
+(the log holds the records of the run's events, in order) and then to the front end. Where a
+record comes before an action (``run_start``, ``step_intent``, ``confirmation``), a failure to
+write it stops the action and the front end is not told it happened (a confirmation is shown
+as not given); a closing record that cannot be written becomes a notice.
+
 Cancellation: :meth:`RunbookRun.cancel` ends the running command (signal, then a
 kill of its process group, then proof it is gone) and stops the run; cancelling
 the task that awaits :meth:`execute` does the same on the way out and still
@@ -294,9 +301,6 @@ class RunbookRun:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 self._recorder(FrontEndFailed(self.run_id, error=f"{type(exc).__name__}: {exc}"))
-
-    def _redact(self, text: str) -> str:
-        return self._redactor.text(text)
 
     # --------------------------------------------------------------- helpers
 
