@@ -3,8 +3,8 @@
 The engine knows nothing of terminals or Textual. A front end (the CLI, the TUI)
 passes two callables to :class:`certpager.runbook.engine.RunbookRun`:
 
-- ``on_event(event: RunEvent) -> None`` receives every event below, in order,
-  on the event loop thread (a TUI posts them as messages);
+- ``on_event(event: RunEvent) -> None`` receives every event below but the
+  :class:`RecordOnly` ones, in order, on the event loop thread (a TUI posts them as messages);
 - ``confirm(request: ConfirmRequest) -> Awaitable[ConfirmReply]`` is awaited
   before each step that needs a confirmation. The engine itself checks a typed
   reply against :attr:`ConfirmRequest.expected`, so a front end cannot get it wrong.
