@@ -746,54 +746,14 @@ class AuditLog:
                 (:func:`certpager.runbook.lock.run_is_active`).
             window: bytes read from the end.
         """
-        closed: set[str] = set()
-        results: dict[str, set[str]] = {}
-        intents: dict[str, list[tuple[str, str | None]]] = {}
-        last_seq: dict[str, int] = {}
-        starts: list[dict[str, Any]] = []
+        scan = _TailScan()
         for rec in self.tail(window):
-            run_id = rec.get("run_id")
-            if not isinstance(run_id, str):
-                continue
-            seq = rec.get("seq")
-            if isinstance(seq, int) and not isinstance(seq, bool) and seq > last_seq.get(run_id, 0):
-                last_seq[run_id] = seq
-            if run_id in closed:
-                continue
-            kind = rec.get("type")
-            if kind in ("run_end", "outcome_unknown"):
-                closed.add(run_id)
-            elif kind == "step_result":
-                results.setdefault(run_id, set()).add(str(rec.get("step_id")))
-            elif kind == "step_intent":
-                step = str(rec.get("step_id"))
-                if step not in results.get(run_id, set()):
-                    command = rec.get("command")
-                    intents.setdefault(run_id, []).append((step, None if command is None else str(command)))
-            elif kind == "run_start":
-                starts.append(rec)
-                closed.add(run_id)  # older records of the same id belong to nothing newer
-        out: list[UnfinishedRun] = []
-        for start in reversed(starts):  # oldest first
-            run_id = str(start["run_id"])
-            endpoint = str(start.get("endpoint", "?"))
-            if is_active is not None and is_active(start):
-                continue
-            steps = list(reversed(intents.get(run_id, [])))  # file order
-            pid = start.get("pid")
-            out.append(
-                UnfinishedRun(
-                    run_id=run_id,
-                    endpoint=endpoint,
-                    runbook=str(start.get("runbook", "?")),
-                    started=str(start.get("ts", "?")),
-                    pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
-                    open_steps=tuple(dict.fromkeys(step for step, _ in steps)),
-                    last_command=steps[-1][1] if steps else None,
-                    last_seq=last_seq.get(run_id, 0),
-                )
-            )
-        return out
+            scan.add(rec)
+        return [
+            scan.unfinished(start)
+            for start in reversed(scan.starts)  # oldest first
+            if is_active is None or not is_active(start)
+        ]
 
     def acknowledge(self, run: UnfinishedRun) -> None:
         """Record that ``run`` was reported as "outcome unknown" (so it is reported once).
@@ -809,6 +769,62 @@ class AuditLog:
                 "open_steps": list(run.open_steps),
                 "reported_by_pid": os.getpid(),
             }
+        )
+
+
+class _TailScan:
+    """What :meth:`AuditLog.unfinished` gathers from records read newest first."""
+
+    def __init__(self) -> None:
+        self.closed: set[str] = set()
+        """Runs whose closing record (or opening record) was seen: older records of theirs count no more."""
+        self.results: dict[str, set[str]] = {}
+        """Run -> steps with a ``step_result``."""
+        self.intents: dict[str, list[tuple[str, str | None]]] = {}
+        """Run -> ``(step, command)`` of each ``step_intent`` with no result, newest first."""
+        self.last_seq: dict[str, int] = {}
+        """Run -> highest ``seq`` seen."""
+        self.starts: list[dict[str, Any]] = []
+        """``run_start`` records of runs not closed, newest first."""
+
+    def add(self, rec: dict[str, Any]) -> None:
+        """Take one record (the next older one)."""
+        run_id = rec.get("run_id")
+        if not isinstance(run_id, str):
+            return
+        seq = rec.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool) and seq > self.last_seq.get(run_id, 0):
+            self.last_seq[run_id] = seq
+        if run_id in self.closed:
+            return
+        kind = rec.get("type")
+        if kind in ("run_end", "outcome_unknown"):
+            self.closed.add(run_id)
+        elif kind == "step_result":
+            self.results.setdefault(run_id, set()).add(str(rec.get("step_id")))
+        elif kind == "step_intent":
+            step = str(rec.get("step_id"))
+            if step not in self.results.get(run_id, set()):
+                command = rec.get("command")
+                self.intents.setdefault(run_id, []).append((step, None if command is None else str(command)))
+        elif kind == "run_start":
+            self.starts.append(rec)
+            self.closed.add(run_id)  # older records of the same id belong to nothing newer
+
+    def unfinished(self, start: dict[str, Any]) -> UnfinishedRun:
+        """The run that ``start`` opened, which never closed."""
+        run_id = str(start["run_id"])
+        steps = list(reversed(self.intents.get(run_id, [])))  # file order
+        pid = start.get("pid")
+        return UnfinishedRun(
+            run_id=run_id,
+            endpoint=str(start.get("endpoint", "?")),
+            runbook=str(start.get("runbook", "?")),
+            started=str(start.get("ts", "?")),
+            pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+            open_steps=tuple(dict.fromkeys(step for step, _ in steps)),
+            last_command=steps[-1][1] if steps else None,
+            last_seq=self.last_seq.get(run_id, 0),
         )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -36,6 +37,7 @@ from certpager.formats import with_elapsed
 from certpager.runbook.audit import AuditLog
 from certpager.runbook.engine import RunbookRun
 from certpager.runbook.events import (
+    BackendVerdict,
     BaselineCaptured,
     CommandSent,
     ConfirmationAnswered,
@@ -261,89 +263,126 @@ class _Console:
             return ConfirmReply.no()
         return ConfirmReply.with_text(answer)
 
+    @functools.singledispatchmethod
     def on_event(self, event: RunEvent) -> None:
-        p = self._print
-        if isinstance(event, RunStarted):
-            p(
-                f"Run {event.run_id}: {event.plan.runbook.name} on {event.plan.endpoint.name} (audit log {event.audit_path})"
+        """Print one event: one handler per event type below (an event without one prints nothing)."""
+
+    @on_event.register
+    def _run_started(self, event: RunStarted) -> None:
+        plan = event.plan
+        self._print(
+            f"Run {event.run_id}: {plan.runbook.name} on {plan.endpoint.name} (audit log {event.audit_path})"
+        )
+
+    @on_event.register
+    def _connected(self, event: Connected) -> None:
+        info = event.info
+        if info.local:
+            self._print(f"Local commands run as {info.user}")
+        else:
+            self._print(
+                f"Connected to {info.label} ({info.address}), host key {info.host_key_fingerprint} (verified)"
             )
-        elif isinstance(event, Connected):
-            info = event.info
-            if info.local:
-                p(f"Local commands run as {info.user}")
-            else:
-                p(
-                    f"Connected to {info.label} ({info.address}), host key {info.host_key_fingerprint} (verified)"
-                )
-        elif isinstance(event, BaselineCaptured):
-            if event.error:
-                p(f"Before: no certificate served ({event.error})")
-            for cert in event.certs:
-                p(f"Before: {cert.backend} {cert.short()} issuer {printable(cert.issuer)}")
-            p(f"Before: findings {', '.join(event.findings) or 'none'}")
-            if event.targets:
-                how = "chosen" if event.chosen else "the most severe finding seen now that the runbook fixes"
-                p(f"This run is for: {', '.join(event.targets)} ({how})")
-            elif self.plan.runbook.fixes:
-                p(f"This run is for: nothing seen now (no finding {self.plan.runbook.name} fixes is present)")
-        elif isinstance(event, StepStarted):
-            total = f"/{self.total}" if "." not in event.number else ""
-            p(f"\n[{event.number}{total}] {event.step.id}: {event.step.title}")
-        elif isinstance(event, CommandSent):
-            p(f"  $ {printable(event.command)}   (on {event.target})")
-        elif isinstance(event, OutputReceived):
-            p(f"  {'out' if event.stream == 'stdout' else 'err'}| {event.line.expandtabs()}")
-        elif isinstance(event, ConfirmationAnswered):
-            p(f"  confirmation: {event.detail}" + ("" if event.accepted else " - not run"))
-        elif isinstance(event, StepFinished):
-            r = event.result
-            label = {StepOutcome.OK: "OK"}.get(r.outcome, r.outcome.value.upper())
-            p("  " + with_elapsed(f"{label}: {r.message}", r.duration or None, "{message} in {elapsed}"))
-        elif isinstance(event, StepSkipped):
-            p(f"\n[skipped] {event.step_id}: {event.title} ({event.reason})")
-        elif isinstance(event, VerificationAttempted):
-            for verdict in event.backends:
-                if not verdict.passed:
-                    p(f"  attempt {event.attempt}: {verdict.backend}: {'; '.join(verdict.reasons)}")
-        elif isinstance(event, VerificationFinished):
-            result = event.result
-            if result.stored is not None:
-                p(f"  stored: {result.stored.short()} ({printable(result.stored.backend)})")
-            for note in result.notes:
-                p(f"  note: {note}")
-            if result.targets:
-                p(f"  findings this run is for: {', '.join(result.targets)}")
-                p(f"    gone:    {', '.join(result.gone) or '(none)'}")
-                p(f"    remain:  {', '.join(result.remaining) or '(none)'}")
-            if result.new:
-                p(f"  got worse (new findings): {', '.join(result.new)}")
-            if result.other:
-                p(f"  still there (not this run's): {', '.join(result.other)}")
-            for verdict in result.backends:
-                p(f"  {verdict.backend}: {'PASS' if verdict.passed else 'FAIL'}")
-                before = (
-                    verdict.before.short() + " issuer " + printable(verdict.before.issuer)
-                    if verdict.before
-                    else "(none)"
-                )
-                after = (
-                    verdict.after.short() + " issuer " + printable(verdict.after.issuer)
-                    if verdict.after
-                    else "(no handshake)"
-                )
-                p(f"    before: {before}")
-                p(f"    after:  {after}")
-                if verdict.findings_before or verdict.findings_after:
-                    p(f"    findings before: {', '.join(verdict.findings_before) or 'none'}")
-                    p(f"    findings after:  {', '.join(verdict.findings_after) or 'none'}")
-                for reason in verdict.reasons:
-                    p(f"    - {reason}")
-        elif isinstance(event, Notice):
-            p(f"  {event.level.upper()}: {event.message}")
-        elif isinstance(event, RunFinished):
-            run = event.result
-            p("\n" + with_elapsed(f"Run {run.outcome.value.upper()}: {run.message}", run.duration))
-            p(f"Audit log: {run.audit_path}")
+
+    @on_event.register
+    def _baseline(self, event: BaselineCaptured) -> None:
+        p = self._print
+        if event.error:
+            p(f"Before: no certificate served ({event.error})")
+        for cert in event.certs:
+            p(f"Before: {cert.backend} {cert.short()} issuer {printable(cert.issuer)}")
+        p(f"Before: findings {', '.join(event.findings) or 'none'}")
+        if event.targets:
+            how = "chosen" if event.chosen else "the most severe finding seen now that the runbook fixes"
+            p(f"This run is for: {', '.join(event.targets)} ({how})")
+        elif self.plan.runbook.fixes:
+            p(f"This run is for: nothing seen now (no finding {self.plan.runbook.name} fixes is present)")
+
+    @on_event.register
+    def _step_started(self, event: StepStarted) -> None:
+        total = f"/{self.total}" if "." not in event.number else ""
+        self._print(f"\n[{event.number}{total}] {event.step.id}: {event.step.title}")
+
+    @on_event.register
+    def _command_sent(self, event: CommandSent) -> None:
+        self._print(f"  $ {printable(event.command)}   (on {event.target})")
+
+    @on_event.register
+    def _output(self, event: OutputReceived) -> None:
+        self._print(f"  {'out' if event.stream == 'stdout' else 'err'}| {event.line.expandtabs()}")
+
+    @on_event.register
+    def _answered(self, event: ConfirmationAnswered) -> None:
+        self._print(f"  confirmation: {event.detail}" + ("" if event.accepted else " - not run"))
+
+    @on_event.register
+    def _step_finished(self, event: StepFinished) -> None:
+        r = event.result
+        label = {StepOutcome.OK: "OK"}.get(r.outcome, r.outcome.value.upper())
+        self._print(
+            "  " + with_elapsed(f"{label}: {r.message}", r.duration or None, "{message} in {elapsed}")
+        )
+
+    @on_event.register
+    def _step_skipped(self, event: StepSkipped) -> None:
+        self._print(f"\n[skipped] {event.step_id}: {event.title} ({event.reason})")
+
+    @on_event.register
+    def _attempted(self, event: VerificationAttempted) -> None:
+        for verdict in event.backends:
+            if not verdict.passed:
+                self._print(f"  attempt {event.attempt}: {verdict.backend}: {'; '.join(verdict.reasons)}")
+
+    @on_event.register
+    def _verified(self, event: VerificationFinished) -> None:
+        p = self._print
+        result = event.result
+        if result.stored is not None:
+            p(f"  stored: {result.stored.short()} ({printable(result.stored.backend)})")
+        for note in result.notes:
+            p(f"  note: {note}")
+        if result.targets:
+            p(f"  findings this run is for: {', '.join(result.targets)}")
+            p(f"    gone:    {', '.join(result.gone) or '(none)'}")
+            p(f"    remain:  {', '.join(result.remaining) or '(none)'}")
+        if result.new:
+            p(f"  got worse (new findings): {', '.join(result.new)}")
+        if result.other:
+            p(f"  still there (not this run's): {', '.join(result.other)}")
+        for verdict in result.backends:
+            self._verdict(verdict)
+
+    def _verdict(self, verdict: BackendVerdict) -> None:
+        """One backend's before/after and why it failed."""
+        p = self._print
+        p(f"  {verdict.backend}: {'PASS' if verdict.passed else 'FAIL'}")
+        before = (
+            verdict.before.short() + " issuer " + printable(verdict.before.issuer)
+            if verdict.before
+            else "(none)"
+        )
+        after = (
+            verdict.after.short() + " issuer " + printable(verdict.after.issuer)
+            if verdict.after
+            else "(no handshake)"
+        )
+        p(f"    before: {before}")
+        p(f"    after:  {after}")
+        if verdict.findings_before or verdict.findings_after:
+            p(f"    findings before: {', '.join(verdict.findings_before) or 'none'}")
+            p(f"    findings after:  {', '.join(verdict.findings_after) or 'none'}")
+        for reason in verdict.reasons:
+            p(f"    - {reason}")
+
+    @on_event.register
+    def _notice(self, event: Notice) -> None:
+        self._print(f"  {event.level.upper()}: {event.message}")
+
+    @on_event.register
+    def _run_finished(self, event: RunFinished) -> None:
+        run = event.result
+        self._print("\n" + with_elapsed(f"Run {run.outcome.value.upper()}: {run.message}", run.duration))
+        self._print(f"Audit log: {run.audit_path}")
 
 
 async def _run(

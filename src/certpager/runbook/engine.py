@@ -25,6 +25,13 @@ Order of a run:
    step says ``continue_on_error``. Later steps are recorded as skipped.
 6. Write ``run_end``; release the lock; close the connection.
 
+Events and records: each fact of a run is one typed event (:mod:`certpager.runbook.events`),
+emitted once, first to the audit log's :class:`~certpager.runbook.audit_records.RunRecorder`
+(the log holds the records of the run's events, in order) and then to the front end. Where a
+record comes before an action (``run_start``, ``step_intent``, ``confirmation``), a failure to
+write it stops the action and the front end is not told it happened (a confirmation is shown
+as not given); a closing record that cannot be written becomes a notice.
+
 Cancellation: :meth:`RunbookRun.cancel` ends the running command (signal, then a
 kill of its process group, then proof it is gone) and stops the run; cancelling
 the task that awaits :meth:`execute` does the same on the way out and still
@@ -38,12 +45,12 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from certpager import __version__
 from certpager.config import Settings
 from certpager.errors import AuditError, CertpagerError, HostKeyError, SSHError
 from certpager.errors import _Cancelled as _Cancelled
@@ -58,17 +65,23 @@ from certpager.runbook.audit import (
     is_secret_key,
     operator,
 )
+from certpager.runbook.audit_records import RunRecorder
 from certpager.runbook.events import (
     BaselineCaptured,
+    CapturedOutput,
     CommandSent,
     ConfirmationAnswered,
+    ConfirmationCancelled,
     Confirmer,
     ConfirmReply,
     ConfirmRequest,
     Connected,
+    ConnectFailed,
     EventSink,
+    FrontEndFailed,
     Notice,
     OutputReceived,
+    RecordOnly,
     RunEvent,
     RunFinished,
     RunOutcome,
@@ -76,6 +89,8 @@ from certpager.runbook.events import (
     RunStarted,
     ServedCert,
     StepFinished,
+    StepInterrupted,
+    StepNotDue,
     StepOutcome,
     StepResult,
     StepSkipped,
@@ -83,6 +98,7 @@ from certpager.runbook.events import (
     VerificationAttempted,
     VerificationFinished,
     VerificationResult,
+    VerificationStarted,
 )
 from certpager.runbook.lock import EndpointLock, default_lock_dir
 from certpager.runbook.model import ConfirmKind, ParamType, StepKind
@@ -99,7 +115,15 @@ from certpager.runbook.verify import (
     served_certs,
     verify_endpoint,
 )
-from certpager.ssh import CommandRunner, ConnectionInfo, RemoteState, RunnerFactory, describe_exit, runner_for
+from certpager.ssh import (
+    CommandResult,
+    CommandRunner,
+    ConnectionInfo,
+    RemoteState,
+    RunnerFactory,
+    describe_exit,
+    runner_for,
+)
 from certpager.ssh.local import LocalRunner
 
 T = TypeVar("T")
@@ -124,13 +148,30 @@ def plan_redactor(plan: Plan) -> Redactor:
     return Redactor((*plan.secrets, *values), named, learn=True, public_names=public)
 
 
+def _endpoint_lock(plan: Plan, lock_dir: Path) -> EndpointLock:
+    """The run lock of ``plan``'s endpoint on its SSH target (or on this machine)."""
+    target = plan.target
+    return EndpointLock(
+        plan.endpoint,
+        lock_dir,
+        ssh_host="local" if target is not None and target.local else (target.host if target else None),
+        ssh_port=target.port if target is not None and not target.local else None,
+    )
+
+
 def new_run_id() -> str:
     """A unique, sortable run id: ``20261127T101500Z-1a2b3c``."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 class RunbookRun:
-    """One run of one plan. Create, then ``await execute()`` once."""
+    """One run of one plan. Create, then ``await execute()`` once.
+
+    Every event goes to two sinks, in order: the audit log's :class:`RunRecorder` (which
+    writes the event's record, if it has one, and fails closed) and then the front end's
+    ``on_event`` (which never sees :class:`~certpager.runbook.events.RecordOnly` events,
+    nor an event whose record could not be written where that stops what it announces).
+    """
 
     def __init__(
         self,
@@ -149,7 +190,7 @@ class RunbookRun:
         """Args:
         plan: from :func:`certpager.runbook.plan.build_plan`.
         confirm: awaited before each step that needs a confirmation.
-        on_event: receives every :class:`~certpager.runbook.events.RunEvent`.
+        on_event: receives every :class:`~certpager.runbook.events.RunEvent` but the record-only ones.
         settings: global settings (probe DNS timeout).
         audit: the audit log (default: :func:`certpager.runbook.audit.default_audit_path`).
         runner_factory: builds the SSH target's runner (default: asyncssh / local).
@@ -171,17 +212,11 @@ class RunbookRun:
         self._runner_factory = runner_factory or runner_for
         self._local_runner = local_runner
         self._probe = probe or default_probe(self.settings)
-        target = plan.target
-        self._lock = EndpointLock(
-            plan.endpoint,
-            lock_dir or default_lock_dir(self.settings),
-            ssh_host="local" if target is not None and target.local else (target.host if target else None),
-            ssh_port=target.port if target is not None and not target.local else None,
-        )
+        self._lock = _endpoint_lock(plan, lock_dir or default_lock_dir(self.settings))
         self._cancel = asyncio.Event()
         self._cancel_reason = ""
         self._redactor = plan_redactor(plan)
-        self._audit = RunAudit(self.audit_log, self.run_id, self._redactor)
+        self._recorder = RunRecorder(RunAudit(self.audit_log, self.run_id, self._redactor))
         self._runner: CommandRunner | None = None
         self._info: ConnectionInfo | None = None
         self._local_info: ConnectionInfo | None = None
@@ -193,7 +228,6 @@ class RunbookRun:
         self._verification: VerificationResult | None = None
         self._started = 0.0
         self._executed = False
-        self._audit_broken: str | None = None
 
     # ------------------------------------------------------------ public API
 
@@ -231,36 +265,44 @@ class RunbookRun:
         finally:
             self._lock.release()
 
-    # --------------------------------------------------------------- helpers
+    # ---------------------------------------------------------------- events
+
+    @property
+    def _audit_broken(self) -> str | None:
+        """Why a record could not be written, once one could not: nothing more runs."""
+        return self._recorder.broken
 
     def _emit(self, event: RunEvent) -> None:
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception as exc:  # a broken front end must not break the run
-                with contextlib.suppress(Exception):
-                    self._write("event_sink_error", error=f"{type(exc).__name__}: {exc}")
+        """Record ``event``, then show it.
 
-    def _write(self, record_type: str, /, **fields: Any) -> None:
-        """Append an audit record; remember (and re-raise) a failure.
+        Raises:
+            AuditError: its record could not be written; the front end does not get it,
+                and the caller stops what the event announces.
+        """
+        self._recorder(event)
+        self._show(event)
 
-        Every record goes through the run's one :class:`Redactor` where it is
-        serialised (:meth:`RunAudit.write`): plan, argv, env, output, messages."""
+    def _emit_closing(self, event: RunEvent, *, stopping: str = "") -> None:
+        """Record ``event`` (a closing or record-only fact); a failure becomes a notice,
+        and the event is shown all the same."""
         try:
-            self._audit.write(record_type, **fields)
+            self._recorder(event)
         except AuditError as exc:
-            self._audit_broken = str(exc)
-            raise
+            self._show(Notice(self.run_id, level="error", message=f"audit log: {exc}{stopping}"))
+        self._show(event)
 
-    def _safe_write(self, record_type: str, /, **fields: Any) -> None:
-        """Append a closing/record-only audit record; a failure becomes a notice."""
+    def _show(self, event: RunEvent) -> None:
+        """Give ``event`` to the front end (never a record-only one); a broken front end
+        must not break the run, so its failure is only recorded."""
+        if self._on_event is None or isinstance(event, RecordOnly):
+            return
         try:
-            self._write(record_type, **fields)
-        except AuditError as exc:
-            self._emit(Notice(self.run_id, level="error", message=f"audit log: {exc}"))
+            self._on_event(event)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self._recorder(FrontEndFailed(self.run_id, error=f"{type(exc).__name__}: {exc}"))
 
-    def _redact(self, text: str) -> str:
-        return self._redactor.text(text)
+    # --------------------------------------------------------------- helpers
 
     async def _until_cancelled(self, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable``, or raise :class:`_Cancelled` if the run is cancelled first."""
@@ -293,45 +335,29 @@ class RunbookRun:
         )
 
     def _finish(self, result: RunResult) -> RunResult:
-        self._safe_write(
-            "run_end",
-            outcome=result.outcome.value,
-            message=self._redact(result.message),
-            duration=round(result.duration, 3),
-            error=self._redact(str(result.error)) if result.error else None,
-        )
-        self._emit(RunFinished(self.run_id, result=result))
+        self._emit_closing(RunFinished(self.run_id, result=result))
         return result
 
     # ------------------------------------------------------------------ run
 
     async def _execute(self) -> RunResult:
         plan = self.plan
-        params = {v.name: v.value for v in plan.values}
+        started = RunStarted(
+            self.run_id,
+            plan=plan,
+            audit_path=str(self.audit_log.path),
+            lock=str(self._lock.path),
+            target_key=self._lock.key,
+        )
         try:
-            self._write(
-                "run_start",
-                endpoint=plan.endpoint.name,
-                runbook=plan.runbook.name,
-                runbook_path=plan.runbook.file,
-                runbook_sha256=plan.runbook.sha256,
-                certpager_version=__version__,
-                operator=operator(),
-                pid=os.getpid(),
-                lock=str(self._lock.path),
-                target_key=self._lock.key,
-                params=params,
-                fixes=list(plan.runbook.fixes),
-                for_findings=list(plan.targets) if plan.targets else None,
-                plan=plan.to_dict(),
-            )
+            self._emit(started)
         except AuditError as exc:
-            result = self._result(
-                RunOutcome.FAILED, f"nothing was run: the audit log cannot be written: {exc}", exc
+            # No opening record: the run never opened, so RunFinished closes no record.
+            return self._finish(
+                self._result(
+                    RunOutcome.FAILED, f"nothing was run: the audit log cannot be written: {exc}", exc
+                )
             )
-            self._emit(RunFinished(self.run_id, result=result))
-            return result
-        self._emit(RunStarted(self.run_id, plan=plan, audit_path=str(self.audit_log.path)))
         try:
             return await self._steps()
         except asyncio.CancelledError:
@@ -368,27 +394,27 @@ class RunbookRun:
                 self._result(RunOutcome.CANCELLED, "cancelled while connecting; nothing was run")
             )
         except (SSHError, ValueError) as exc:
-            fields: dict[str, Any] = {
-                "target": plan.target.label if plan.target else ssh.host,
-                "error": str(exc),
-            }
-            if isinstance(exc, HostKeyError):
-                fields.update(host_key_fingerprint=exc.fingerprint, reason="host_key")
-            self._safe_write("connect_failed", **fields)
+            refused = isinstance(exc, HostKeyError)
+            self._emit_closing(
+                ConnectFailed(
+                    self.run_id,
+                    target=plan.target.label if plan.target else ssh.host,
+                    error=str(exc),
+                    host_key_fingerprint=exc.fingerprint if isinstance(exc, HostKeyError) else None,
+                    host_key_refused=refused,
+                )
+            )
             return self._finish(self._result(RunOutcome.FAILED, f"nothing was run: {exc}", exc))
-        info = self._info
-        self._safe_write(
-            "connected",
-            target=info.label,
-            address=info.address,
-            host_key_fingerprint=info.host_key_fingerprint,
-            host_key_type=info.host_key_type,
-        )
+        connected = Connected(self.run_id, info=self._info)
+        try:
+            self._recorder(connected)
+        except AuditError as exc:
+            self._show(Notice(self.run_id, level="error", message=f"audit log: {exc}"))
         if self._audit_broken:
             return self._finish(
                 self._result(RunOutcome.FAILED, f"nothing was run: audit log: {self._audit_broken}")
             )
-        self._emit(Connected(self.run_id, info=info))
+        self._show(connected)
         return None
 
     async def _take_baseline(self) -> None:
@@ -411,25 +437,17 @@ class RunbookRun:
         chosen = bool(plan.targets)
         if not chosen:
             self._targets = default_targets(plan.runbook.fixes, self._before)
-        error = None if self._baseline else (report.error or "no backend completed a handshake")
-        self._safe_write(
-            "baseline",
-            certs=[c.to_dict() for c in self._baseline.values()],
-            error=error,
-            findings={label: sorted(found) for label, found in self._before.items()},
-            stored=stored.to_dict() if stored is not None else None,
-            notes=list(notes),
-            targets=list(self._targets),
-            targets_from="chosen" if chosen else "the most severe current findings the runbook fixes",
-        )
-        self._emit(
+        self._emit_closing(
             BaselineCaptured(
                 self.run_id,
                 certs=tuple(self._baseline.values()),
-                error=error,
+                error=None if self._baseline else (report.error or "no backend completed a handshake"),
                 findings=tuple(sorted(seen)),
                 targets=self._targets,
                 chosen=chosen,
+                by_backend={label: tuple(sorted(found)) for label, found in self._before.items()},
+                stored=stored,
+                notes=notes,
             )
         )
 
@@ -442,54 +460,59 @@ class RunbookRun:
                 await self._take_baseline()
             except _Cancelled:
                 return self._finish(self._result(RunOutcome.CANCELLED, "cancelled before the first step"))
-        stop: RunOutcome | None = None
-        stop_message = ""
-        error: Exception | None = None
+        stop = await self._each_step()
+        if stop is not None:
+            return self._finish(self._result(*stop))
+        return self._finish(self._verdict())
+
+    async def _each_step(self) -> _Stop | None:
+        """Handle every top-level step in order; once one stops the run, the rest are
+        skipped. Returns why the run stopped, None when no step stopped it."""
+        stop: _Stop | None = None
         for number, step in enumerate(self.plan.steps, 1):
             if stop is not None:
-                self._skip(step, stop_message)
+                self._skip(step, stop.message)
                 for sub in step.on_failure:
-                    self._skip(sub, stop_message, quiet=True)
+                    self._skip(sub, stop.message, quiet=True)
                 continue
             result = await self._step(step, str(number))
             if result.outcome.ok:
                 for sub in step.on_failure:
                     self._skip(sub, "its step succeeded", quiet=True)
                 continue
-            if result.outcome is StepOutcome.CANCELLED:
-                stop, stop_message = RunOutcome.CANCELLED, f"the run was cancelled at step {step.id}"
-            elif result.outcome is StepOutcome.DECLINED:
-                stop, stop_message = RunOutcome.DECLINED, f"step {step.id} was declined: {result.message}"
-            else:
-                if step.on_failure and not self._audit_broken:
-                    await self._on_failure(step, number)
-                if self._cancel.is_set():
-                    stop, stop_message = (
-                        RunOutcome.CANCELLED,
-                        f"the run was cancelled after step {step.id} failed",
-                    )
-                elif not step.continue_on_error:
-                    stop, stop_message = RunOutcome.FAILED, f"step {step.id} {result.message}"
-            if self._audit_broken and stop is None:
-                stop, stop_message = (
-                    RunOutcome.FAILED,
-                    f"the audit log cannot be written: {self._audit_broken}",
-                )
-                error = AuditError(self._audit_broken)
-        if stop is not None:
-            return self._finish(self._result(stop, stop_message, error))
+            ran = result.outcome not in (StepOutcome.CANCELLED, StepOutcome.DECLINED)
+            if ran and step.on_failure and not self._audit_broken:
+                await self._on_failure(step, number)
+            stop = self._stop_after(step, result)
+        return stop
+
+    def _stop_after(self, step: PlannedStep, result: StepResult) -> _Stop | None:
+        """Whether the run stops after ``step`` ended as ``result`` (not OK), and why."""
+        if result.outcome is StepOutcome.CANCELLED:
+            return _Stop(RunOutcome.CANCELLED, f"the run was cancelled at step {step.id}")
+        if result.outcome is StepOutcome.DECLINED:
+            return _Stop(RunOutcome.DECLINED, f"step {step.id} was declined: {result.message}")
+        if self._cancel.is_set():
+            return _Stop(RunOutcome.CANCELLED, f"the run was cancelled after step {step.id} failed")
+        if not step.continue_on_error:
+            return _Stop(RunOutcome.FAILED, f"step {step.id} {result.message}")
+        if self._audit_broken:
+            message = f"the audit log cannot be written: {self._audit_broken}"
+            return _Stop(RunOutcome.FAILED, message, AuditError(self._audit_broken))
+        return None
+
+    def _verdict(self) -> RunResult:
+        """How a run that no step stopped ended: the verification decides, else the steps."""
         if self._verification is not None and not self._verification.passed:
-            return self._finish(
-                self._result(RunOutcome.FAILED, f"verification failed: {self._verification.message}")
-            )
+            return self._result(RunOutcome.FAILED, f"verification failed: {self._verification.message}")
         failed_steps = [r for r in self._results if r.outcome not in (StepOutcome.OK, StepOutcome.SKIPPED)]
         if failed_steps and self._verification is None:
             ids = ", ".join(r.step_id for r in failed_steps)
-            return self._finish(self._result(RunOutcome.FAILED, f"step(s) {ids} failed (continue_on_error)"))
+            return self._result(RunOutcome.FAILED, f"step(s) {ids} failed (continue_on_error)")
         message = "all steps succeeded"
         if self._verification is not None:
             message += f"; verified: {self._verification.message}"
-        return self._finish(self._result(RunOutcome.SUCCEEDED, message))
+        return self._result(RunOutcome.SUCCEEDED, message)
 
     async def _on_failure(self, step: PlannedStep, number: int) -> None:
         for sub_number, sub in enumerate(step.on_failure, 1):
@@ -500,16 +523,31 @@ class RunbookRun:
                 return
 
     def _skip(self, step: PlannedStep, reason: str, *, quiet: bool = False) -> None:
+        """Record ``step`` as skipped; a quiet skip (an on_failure step never due) is not shown."""
         result = StepResult(step.id, step.title, step.kind, StepOutcome.SKIPPED, reason, parent=step.parent)
         self._results.append(result)
-        self._safe_write("step_skipped", step_id=step.id, reason=self._redact(reason))
-        if not quiet:
-            self._emit(StepSkipped(self.run_id, step_id=step.id, title=step.title, reason=reason))
+        if quiet:
+            self._emit_closing(StepNotDue(self.run_id, step_id=step.id, reason=reason))
+        else:
+            self._emit_closing(StepSkipped(self.run_id, step_id=step.id, title=step.title, reason=reason))
 
-    def _done(self, step: PlannedStep, outcome: StepOutcome, message: str, **fields: Any) -> StepResult:
+    def _done(
+        self,
+        step: PlannedStep,
+        outcome: StepOutcome,
+        message: str,
+        *,
+        attempted: bool = False,
+        output: CapturedOutput | None = None,
+        error: str | None = None,
+        stopping: str = "",
+        **fields: Any,
+    ) -> StepResult:
+        """The step ended: keep its result, record it (if it was attempted) and show it."""
         result = StepResult(step.id, step.title, step.kind, outcome, message, parent=step.parent, **fields)
         self._results.append(result)
-        self._emit(StepFinished(self.run_id, result=result))
+        finished = StepFinished(self.run_id, result=result, attempted=attempted, output=output, error=error)
+        self._emit_closing(finished, stopping=stopping)
         return result
 
     # ------------------------------------------------------------- one step
@@ -529,13 +567,13 @@ class RunbookRun:
         if self._cancel.is_set():
             return self._done(step, StepOutcome.CANCELLED, "not run: the run was cancelled")
         if step.kind is StepKind.CONFIRM:
-            self._safe_write("step_result", step_id=step.id, outcome="ok", kind="confirm")
-            return self._done(step, StepOutcome.OK, "confirmed")
+            return self._done(step, StepOutcome.OK, "confirmed", attempted=True)
         if step.kind is StepKind.VERIFY:
             return await self._verify(step)
         return await self._run(step)
 
     async def _ask(self, step: PlannedStep) -> StepResult | None:
+        """Ask ``step``'s confirmation: None when it may run, else how it ended."""
         info = self._local_info if step.local else self._info
         request = ConfirmRequest(
             run_id=self.run_id,
@@ -551,37 +589,28 @@ class RunbookRun:
         try:
             reply = await self._until_cancelled(self._confirm(request))
         except _Cancelled:
-            self._safe_write("confirmation", step_id=step.id, kind=step.confirm.value, answer="cancelled")
+            self._emit_closing(ConfirmationCancelled(self.run_id, step_id=step.id, kind=step.confirm))
             return self._done(step, StepOutcome.CANCELLED, "cancelled at the confirmation; not run")
         except Exception as exc:  # a broken confirmation front end means no
             reply = ConfirmReply.no()
             self._emit(Notice(self.run_id, level="error", message=f"confirmation failed: {exc}"))
-        accepted = reply.accepted
-        if step.confirm is ConfirmKind.TYPED:
-            typed = (reply.typed or "").strip()
-            accepted = accepted and typed == request.expected
-            detail = f"typed {typed!r}" + (
-                "" if accepted or not reply.accepted else f" (expected {request.expected!r})"
-            )
-            if not reply.accepted:
-                detail = "no"
-        else:
-            detail = "yes" if accepted else "no"
+        accepted, detail = _judge(request, reply)
+        answered = ConfirmationAnswered(
+            self.run_id,
+            step_id=step.id,
+            accepted=accepted,
+            detail=detail,
+            kind=step.confirm,
+            asked_at=asked,
+            shown_sha256=request.digest,
+        )
         try:
-            self._write(
-                "confirmation",
-                step_id=step.id,
-                kind=step.confirm.value,
-                answer="yes" if accepted else "no",
-                detail=self._redact(detail),
-                asked_at=asked.isoformat(),
-                shown_sha256=request.digest,
-            )
+            self._recorder(answered)
         except AuditError:
-            accepted = False
             detail += "; the audit log cannot be written, so the step is not run"
-        self._emit(ConfirmationAnswered(self.run_id, step_id=step.id, accepted=accepted, detail=detail))
-        if accepted:
+            answered = replace(answered, accepted=False, detail=detail)
+        self._show(answered)
+        if answered.accepted:
             return None
         return self._done(step, StepOutcome.DECLINED, f"not run ({detail})")
 
@@ -591,74 +620,36 @@ class RunbookRun:
         assert runner is not None and info is not None
         wire = runner.wire_command(step.command, step.timeout)
         try:
-            self._write(
-                "step_intent",
-                step_id=step.id,
-                parent=step.parent,
-                target=info.label,
-                address=info.address,
-                host_key_fingerprint=info.host_key_fingerprint,
-                argv=[self._redact(a) for a in step.argv],
-                command=self._redact(step.command),
-                wire=self._redact(wire),
-                timeout=step.timeout,
-                stdin="given" if step.stdin is not None else None,
-            )
+            self._emit(CommandSent(self.run_id, step=step, wire=wire, info=info))
         except AuditError as exc:
             return self._done(
                 step, StepOutcome.FAILED, f"not run: the 'about to run' record cannot be written ({exc})"
             )
-        captures = {"stdout": OutputCapture(), "stderr": OutputCapture()}
-        redactors = {
-            "stdout": LineRedactor(redactor=self._redactor),
-            "stderr": LineRedactor(redactor=self._redactor),
-        }
 
-        def on_output(stream: str, line: str) -> None:
-            clean = redactors[stream](line)
-            if clean is None:
-                return
-            clean = sanitize_output(clean)
-            captures[stream].add(clean)
-            self._emit(OutputReceived(self.run_id, step_id=step.id, stream=stream, line=clean))
+        def show(stream: str, line: str) -> None:
+            self._emit(OutputReceived(self.run_id, step_id=step.id, stream=stream, line=line))
 
-        self._emit(
-            CommandSent(self.run_id, step_id=step.id, command=step.command, wire=wire, target=info.label)
-        )
+        output = _StepOutput(self._redactor, show)
         try:
             result = await runner.run(
-                step.command, timeout=step.timeout, on_output=on_output, cancel=self._cancel, stdin=step.stdin
+                step.command,
+                timeout=step.timeout,
+                on_output=output.add,
+                cancel=self._cancel,
+                stdin=step.stdin,
             )
         except asyncio.CancelledError:
             with contextlib.suppress(BaseException):
-                self._write(
-                    "step_result",
-                    step_id=step.id,
-                    outcome="unknown",
-                    message="the run's task was cancelled mid-step",
-                    stdout=captures["stdout"].text(),
-                    stderr=captures["stderr"].text(),
-                )
+                self._recorder(StepInterrupted(self.run_id, step_id=step.id, output=output.captured()))
             raise
         except CertpagerError as exc:
-            self._safe_write("step_result", step_id=step.id, outcome="failed", message=self._redact(str(exc)))
-            return self._done(step, StepOutcome.FAILED, f"could not be started: {exc}")
-        if result.cancelled:
-            outcome = StepOutcome.CANCELLED
-        elif result.timed_out:
-            outcome = StepOutcome.TIMEOUT
-        elif result.error:
-            outcome = StepOutcome.UNKNOWN
-        elif result.ok:
-            outcome = StepOutcome.OK
-        else:
-            outcome = StepOutcome.FAILED
-        message = describe_exit(result)
-        if result.timed_out and not result.cancelled:
-            message = f"timed out after {format_seconds(step.timeout)}; " + message.replace("timed out, ", "")
-        hint = _EXIT_HINTS.get(result.exit_status or 0) if outcome is StepOutcome.FAILED else None
-        if hint:
-            message += f" ({hint})"
+            message = f"could not be started: {exc}"
+            return self._done(step, StepOutcome.FAILED, message, attempted=True, error=str(exc))
+        return self._ran(step, result, output.captured())
+
+    def _ran(self, step: PlannedStep, result: CommandResult, output: CapturedOutput) -> StepResult:
+        """The command of ``step`` ended as ``result``: say so, record it, show it."""
+        outcome, message = _judge_exit(step, result)
         if result.remote_state is RemoteState.UNKNOWN:
             self._emit(
                 Notice(
@@ -667,32 +658,13 @@ class RunbookRun:
                     message=f"step {step.id}: remote state unknown: {result.remote_note}",
                 )
             )
-        try:
-            self._write(
-                "step_result",
-                step_id=step.id,
-                outcome=outcome.value,
-                exit_status=result.exit_status,
-                exit_signal=result.exit_signal,
-                duration=round(result.duration, 3),
-                remote_state=result.remote_state.value,
-                remote_note=result.remote_note,
-                message=self._redact(message),
-                stdout=captures["stdout"].text(),
-                stdout_bytes=result.stdout_bytes,
-                stdout_truncated=captures["stdout"].truncated,
-                stderr=captures["stderr"].text(),
-                stderr_bytes=result.stderr_bytes,
-                stderr_truncated=captures["stderr"].truncated,
-            )
-        except AuditError as exc:
-            self._emit(
-                Notice(self.run_id, level="error", message=f"audit log: {exc}; stopping before the next step")
-            )
         return self._done(
             step,
             outcome,
             message,
+            attempted=True,
+            output=output,
+            stopping="; stopping before the next step",
             exit_status=result.exit_status,
             exit_signal=result.exit_signal,
             duration=result.duration,
@@ -730,12 +702,10 @@ class RunbookRun:
     async def _verify(self, step: PlannedStep) -> StepResult:
         assert step.verify is not None
         started = time.monotonic()
-        self._safe_write(
-            "step_intent",
-            step_id=step.id,
-            kind="verify",
-            baseline=[c.to_dict() for c in self._baseline.values()],
-            targets=list(self._targets),
+        self._emit_closing(
+            VerificationStarted(
+                self.run_id, step_id=step.id, baseline=tuple(self._baseline.values()), targets=self._targets
+            )
         )
         stored, notes = await self._read_stored()
 
@@ -759,11 +729,77 @@ class RunbookRun:
             targets=Targets(self._targets, self._before),
         )
         self._verification = result
-        self._safe_write("verification", step_id=step.id, **result.to_dict())
-        self._emit(VerificationFinished(self.run_id, step_id=step.id, result=result))
+        self._emit_closing(VerificationFinished(self.run_id, step_id=step.id, result=result))
         if self._cancel.is_set() and not result.passed:
             outcome = StepOutcome.CANCELLED
         else:
             outcome = StepOutcome.OK if result.passed else StepOutcome.FAILED
-        self._safe_write("step_result", step_id=step.id, outcome=outcome.value, message=result.message)
-        return self._done(step, outcome, result.message, duration=time.monotonic() - started)
+        duration = time.monotonic() - started
+        return self._done(step, outcome, result.message, attempted=True, duration=duration)
+
+
+class _Stop(NamedTuple):
+    """Why a run stopped before its end."""
+
+    outcome: RunOutcome
+    message: str
+    error: Exception | None = None
+
+
+class _StepOutput:
+    """One command's output: each line redacted (a private key block across lines too) and
+    escaped, then shown and kept (head and tail within a cap) for its ``step_result`` record."""
+
+    def __init__(self, redactor: Redactor, show: Callable[[str, str], None]):
+        self._show = show
+        self._captures = {"stdout": OutputCapture(), "stderr": OutputCapture()}
+        self._redactors = {
+            "stdout": LineRedactor(redactor=redactor),
+            "stderr": LineRedactor(redactor=redactor),
+        }
+
+    def add(self, stream: str, line: str) -> None:
+        """One line of ``stream`` (the runner's ``on_output``)."""
+        clean = self._redactors[stream](line)
+        if clean is None:
+            return
+        clean = sanitize_output(clean)
+        self._captures[stream].add(clean)
+        self._show(stream, clean)
+
+    def captured(self) -> CapturedOutput:
+        """What the audit log keeps of it."""
+        out, err = self._captures["stdout"], self._captures["stderr"]
+        return CapturedOutput(out.text(), out.truncated, err.text(), err.truncated)
+
+
+def _judge(request: ConfirmRequest, reply: ConfirmReply) -> tuple[bool, str]:
+    """Whether ``reply`` lets the step run, and the answer in words (``typed 'app'``...)."""
+    if request.kind is not ConfirmKind.TYPED:
+        return reply.accepted, "yes" if reply.accepted else "no"
+    if not reply.accepted:
+        return False, "no"
+    typed = (reply.typed or "").strip()
+    accepted = typed == request.expected
+    return accepted, f"typed {typed!r}" + ("" if accepted else f" (expected {request.expected!r})")
+
+
+def _judge_exit(step: PlannedStep, result: CommandResult) -> tuple[StepOutcome, str]:
+    """The outcome of a command that ended as ``result``, and its message in words."""
+    if result.cancelled:
+        outcome = StepOutcome.CANCELLED
+    elif result.timed_out:
+        outcome = StepOutcome.TIMEOUT
+    elif result.error:
+        outcome = StepOutcome.UNKNOWN
+    elif result.ok:
+        outcome = StepOutcome.OK
+    else:
+        outcome = StepOutcome.FAILED
+    message = describe_exit(result)
+    if result.timed_out and not result.cancelled:
+        message = f"timed out after {format_seconds(step.timeout)}; " + message.replace("timed out, ", "")
+    hint = _EXIT_HINTS.get(result.exit_status or 0) if outcome is StepOutcome.FAILED else None
+    if hint:
+        message += f" ({hint})"
+    return outcome, message

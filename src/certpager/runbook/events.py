@@ -3,11 +3,16 @@
 The engine knows nothing of terminals or Textual. A front end (the CLI, the TUI)
 passes two callables to :class:`certpager.runbook.engine.RunbookRun`:
 
-- ``on_event(event: RunEvent) -> None`` receives every event below, in order,
-  on the event loop thread (a TUI posts them as messages);
+- ``on_event(event: RunEvent) -> None`` receives every event below but the
+  :class:`RecordOnly` ones, in order, on the event loop thread (a TUI posts them as messages);
 - ``confirm(request: ConfirmRequest) -> Awaitable[ConfirmReply]`` is awaited
   before each step that needs a confirmation. The engine itself checks a typed
   reply against :attr:`ConfirmRequest.expected`, so a front end cannot get it wrong.
+
+The same events are the audit log's source: the engine hands each one first to
+:class:`certpager.runbook.audit_records.RunRecorder` (which writes its record, if it has
+one) and then to the front end. :class:`RecordOnly` events are facts the audit log keeps
+that a front end is not given.
 
 All text in events that came from a remote host (output lines) is already
 redacted and has control characters escaped; still render it literally
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -351,6 +356,10 @@ class RunStarted(RunEvent):
     """What will run."""
     audit_path: str
     """The audit log."""
+    lock: str
+    """The run lock file held."""
+    target_key: str
+    """What the lock is for (the endpoint and its SSH target)."""
 
 
 @dataclass(frozen=True)
@@ -375,6 +384,13 @@ class BaselineCaptured(RunEvent):
     """The findings the run is for (chosen, or the current ones the runbook fixes)."""
     chosen: bool = False
     """Whether the targets were chosen (``--for``, the TUI) rather than found by this check."""
+    by_backend: Mapping[str, tuple[str, ...]] | None = None
+    """Finding codes seen before the run, per backend (sorted). None when the probe gave no
+    report at all (then nothing was observed and no ``baseline`` record is written)."""
+    stored: ServedCert | None = None
+    """The stored certificate read before the run, if any."""
+    notes: tuple[str, ...] = ()
+    """Why the stored certificate could not be read, if so."""
 
 
 @dataclass(frozen=True)
@@ -397,20 +413,40 @@ class ConfirmationAnswered(RunEvent):
     """Whether the step may run."""
     detail: str
     """``yes``, ``no``, ``typed 'app'``, ``typed 'ap' (expected 'app')``..."""
+    kind: ConfirmKind
+    """``PLAIN`` or ``TYPED``."""
+    asked_at: datetime
+    """When the question was put to the operator."""
+    shown_sha256: str
+    """SHA-256 of the text shown (:attr:`ConfirmRequest.digest`)."""
 
 
 @dataclass(frozen=True)
 class CommandSent(RunEvent):
-    """The ``about to run`` record is durable and the command has been sent."""
+    """The command is about to be sent: a front end gets this event only once its
+    ``step_intent`` record is durable."""
 
-    step_id: str
-    """The step."""
-    command: str
-    """``shlex.join(argv)``."""
+    step: PlannedStep
+    """The step (argv, command, timeout, stdin)."""
     wire: str
     """The exact string sent (with the remote guard)."""
-    target: str
-    """Where."""
+    info: ConnectionInfo
+    """Where: target, address, host key verified."""
+
+    @property
+    def step_id(self) -> str:
+        """The step's id."""
+        return self.step.id
+
+    @property
+    def command(self) -> str:
+        """``shlex.join(argv)``."""
+        return self.step.command
+
+    @property
+    def target(self) -> str:
+        """``user@host:port`` or ``local (user)``."""
+        return self.info.label
 
 
 @dataclass(frozen=True)
@@ -426,11 +462,33 @@ class OutputReceived(RunEvent):
 
 
 @dataclass(frozen=True)
+class CapturedOutput:
+    """A command's output as the audit log keeps it (redacted, head and tail within a cap)."""
+
+    stdout: str
+    """Standard output kept."""
+    stdout_truncated: bool
+    """Whether some standard output was left out."""
+    stderr: str
+    """Standard error kept."""
+    stderr_truncated: bool
+    """Whether some standard error was left out."""
+
+
+@dataclass(frozen=True)
 class StepFinished(RunEvent):
     """A step ended (ran, failed, was declined or cancelled)."""
 
     result: StepResult
     """How."""
+    attempted: bool = False
+    """Whether the step was carried out: its command sent (or refused to start), its
+    verification made, a confirmation step confirmed. False when it ended before that
+    (declined, cancelled, not run); such a step has no ``step_result`` record."""
+    output: CapturedOutput | None = None
+    """For a command that ran: its output as recorded."""
+    error: str | None = None
+    """For a command that could not be started: why."""
 
 
 @dataclass(frozen=True)
@@ -485,6 +543,80 @@ class RunFinished(RunEvent):
 
     result: RunResult
     """How it ended."""
+
+
+# ------------------------------------------------------------------ record-only events
+
+
+@dataclass(frozen=True)
+class RecordOnly(RunEvent):
+    """A fact the audit log records and a front end is not given (the engine keeps these
+    events from the front end: what it shows does not depend on them)."""
+
+
+@dataclass(frozen=True)
+class ConnectFailed(RecordOnly):
+    """The SSH connection failed (the run then finishes with the error)."""
+
+    target: str
+    """Where certpager tried to connect."""
+    error: str
+    """Why it failed."""
+    host_key_fingerprint: str | None = None
+    """For a refused host key: the fingerprint the server offered."""
+    host_key_refused: bool = False
+    """Whether the host key was the reason."""
+
+
+@dataclass(frozen=True)
+class ConfirmationCancelled(RecordOnly):
+    """The run was cancelled while a confirmation was asked (the step then finishes cancelled)."""
+
+    step_id: str
+    """The step."""
+    kind: ConfirmKind
+    """``PLAIN`` or ``TYPED``."""
+
+
+@dataclass(frozen=True)
+class VerificationStarted(RecordOnly):
+    """A verification step starts its handshakes."""
+
+    step_id: str
+    """The step."""
+    baseline: tuple[ServedCert, ...]
+    """The certificates served before the run, compared against."""
+    targets: tuple[str, ...]
+    """The finding codes the run is for."""
+
+
+@dataclass(frozen=True)
+class StepNotDue(RecordOnly):
+    """An ``on_failure`` step that was never due (its step succeeded or was itself skipped).
+    Recorded as ``step_skipped``; a front end lists it as pending."""
+
+    step_id: str
+    """The step."""
+    reason: str
+    """Why."""
+
+
+@dataclass(frozen=True)
+class StepInterrupted(RecordOnly):
+    """The task running the run was cancelled while a command ran: its outcome is unknown."""
+
+    step_id: str
+    """The step."""
+    output: CapturedOutput
+    """The output received until then."""
+
+
+@dataclass(frozen=True)
+class FrontEndFailed(RecordOnly):
+    """The front end's event callback raised (the run goes on without it)."""
+
+    error: str
+    """``ExceptionType: message``."""
 
 
 EventSink = Callable[[RunEvent], None]

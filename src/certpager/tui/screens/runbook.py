@@ -13,6 +13,7 @@ The flow itself is a worker on the app (:meth:`CertpagerApp.fix_flow`) that uses
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import ClassVar
@@ -514,71 +515,97 @@ class RunScreen(Screen[None]):
     def apply(self, event: RunEvent) -> None:
         """Show one engine event."""
         self.events.append(event)
-        if isinstance(event, RunStarted):
-            self.phase = "running"
-            self.audit_path = event.audit_path
-            self._refresh_title()
-            self._log(f"run {event.run_id} started; audit log {view.home_path(event.audit_path)}", "dim")
-        elif isinstance(event, Connected):
-            info = event.info
-            fp = f", host key {info.host_key_fingerprint}" if info.host_key_fingerprint else ""
-            self._log(f"connected to {info.label}{f' ({info.address})' if info.address else ''}{fp}", "dim")
-        elif isinstance(event, BaselineCaptured):
-            if event.error:
-                self._log(f"baseline: {event.error}", "bold")
-            for cert in event.certs:
-                self._log(f"before: {cert.backend} serves {cert.short()}", "dim")
-        elif isinstance(event, StepStarted):
-            self._set_step(
-                event.step.id,
-                "asking" if event.step.confirm is not ConfirmKind.NONE else "running",
-                parent=event.step.parent,
+        self.show_event(event)
+
+    @functools.singledispatchmethod
+    def show_event(self, event: RunEvent) -> None:
+        """Show one event: one handler per event type below (an event without one shows nothing)."""
+
+    @show_event.register
+    def _run_started(self, event: RunStarted) -> None:
+        self.phase = "running"
+        self.audit_path = event.audit_path
+        self._refresh_title()
+        self._log(f"run {event.run_id} started; audit log {view.home_path(event.audit_path)}", "dim")
+
+    @show_event.register
+    def _connected(self, event: Connected) -> None:
+        info = event.info
+        fp = f", host key {info.host_key_fingerprint}" if info.host_key_fingerprint else ""
+        self._log(f"connected to {info.label}{f' ({info.address})' if info.address else ''}{fp}", "dim")
+
+    @show_event.register
+    def _baseline(self, event: BaselineCaptured) -> None:
+        if event.error:
+            self._log(f"baseline: {event.error}", "bold")
+        for cert in event.certs:
+            self._log(f"before: {cert.backend} serves {cert.short()}", "dim")
+
+    @show_event.register
+    def _step_started(self, event: StepStarted) -> None:
+        step = event.step
+        self._set_step(
+            step.id, "asking" if step.confirm is not ConfirmKind.NONE else "running", parent=step.parent
+        )
+        self._log(Text(f"── {event.number}. {view.printable(step.title)} ", "bold"))
+
+    @show_event.register
+    def _answered(self, event: ConfirmationAnswered) -> None:
+        self._set_step(
+            event.step_id, "running" if event.accepted else "declined", view.printable(event.detail)
+        )
+        self._log(f"confirmation: {event.detail}", "dim")
+
+    @show_event.register
+    def _command_sent(self, event: CommandSent) -> None:
+        self._log(
+            Text.assemble(
+                ("$ ", "dim"),
+                (view.printable(event.command), "bold"),
+                (f"   on {view.printable(event.target)}", "dim"),
             )
-            head = Text(f"── {event.number}. {view.printable(event.step.title)} ", "bold")
-            self._log(head)
-        elif isinstance(event, ConfirmationAnswered):
-            self._set_step(
-                event.step_id, "running" if event.accepted else "declined", view.printable(event.detail)
-            )
-            self._log(f"confirmation: {event.detail}", "dim")
-        elif isinstance(event, CommandSent):
-            self._log(
-                Text.assemble(
-                    ("$ ", "dim"),
-                    (view.printable(event.command), "bold"),
-                    (f"   on {view.printable(event.target)}", "dim"),
-                )
-            )
-        elif isinstance(event, OutputReceived):
-            self._log(event.line, "italic" if event.stream == "stderr" else "")
-        elif isinstance(event, StepFinished):
-            r = event.result
-            state = _STEP_STATE.get(r.outcome.value, "failed")
-            note = r.message or r.outcome.value
-            if r.duration:
-                note += f" · {r.duration:.1f} s"
-            self._set_step(r.step_id, state, note, parent=r.parent)
-            self._log(
-                f"{'✓' if state == 'ok' else '✖'} {r.step_id}: {note}", "bold" if state != "ok" else "dim"
-            )
-            if r.remote_note:
-                self._log(f"  remote: {r.remote_note}", "dim")
-        elif isinstance(event, StepSkipped):
-            self._set_step(event.step_id, "skipped", event.reason)
-        elif isinstance(event, VerificationAttempted):
-            panel = self._verification()
-            panel.attempt = event.backends
-            panel.attempt_number = event.attempt
-            passed = sum(1 for b in event.backends if b.passed)
-            self._log(f"verify attempt {event.attempt}: {passed}/{len(event.backends)} backends pass", "dim")
-        elif isinstance(event, VerificationFinished):
-            panel = self._verification()
-            panel.result = event.result
-            self._log(("✓ " if event.result.passed else "✖ ") + event.result.message, "bold")
-        elif isinstance(event, Notice):
-            self._log(f"{event.level.upper()}: {event.message}", "bold" if event.level != "info" else "dim")
-        elif isinstance(event, RunFinished):
-            self.finish(event.result)
+        )
+
+    @show_event.register
+    def _output(self, event: OutputReceived) -> None:
+        self._log(event.line, "italic" if event.stream == "stderr" else "")
+
+    @show_event.register
+    def _step_finished(self, event: StepFinished) -> None:
+        r = event.result
+        state = _STEP_STATE.get(r.outcome.value, "failed")
+        note = r.message or r.outcome.value
+        if r.duration:
+            note += f" · {r.duration:.1f} s"
+        self._set_step(r.step_id, state, note, parent=r.parent)
+        self._log(f"{'✓' if state == 'ok' else '✖'} {r.step_id}: {note}", "bold" if state != "ok" else "dim")
+        if r.remote_note:
+            self._log(f"  remote: {r.remote_note}", "dim")
+
+    @show_event.register
+    def _step_skipped(self, event: StepSkipped) -> None:
+        self._set_step(event.step_id, "skipped", event.reason)
+
+    @show_event.register
+    def _attempted(self, event: VerificationAttempted) -> None:
+        panel = self._verification()
+        panel.attempt = event.backends
+        panel.attempt_number = event.attempt
+        passed = sum(1 for b in event.backends if b.passed)
+        self._log(f"verify attempt {event.attempt}: {passed}/{len(event.backends)} backends pass", "dim")
+
+    @show_event.register
+    def _verified(self, event: VerificationFinished) -> None:
+        self._verification().result = event.result
+        self._log(("✓ " if event.result.passed else "✖ ") + event.result.message, "bold")
+
+    @show_event.register
+    def _notice(self, event: Notice) -> None:
+        self._log(f"{event.level.upper()}: {event.message}", "bold" if event.level != "info" else "dim")
+
+    @show_event.register
+    def _run_finished(self, event: RunFinished) -> None:
+        self.finish(event.result)
 
     def _verification(self) -> VerificationPanel:
         """The verification panel, shown from the first attempt on."""

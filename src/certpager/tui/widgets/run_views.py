@@ -248,23 +248,6 @@ class VerificationPanel(Widget):
     def render(self) -> RenderableType:
         result = self.result
         verdicts = result.backends if result is not None else self.attempt
-        if result is not None:
-            ok = result.passed
-            head = Text()
-            head.append(
-                " ✓ VERIFIED " if ok else " ✖ NOT VERIFIED ",
-                self._style("verdict-ok" if ok else "verdict-failed"),
-            )
-            head.append("  " + view.printable(result.message), self._style("ok" if ok else "failed"))
-            head.append(
-                f"  ({result.attempts} attempt{'s' if result.attempts != 1 else ''}, {result.elapsed:.1f} s)",
-                self._style("muted"),
-            )
-        else:
-            head = Text.assemble(("VERIFYING", self._style("heading")))
-            head.append(
-                f"  attempt {self.attempt_number}: fresh handshakes to every backend…", self._style("muted")
-            )
         table = Table(box=None, show_edge=False, pad_edge=False, expand=True, padding=(0, 1))
         # The backend address is never cut: its column is as wide as the longest one.
         backend_width = max((len(v.backend) for v in verdicts), default=7)
@@ -272,25 +255,8 @@ class VerificationPanel(Widget):
         table.add_column("before the run", ratio=5, overflow="fold")
         table.add_column("after", ratio=5, overflow="fold")
         for v in verdicts:
-            after = self._cert(v.after, good=v.passed)
-            if v.reasons:
-                after.append(
-                    "\n" + "\n".join(f"✖ {view.printable(r)}" for r in v.reasons), self._style("failed")
-                )
-            elif v.passed:
-                renewed = v.before is not None and v.after is not None and v.before.sha256 != v.after.sha256
-                said = ["findings gone"] if result is not None and result.targets else []
-                if renewed:
-                    said.append("new certificate served, chain verifies, name matches")
-                said.append("nothing worse")
-                proof = ", ".join(said)
-                after.append(f"\n✓ {proof}", self._style("ok"))
-            before = self._cert(v.before, good=False, before=True)
-            if v.findings_before or v.findings_after:
-                before.append("\nfindings: " + (", ".join(v.findings_before) or "none"), self._style("muted"))
-                after.append("\nfindings: " + (", ".join(v.findings_after) or "none"), self._style("muted"))
-            table.add_row(Text(view.printable(v.backend)), before, after)
-        parts: list[RenderableType] = [head]
+            table.add_row(Text(view.printable(v.backend)), *self._before_after(v, result))
+        parts: list[RenderableType] = [self._head(result)]
         if result is not None and (result.targets or result.new or result.other):
             parts.append(self._findings(result))
         parts.append(table)
@@ -303,6 +269,46 @@ class VerificationPanel(Widget):
         if result is not None:
             parts.extend(Text("note: " + view.printable(n), self._style("muted")) for n in result.notes)
         return Group(*parts)
+
+    def _head(self, result: VerificationResult | None) -> Text:
+        """``✓ VERIFIED  message  (2 attempts, 3.1 s)``, or the attempt in progress."""
+        if result is None:
+            head = Text.assemble(("VERIFYING", self._style("heading")))
+            head.append(
+                f"  attempt {self.attempt_number}: fresh handshakes to every backend…", self._style("muted")
+            )
+            return head
+        ok = result.passed
+        head = Text()
+        head.append(
+            " ✓ VERIFIED " if ok else " ✖ NOT VERIFIED ",
+            self._style("verdict-ok" if ok else "verdict-failed"),
+        )
+        head.append("  " + view.printable(result.message), self._style("ok" if ok else "failed"))
+        head.append(
+            f"  ({result.attempts} attempt{'s' if result.attempts != 1 else ''}, {result.elapsed:.1f} s)",
+            self._style("muted"),
+        )
+        return head
+
+    def _before_after(self, v: BackendVerdict, result: VerificationResult | None) -> tuple[Text, Text]:
+        """One backend's certificate before the run and after, with why it passed or not."""
+        after = self._cert(v.after, good=v.passed)
+        if v.reasons:
+            after.append("\n" + "\n".join(f"✖ {view.printable(r)}" for r in v.reasons), self._style("failed"))
+        elif v.passed:
+            renewed = v.before is not None and v.after is not None and v.before.sha256 != v.after.sha256
+            said = ["findings gone"] if result is not None and result.targets else []
+            if renewed:
+                said.append("new certificate served, chain verifies, name matches")
+            said.append("nothing worse")
+            proof = ", ".join(said)
+            after.append(f"\n✓ {proof}", self._style("ok"))
+        before = self._cert(v.before, good=False, before=True)
+        if v.findings_before or v.findings_after:
+            before.append("\nfindings: " + (", ".join(v.findings_before) or "none"), self._style("muted"))
+            after.append("\nfindings: " + (", ".join(v.findings_after) or "none"), self._style("muted"))
+        return before, after
 
     def _findings(self, result: VerificationResult) -> Text:
         """``for: chain_incomplete  ✓ gone: ...  ✖ remains: ...  ✖ new: ...``."""
