@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from tests.support.nginx import Nginx, Site
 from tests.support.pki import PKI, Hierarchy, hierarchy
-from tests.support.tls_server import LoopbackServer, TLSServer
+
+from certpager.lab.tls import LoopbackServer, TLSServer
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The hostile-server zoo (reliability plan §4.C): servers that break TLS probes.
 
-Each is a :class:`~tests.support.tls_server.LoopbackServer`: loopback only,
+Each is a :class:`~certpager.lab.tls.LoopbackServer`: loopback only,
 port 0, bounded in time (``max_seconds`` per connection) and in connections,
 every thread joined by ``stop()``.
 
@@ -11,7 +11,7 @@ every thread joined by ``stop()``.
 - :class:`DribbleProxy` relays a real TLS server's bytes to the client one byte
   per second (T32: defeats any per-read timeout).
 - :func:`huge_chain_files` makes a 30+ certificate chain of several MB (T36),
-  served by a plain :class:`~tests.support.tls_server.TLSServer`.
+  served by a plain :class:`~certpager.lab.tls.TLSServer`.
 - :class:`BacklogFull` is a listener whose accept queue is full, so SYNs are
   dropped and a connect never completes (T30 without root or netfilter).
 """
@@ -27,7 +27,8 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.support.pki import PKI, Issued
-from tests.support.tls_server import LoopbackServer
+
+from certpager.lab.tls import LoopbackServer
 
 #: Bytes a "garbage" server answers with: not a TLS record (first byte is no content type).
 GARBAGE = bytes(range(0x20, 0x7F)) * 40
