@@ -51,9 +51,10 @@ import certpager
 from certpager.demo import pki
 from certpager.demo.info import CONFIG_NAME, LAB_ENV, LabInfo
 from certpager.demo.scenarios import DOMAIN, SCENARIOS, Scenario
-from certpager.demo.servers import Site, SiteConfig, StaticHTTP, read_sites, write_sites
+from certpager.demo.servers import Site, SiteConfig, read_sites, static_http, write_sites
 from certpager.demo.sshd import DrillSSHServer
 from certpager.lab.ports import reserve_port
+from certpager.lab.tls import HttpServer
 
 STANDINS = ("certbot", "nginx", "systemctl")
 """Commands the lab provides on the SSH host's PATH."""
@@ -75,7 +76,7 @@ class Lab:
         """Running sites by endpoint name."""
         self.sshd: DrillSSHServer | None = None
         """The SSH host."""
-        self.aia: StaticHTTP | None = None
+        self.aia: HttpServer | None = None
         """The caIssuers server."""
         self.reserved: dict[str, socket.socket] = {}
         """Bound, never listening sockets of unreachable endpoints (the port stays ours, refused)."""
@@ -125,8 +126,8 @@ class Lab:
 
         from cryptography.hazmat.primitives.serialization import Encoding
 
-        self.aia = StaticHTTP({AIA_PATH: (inter.cert.public_bytes(Encoding.DER), "application/pkix-cert")})
-        await self.aia.start()
+        self.aia = static_http({AIA_PATH: (inter.cert.public_bytes(Encoding.DER), "application/pkix-cert")})
+        self.aia.start()
         aia_url = f"http://127.0.0.1:{self.aia.port}{AIA_PATH}"
 
         initial: dict[str, tuple[str, str]] = {}
@@ -178,7 +179,7 @@ class Lab:
             site = Site(cfg)
             cert_file, key_file = initial.get(sc.name, (None, None))
             site.load(cfg, cert_file, key_file)
-            await site.start()
+            site.start()
             self.sites[sc.name] = site
         write_sites(self.path("nginx", "sites.json"), [s.config for s in self.sites.values()])
 
@@ -427,9 +428,9 @@ class Lab:
         if self.sshd is not None:
             await self.sshd.stop()
         for site in self.sites.values():
-            await site.stop()
+            site.stop()
         if self.aia is not None:
-            await self.aia.stop()
+            self.aia.stop()
         for sock in self.reserved.values():
             sock.close()
         self.reserved.clear()

@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -353,7 +353,15 @@ class TLSServer(LoopbackServer):
 
     def handle(self, conn: socket.socket) -> None:
         """Handshake with the current context, then :meth:`serve` the connection."""
-        context = self.context  # read once: a reload mid-connection does not touch it
+        self.accept_tls(conn, self.context, self.serve)  # read once: a reload does not touch it
+
+    def accept_tls(
+        self,
+        conn: socket.socket,
+        context: ssl.SSLContext | SSL.Context,
+        serve: Callable[[TLSStream], None],
+    ) -> None:
+        """Handshake on ``conn`` with ``context``; on success run ``serve`` on the TLS stream."""
         conn.settimeout(self.handshake_timeout)
         if isinstance(context, SSL.Context):
             stream = OpenSSLStream(context, conn)
@@ -361,7 +369,7 @@ class TLSServer(LoopbackServer):
                 return
             self._count_handshake()
             try:
-                self.serve(stream)
+                serve(stream)
             finally:
                 stream.close()
             return
@@ -369,7 +377,7 @@ class TLSServer(LoopbackServer):
             tls.do_handshake()
             self._count_handshake()
             tls.settimeout(IO_TIMEOUT)
-            self.serve(tls)
+            serve(tls)
 
     def _count_handshake(self) -> None:
         with self._lock:
