@@ -107,16 +107,14 @@ class LabProcess:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         try:
-            with log_path.open("wb") as log:
-                self.proc = subprocess.Popen(
-                    [self.python, "-m", "certpager.demo.lab", "--dir", str(self.dir)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    env=env,
-                    start_new_session=True,  # terminal signals go to us; we stop it by PID
-                    close_fds=True,
-                )
+            self.proc = process.spawn(
+                [self.python, "-m", "certpager.demo.lab", "--dir", str(self.dir)],
+                log=log_path,
+                env=env,
+                new_session=True,  # terminal signals go to us; we stop it by PID
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
         except OSError as exc:
             self.stop()
             raise LabError(f"the fire-drill lab did not start: cannot run {self.python}: {exc}") from None
@@ -224,8 +222,7 @@ class LabProcess:
                 continue  # gone already (or not ours to read)
             if marker not in environ.split(b"\0"):
                 continue  # PID reused by an unrelated process: leave it alone
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            process.signal_group(pid, signal.SIGKILL)
             killed.append(pid)
         return killed
 
