@@ -194,13 +194,4 @@ class CertRequestThenClose(LoopbackServer):
             tls.do_handshake()
         conn.sendall(outgoing.read())
         if self.hang:
-            end = time.monotonic() + self.max_seconds
-            conn.settimeout(0.1)
-            while not self.stopping.is_set() and time.monotonic() < end:
-                try:
-                    if not conn.recv(65536):
-                        return
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
+            self.hold(conn, self.max_seconds)

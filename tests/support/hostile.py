@@ -54,16 +54,7 @@ class SilentServer(LoopbackServer):
         """Upper bound on holding one connection."""
 
     def handle(self, conn: socket.socket) -> None:
-        conn.settimeout(0.1)
-        end = time.monotonic() + self.max_seconds
-        while not self.stopping.is_set() and time.monotonic() < end:
-            try:
-                if not conn.recv(65536):
-                    return
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        self.hold(conn, self.max_seconds)
 
 
 class GarbageServer(LoopbackServer):

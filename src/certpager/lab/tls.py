@@ -22,6 +22,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -162,6 +163,20 @@ class LoopbackServer:
     def handle(self, conn: socket.socket) -> None:
         """Serve one accepted connection (runs in its own thread)."""
         raise NotImplementedError
+
+    def hold(self, conn: socket.socket | TLSStream, max_seconds: float | None = None) -> None:
+        """Read and discard until the client leaves, the server stops or ``max_seconds`` pass
+        (None: no limit but the server's stop)."""
+        end = None if max_seconds is None else time.monotonic() + max_seconds
+        conn.settimeout(0.1)
+        while not self._stop.is_set() and (end is None or time.monotonic() < end):
+            try:
+                if not conn.recv(65536):
+                    return
+            except TimeoutError:
+                continue
+            except OSError:  # ssl.SSLError included
+                return
 
     def stop(self) -> None:
         """Stop accepting, unblock and close every connection, join every thread."""
@@ -385,15 +400,7 @@ class TLSServer(LoopbackServer):
 
     def serve(self, tls: TLSStream) -> None:
         """After the handshake: read until the client closes (or the server stops)."""
-        tls.settimeout(0.2)
-        while not self.stopping.is_set():
-            try:
-                if not tls.recv(4096):
-                    return
-            except TimeoutError:
-                continue
-            except (ssl.SSLError, OSError):
-                return
+        self.hold(tls)
 
     def __enter__(self) -> TLSServer:
         super().__enter__()
