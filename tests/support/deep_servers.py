@@ -108,14 +108,22 @@ class HttpServer(LabHttpServer):
         self.modes = _Modes(mode, interval, max_seconds, flood_bytes)
 
     def handle(self, conn: socket.socket) -> None:
+        self.answer(conn, self.stopping)
+
+    def answer(self, conn: socket.socket | TLSStream, stop: threading.Event) -> None:
+        """Read one request on ``conn`` and answer it the way ``mode`` says (until ``stop``)."""
         request = read_request_head(conn)
         self.requests.append(request)
         if self.modes.mode != "close":
-            self.modes.serve(conn, self.response_for(request), self.stopping)
+            self.modes.serve(conn, self.response_for(request), stop)
 
 
 class HttpsServer(TLSServer):
-    """TLS, then the :class:`HttpServer` behaviour on the decrypted stream (HSTS tests)."""
+    """TLS, then the :class:`HttpServer` behaviour on the decrypted stream (HSTS tests).
+
+    ``min_version``/``max_version`` go to the TLS side, every other option to the
+    :class:`HttpServer` (never started itself) that answers.
+    """
 
     def __init__(
         self,
@@ -123,25 +131,20 @@ class HttpsServer(TLSServer):
         key_file: str | Path,
         mode: str = "respond",
         *,
-        default: bytes = b"",
-        routes: Mapping[str, bytes] | None = None,
-        interval: float = 0.5,
-        max_seconds: float = 30.0,
-        flood_bytes: int = 50 * 1024 * 1024,
-        **kw: Any,
+        min_version: str | None = None,
+        max_version: str | None = None,
+        **http: Any,
     ):
-        super().__init__(chain_file, key_file, **kw)
-        self.http = LabHttpServer(routes=routes, default=default)
-        """Routes and default response (never started itself)."""
-        self.modes = _Modes(mode, interval, max_seconds, flood_bytes)
+        super().__init__(chain_file, key_file, min_version=min_version, max_version=max_version)
+        self.http = HttpServer(mode, **http)
+        """What answers on the decrypted stream."""
+        self.routes = self.http.routes
+        """``path -> response``."""
         self.requests = self.http.requests
         """Request heads received."""
 
     def serve(self, tls: TLSStream) -> None:
-        request = read_request_head(tls)
-        self.requests.append(request)
-        if self.modes.mode != "close":
-            self.modes.serve(tls, self.http.response_for(request), self.stopping)
+        self.http.answer(tls, self.stopping)
 
 
 def mtls_server(

@@ -91,26 +91,24 @@ class CloseServer(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", *, after_hello: bool = False, max_connections: int = 16):
         super().__init__(host, max_connections=max_connections)
         self.after_hello = after_hello
-        """Read the ClientHello first, then close."""
+        """Read the ClientHello first, then hang up."""
 
     def handle(self, conn: socket.socket) -> None:
         if self.after_hello:
             _read_hello(conn)
+        self.hang_up(conn)
+
+    def hang_up(self, conn: socket.socket) -> None:
+        """A FIN."""
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_RDWR)
 
 
-class ResetServer(LoopbackServer):
+class ResetServer(CloseServer):
     """Resets every connection (``SO_LINGER`` on, 0 s: close sends an RST)."""
 
-    def __init__(self, host: str = "127.0.0.1", *, after_hello: bool = False, max_connections: int = 16):
-        super().__init__(host, max_connections=max_connections)
-        self.after_hello = after_hello
-        """Read the ClientHello first, then reset."""
-
-    def handle(self, conn: socket.socket) -> None:
-        if self.after_hello:
-            _read_hello(conn)
+    def hang_up(self, conn: socket.socket) -> None:
+        """An RST."""
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
 
