@@ -24,10 +24,10 @@ import socket
 import struct
 import time
 from pathlib import Path
-from types import TracebackType
 
 from tests.support.pki import PKI, Issued
 
+from certpager.lab.process import Started
 from certpager.lab.tls import LoopbackServer
 
 #: Bytes a "garbage" server answers with: not a TLS record (first byte is no content type).
@@ -177,7 +177,7 @@ class DribbleProxy(LoopbackServer):
                         return
 
 
-class BacklogFull:
+class BacklogFull(Started):
     """A loopback listener whose accept queue is full: new SYNs are dropped, so a
     connect hangs until the client gives up (``connect_timeout``).
 
@@ -192,7 +192,12 @@ class BacklogFull:
         self._listener: socket.socket | None = None
         self._fillers: list[socket.socket] = []
 
-    def __enter__(self) -> BacklogFull:
+    def running(self) -> bool:
+        """Whether the listener is open."""
+        return self._listener is not None
+
+    def start(self) -> BacklogFull:
+        """Listen and fill the accept queue."""
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         listener.bind((self.host, 0))
         listener.listen(0)
@@ -221,16 +226,14 @@ class BacklogFull:
             probe.close()
         return False
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Close the fillers and the listener."""
         for filler in self._fillers:
             filler.close()
+        self._fillers.clear()
         if self._listener is not None:
             self._listener.close()
+            self._listener = None
 
 
 def huge_chain(pki: PKI, *, depth: int = 31, pad_bytes: int = 100_000) -> tuple[Issued, list[Issued]]:

@@ -24,7 +24,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from certpager.demo.info import LAB_ENV, LabInfo
 from certpager.errors import LabError as LabError
@@ -53,7 +52,7 @@ class StopReport:
     """The lab dir is gone."""
 
 
-class LabProcess:
+class LabProcess(process.Started):
     """The lab as a child process. Use as a context manager or call start/stop."""
 
     def __init__(
@@ -225,15 +224,3 @@ class LabProcess:
             process.signal_group(pid, signal.SIGKILL)
             killed.append(pid)
         return killed
-
-    def __enter__(self) -> LabProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

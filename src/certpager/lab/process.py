@@ -10,7 +10,9 @@ benchmark share:
 - :func:`spawn_pty`: the same on a new pseudo-terminal (stdin, stdout and stderr);
 - :func:`stop` / :func:`stop_all`: SIGTERM, SIGKILL after a grace period, reap;
 - :func:`signal_group` / :func:`stop_group`: the same for a child started in its
-  own session (an asyncio subprocess whose own children must go too).
+  own session (an asyncio subprocess whose own children must go too);
+- :class:`Started`: the ``with`` protocol of anything with ``start``/``stop`` (servers,
+  daemons, stacks): entering starts it unless it runs already, leaving always stops it.
 
 Only the processes passed in are signalled, by their PID (or the process group
 whose leader that PID is).
@@ -28,7 +30,8 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 POLL_INTERVAL = 0.05
 """Seconds between two readiness checks."""
@@ -164,9 +167,39 @@ async def stop_group(proc: asyncio.subprocess.Process, grace: float = STOP_GRACE
     signal_group(proc.pid, signal.SIGKILL)
 
 
+class Started:
+    """``with thing as t:`` starts ``thing`` (unless :meth:`running`) and always stops it."""
+
+    def running(self) -> bool:
+        """Whether it was started and not stopped since (subclasses say; False: always start)."""
+        return False
+
+    def start(self) -> object:
+        """Start it (subclasses)."""
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        """Stop it (subclasses)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        if not self.running():
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 __all__ = [
     "POLL_INTERVAL",
     "STOP_GRACE",
+    "Started",
     "port_accepts",
     "ports_accepting",
     "signal_group",

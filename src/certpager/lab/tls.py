@@ -26,11 +26,11 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 
 from OpenSSL import SSL
 
 from certpager.lab.http import http_response, read_request_head, request_path
+from certpager.lab.process import Started
 
 VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -48,7 +48,7 @@ MAX_ERRORS = 200
 """Handler exceptions kept in :attr:`LoopbackServer.errors` (the latest)."""
 
 
-class LoopbackServer:
+class LoopbackServer(Started):
     """Accept loop on a loopback address; subclasses implement :meth:`handle`.
 
     Bounded: at most ``max_connections`` connections over the server's life (None:
@@ -206,18 +206,9 @@ class LoopbackServer:
         """``host:port`` (IPv6 bracketed), the form ``certpager check`` takes."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    def __enter__(self) -> LoopbackServer:
-        if self._listener is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def running(self) -> bool:
+        """Whether it was started and not stopped since."""
+        return self._listener is not None
 
 
 def server_context(
@@ -402,10 +393,6 @@ class TLSServer(LoopbackServer):
         """After the handshake: read until the client closes (or the server stops)."""
         self.hold(tls)
 
-    def __enter__(self) -> TLSServer:
-        super().__enter__()
-        return self
-
 
 class HttpServer(LoopbackServer):
     """Plain HTTP: ``routes[path]`` (a whole response) or ``default``, then close.
@@ -443,10 +430,6 @@ class HttpServer(LoopbackServer):
         request = read_request_head(conn)
         self.requests.append(request)
         conn.sendall(self.response_for(request))
-
-    def __enter__(self) -> HttpServer:
-        super().__enter__()
-        return self
 
 
 __all__ = [
