@@ -26,7 +26,6 @@ see ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -47,6 +46,7 @@ from typing import Any
 
 import stack
 
+from certpager.lab import process
 from certpager.lab.ports import free_ports
 
 HERE = Path(__file__).resolve().parent
@@ -97,8 +97,10 @@ def measure(cmd: list[str], stdout_path: Path, timeout: float, env: dict[str, st
     peak RSS and exit code. Killed after ``timeout`` seconds."""
     usage_path = stdout_path.with_suffix(".usage.json")
     launcher = [sys.executable, "-I", "-S", str(HERE / "launch.py"), str(usage_path), str(timeout), "--"]
-    with stdout_path.open("wb") as out, stdout_path.with_suffix(".stderr").open("wb") as err:
-        proc = subprocess.Popen([*launcher, *cmd], stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+    err_path = stdout_path.with_suffix(".stderr")
+    err_path.unlink(missing_ok=True)
+    with stdout_path.open("wb") as out:
+        proc = process.spawn([*launcher, *cmd], log=err_path, stdout=out, env=env)
     _RUNNING[proc.pid] = proc
     try:
         proc.wait(timeout=timeout + 30)  # the launcher kills the command at `timeout`
@@ -125,15 +127,9 @@ def measure(cmd: list[str], stdout_path: Path, timeout: float, env: dict[str, st
 def kill_running() -> None:
     """Stop every launcher still running (Ctrl-C, errors): SIGTERM makes it kill its
     command; SIGKILL after 5 s."""
-    for pid, proc in list(_RUNNING.items()):
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        _RUNNING.pop(pid, None)
+    procs = list(_RUNNING.values())
+    _RUNNING.clear()
+    process.stop_all(procs, 5)
 
 
 def cpu_of(pids: list[int]) -> float:

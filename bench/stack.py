@@ -187,7 +187,7 @@ def _is_nginx(pid: int) -> bool:
         return False
 
 
-class NginxStack:
+class NginxStack(process.Started):
     """nginx serving ``leaves`` from ``prefix``; a context manager that always stops it."""
 
     def __init__(self, prefix: Path, leaves: list[Leaf], *, workers: int = 2):
@@ -196,13 +196,6 @@ class NginxStack:
         self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
         self.worker_pids: list[int] = []
-
-    def __enter__(self) -> NginxStack:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def start(self, ready_timeout: float = 30.0) -> None:
         """Write the config, test it, start nginx and wait until every port accepts."""

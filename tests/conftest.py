@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from tests.support.nginx import Nginx, Site
 from tests.support.pki import PKI, Hierarchy, hierarchy
-from tests.support.tls_server import LoopbackServer, TLSServer
+
+from certpager.lab.tls import LoopbackServer, TLSServer
 
 
 @pytest.fixture(scope="session")
@@ -44,25 +45,6 @@ def other_ca(pki: PKI) -> Hierarchy:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., TLSServer]]:
-    """Start :class:`TLSServer` instances; all are stopped (threads joined) at teardown.
-
-    ``serve(chain_file, key_file, **kw)`` returns a running server.
-    """
-    started: list[LoopbackServer] = []
-
-    def start(chain_file: Path, key_file: Path, **kw: Any) -> TLSServer:
-        server = TLSServer(chain_file, key_file, **kw)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        server.stop()
-
-
-@pytest.fixture
 def zoo() -> Iterator[Callable[[LoopbackServer], LoopbackServer]]:
     """Start any :class:`LoopbackServer` (the hostile zoo); stopped and joined at teardown."""
     started: list[LoopbackServer] = []
@@ -75,6 +57,21 @@ def zoo() -> Iterator[Callable[[LoopbackServer], LoopbackServer]]:
     yield start
     for server in reversed(started):
         server.stop()
+
+
+@pytest.fixture
+def serve(zoo: Callable[[LoopbackServer], LoopbackServer]) -> Callable[..., TLSServer]:
+    """Start :class:`TLSServer` instances; all are stopped (threads joined) at teardown.
+
+    ``serve(chain_file, key_file, **kw)`` returns a running server.
+    """
+
+    def start(chain_file: Path, key_file: Path, **kw: Any) -> TLSServer:
+        server = TLSServer(chain_file, key_file, **kw)
+        zoo(server)
+        return server
+
+    return start
 
 
 @pytest.fixture

@@ -32,24 +32,24 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
         server.stop()
 
 
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[E2EStack]:
-    """nginx (2-day certificate from a legacy CA) + sshd."""
-    stack = E2EStack(tmp_path / "stack", with_pebble=False)
+def _stack(tmp_path: Path, *, with_pebble: bool) -> Iterator[E2EStack]:
+    stack = E2EStack(tmp_path / "stack", with_pebble=with_pebble)
     try:
         yield stack.start()
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[E2EStack]:
+    """nginx (2-day certificate from a legacy CA) + sshd."""
+    yield from _stack(tmp_path, with_pebble=False)
 
 
 @pytest.fixture
 def e2e(tmp_path: Path) -> Iterator[E2EStack]:
     """nginx + pebble + certbot lineage (2 days left) + sshd."""
-    stack = E2EStack(tmp_path / "stack", with_pebble=True)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    yield from _stack(tmp_path, with_pebble=True)
 
 
 @pytest.fixture

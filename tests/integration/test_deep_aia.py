@@ -12,15 +12,14 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from tests.support.aia import TIMEOUT, aia_endpoint, aia_url, chain_incomplete, leaf_only
 from tests.support.deep_servers import HttpServer, http_response
-from tests.support.pki import PKI, Hierarchy, Issued
+from tests.support.pki import PKI, Hierarchy
 from tests.support.tls_server import LoopbackServer, TLSServer
 
-from certpager.config import Endpoint
 from certpager.probe.engine import check_endpoint
 from certpager.probe.model import EndpointReport, Severity, Status
 
-TIMEOUT = 2.0
 BROWSERS_WORK = "browsers will work (they fetch it), curl, Python and Java clients fail"
 NO_PATH = "no client can build a path"
 
@@ -30,29 +29,10 @@ def start(zoo: Callable[[LoopbackServer], LoopbackServer]) -> Callable[[Any], An
     return zoo  # type: ignore[return-value]
 
 
-def _endpoint(port: int, root_file: object, **kw: Any) -> Endpoint:
-    return Endpoint(
-        name="aia",
-        host="127.0.0.1",
-        port=port,
-        sni="app.test",
-        ca_file=str(root_file),
-        check_protocols=False,
-        check_no_sni=False,
-        timeout=kw.pop("timeout", TIMEOUT),
-        **kw,
-    )
-
-
 def _incomplete(report: EndpointReport) -> str:
-    (finding,) = [f for f in report.findings if f.code == "chain_incomplete"]
+    finding = chain_incomplete(report)
     assert finding.severity == Severity.CRITICAL
     return finding.message
-
-
-def _leaf_only(pki: PKI, issuer: Issued, url: str | None, name: str) -> tuple[Any, Any]:
-    leaf = issuer.leaf("app.test", aia_ca_issuers=url)
-    return pki.write_chain(name, [leaf], key_of=leaf)
 
 
 @pytest.mark.parametrize("fmt", ["der", "pem", "p7c"])
@@ -71,12 +51,12 @@ async def test_aia_completes_the_chain(
         "p7c": pkcs7.serialize_certificates([ca.intermediate.cert], Encoding.DER),
     }[fmt]
     aia.routes[f"/issuer.{fmt}"] = http_response(200, {"Content-Type": "application/pkix-cert"}, body)
-    chain, key = _leaf_only(pki, ca.intermediate, f"http://127.0.0.1:{aia.port}/issuer.{fmt}", f"aia-{fmt}")
+    chain, key = leaf_only(pki, ca.intermediate, aia_url(aia.port, f"/issuer.{fmt}"), f"aia-{fmt}")
     server = serve(chain, key)
-    report = await check_endpoint(_endpoint(server.port, ca.root_file), now=now)
+    report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     message = _incomplete(report)
     assert BROWSERS_WORK in message
-    assert f"http://127.0.0.1:{aia.port}/issuer.{fmt}" in message
+    assert aia_url(aia.port, f"/issuer.{fmt}") in message
     # The verdict is unchanged: still critical, still untrusted as served.
     assert report.status is Status.CRITICAL
     assert report.backends[0].analysis is not None and not report.backends[0].analysis.trusted
@@ -95,14 +75,12 @@ async def test_aia_two_levels(
     """leaf -> issuing CA -> intermediate -> root, the server sends the leaf only:
     the AIA of the leaf and then of the issuing CA complete the path."""
     aia = start(HttpServer())
-    issuing = ca.intermediate.intermediate(
-        "Issuing CA 2", aia_ca_issuers=f"http://127.0.0.1:{aia.port}/i1.der"
-    )
+    issuing = ca.intermediate.intermediate("Issuing CA 2", aia_ca_issuers=aia_url(aia.port, "/i1.der"))
     aia.routes["/i2.der"] = http_response(200, {}, issuing.der)
     aia.routes["/i1.der"] = http_response(200, {}, ca.intermediate.der)
-    chain, key = _leaf_only(pki, issuing, f"http://127.0.0.1:{aia.port}/i2.der", "aia-two")
+    chain, key = leaf_only(pki, issuing, aia_url(aia.port, "/i2.der"), "aia-two")
     server = serve(chain, key)
-    report = await check_endpoint(_endpoint(server.port, ca.root_file), now=now)
+    report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     assert BROWSERS_WORK in _incomplete(report)
     assert [f["sha256"] for f in report.extra["aia"]["fetched"]] == [issuing.sha256, ca.intermediate.sha256]  # type: ignore[index]
 
@@ -118,11 +96,9 @@ async def test_aia_cannot_complete_the_path(
     """The issuer is fetched but chains to a root the client does not trust."""
     aia = start(HttpServer())
     aia.routes["/other.der"] = http_response(200, {}, other_ca.intermediate.der)
-    chain, key = _leaf_only(
-        pki, other_ca.intermediate, f"http://127.0.0.1:{aia.port}/other.der", "aia-nopath"
-    )
+    chain, key = leaf_only(pki, other_ca.intermediate, aia_url(aia.port, "/other.der"), "aia-nopath")
     server = serve(chain, key)
-    report = await check_endpoint(_endpoint(server.port, ca.root_file), now=now)
+    report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     message = _incomplete(report)
     assert NO_PATH in message and BROWSERS_WORK not in message
     assert report.extra["aia"]["state"] == "no_path"  # type: ignore[index]
@@ -155,10 +131,10 @@ async def test_aia_fetch_fails_bounded(
     now: dt.datetime,
 ) -> None:
     aia = start(HttpServer(mode, default=body or http_response(200), interval=0.3))
-    chain, key = _leaf_only(pki, ca.intermediate, f"http://127.0.0.1:{aia.port}/issuer.der", f"aia-{mode}")
+    chain, key = leaf_only(pki, ca.intermediate, aia_url(aia.port, "/issuer.der"), f"aia-{mode}")
     server = serve(chain, key)
     began = time.monotonic()
-    report = await check_endpoint(_endpoint(server.port, ca.root_file), now=now)
+    report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     assert time.monotonic() - began < TIMEOUT + 1.0
     message = _incomplete(report)
     assert words in message, message
@@ -170,18 +146,18 @@ async def test_aia_fetch_fails_bounded(
 async def test_no_aia_url_and_switch_off(
     pki: PKI, ca: Hierarchy, start: Callable[[Any], Any], serve: Callable[..., TLSServer], now: dt.datetime
 ) -> None:
-    chain, key = _leaf_only(pki, ca.intermediate, None, "aia-none")
+    chain, key = leaf_only(pki, ca.intermediate, None, "aia-none")
     server = serve(chain, key)
-    report = await check_endpoint(_endpoint(server.port, ca.root_file), now=now)
+    report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     message = _incomplete(report)
     assert "names no AIA issuer URL" in message and "AIA check" not in message
     assert report.extra["aia"]["state"] == "no_url"  # type: ignore[index]
 
     aia = start(HttpServer())
     aia.routes["/issuer.der"] = http_response(200, {}, ca.intermediate.der)
-    chain, key = _leaf_only(pki, ca.intermediate, f"http://127.0.0.1:{aia.port}/issuer.der", "aia-off")
+    chain, key = leaf_only(pki, ca.intermediate, aia_url(aia.port, "/issuer.der"), "aia-off")
     server = serve(chain, key)
-    report = await check_endpoint(_endpoint(server.port, ca.root_file, fetch_aia=False), now=now)
+    report = await check_endpoint(aia_endpoint(server.port, ca.root_file, fetch_aia=False), now=now)
     assert "AIA check" not in _incomplete(report)
     assert "aia" not in report.extra
     assert aia.accepted == 0
@@ -191,9 +167,9 @@ async def test_complete_chain_fetches_nothing(
     pki: PKI, ca: Hierarchy, start: Callable[[Any], Any], serve: Callable[..., TLSServer], now: dt.datetime
 ) -> None:
     aia = start(HttpServer())
-    leaf = ca.intermediate.leaf("app.test", aia_ca_issuers=f"http://127.0.0.1:{aia.port}/issuer.der")
+    leaf = ca.intermediate.leaf("app.test", aia_ca_issuers=aia_url(aia.port, "/issuer.der"))
     chain, key = pki.write_chain("aia-complete", [leaf, ca.intermediate], key_of=leaf)
     server = serve(chain, key)
-    report = await check_endpoint(_endpoint(server.port, ca.root_file), now=now)
+    report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     assert report.status is Status.OK
     assert aia.accepted == 0 and "aia" not in report.extra

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.support.pki import Hierarchy
-from tests.support.tls_server import LoopbackServer, TLSServer, server_context
+from tests.support.tls_server import LoopbackServer, TLSServer
 
 from certpager.config import Endpoint
+from certpager.lab.tls import TLSStream
 from certpager.probe.engine import check_endpoint
 from certpager.probe.findings import SPECS
 from certpager.probe.model import EndpointReport, Severity, Status
@@ -197,39 +199,22 @@ async def test_probes_are_few_and_switch_off(
     assert report.extra["protocols"] == "not checked (check_protocols is off)"
 
 
-class FirstOnlyTLS(LoopbackServer):
+class FirstOnlyTLS(TLSServer):
     """Completes the first TLS handshake; every later connection is held silent (a
     server whose probes hang). Bounded by ``max_seconds``."""
 
     def __init__(self, chain: Path, key: Path, max_seconds: float = 20.0):
-        super().__init__()
-        self.context = server_context(chain, key)
+        super().__init__(chain, key)
         self.max_seconds = max_seconds
 
-    def handle(self, conn) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, conn: socket.socket) -> None:
         if self.accepted == 1:
-            with self.context.wrap_socket(conn, server_side=True) as tls:
-                tls.settimeout(0.2)
-                end = time.monotonic() + self.max_seconds
-                while not self.stopping.is_set() and time.monotonic() < end:
-                    try:
-                        if not tls.recv(1024):
-                            return
-                    except TimeoutError:
-                        continue
-                    except OSError:
-                        return
-            return
-        end = time.monotonic() + self.max_seconds
-        conn.settimeout(0.1)
-        while not self.stopping.is_set() and time.monotonic() < end:
-            try:
-                if not conn.recv(65536):
-                    return
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+            super().handle(conn)
+        else:
+            self.hold(conn, self.max_seconds)
+
+    def serve(self, tls: TLSStream) -> None:
+        self.hold(tls, self.max_seconds)
 
 
 async def test_hanging_probes_are_bounded_by_the_deadline(

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from tests.support.aia import aia_endpoint, aia_url, chain_incomplete, leaf_only
 from tests.support.deep_servers import HttpServer, http_response
 from tests.support.hostile_text import CORPUS, unsafe_bytes
 from tests.support.pki import PKI, Hierarchy
@@ -279,17 +280,7 @@ def test_run_whose_reader_leaves_mid_run_finishes_and_exits_3(tmp_path: Path) ->
 
 
 def _aia_endpoint(port: int, root_file: object, policy: str) -> Endpoint:
-    return Endpoint(
-        name="aia",
-        host="127.0.0.1",
-        port=port,
-        sni="app.test",
-        ca_file=str(root_file),
-        check_protocols=False,
-        check_no_sni=False,
-        timeout=3.0,
-        aia_private=policy,
-    )
+    return aia_endpoint(port, root_file, timeout=3.0, aia_private=policy)
 
 
 HOST_FORMS = [
@@ -314,13 +305,11 @@ async def test_refused_aia_fetch_sends_nothing(
 ) -> None:
     aia = zoo(HttpServer(routes={"/i.der": http_response(200, {}, ca.intermediate.der)}))
     url = f"http://{host}:{aia.port}/i.der"
-    leaf = ca.intermediate.leaf("app.test", aia_ca_issuers=url)
-    chain, key = pki.write_chain(f"aia-refused-{host.strip('[]').replace(':', '_')}", [leaf], key_of=leaf)
-    server = serve(chain, key)
+    server = serve(*leaf_only(pki, ca.intermediate, url, f"aia-refused-{host.strip('[]').replace(':', '_')}"))
     report = await check_endpoint(_aia_endpoint(server.port, ca.root_file, "refuse"), now=now)
     facts = report.extra["aia"]
     assert isinstance(facts, dict) and facts["state"] == "refused", facts
-    (finding,) = [f for f in report.findings if f.code == "chain_incomplete"]
+    finding = chain_incomplete(report)
     assert "refused by policy" in finding.message and "loopback" in finding.message
     assert aia.requests == [] and aia.accepted == 0  # type: ignore[attr-defined]  # not even a TCP connection
     # The same URL with the default policy and a loopback endpoint is fetched (the lab works).
@@ -340,9 +329,7 @@ async def test_redirect_to_a_refused_address_is_not_followed(
             routes={"/i.der": http_response(302, {"Location": "http://169.254.169.254/latest/meta-data/"})}
         )
     )
-    leaf = ca.intermediate.leaf("app.test", aia_ca_issuers=f"http://127.0.0.1:{aia.port}/i.der")
-    chain, key = pki.write_chain("aia-redirect-metadata", [leaf], key_of=leaf)
-    server = serve(chain, key)
+    server = serve(*leaf_only(pki, ca.intermediate, aia_url(aia.port, "/i.der"), "aia-redirect-metadata"))
     report = await check_endpoint(_aia_endpoint(server.port, ca.root_file, "auto"), now=now)
     facts = report.extra["aia"]
     assert isinstance(facts, dict) and facts["state"] == "refused", facts
@@ -366,9 +353,7 @@ async def test_aia_response_bytes_are_never_repeated(
     now: dt.datetime,
 ) -> None:
     aia = zoo(HttpServer(routes={"/i.der": http_response(200, {}, body)}))
-    leaf = ca.intermediate.leaf("app.test", aia_ca_issuers=f"http://127.0.0.1:{aia.port}/i.der")
-    chain, key = pki.write_chain(f"aia-bytes-{len(body)}", [leaf], key_of=leaf)
-    server = serve(chain, key)
+    server = serve(*leaf_only(pki, ca.intermediate, aia_url(aia.port, "/i.der"), f"aia-bytes-{len(body)}"))
     report = await check_endpoint(_aia_endpoint(server.port, ca.root_file, "auto"), now=now)
     text = json.dumps(report.extra["aia"]) + " ".join(f.message for f in report.findings)
     assert f"not a certificate (DER, PEM or PKCS#7; {len(body)} bytes)" in text

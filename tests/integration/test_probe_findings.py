@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.support.codes import ANALYSIS_CODES, ERROR_CODES
 from tests.support.hostile import BacklogFull, GarbageServer, SilentServer
 from tests.support.pki import PKI, Hierarchy, Issued, generate_key, hierarchy
 from tests.support.tls_server import TLSServer
@@ -27,34 +28,6 @@ from certpager.lab.ports import free_port
 from certpager.probe.engine import check_endpoint, check_endpoints
 from certpager.probe.handshake import ClientOptions, handshake
 from certpager.probe.model import EndpointReport, Severity, Status
-
-#: Every code the analysis and the engine produce (issue 2): the acceptance bar.
-ANALYSIS_CODES = (
-    "cert_expired",
-    "cert_not_yet_valid",
-    "expires_soon",
-    "renewal_overdue",
-    "chain_expires_before_leaf",
-    "chain_cert_expired",
-    "hostname_mismatch",
-    "untrusted_root",
-    "self_signed",
-    "chain_incomplete",
-    "chain_invalid",
-    "chain_wrong_order",
-    "chain_extra_cert",
-    "chain_root_sent",
-    "weak_key",
-    "weak_signature",
-)
-ERROR_CODES = (
-    "dns_error",
-    "connect_refused",
-    "connect_failed",
-    "connect_timeout",
-    "handshake_timeout",
-    "handshake_failed",
-)
 
 TRUST_CHAIN_CODES = {"untrusted_root", "self_signed", "chain_incomplete", "chain_invalid"}
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import pty
 import re
 import select
 import subprocess
@@ -15,6 +14,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from certpager.lab import process
 
 __all__ = ["CERTPAGER", "CliResult", "audit_path", "certpager_cli", "run_in_pty"]
 
@@ -81,42 +82,43 @@ def run_in_pty(
 
     The output (stdout and stderr share the terminal) is returned in ``stdout``.
     """
-    master, slave = pty.openpty()
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [*CERTPAGER, *args], env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True
-    )
-    os.close(slave)
+    proc, master = process.spawn_pty([*CERTPAGER, *args], env=env)
     out = bytearray()
     pending = list(answers)
-    searched = 0
     try:
-        while True:
-            if time.monotonic() - started > timeout:
-                raise AssertionError(
-                    f"certpager did not finish in {timeout} s:\n{out.decode(errors='replace')}"
-                )
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    chunk = b""
-                if not chunk and proc.poll() is not None:
-                    break
-                out.extend(chunk)
-            elif proc.poll() is not None:
-                break
-            text = out.decode(errors="replace")
-            if pending and re.search(pending[0][0], text[searched:]):
-                searched = len(text)
-                os.write(master, (pending.pop(0)[1] + "\n").encode())
+        _converse(proc, master, out, pending, timeout)
         proc.wait(30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+        process.stop(proc, 5)
         os.close(master)
     if pending:
         raise AssertionError(f"prompts never shown: {pending}\n{out.decode(errors='replace')}")
     return CliResult(proc.returncode or 0, out.decode(errors="replace"), "", time.monotonic() - started)
+
+
+def _converse(
+    proc: subprocess.Popen[bytes], master: int, out: bytearray, pending: list[tuple[str, str]], timeout: float
+) -> None:
+    """Collect the terminal's output into ``out`` until the child exits, answering
+    ``pending`` prompts (removed as answered); AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    searched = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"certpager did not finish in {timeout} s:\n{out.decode(errors='replace')}")
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                chunk = b""
+            if not chunk and proc.poll() is not None:
+                return
+            out.extend(chunk)
+        elif proc.poll() is not None:
+            return
+        text = out.decode(errors="replace")
+        if pending and re.search(pending[0][0], text[searched:]):
+            searched = len(text)
+            os.write(master, (pending.pop(0)[1] + "\n").encode())

@@ -2,7 +2,7 @@
 variants), HTTPS answering with chosen headers, mTLS, and a TLS server that asks
 for a client certificate and then hangs up.
 
-All are :class:`~tests.support.tls_server.LoopbackServer` subclasses: loopback
+All are thin variants of the lab's servers (:mod:`certpager.lab.tls`): loopback
 only, port 0, every socket with a timeout, every thread joined by ``stop()``.
 """
 
@@ -11,120 +11,78 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from tests.support.tls_server import LoopbackServer, TLSServer, server_context
+from certpager.lab.http import http_response, read_request_head, request_path
+from certpager.lab.tls import HttpServer as LabHttpServer
+from certpager.lab.tls import LoopbackServer, TLSServer, TLSStream, server_context
+
+__all__ = [
+    "MODES",
+    "CertRequestThenClose",
+    "HttpServer",
+    "HttpsServer",
+    "http_response",
+    "mtls_server",
+    "request_path",
+]
 
 #: Modes of :class:`HttpServer`.
 MODES = ("respond", "silent", "trickle", "flood_headers", "flood_body", "garbage", "close")
 
 
-def http_response(
-    status: int = 200,
-    headers: Mapping[str, str] | None = None,
-    body: bytes = b"",
-    *,
-    reason: str | None = None,
-) -> bytes:
-    """An HTTP/1.1 response with Content-Length and Connection: close."""
-    reasons = {
-        200: "OK",
-        301: "Moved Permanently",
-        302: "Found",
-        307: "Temporary Redirect",
-        308: "Permanent Redirect",
-        404: "Not Found",
-    }
-    lines = [f"HTTP/1.1 {status} {reason or reasons.get(status, 'Status')}"]
-    for name, value in (headers or {}).items():
-        lines.append(f"{name}: {value}")
-    lines.append(f"Content-Length: {len(body)}")
-    lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+class _Modes:
+    """The hostile HTTP behaviours shared by the plain and the TLS server."""
 
+    def __init__(self, mode: str, interval: float, max_seconds: float, flood_bytes: int) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        self.mode = mode
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self.flood_bytes = flood_bytes
 
-def _read_request(conn: socket.socket | ssl.SSLSocket, wait: float = 5.0) -> bytes:
-    """Read a request head (until the blank line), at most 64 KiB."""
-    conn.settimeout(wait)
-    data = b""
-    while b"\r\n\r\n" not in data and len(data) < 65536:
-        try:
-            chunk = conn.recv(4096)
-        except (TimeoutError, OSError):
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def request_path(request: bytes) -> str:
-    """The path of a request line (``/`` when unreadable)."""
-    try:
-        return request.split(b"\r\n", 1)[0].split(b" ")[1].decode("latin-1")
-    except IndexError:
-        return "/"
-
-
-class _Responder:
-    """The HTTP behaviour shared by the plain and the TLS server."""
-
-    mode: str
-    routes: dict[str, bytes]
-    default: bytes
-    interval: float
-    max_seconds: float
-    flood_bytes: int
-    requests: list[bytes]
-    stopping: object
-
-    def _serve(self, conn: socket.socket | ssl.SSLSocket) -> None:
-        request = _read_request(conn)
-        self.requests.append(request)
-        if self.mode == "close":
-            return
-        response = self.routes.get(request_path(request), self.default)
+    def serve(self, conn: socket.socket | TLSStream, response: bytes, stop: threading.Event) -> None:
+        """Answer one request (whose ``response`` is given) the way ``mode`` says."""
         end = time.monotonic() + self.max_seconds
-        stop = self.stopping  # threading.Event of the server
+
+        def going() -> bool:
+            return not stop.is_set() and time.monotonic() < end
+
         if self.mode == "respond":
             conn.sendall(response)
-            return
-        if self.mode == "garbage":
+        elif self.mode == "garbage":
             conn.sendall(bytes(range(1, 32)) * 64)
-            return
-        if self.mode == "silent":
-            while not stop.is_set() and time.monotonic() < end:  # type: ignore[attr-defined]
+        elif self.mode == "silent":
+            while going():
                 time.sleep(0.05)
-            return
-        if self.mode == "trickle":
+        elif self.mode == "trickle":
             for i in range(len(response)):
-                if stop.is_set() or time.monotonic() >= end:  # type: ignore[attr-defined]
+                if not going():
                     return
                 conn.sendall(response[i : i + 1])
                 time.sleep(self.interval)
-            return
-        if self.mode == "flood_headers":
+        elif self.mode == "flood_headers":
             conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            line = b"X-Padding: " + b"a" * 1000 + b"\r\n"
-            sent = 0
-            while sent < self.flood_bytes and not stop.is_set() and time.monotonic() < end:  # type: ignore[attr-defined]
-                conn.sendall(line * 16)
-                sent += len(line) * 16
-            return
-        if self.mode == "flood_body":
+            self._flood(conn, b"X-Padding: " + b"a" * 1000 + b"\r\n", 16, going)
+        elif self.mode == "flood_body":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/pkix-cert\r\n\r\n")
-            block = b"\x30" * 16384
-            sent = 0
-            while sent < self.flood_bytes and not stop.is_set() and time.monotonic() < end:  # type: ignore[attr-defined]
-                conn.sendall(block)
-                sent += len(block)
-            return
-        raise ValueError(f"unknown mode {self.mode!r}")
+            self._flood(conn, b"\x30" * 16384, 1, going)
+
+    def _flood(
+        self, conn: socket.socket | TLSStream, unit: bytes, per_send: int, going: Callable[[], bool]
+    ) -> None:
+        sent = 0
+        while sent < self.flood_bytes and going():
+            conn.sendall(unit * per_send)
+            sent += len(unit) * per_send
 
 
-class HttpServer(_Responder, LoopbackServer):  # type: ignore[misc]
+class HttpServer(LabHttpServer):
     """Plain HTTP on loopback.
 
     ``mode``: ``respond`` (``routes[path]`` or ``default``, then close), ``silent``
@@ -146,24 +104,26 @@ class HttpServer(_Responder, LoopbackServer):  # type: ignore[misc]
         host: str = "127.0.0.1",
         max_connections: int = 64,
     ):
-        super().__init__(host, max_connections=max_connections)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
-        self.mode = mode
-        self.default = default or http_response(200, body=b"hello\n")
-        self.routes = dict(routes or {})
-        self.interval = interval
-        self.max_seconds = max_seconds
-        self.flood_bytes = flood_bytes
-        self.requests = []
-        """Request heads received."""
+        super().__init__(routes=routes, default=default, host=host, max_connections=max_connections)
+        self.modes = _Modes(mode, interval, max_seconds, flood_bytes)
 
     def handle(self, conn: socket.socket) -> None:
-        self._serve(conn)
+        self.answer(conn, self.stopping)
+
+    def answer(self, conn: socket.socket | TLSStream, stop: threading.Event) -> None:
+        """Read one request on ``conn`` and answer it the way ``mode`` says (until ``stop``)."""
+        request = read_request_head(conn)
+        self.requests.append(request)
+        if self.modes.mode != "close":
+            self.modes.serve(conn, self.response_for(request), stop)
 
 
-class HttpsServer(_Responder, TLSServer):  # type: ignore[misc]
-    """TLS, then the :class:`HttpServer` behaviour on the decrypted stream (HSTS tests)."""
+class HttpsServer(TLSServer):
+    """TLS, then the :class:`HttpServer` behaviour on the decrypted stream (HSTS tests).
+
+    ``min_version``/``max_version`` go to the TLS side, every other option to the
+    :class:`HttpServer` (never started itself) that answers.
+    """
 
     def __init__(
         self,
@@ -171,30 +131,20 @@ class HttpsServer(_Responder, TLSServer):  # type: ignore[misc]
         key_file: str | Path,
         mode: str = "respond",
         *,
-        default: bytes = b"",
-        routes: Mapping[str, bytes] | None = None,
-        interval: float = 0.5,
-        max_seconds: float = 30.0,
-        flood_bytes: int = 50 * 1024 * 1024,
-        **kw: object,
+        min_version: str | None = None,
+        max_version: str | None = None,
+        **http: Any,
     ):
-        TLSServer.__init__(self, chain_file, key_file, **kw)  # type: ignore[arg-type]
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
-        self.mode = mode
-        self.default = default or http_response(200, body=b"hello\n")
-        self.routes = dict(routes or {})
-        self.interval = interval
-        self.max_seconds = max_seconds
-        self.flood_bytes = flood_bytes
-        self.requests = []
+        super().__init__(chain_file, key_file, min_version=min_version, max_version=max_version)
+        self.http = HttpServer(mode, **http)
+        """What answers on the decrypted stream."""
+        self.routes = self.http.routes
+        """``path -> response``."""
+        self.requests = self.http.requests
+        """Request heads received."""
 
-    def handle(self, conn: socket.socket) -> None:
-        with self.context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False) as tls:
-            tls.do_handshake()
-            with self._lock:
-                self.handshakes += 1
-            self._serve(tls)
+    def serve(self, tls: TLSStream) -> None:
+        self.http.answer(tls, self.stopping)
 
 
 def mtls_server(
@@ -208,10 +158,10 @@ def mtls_server(
 ) -> TLSServer:
     """A :class:`TLSServer` that asks for a client certificate issued by ``client_ca``
     (required or optional); not started."""
-    server = TLSServer(chain_file, key_file, min_version=min_version, max_version=max_version)
-    server.context.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
-    server.context.load_verify_locations(str(client_ca))
-    return server
+    context = server_context(chain_file, key_file, min_version=min_version, max_version=max_version)
+    context.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
+    context.load_verify_locations(str(client_ca))
+    return TLSServer(chain_file, key_file, context=context)
 
 
 class CertRequestThenClose(LoopbackServer):
@@ -247,13 +197,4 @@ class CertRequestThenClose(LoopbackServer):
             tls.do_handshake()
         conn.sendall(outgoing.read())
         if self.hang:
-            end = time.monotonic() + self.max_seconds
-            conn.settimeout(0.1)
-            while not self.stopping.is_set() and time.monotonic() < end:
-                try:
-                    if not conn.recv(65536):
-                        return
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
+            self.hold(conn, self.max_seconds)

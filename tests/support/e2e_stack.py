@@ -100,7 +100,7 @@ def file_leaf(path: Path) -> Served:
 
 
 @dataclass
-class E2EStack:
+class E2EStack(process.Started):
     """nginx + sshd (+ pebble + a certbot lineage) in one temp dir."""
 
     workdir: Path
@@ -380,9 +380,3 @@ http {{
     def cli_env(self, home: Path) -> dict[str, str]:
         """Environment for a ``certpager`` subprocess: private HOME/XDG dirs, no agent."""
         return isolated_env(home)
-
-    def __enter__(self) -> E2EStack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -1,6 +1,6 @@
 """The hostile-server zoo (reliability plan §4.C): servers that break TLS probes.
 
-Each is a :class:`~tests.support.tls_server.LoopbackServer`: loopback only,
+Each is a :class:`~certpager.lab.tls.LoopbackServer`: loopback only,
 port 0, bounded in time (``max_seconds`` per connection) and in connections,
 every thread joined by ``stop()``.
 
@@ -11,7 +11,7 @@ every thread joined by ``stop()``.
 - :class:`DribbleProxy` relays a real TLS server's bytes to the client one byte
   per second (T32: defeats any per-read timeout).
 - :func:`huge_chain_files` makes a 30+ certificate chain of several MB (T36),
-  served by a plain :class:`~tests.support.tls_server.TLSServer`.
+  served by a plain :class:`~certpager.lab.tls.TLSServer`.
 - :class:`BacklogFull` is a listener whose accept queue is full, so SYNs are
   dropped and a connect never completes (T30 without root or netfilter).
 """
@@ -24,10 +24,11 @@ import socket
 import struct
 import time
 from pathlib import Path
-from types import TracebackType
 
 from tests.support.pki import PKI, Issued
-from tests.support.tls_server import LoopbackServer
+
+from certpager.lab.process import Started
+from certpager.lab.tls import LoopbackServer
 
 #: Bytes a "garbage" server answers with: not a TLS record (first byte is no content type).
 GARBAGE = bytes(range(0x20, 0x7F)) * 40
@@ -53,16 +54,7 @@ class SilentServer(LoopbackServer):
         """Upper bound on holding one connection."""
 
     def handle(self, conn: socket.socket) -> None:
-        conn.settimeout(0.1)
-        end = time.monotonic() + self.max_seconds
-        while not self.stopping.is_set() and time.monotonic() < end:
-            try:
-                if not conn.recv(65536):
-                    return
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        self.hold(conn, self.max_seconds)
 
 
 class GarbageServer(LoopbackServer):
@@ -99,26 +91,24 @@ class CloseServer(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", *, after_hello: bool = False, max_connections: int = 16):
         super().__init__(host, max_connections=max_connections)
         self.after_hello = after_hello
-        """Read the ClientHello first, then close."""
+        """Read the ClientHello first, then hang up."""
 
     def handle(self, conn: socket.socket) -> None:
         if self.after_hello:
             _read_hello(conn)
+        self.hang_up(conn)
+
+    def hang_up(self, conn: socket.socket) -> None:
+        """A FIN."""
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_RDWR)
 
 
-class ResetServer(LoopbackServer):
+class ResetServer(CloseServer):
     """Resets every connection (``SO_LINGER`` on, 0 s: close sends an RST)."""
 
-    def __init__(self, host: str = "127.0.0.1", *, after_hello: bool = False, max_connections: int = 16):
-        super().__init__(host, max_connections=max_connections)
-        self.after_hello = after_hello
-        """Read the ClientHello first, then reset."""
-
-    def handle(self, conn: socket.socket) -> None:
-        if self.after_hello:
-            _read_hello(conn)
+    def hang_up(self, conn: socket.socket) -> None:
+        """An RST."""
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
 
@@ -187,7 +177,7 @@ class DribbleProxy(LoopbackServer):
                         return
 
 
-class BacklogFull:
+class BacklogFull(Started):
     """A loopback listener whose accept queue is full: new SYNs are dropped, so a
     connect hangs until the client gives up (``connect_timeout``).
 
@@ -202,7 +192,12 @@ class BacklogFull:
         self._listener: socket.socket | None = None
         self._fillers: list[socket.socket] = []
 
-    def __enter__(self) -> BacklogFull:
+    def running(self) -> bool:
+        """Whether the listener is open."""
+        return self._listener is not None
+
+    def start(self) -> BacklogFull:
+        """Listen and fill the accept queue."""
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         listener.bind((self.host, 0))
         listener.listen(0)
@@ -231,16 +226,14 @@ class BacklogFull:
             probe.close()
         return False
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Close the fillers and the listener."""
         for filler in self._fillers:
             filler.close()
+        self._fillers.clear()
         if self._listener is not None:
             self._listener.close()
+            self._listener = None
 
 
 def huge_chain(pki: PKI, *, depth: int = 31, pad_bytes: int = 100_000) -> tuple[Issued, list[Issued]]:

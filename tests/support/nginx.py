@@ -17,7 +17,6 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
@@ -57,7 +56,7 @@ class Site:
 
 
 @dataclass
-class Nginx:
+class Nginx(process.Started):
     """A private nginx master with one server block per :class:`Site`."""
 
     prefix: Path
@@ -173,15 +172,6 @@ http {{
                 out.append(f"--- {name}\n{path.read_text(errors='replace')}")
         return "\n".join(out)
 
-    def __enter__(self) -> Nginx:
-        if self.proc is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def running(self) -> bool:
+        """Whether it was started and not stopped since."""
+        return self.proc is not None

@@ -26,6 +26,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,6 +45,24 @@ def leaf_key(spec: str) -> PrivateKey:
     if spec not in _LEAF_KEY_CACHE:
         _LEAF_KEY_CACHE[spec] = generate_key(spec)
     return _LEAF_KEY_CACHE[spec]
+
+
+class CertOptions(TypedDict, total=False):
+    """The options of :meth:`Issued.issue` and :meth:`PKI.make_cert` (documented there)."""
+
+    sans: Iterable[str]
+    ca: bool
+    path_length: int | None
+    not_before: float
+    not_after: float
+    key: str | PrivateKey
+    hash: str
+    aia_ca_issuers: str | None
+    pad_bytes: int
+    subject: x509.Name | None
+    server_auth: bool
+    signing_key: PrivateKey | None
+    permitted_dns: Iterable[str] | None
 
 
 @dataclass(eq=False)
@@ -98,24 +117,7 @@ class Issued:
         """SHA-256 fingerprint, lower-case hex (as certpager reports it)."""
         return self.cert.fingerprint(hashes.SHA256()).hex()
 
-    def issue(
-        self,
-        cn: str | None,
-        *,
-        sans: Iterable[str] = (),
-        ca: bool = False,
-        path_length: int | None = None,
-        not_before: float = -10.0,
-        not_after: float = 80.0,
-        key: str | PrivateKey = "ec256",
-        hash: str = "sha256",
-        aia_ca_issuers: str | None = None,
-        pad_bytes: int = 0,
-        subject: x509.Name | None = None,
-        server_auth: bool = True,
-        signing_key: PrivateKey | None = None,
-        permitted_dns: Iterable[str] | None = None,
-    ) -> Issued:
+    def issue(self, cn: str | None, **options: Unpack[CertOptions]) -> Issued:
         """Issue a certificate signed by this one.
 
         Args:
@@ -136,23 +138,7 @@ class Issued:
             permitted_dns: CAs: a critical nameConstraints extension permitting only
                 these DNS subtrees.
         """
-        return self.pki.make_cert(
-            issuer=self,
-            cn=cn,
-            sans=sans,
-            ca=ca,
-            path_length=path_length,
-            not_before=not_before,
-            not_after=not_after,
-            key=key,
-            hash=hash,
-            aia_ca_issuers=aia_ca_issuers,
-            pad_bytes=pad_bytes,
-            subject=subject,
-            server_auth=server_auth,
-            signing_key=signing_key,
-            permitted_dns=permitted_dns,
-        )
+        return self.pki.make_cert(issuer=self, cn=cn, **options)
 
     def intermediate(self, cn: str, **kw: object) -> Issued:
         """Issue a CA certificate (default: RSA 2048 so it can sign legacy hashes, 10 years)."""

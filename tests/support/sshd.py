@@ -59,7 +59,7 @@ def fingerprint(pub: Path) -> str:
 
 
 @dataclass
-class Sshd:
+class Sshd(process.Started):
     """A private sshd accepting key-only root logins on 127.0.0.1."""
 
     workdir: Path
@@ -198,10 +198,6 @@ Subsystem sftp internal-sftp
         proc, self.proc = self.proc, None
         process.stop(proc, grace)
 
-    def __enter__(self) -> Sshd:
-        if self.proc is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def running(self) -> bool:
+        """Whether it was started and not stopped since."""
+        return self.proc is not None

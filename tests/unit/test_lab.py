@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import os
 import signal
 import socket
 import sys
@@ -112,3 +115,36 @@ def test_certificate_factory_root_and_leaf_options() -> None:
     )  # fmt: skip
     present = {type(e.value) for e in bare.extensions}
     assert present == {x509.BasicConstraints, x509.AuthorityKeyIdentifier, x509.ExtendedKeyUsage}
+
+
+def test_spawn_pty_gives_the_child_a_terminal() -> None:
+    proc, master = process.spawn_pty(
+        [sys.executable, "-c", "import os, sys; print('tty' if os.isatty(1) and os.isatty(0) else 'pipe')"]
+    )
+    try:
+        out = b""
+        assert process.wait_ready(None, lambda: proc.poll() is not None, 60)
+        with contextlib.suppress(OSError):  # EIO once the child closed the terminal
+            while chunk := os.read(master, 4096):
+                out += chunk
+    finally:
+        process.stop(proc)
+        os.close(master)
+    assert out.strip() == b"tty"
+    assert proc.returncode == 0
+
+
+def test_stop_group_ends_the_whole_session_of_an_asyncio_child(tmp_path: Path) -> None:
+    # A shell that ignores TERM with a grandchild in its group: both must go.
+    pid_file = tmp_path / "grandchild.pid"
+    script = f"trap '' TERM; sleep 600 & echo $! > {pid_file}; wait"
+
+    async def run() -> int | None:
+        proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", script, start_new_session=True)
+        assert process.wait_ready(None, lambda: pid_file.exists() and pid_file.read_text().strip() != "", 60)
+        await process.stop_group(proc, grace=0.5)
+        return proc.returncode
+
+    assert asyncio.run(run()) == -signal.SIGKILL
+    grandchild = int(pid_file.read_text())
+    assert process.wait_ready(None, lambda: not Path(f"/proc/{grandchild}").exists(), 10), "grandchild left"

@@ -66,79 +66,104 @@ def summary_line(info: LabInfo, seconds: float) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``certpager demo``."""
-    if getattr(args, "config", None):
-        print(
-            "certpager demo: --config is not used by the demo (it writes and uses the lab's own "
-            "config); for your endpoints run `certpager --config FILE` (the TUI) or "
-            "`certpager check --config FILE`",
-            file=sys.stderr,
-        )
-        return EXIT_UNKNOWN
     no_tui = bool(getattr(args, "no_tui", False))
-    if not no_tui and importlib.util.find_spec("certpager.tui") is None:
-        print(
-            "certpager demo: the TUI is not available in this build; "
-            "use `certpager demo --no-tui` and `certpager check --config ...`",
-            file=sys.stderr,
-        )
+    refused = _refusal(args, no_tui)
+    if refused is not None:
+        print(f"certpager demo: {refused}", file=sys.stderr)
         return EXIT_UNKNOWN
     lab = LabProcess()
     code = 0
-    saved_env: dict[str, str | None] = {}
     with _termination_signals():
         try:
-            try:
-                lab.spawn()
-                if not no_tui:
-                    # Import the TUI (the slowest import) while the lab starts on the other core.
-                    import certpager.tui.app  # noqa: F401
-                info = lab.wait_ready()
-            except LabError as exc:
-                print(f"certpager demo: {exc}", file=sys.stderr)
-                return 2
-            seconds = lab.startup_seconds or 0.0
-            audit = Path(args.audit_log).resolve() if args.audit_log else Path(info.dir) / "audit.jsonl"
-            # The lab's config says where its locks go too (for `certpager --config LAB_CONFIG
-            # run`); the variable wins over it, so an operator's own CERTPAGER_LOCK_DIR is not
-            # used. Both are restored when the lab stops (a caller in the same process, such as
-            # a test, must not go on writing into the removed lab).
-            saved_env.update({name: os.environ.get(name) for name in _LAB_ENV_NAMES})
-            os.environ["CERTPAGER_AUDIT_LOG"] = str(audit)
-            os.environ["CERTPAGER_LOCK_DIR"] = str(Path(info.dir) / "locks")
-            if no_tui:
-                print(summary_line(info, seconds), file=sys.stderr, flush=True)
-                print(info.config, flush=True)
-                print(_hints(info, audit), file=sys.stderr, flush=True)
-                code = _wait_for_stop(lab)
-            else:
-                print(summary_line(info, seconds), flush=True)
-                from certpager.tui.cli import run_tui
-
-                # The app handles SIGTERM/SIGHUP itself while it runs (cancels a running
-                # runbook, restores the terminal, returns 128+signal); before and after
-                # that, _termination_signals turns them into Terminated.
-                code = run_tui(Path(info.config), readonly=bool(getattr(args, "readonly", False)))
+            code = _run_on_lab(lab, args, no_tui)
         except KeyboardInterrupt:
             code = 0
         except Terminated:
             code = 0
         finally:
-            for name, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            report = lab.stop()
-            if report.pid is not None:
-                state = "removed" if report.dir_removed else "NOT removed"
-                print(
-                    f"certpager demo: lab stopped (pid {report.pid} ended"
-                    f"{', killed' if report.killed else ''}), {lab.dir} {state}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                if not report.dir_removed:
-                    code = code or 2
+            code = _stop_lab(lab, code)
+    return code
+
+
+def _refusal(args: argparse.Namespace, no_tui: bool) -> str | None:
+    """Why the demo cannot run as asked (None: it can)."""
+    if getattr(args, "config", None):
+        return (
+            "--config is not used by the demo (it writes and uses the lab's own "
+            "config); for your endpoints run `certpager --config FILE` (the TUI) or "
+            "`certpager check --config FILE`"
+        )
+    if not no_tui and importlib.util.find_spec("certpager.tui") is None:
+        return (
+            "the TUI is not available in this build; "
+            "use `certpager demo --no-tui` and `certpager check --config ...`"
+        )
+    return None
+
+
+def _run_on_lab(lab: LabProcess, args: argparse.Namespace, no_tui: bool) -> int:
+    """Start the lab, then wait for Ctrl-C/SIGTERM (``--no-tui``) or run the TUI on it."""
+    try:
+        lab.spawn()
+        if not no_tui:
+            # Import the TUI (the slowest import) while the lab starts on the other core.
+            import certpager.tui.app  # noqa: F401
+        info = lab.wait_ready()
+    except LabError as exc:
+        print(f"certpager demo: {exc}", file=sys.stderr)
+        return 2
+    seconds = lab.startup_seconds or 0.0
+    audit = Path(args.audit_log).resolve() if args.audit_log else Path(info.dir) / "audit.jsonl"
+    with _lab_environment(audit, Path(info.dir) / "locks"):
+        if no_tui:
+            print(summary_line(info, seconds), file=sys.stderr, flush=True)
+            print(info.config, flush=True)
+            print(_hints(info, audit), file=sys.stderr, flush=True)
+            return _wait_for_stop(lab)
+        print(summary_line(info, seconds), flush=True)
+        from certpager.tui.cli import run_tui
+
+        # The app handles SIGTERM/SIGHUP itself while it runs (cancels a running
+        # runbook, restores the terminal, returns 128+signal); before and after
+        # that, _termination_signals turns them into Terminated.
+        return run_tui(Path(info.config), readonly=bool(getattr(args, "readonly", False)))
+
+
+@contextlib.contextmanager
+def _lab_environment(audit: Path, lock_dir: Path) -> Iterator[None]:
+    """Point the audit log and the run locks into the lab, restoring both afterwards.
+
+    The lab's config says where its locks go too (for `certpager --config LAB_CONFIG
+    run`); the variable wins over it, so an operator's own CERTPAGER_LOCK_DIR is not
+    used. Both are restored when the lab stops (a caller in the same process, such as
+    a test, must not go on writing into the removed lab).
+    """
+    saved = {name: os.environ.get(name) for name in _LAB_ENV_NAMES}
+    os.environ["CERTPAGER_AUDIT_LOG"] = str(audit)
+    os.environ["CERTPAGER_LOCK_DIR"] = str(lock_dir)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _stop_lab(lab: LabProcess, code: int) -> int:
+    """Stop the lab and say so; the exit code (2 when its directory could not be removed)."""
+    report = lab.stop()
+    if report.pid is not None:
+        state = "removed" if report.dir_removed else "NOT removed"
+        print(
+            f"certpager demo: lab stopped (pid {report.pid} ended"
+            f"{', killed' if report.killed else ''}), {lab.dir} {state}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if not report.dir_removed:
+            code = code or 2
     return code
 
 

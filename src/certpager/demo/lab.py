@@ -40,20 +40,22 @@ import ssl
 import sys
 import time
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 import yaml
+from cryptography.hazmat.primitives.serialization import Encoding
 
 import certpager
 from certpager.demo import pki
 from certpager.demo.info import CONFIG_NAME, LAB_ENV, LabInfo
 from certpager.demo.scenarios import DOMAIN, SCENARIOS, Scenario
-from certpager.demo.servers import Site, SiteConfig, StaticHTTP, read_sites, write_sites
+from certpager.demo.servers import Site, SiteConfig, read_sites, static_http, write_sites
 from certpager.demo.sshd import DrillSSHServer
 from certpager.lab.ports import reserve_port
+from certpager.lab.tls import HttpServer
 
 STANDINS = ("certbot", "nginx", "systemctl")
 """Commands the lab provides on the SSH host's PATH."""
@@ -75,7 +77,7 @@ class Lab:
         """Running sites by endpoint name."""
         self.sshd: DrillSSHServer | None = None
         """The SSH host."""
-        self.aia: StaticHTTP | None = None
+        self.aia: HttpServer | None = None
         """The caIssuers server."""
         self.reserved: dict[str, socket.socket] = {}
         """Bound, never listening sockets of unreachable endpoints (the port stays ours, refused)."""
@@ -104,7 +106,39 @@ class Lab:
         for sub in ("ca", "client", "letsencrypt", "nginx", "ssh", "bin", "home", "run/commands"):
             self.path(sub).mkdir(parents=True, exist_ok=True)
         now = pki.utcnow()
+        inter = self._make_cas(now)
+        self.aia = static_http({AIA_PATH: (inter.cert.public_bytes(Encoding.DER), "application/pkix-cert")})
+        self.aia.start()
+        aia_url = f"http://127.0.0.1:{self.aia.port}{AIA_PATH}"
+        initial = self._issue_lineages(inter, now, aia_url)
+        self._start_sites(initial)
+        identity = await self._start_sshd()
+        control = self.path("run", "control.sock")
+        self._control = await asyncio.start_unix_server(self._serve_control, str(control))
+        control.chmod(0o600)
+        self._write_lab_json(control, aia_url)
+        self._write_config()
+        self._write_readme()
+        assert self.sshd is not None
+        self.info = LabInfo(
+            dir=str(self.dir),
+            config=str(self.path(CONFIG_NAME)),
+            pid=os.getpid(),
+            ssh_port=self.sshd.port,
+            user=self.user,
+            known_hosts=str(self.path("ssh", "known_hosts")),
+            identity_file=str(identity),
+            ports={name: site.ports for name, site in self.sites.items()},
+            endpoint_ports=self._endpoint_ports(),
+            aia_port=self.aia.port,
+            control_socket=str(control),
+            started_in=round(time.monotonic() - t0, 3),
+        )
+        return self.info
 
+    def _make_cas(self, now: datetime) -> pki.Authority:
+        """The drill root and intermediate, the client CA and the mTLS client certificate,
+        written under ``ca/`` and ``client/``; returns the intermediate (the issuer of the sites)."""
         root = pki.make_root("certpager Drill Root CA", now)
         inter = pki.make_intermediate(root, "certpager Drill Intermediate CA R1", now)
         client_ca = pki.make_root("certpager Drill Client CA", now)
@@ -122,13 +156,14 @@ class Lab:
         )
         pki.write_file(self.path("client", "billing.pem"), pki.cert_pem(client_cert))
         pki.write_file(self.path("client", "billing.key"), pki.key_pem(client_key), private=True)
+        return inter
 
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        self.aia = StaticHTTP({AIA_PATH: (inter.cert.public_bytes(Encoding.DER), "application/pkix-cert")})
-        await self.aia.start()
-        aia_url = f"http://127.0.0.1:{self.aia.port}{AIA_PATH}"
-
+    def _issue_lineages(
+        self, inter: pki.Authority, now: datetime, aia_url: str
+    ) -> dict[str, tuple[str, str]]:
+        """Each listening scenario's certbot lineage; returns, for the scenarios whose
+        certificate was renewed on disk but never reloaded, the files the site serves
+        (what nginx loaded at its last reload)."""
         initial: dict[str, tuple[str, str]] = {}
         for sc in SCENARIOS:
             if not sc.listening:
@@ -142,23 +177,28 @@ class Lab:
                 aia_url=aia_url,
             )
             version = pki.write_lineage(lineage, cert, key, [inter.cert])
-            if sc.renewed_on_disk_days is not None:
-                # What nginx loaded at its last reload ...
-                initial[sc.name] = (
-                    str(lineage.archive / f"{sc.serve}{version}.pem"),
-                    str(lineage.archive / f"privkey{version}.pem"),
-                )
-                # ... and what certbot renewed since (nginx never reloaded).
-                renewed_at = now + timedelta(days=sc.renewed_on_disk_days)
-                new_cert, new_key = pki.issue(
-                    inter,
-                    [sc.lineage],
-                    not_before=renewed_at,
-                    not_after=renewed_at + timedelta(days=pki.LIFETIME_DAYS),
-                    aia_url=aia_url,
-                )
-                pki.write_lineage(lineage, new_cert, new_key, [inter.cert])
+            if sc.renewed_on_disk_days is None:
+                continue
+            # What nginx loaded at its last reload ...
+            initial[sc.name] = (
+                str(lineage.archive / f"{sc.serve}{version}.pem"),
+                str(lineage.archive / f"privkey{version}.pem"),
+            )
+            # ... and what certbot renewed since (nginx never reloaded).
+            renewed_at = now + timedelta(days=sc.renewed_on_disk_days)
+            new_cert, new_key = pki.issue(
+                inter,
+                [sc.lineage],
+                not_before=renewed_at,
+                not_after=renewed_at + timedelta(days=pki.LIFETIME_DAYS),
+                aia_url=aia_url,
+            )
+            pki.write_lineage(lineage, new_cert, new_key, [inter.cert])
+        return initial
 
+    def _start_sites(self, initial: dict[str, tuple[str, str]]) -> None:
+        """Start every listening scenario's site (``initial``: files served instead of the
+        lineage's current ones); reserve a refusing port for the others; write sites.json."""
         for sc in SCENARIOS:
             if not sc.listening:
                 self.reserved[sc.name] = reserve_port()
@@ -178,10 +218,12 @@ class Lab:
             site = Site(cfg)
             cert_file, key_file = initial.get(sc.name, (None, None))
             site.load(cfg, cert_file, key_file)
-            await site.start()
+            site.start()
             self.sites[sc.name] = site
         write_sites(self.path("nginx", "sites.json"), [s.config for s in self.sites.values()])
 
+    async def _start_sshd(self) -> Path:
+        """Keys, stand-ins and the SSH host; writes ``ssh/known_hosts``; returns the client key file."""
         host_key = asyncssh.generate_private_key("ssh-ed25519", comment="certpager-drill-host")
         client_ssh_key = asyncssh.generate_private_key("ssh-ed25519", comment="certpager-drill-client")
         identity = self.path("ssh", "drill_ed25519")
@@ -208,11 +250,10 @@ class Lab:
         )
         await self.sshd.start()
         self.path("ssh", "known_hosts").write_text(self.sshd.known_hosts_line() + "\n", encoding="utf-8")
+        return identity
 
-        control = self.path("run", "control.sock")
-        self._control = await asyncio.start_unix_server(self._serve_control, str(control))
-        control.chmod(0o600)
-
+    def _write_lab_json(self, control: Path, aia_url: str) -> None:
+        """``lab.json``: the paths the stand-ins use."""
         lab_json = {
             "lab_dir": str(self.dir),
             "letsencrypt": str(self.letsencrypt),
@@ -224,24 +265,6 @@ class Lab:
             "root_cert": str(self.path("ca", "drill-root.pem")),
         }
         self.path("lab.json").write_text(json.dumps(lab_json, indent=2) + "\n", encoding="utf-8")
-        self._write_config()
-        self._write_readme()
-
-        self.info = LabInfo(
-            dir=str(self.dir),
-            config=str(self.path(CONFIG_NAME)),
-            pid=os.getpid(),
-            ssh_port=self.sshd.port,
-            user=self.user,
-            known_hosts=str(self.path("ssh", "known_hosts")),
-            identity_file=str(identity),
-            ports={name: site.ports for name, site in self.sites.items()},
-            endpoint_ports=self._endpoint_ports(),
-            aia_port=self.aia.port,
-            control_socket=str(control),
-            started_in=round(time.monotonic() - t0, 3),
-        )
-        return self.info
 
     def _endpoint_ports(self) -> dict[str, int]:
         out = {name: site.config.listen for name, site in self.sites.items()}
@@ -427,9 +450,9 @@ class Lab:
         if self.sshd is not None:
             await self.sshd.stop()
         for site in self.sites.values():
-            await site.stop()
+            site.stop()
         if self.aia is not None:
-            await self.aia.stop()
+            self.aia.stop()
         for sock in self.reserved.values():
             sock.close()
         self.reserved.clear()

@@ -24,7 +24,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from certpager.demo.info import LAB_ENV, LabInfo
 from certpager.errors import LabError as LabError
@@ -53,7 +52,7 @@ class StopReport:
     """The lab dir is gone."""
 
 
-class LabProcess:
+class LabProcess(process.Started):
     """The lab as a child process. Use as a context manager or call start/stop."""
 
     def __init__(
@@ -107,16 +106,14 @@ class LabProcess:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         try:
-            with log_path.open("wb") as log:
-                self.proc = subprocess.Popen(
-                    [self.python, "-m", "certpager.demo.lab", "--dir", str(self.dir)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    env=env,
-                    start_new_session=True,  # terminal signals go to us; we stop it by PID
-                    close_fds=True,
-                )
+            self.proc = process.spawn(
+                [self.python, "-m", "certpager.demo.lab", "--dir", str(self.dir)],
+                log=log_path,
+                env=env,
+                new_session=True,  # terminal signals go to us; we stop it by PID
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
         except OSError as exc:
             self.stop()
             raise LabError(f"the fire-drill lab did not start: cannot run {self.python}: {exc}") from None
@@ -224,19 +221,6 @@ class LabProcess:
                 continue  # gone already (or not ours to read)
             if marker not in environ.split(b"\0"):
                 continue  # PID reused by an unrelated process: leave it alone
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            process.signal_group(pid, signal.SIGKILL)
             killed.append(pid)
         return killed
-
-    def __enter__(self) -> LabProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

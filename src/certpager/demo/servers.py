@@ -3,21 +3,21 @@
 Each :class:`Site` listens on two loopback ports: TLS (a real HTTP/1.1
 response, with or without HSTS) and plain HTTP (a 301 to https, or a 200 when
 the scenario plants "HTTP not redirected"). Its certificate files are read
-when the lab starts and again on every :meth:`Site.reload`, never in between:
+when the lab starts and again on every :meth:`Site.load`, never in between:
 a certificate renewed on disk is served only after a reload, exactly the trap
 nginx sets. New connections use the context loaded last; connections already
 open keep theirs, like nginx's old workers.
+
+The listeners are the lab's one server (:mod:`certpager.lab.tls`): a thread per
+connection, bounded in connections at once and in time per socket operation.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
+import socket
 import ssl
-import warnings
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,21 +26,22 @@ from cryptography import x509
 from OpenSSL import SSL
 
 from certpager.formats import format_serial
+from certpager.lab.http import http_response, parse_request, read_request_head
+from certpager.lab.tls import VERSIONS, HttpServer, LoopbackServer, TLSServer, TLSStream, server_context
 
-PROTOCOLS: dict[str, ssl.TLSVersion] = {
-    "TLSv1": ssl.TLSVersion.TLSv1,
-    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-}
+PROTOCOLS: dict[str, ssl.TLSVersion] = VERSIONS
 """nginx ``ssl_protocols`` names and their versions."""
 
 HSTS_VALUE = "max-age=63072000; includeSubDomains"
 """The Strict-Transport-Security header the healthy sites send (two years)."""
 
+SERVER_HEADER = ("Server", "certpager-drill")
+"""The Server header of the lab's own answers."""
+
 _REQUEST_TIMEOUT = 5.0
 _HANDSHAKE_TIMEOUT = 10.0
 _MAX_REQUEST = 16 * 1024
+_MAX_CONCURRENT = 64
 _HOST_RE = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 
 
@@ -121,19 +122,18 @@ def write_sites(path: Path, sites: list[SiteConfig]) -> None:
 
 def build_context(site: SiteConfig, certificate: str, key: str) -> ssl.SSLContext:
     """A server context for ``site`` from the given files; raise ssl.SSLError/OSError/ValueError."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    versions = sorted(PROTOCOLS[p] for p in site.protocols)
-    if versions[0] < ssl.TLSVersion.TLSv1_2:
-        # OpenSSL 3 (Debian's SECLEVEL=2 in particular) refuses TLS < 1.2 unless the
-        # security level is 0: a legacy nginx config that "still allows TLS 1.0"
-        # really accepts it only this way.
-        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    with warnings.catch_warnings():
-        # ssl.TLSVersion.TLSv1/TLSv1_1 are deprecated: enabling them is the point here.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = versions[0]
-        ctx.maximum_version = versions[-1]
-    ctx.load_cert_chain(certificate, key)
+    names = sorted(site.protocols, key=lambda p: PROTOCOLS[p])
+    # OpenSSL 3 (Debian's SECLEVEL=2 in particular) refuses TLS < 1.2 unless the
+    # security level is 0: a legacy nginx config that "still allows TLS 1.0"
+    # really accepts it only this way.
+    legacy = PROTOCOLS[names[0]] < ssl.TLSVersion.TLSv1_2
+    ctx = server_context(
+        certificate,
+        key,
+        min_version=names[0],
+        max_version=names[-1],
+        ciphers="DEFAULT:@SECLEVEL=0" if legacy else None,
+    )
     ctx.set_alpn_protocols(["http/1.1"])
     if site.client_ca:
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -159,6 +159,76 @@ class Loaded:
     """The file it came from."""
 
 
+def _request(conn: socket.socket | TLSStream) -> tuple[str, str, str] | None:
+    """``(method, path, host)`` of one HTTP/1.x request, or None when the client sent none."""
+    return parse_request(read_request_head(conn, _REQUEST_TIMEOUT, _MAX_REQUEST + 4), _MAX_REQUEST)
+
+
+def _answer(status: int, headers: list[tuple[str, str]], body: str, method: str) -> bytes:
+    payload = body.encode("utf-8")
+    return http_response(status, [SERVER_HEADER, *headers], payload, head_only=method == "HEAD")
+
+
+class _SiteTLS(TLSServer):
+    """A site's TLS port: each connection gets the site's context loaded last."""
+
+    def __init__(self, site: Site):
+        loaded = site.loaded
+        assert loaded is not None, "load() before start()"
+        super().__init__(
+            context=loaded.context,
+            port=site.config.listen or 0,
+            max_connections=None,
+            max_concurrent=_MAX_CONCURRENT,
+            handshake_timeout=_HANDSHAKE_TIMEOUT,
+        )
+        self.site = site
+
+    def handle(self, conn: socket.socket) -> None:
+        loaded = self.site.loaded  # read once: a reload mid-connection does not touch it
+        if loaded is not None:
+            self.accept_tls(conn, loaded.context, lambda tls: self._page(tls, loaded))
+
+    def _page(self, tls: TLSStream, loaded: Loaded) -> None:
+        request = _request(tls)
+        if request is None:
+            return
+        config = self.site.config
+        headers = [("Content-Type", "text/plain; charset=utf-8")]
+        if config.hsts:
+            headers.append(("Strict-Transport-Security", HSTS_VALUE))
+        body = (
+            f"certpager fire drill: {config.name} ({config.server_name})\n"
+            f"served certificate serial {loaded.serial}, notAfter {loaded.not_after}\n"
+        )
+        tls.sendall(_answer(200, headers, body, request[0]))
+
+
+class _SiteHTTP(LoopbackServer):
+    """A site's plain HTTP port: 301 to https, or the page (HTTP not redirected)."""
+
+    def __init__(self, site: Site):
+        super().__init__(
+            port=site.config.http_listen or 0, max_connections=None, max_concurrent=_MAX_CONCURRENT
+        )
+        self.site = site
+
+    def handle(self, conn: socket.socket) -> None:
+        request = _request(conn)
+        if request is None:
+            return
+        method, path, host = request
+        config = self.site.config
+        if config.redirect:
+            # nginx: return 301 https://$host$request_uri; plus the lab's TLS port.
+            name = host if host and _HOST_RE.match(host) else config.server_name
+            location = f"https://{name}:{config.listen}{path}"
+            conn.sendall(_answer(301, [("Location", location)], f"moved to {location}\n", method))
+            return
+        body = f"certpager fire drill: {config.name} over plain HTTP (not redirected!)\n"
+        conn.sendall(_answer(200, [("Content-Type", "text/plain; charset=utf-8")], body, method))
+
+
 class Site:
     """One scenario's TLS and HTTP listeners."""
 
@@ -167,8 +237,7 @@ class Site:
         """Current config (replaced by a successful reload)."""
         self.loaded: Loaded | None = None
         """What new TLS connections get."""
-        self._servers: list[asyncio.Server] = []
-        self._conns: set[asyncio.StreamWriter] = set()
+        self._servers: list[LoopbackServer] = []
 
     def load(self, config: SiteConfig, certificate: str | None = None, key: str | None = None) -> Loaded:
         """Build and install a context from ``config`` (or explicit files); raise on failure."""
@@ -190,230 +259,26 @@ class Site:
         self.config = replace(config, listen=self.config.listen, http_listen=self.config.http_listen)
         return self.loaded
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Bind the TLS port and (unless disabled) the HTTP port on 127.0.0.1."""
-        tls = await asyncio.start_server(self._track(self._serve_tls), "127.0.0.1", self.config.listen or 0)
+        tls = _SiteTLS(self).start()
         self._servers.append(tls)
-        self.config.listen = tls.sockets[0].getsockname()[1]
+        self.config.listen = tls.port
         if self.config.http_listen is not None:
-            http = await asyncio.start_server(
-                self._track(self._serve_http), "127.0.0.1", self.config.http_listen or 0
-            )
+            http = _SiteHTTP(self).start()
             self._servers.append(http)
-            self.config.http_listen = http.sockets[0].getsockname()[1]
-
-    def _track(
-        self, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-        async def wrapped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self._conns.add(writer)
-            try:
-                await handler(reader, writer)
-            except (TimeoutError, OSError, ssl.SSLError, SSL.Error, asyncio.IncompleteReadError):
-                pass
-            finally:
-                self._conns.discard(writer)
-                writer.transport.abort()
-
-        return wrapped
-
-    async def _serve_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loaded = self.loaded
-        if loaded is None:
-            return
-        if isinstance(loaded.context, SSL.Context):
-            tls = _MemoryTLS(loaded.context, reader, writer)
-            if not await tls.handshake():
-                return
-            head = await tls.read_head()
-            request = _parse_request(head) if head else None
-            if request is not None:
-                await tls.send(self._page(loaded, request[0]))
-            return
-        await writer.start_tls(loaded.context, ssl_handshake_timeout=_HANDSHAKE_TIMEOUT)
-        request = await _read_request(reader)
-        if request is None:
-            return
-        writer.write(self._page(loaded, request[0]))
-        await writer.drain()
-
-    def _page(self, loaded: Loaded, method: str) -> bytes:
-        headers = [("Content-Type", "text/plain; charset=utf-8")]
-        if self.config.hsts:
-            headers.append(("Strict-Transport-Security", HSTS_VALUE))
-        body = (
-            f"certpager fire drill: {self.config.name} ({self.config.server_name})\n"
-            f"served certificate serial {loaded.serial}, notAfter {loaded.not_after}\n"
-        )
-        return _response_bytes(200, "OK", headers, body, head=method == "HEAD")
-
-    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await _read_request(reader)
-        if request is None:
-            return
-        method, path, host = request
-        if self.config.redirect:
-            # nginx: return 301 https://$host$request_uri; plus the lab's TLS port.
-            name = host if host and _HOST_RE.match(host) else self.config.server_name
-            location = f"https://{name}:{self.config.listen}{path}"
-            body = f"moved to {location}\n"
-            await _respond(
-                writer, 301, "Moved Permanently", [("Location", location)], body, head=method == "HEAD"
-            )
-        else:
-            body = f"certpager fire drill: {self.config.name} over plain HTTP (not redirected!)\n"
-            await _respond(
-                writer,
-                200,
-                "OK",
-                [("Content-Type", "text/plain; charset=utf-8")],
-                body,
-                head=method == "HEAD",
-            )
+            self.config.http_listen = http.port
 
     @property
     def ports(self) -> list[int]:
         """Every port this site listens on."""
         return [p for p in (self.config.listen, self.config.http_listen) if p]
 
-    async def stop(self) -> None:
-        """Close listeners and every open connection."""
-        for server in self._servers:
-            server.close()
-        for writer in list(self._conns):
-            writer.transport.abort()
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
-        self._servers.clear()
-
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, str] | None:
-    """``(method, path, host)`` of one HTTP/1.x request, or None when the client sent none."""
-    try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _REQUEST_TIMEOUT)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        return None
-    return _parse_request(head)
-
-
-def _parse_request(head: bytes) -> tuple[str, str, str] | None:
-    """Parse a request head (up to the blank line)."""
-    if len(head) > _MAX_REQUEST:
-        return None
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-        return None
-    method, path = parts[0], parts[1]
-    if not path.startswith("/"):
-        path = "/"
-    host = ""
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "host":
-            host = value.strip()
-            if host.startswith("["):
-                host = host[1 : host.find("]")] if "]" in host else ""
-            else:
-                host = host.split(":", 1)[0]
-    return method, path, host
-
-
-def _response_bytes(
-    status: int, reason: str, headers: list[tuple[str, str]], body: str, *, head: bool = False
-) -> bytes:
-    payload = body.encode("utf-8")
-    lines = [f"HTTP/1.1 {status} {reason}", "Server: certpager-drill"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    lines += [f"Content-Length: {len(payload)}", "Connection: close", "", ""]
-    return "\r\n".join(lines).encode("latin-1") + (b"" if head else payload)
-
-
-async def _respond(
-    writer: asyncio.StreamWriter,
-    status: int,
-    reason: str,
-    headers: list[tuple[str, str]],
-    body: str,
-    *,
-    head: bool = False,
-) -> None:
-    writer.write(_response_bytes(status, reason, headers, body, head=head))
-    await writer.drain()
-
-
-class _MemoryTLS:
-    """Server side of one TLS connection through pyOpenSSL memory BIOs over asyncio streams.
-
-    Used for mTLS sites: unlike :mod:`ssl`, pyOpenSSL can send the list of accepted
-    client CAs in the CertificateRequest, as nginx's ``ssl_client_certificate`` does.
-    """
-
-    def __init__(self, context: SSL.Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.conn = SSL.Connection(context, None)
-        self.conn.set_accept_state()
-        self.reader = reader
-        self.writer = writer
-
-    async def _flush(self) -> None:
-        out = b""
-        while True:
-            try:
-                out += self.conn.bio_read(65536)
-            except SSL.WantReadError:
-                break
-        if out:
-            self.writer.write(out)
-            await self.writer.drain()
-
-    async def _feed(self, timeout: float) -> bool:
-        data = await asyncio.wait_for(self.reader.read(65536), timeout)
-        if not data:
-            return False
-        self.conn.bio_write(data)
-        return True
-
-    async def handshake(self) -> bool:
-        """Complete the handshake (False: the client left or failed it; alerts are sent)."""
-        for _ in range(1000):  # bounded: a handshake is a handful of flights
-            try:
-                self.conn.do_handshake()
-            except SSL.WantReadError:
-                await self._flush()
-                if not await self._feed(_HANDSHAKE_TIMEOUT):
-                    return False
-                continue
-            except SSL.Error:
-                with contextlib.suppress(OSError):
-                    await self._flush()
-                return False
-            await self._flush()
-            return True
-        return False
-
-    async def read_head(self) -> bytes | None:
-        """Read up to the end of an HTTP request head."""
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            if len(buf) > _MAX_REQUEST:
-                return None
-            try:
-                buf += self.conn.recv(65536)
-            except SSL.WantReadError:
-                await self._flush()
-                if not await self._feed(_REQUEST_TIMEOUT):
-                    return None
-            except (SSL.ZeroReturnError, SSL.Error):
-                return None
-        return buf.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-
-    async def send(self, data: bytes) -> None:
-        """Send application data and close the TLS session."""
-        self.conn.sendall(data)
-        with contextlib.suppress(SSL.Error):
-            self.conn.shutdown()
-        await self._flush()
+    def stop(self) -> None:
+        """Close listeners and every open connection; join their threads."""
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
 
 
 def build_openssl_context(site: SiteConfig, certificate: str, key: str) -> SSL.Context:
@@ -451,43 +316,16 @@ def _verify_ok(conn: SSL.Connection, cert: Any, errno: int, depth: int, ok: int)
     return bool(ok)
 
 
-class StaticHTTP:
-    """A plain HTTP server for fixed files (the CA's AIA ``caIssuers`` URL)."""
-
-    def __init__(self, files: dict[str, tuple[bytes, str]]):
-        self.files = files
-        """``path -> (body, content type)``."""
-        self.port = 0
-        """Bound port."""
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        """Bind on 127.0.0.1, a free port."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await _read_request(reader)
-            if request is None:
-                return
-            method, path, _host = request
-            found = self.files.get(path.split("?", 1)[0])
-            if found is None:
-                await _respond(writer, 404, "Not Found", [], "not found\n", head=method == "HEAD")
-                return
-            body, ctype = found
-            head = f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            writer.write(head.encode("latin-1") + (b"" if method == "HEAD" else body))
-            await writer.drain()
-        except (TimeoutError, OSError):
-            pass
-        finally:
-            writer.transport.abort()
-
-    async def stop(self) -> None:
-        """Close the listener."""
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+def static_http(files: dict[str, tuple[bytes, str]]) -> HttpServer:
+    """A plain HTTP server for fixed files, ``path -> (body, content type)`` (the CA's
+    AIA ``caIssuers`` URL); not started."""
+    routes = {
+        path: http_response(200, [("Content-Type", ctype)], body) for path, (body, ctype) in files.items()
+    }
+    return HttpServer(
+        routes=routes,
+        default=http_response(404, [SERVER_HEADER], b"not found\n"),
+        head_without_body=True,
+        max_connections=None,
+        max_concurrent=_MAX_CONCURRENT,
+    )

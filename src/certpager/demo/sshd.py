@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import asyncssh
+
+from certpager.lab import process as process_lib
 
 KILL_GRACE = 3.0
 """Seconds between TERM and KILL when a command must end."""
@@ -138,23 +139,8 @@ class DrillSSHServer:
             return
         # A client "signal" request is delivered to the session object; asyncssh would
         # queue it behind stdin, which certpager closes at once. Take it directly.
-        pending: list[int] = []
-        running: list[asyncio.subprocess.Process] = []
-
-        def on_signal(name: str) -> None:
-            number = _signal_number(name)
-            if number is None:
-                return
-            if running:
-                _killpg(running[0], number)
-            else:
-                pending.append(number)
-
-        process.signal_received = on_signal  # type: ignore[method-assign,assignment]
-        env = dict(self.env)
-        peer = process.get_extra_info("peername") or ("127.0.0.1", 0)
-        env["SSH_CONNECTION"] = f"{peer[0]} {peer[1]} 127.0.0.1 {self.port}"
-        env["SSH_CLIENT"] = f"{peer[0]} {peer[1]} {self.port}"
+        relay = _SignalRelay()
+        process.signal_received = relay.on_signal  # type: ignore[method-assign,assignment]
         try:
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh",
@@ -163,7 +149,7 @@ class DrillSSHServer:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=env,
+                env=self._command_env(process),
                 cwd=str(self.cwd),
                 start_new_session=True,
             )
@@ -172,10 +158,28 @@ class DrillSSHServer:
             process.exit(127)
             return
         self.commands_run += 1
+        relay.attach(proc)
+        code = await self._serve_command(process, proc, command)
+        with contextlib.suppress(OSError, asyncssh.Error):
+            if code < 0:
+                process.exit_with_signal(_signal_name(-code))
+            else:
+                process.exit(code)
+
+    def _command_env(self, process: asyncssh.SSHServerProcess[bytes]) -> dict[str, str]:
+        """The lab environment plus sshd's SSH_CONNECTION/SSH_CLIENT for this session."""
+        env = dict(self.env)
+        peer = process.get_extra_info("peername") or ("127.0.0.1", 0)
+        env["SSH_CONNECTION"] = f"{peer[0]} {peer[1]} 127.0.0.1 {self.port}"
+        env["SSH_CLIENT"] = f"{peer[0]} {peer[1]} {self.port}"
+        return env
+
+    async def _serve_command(
+        self, process: asyncssh.SSHServerProcess[bytes], proc: asyncio.subprocess.Process, command: str
+    ) -> int:
+        """Relay stdin/stdout/stderr between the channel and the command until it exits;
+        its PID is recorded in :attr:`pid_dir` meanwhile. Returns its exit status."""
         self._procs.add(proc)
-        running.append(proc)
-        for number in pending:
-            _killpg(proc, number)
         pid_file = self.pid_dir / str(proc.pid)
         with contextlib.suppress(OSError):
             pid_file.write_text(command[:4000] + "\n", encoding="utf-8")
@@ -187,18 +191,13 @@ class DrillSSHServer:
                 _pump(proc.stdout, process.stdout),
                 _pump(proc.stderr, process.stderr),
             )
-            code = await proc.wait()
+            return await proc.wait()
         finally:
             self._procs.discard(proc)
             with contextlib.suppress(OSError):
                 pid_file.unlink()
             feeder.cancel()
             watcher.cancel()
-        with contextlib.suppress(OSError, asyncssh.Error):
-            if code < 0:
-                process.exit_with_signal(_signal_name(-code))
-            else:
-                process.exit(code)
 
     async def _feed_stdin(
         self, process: asyncssh.SSHServerProcess[bytes], proc: asyncio.subprocess.Process
@@ -248,24 +247,38 @@ class DrillSSHServer:
 
 
 def _killpg(proc: asyncio.subprocess.Process, number: int) -> None:
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, number)
+    if proc.returncode is None:
+        process_lib.signal_group(proc.pid, number)
+
+
+class _SignalRelay:
+    """Signals a client asks for: sent to the command's process group, or held until it starts."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pending: list[int] = []
+
+    def on_signal(self, name: str) -> None:
+        """asyncssh's ``signal_received``: relay (or hold) the named signal."""
+        number = _signal_number(name)
+        if number is None:
+            return
+        if self.proc is not None:
+            _killpg(self.proc, number)
+        else:
+            self.pending.append(number)
+
+    def attach(self, proc: asyncio.subprocess.Process) -> None:
+        """The command started: deliver what was held."""
+        self.proc = proc
+        for number in self.pending:
+            _killpg(proc, number)
+        self.pending.clear()
 
 
 async def terminate(proc: asyncio.subprocess.Process) -> None:
     """TERM the command's process group, KILL it after :data:`KILL_GRACE`, reap it."""
-    _killpg(proc, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), KILL_GRACE)
-    except TimeoutError:
-        _killpg(proc, signal.SIGKILL)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(proc.wait(), KILL_GRACE)
-    # Whatever else is left in the group (children that ignored TERM).
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    await process_lib.stop_group(proc, KILL_GRACE)
 
 
 async def _pump(src: asyncio.StreamReader, dst: Any) -> None:

@@ -22,12 +22,16 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certpager.formats import format_serial
+
+if TYPE_CHECKING:
+    from certpager.demo.pki import Authority, Lineage
 
 CONTROL_TIMEOUT = 10.0
 """Seconds to wait for the lab to answer a reload/status request."""
@@ -267,7 +271,7 @@ def certbot(lab: LabPaths, argv: list[str]) -> int:
     _banner("certbot", f"it issues from the lab CA into {config_dir} (no ACME server is contacted)")
     for token in args.ignored or []:
         _err(f"[drill stand-in] certbot: note: ignoring {token!r} (not modelled by the drill)")
-    say = (lambda _text="": None) if args.quiet else _out
+    say: Say = (lambda _text="": None) if args.quiet else _out
     if args.command == "certificates":
         return _certbot_certificates(config_dir)
     if args.command not in ("renew", "certonly"):
@@ -276,22 +280,9 @@ def certbot(lab: LabPaths, argv: list[str]) -> int:
             "(supported: renew, certonly, certificates)"
         )
         return 1
-    names = list(args.cert_names or [])
-    if args.command == "certonly":
-        if not names and args.domains:
-            names = [args.domains[0]]
-        if not names:
-            _err("certbot: certonly needs --cert-name or -d NAME")
-            return 1
-    lineages = [pki.Lineage(config_dir, n) for n in names] or pki.list_lineages(config_dir)
-    for lin in lineages:
-        if not pki.valid_lineage_name(lin.name):
-            _err(f"certbot: invalid certificate name {lin.name!r}")
-            return 1
-        if args.command == "renew" and not lin.exists():
-            known = ", ".join(x.name for x in pki.list_lineages(config_dir)) or "none"
-            _err(f"No certificate found with name {lin.name} (expected one of {known}).")
-            return 1
+    lineages = _certbot_lineages(args, config_dir)
+    if lineages is None:
+        return 1
     if not lineages:
         say("No certificates found.")
         return 0
@@ -300,77 +291,127 @@ def certbot(lab: LabPaths, argv: list[str]) -> int:
             _run_hook("pre-hook", hook, None, say)
     renewed: list[pki.Lineage] = []
     skipped: list[tuple[pki.Lineage, str]] = []
-    now = pki.utcnow()
-    ca = pki.load_authority(lab.intermediate_cert, lab.intermediate_key)
+    issuer = _Issuer(lab, pki.load_authority(lab.intermediate_cert, lab.intermediate_key), pki.utcnow())
     say("Saving debug log to /dev/null (the drill keeps no certbot log)")
     for lin in lineages:
         say("")
         say("- " * 40)
-        if lin.exists():
-            say(f"Processing {lin.renewal_conf}")
-            current = lin.current()
-            left = current.not_valid_after_utc - now
-            names_for = (
-                args.domains if args.command == "certonly" and args.domains else pki.dns_names(current)
-            )
-            due = left < timedelta(days=pki.RENEW_BEFORE_DAYS)
-            if not (due or args.force or args.dry_run):
-                expires = current.not_valid_after_utc.strftime("%Y-%m-%d")
-                say(f"Certificate not yet due for renewal (expires {expires}, {left.days} days left)")
-                skipped.append((lin, f"expires on {expires}"))
-                continue
-            verb = "Simulating renewal of" if args.dry_run else "Renewing"
-            say(f"{verb} an existing certificate for {' and '.join(names_for)}")
-            key = lin.current_key() if args.reuse_key else None
-        else:
-            names_for = args.domains or [lin.name]
-            verb = "Simulating a certificate request for" if args.dry_run else "Requesting a certificate for"
-            say(f"{verb} {' and '.join(names_for)}")
-            key = None
-        if args.dry_run:
-            renewed.append(lin)
+        why_skipped = _certbot_lineage(args, lin, issuer, say)
+        if why_skipped is not None:
+            skipped.append((lin, why_skipped))
             continue
-        cert, new_key = pki.issue(
-            ca,
-            list(names_for),
-            not_before=now - timedelta(minutes=1),
-            not_after=now + timedelta(days=pki.LIFETIME_DAYS),
-            key=key,
-            aia_url=lab.aia_url,
-        )
-        version = pki.write_lineage(lin, cert, new_key, [ca.cert])
-        say(
-            f"New certificate: serial {format_serial(cert.serial_number)}, valid until "
-            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC (archive version {version})"
-        )
         renewed.append(lin)
-        for hook in args.deploy_hooks or []:
-            _run_hook("deploy-hook", hook, lin, say)
     say("")
     say("- " * 40)
+    _certbot_summary(args, renewed, skipped, say)
+    say("- " * 40)
+    return 0
+
+
+Say = Callable[..., None]
+"""Where certbot's progress lines go (nowhere with ``--quiet``)."""
+
+
+@dataclass(frozen=True)
+class _Issuer:
+    """What a certbot run issues with: the lab's CA at one instant."""
+
+    lab: LabPaths
+    ca: Authority
+    now: datetime
+
+
+def _certbot_lineages(args: _CertbotArgs, config_dir: Path) -> list[Lineage] | None:
+    """The lineages a renew/certonly run acts on; None (after saying why) when one is invalid."""
+    from certpager.demo import pki
+
+    names = list(args.cert_names or [])
+    if args.command == "certonly":
+        if not names and args.domains:
+            names = [args.domains[0]]
+        if not names:
+            _err("certbot: certonly needs --cert-name or -d NAME")
+            return None
+    lineages = [pki.Lineage(config_dir, n) for n in names] or pki.list_lineages(config_dir)
+    for lin in lineages:
+        if not pki.valid_lineage_name(lin.name):
+            _err(f"certbot: invalid certificate name {lin.name!r}")
+            return None
+        if args.command == "renew" and not lin.exists():
+            known = ", ".join(x.name for x in pki.list_lineages(config_dir)) or "none"
+            _err(f"No certificate found with name {lin.name} (expected one of {known}).")
+            return None
+    return lineages
+
+
+def _certbot_lineage(args: _CertbotArgs, lin: Lineage, issuer: _Issuer, say: Say) -> str | None:
+    """Renew (or request) one lineage; the reason when it is skipped (not due), else None."""
+    from certpager.demo import pki
+
+    now = issuer.now
+    if lin.exists():
+        say(f"Processing {lin.renewal_conf}")
+        current = lin.current()
+        left = current.not_valid_after_utc - now
+        names_for = args.domains if args.command == "certonly" and args.domains else pki.dns_names(current)
+        due = left < timedelta(days=pki.RENEW_BEFORE_DAYS)
+        if not (due or args.force or args.dry_run):
+            expires = current.not_valid_after_utc.strftime("%Y-%m-%d")
+            say(f"Certificate not yet due for renewal (expires {expires}, {left.days} days left)")
+            return f"expires on {expires}"
+        verb = "Simulating renewal of" if args.dry_run else "Renewing"
+        say(f"{verb} an existing certificate for {' and '.join(names_for)}")
+        key = lin.current_key() if args.reuse_key else None
+    else:
+        names_for = args.domains or [lin.name]
+        verb = "Simulating a certificate request for" if args.dry_run else "Requesting a certificate for"
+        say(f"{verb} {' and '.join(names_for)}")
+        key = None
+    if args.dry_run:
+        return None
+    cert, new_key = pki.issue(
+        issuer.ca,
+        list(names_for),
+        not_before=now - timedelta(minutes=1),
+        not_after=now + timedelta(days=pki.LIFETIME_DAYS),
+        key=key,
+        aia_url=issuer.lab.aia_url,
+    )
+    version = pki.write_lineage(lin, cert, new_key, [issuer.ca.cert])
+    say(
+        f"New certificate: serial {format_serial(cert.serial_number)}, valid until "
+        f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC (archive version {version})"
+    )
+    for hook in args.deploy_hooks or []:
+        _run_hook("deploy-hook", hook, lin, say)
+    return None
+
+
+def _certbot_summary(
+    args: _CertbotArgs, renewed: list[Lineage], skipped: list[tuple[Lineage, str]], say: Say
+) -> None:
+    """certbot's closing summary; runs the post-hooks (not on a dry run)."""
     if args.dry_run:
         say("Congratulations, all simulated renewals succeeded:")
         for lin in renewed:
             say(f"  {lin.path('fullchain')} (success)")
         if args.deploy_hooks or args.post_hooks or args.pre_hooks:
             say("(dry run: hooks were not run)")
-    else:
-        if renewed:
-            say("Congratulations, all renewals succeeded:")
-            for lin in renewed:
-                say(f"  {lin.path('fullchain')} (success)")
-        if skipped:
-            say("The following certificates are not due for renewal yet:")
-            for lin, why in skipped:
-                say(f"  {lin.path('fullchain')} {why} (skipped)")
-        if not renewed:
-            say("No renewals were attempted.")
-        for hook in args.post_hooks or []:
-            _run_hook("post-hook", hook, None, say)
-        if renewed:
-            say("Note: the web server still serves the old certificate until it is reloaded.")
-    say("- " * 40)
-    return 0
+        return
+    if renewed:
+        say("Congratulations, all renewals succeeded:")
+        for lin in renewed:
+            say(f"  {lin.path('fullchain')} (success)")
+    if skipped:
+        say("The following certificates are not due for renewal yet:")
+        for lin, why in skipped:
+            say(f"  {lin.path('fullchain')} {why} (skipped)")
+    if not renewed:
+        say("No renewals were attempted.")
+    for hook in args.post_hooks or []:
+        _run_hook("post-hook", hook, None, say)
+    if renewed:
+        say("Note: the web server still serves the old certificate until it is reloaded.")
 
 
 def _run_hook(kind: str, command: str, lineage: Any, say: Any) -> None:

@@ -185,37 +185,10 @@ def build_cert(
     if subject_key_id:
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     if issuer is not None and authority_key_id:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
-        )
-    if key_usage:
-        builder = builder.add_extension(
-            _key_usage(ca=ca, key_encipherment=isinstance(key, rsa.RSAPrivateKey)), True
-        )
-    if not ca and eku is not None:
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if eku == CLIENT else ExtendedKeyUsageOID.SERVER_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), False)
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), False)
-    if aia_ca_issuers:
-        builder = builder.add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(aia_ca_issuers),
-                    )
-                ]
-            ),
-            False,
-        )
-    if permitted_dns is not None:
-        builder = builder.add_extension(
-            x509.NameConstraints(
-                permitted_subtrees=[x509.DNSName(d) for d in permitted_dns], excluded_subtrees=None
-            ),
-            True,
-        )
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
+        builder = builder.add_extension(aki, False)
+    builder = _add_usage(builder, key, ca=ca, key_usage=key_usage, eku=eku)
+    builder = _add_names(builder, sans=sans, aia_ca_issuers=aia_ca_issuers, permitted_dns=permitted_dns)
     if pad_bytes:
         builder = builder.add_extension(
             x509.UnrecognizedExtension(PAD_OID, _der_octet_string(b"\x00" * pad_bytes)), False
@@ -224,6 +197,43 @@ def build_cert(
     if hash in _LEGACY_HASHES:
         return _resign_legacy(builder.sign(signer, hashes.SHA256()), signer, hash)
     return builder.sign(signer, _MODERN_HASHES[hash])
+
+
+def _add_usage(
+    builder: x509.CertificateBuilder, key: PrivateKey, *, ca: bool, key_usage: bool, eku: str | None
+) -> x509.CertificateBuilder:
+    """keyUsage (critical) and, for leaves, extendedKeyUsage."""
+    if key_usage:
+        builder = builder.add_extension(
+            _key_usage(ca=ca, key_encipherment=isinstance(key, rsa.RSAPrivateKey)), True
+        )
+    if not ca and eku is not None:
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH if eku == CLIENT else ExtendedKeyUsageOID.SERVER_AUTH
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), False)
+    return builder
+
+
+def _add_names(
+    builder: x509.CertificateBuilder,
+    *,
+    sans: Sequence[x509.GeneralName],
+    aia_ca_issuers: str | None,
+    permitted_dns: Iterable[str] | None,
+) -> x509.CertificateBuilder:
+    """subjectAltName, authorityInfoAccess caIssuers and nameConstraints (critical)."""
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), False)
+    if aia_ca_issuers:
+        access = x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_ca_issuers)
+        )
+        builder = builder.add_extension(x509.AuthorityInformationAccess([access]), False)
+    if permitted_dns is not None:
+        constraints = x509.NameConstraints(
+            permitted_subtrees=[x509.DNSName(d) for d in permitted_dns], excluded_subtrees=None
+        )
+        builder = builder.add_extension(constraints, True)
+    return builder
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:

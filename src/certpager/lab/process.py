@@ -7,20 +7,31 @@ benchmark share:
   appended to a log file;
 - :func:`wait_ready`: poll a readiness predicate until a deadline, giving up at once
   when the child exits;
-- :func:`stop` / :func:`stop_all`: SIGTERM, SIGKILL after a grace period, reap.
+- :func:`spawn_pty`: the same on a new pseudo-terminal (stdin, stdout and stderr);
+- :func:`stop` / :func:`stop_all`: SIGTERM, SIGKILL after a grace period, reap;
+- :func:`signal_group` / :func:`stop_group`: the same for a child started in its
+  own session (an asyncio subprocess whose own children must go too);
+- :class:`Started`: the ``with`` protocol of anything with ``start``/``stop`` (servers,
+  daemons, stacks): entering starts it unless it runs already, leaving always stops it.
 
-Only the processes passed in are signalled, by their PID.
+Only the processes passed in are signalled, by their PID (or the process group
+whose leader that PID is).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import pty
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 POLL_INTERVAL = 0.05
 """Seconds between two readiness checks."""
@@ -54,6 +65,22 @@ def spawn(
             start_new_session=new_session,
             close_fds=True,
         )
+
+
+def spawn_pty(
+    argv: Sequence[str], *, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``argv`` on a new pseudo-terminal; returns the child and the master end's fd
+    (the caller reads and writes it and closes it after :func:`stop`)."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(list(argv), env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    return proc, master
 
 
 def wait_ready(
@@ -118,13 +145,68 @@ def stop_all(procs: Sequence[subprocess.Popen[bytes]], grace: float = STOP_GRACE
     return killed
 
 
+def signal_group(pid: int, number: int) -> None:
+    """Send ``number`` to the process group led by ``pid`` (a child started in its own
+    session); nothing when it is gone already."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, number)
+
+
+async def stop_group(proc: asyncio.subprocess.Process, grace: float = STOP_GRACE) -> None:
+    """TERM the process group of ``proc`` (started with ``start_new_session``), KILL it
+    after ``grace`` seconds, reap ``proc``; then KILL whatever is left in the group."""
+    if proc.returncode is None:
+        signal_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), grace)
+    # Whatever else is left in the group (children that ignored TERM).
+    signal_group(proc.pid, signal.SIGKILL)
+
+
+class Started:
+    """``with thing as t:`` starts ``thing`` (unless :meth:`running`) and always stops it."""
+
+    def running(self) -> bool:
+        """Whether it was started and not stopped since (subclasses say; False: always start)."""
+        return False
+
+    def start(self) -> object:
+        """Start it (subclasses)."""
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        """Stop it (subclasses)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        if not self.running():
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 __all__ = [
     "POLL_INTERVAL",
     "STOP_GRACE",
+    "Started",
     "port_accepts",
     "ports_accepting",
+    "signal_group",
     "spawn",
+    "spawn_pty",
     "stop",
     "stop_all",
+    "stop_group",
     "wait_ready",
 ]
