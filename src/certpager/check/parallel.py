@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import multiprocessing
 import os
 import signal
 import sys
@@ -31,8 +30,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, TypeVar
 
 from certpager.check.monitor import check_full, stream_full
@@ -40,6 +37,8 @@ from certpager.config import Endpoint, Settings
 from certpager.probe.model import EndpointReport, Status
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
     from multiprocessing.sharedctypes import Synchronized
 
 T = TypeVar("T")
@@ -81,9 +80,11 @@ def _usable(workers: int, endpoints: Sequence[Endpoint], concurrency: int) -> in
     """How many workers to start (0: check in this process). Forking needs the fork start
     method and no other thread running here."""
     workers = min(workers, len(endpoints), concurrency)
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if workers <= 1 or threading.active_count() > 1:
         return 0
-    return workers
+    import multiprocessing  # here: a run in one process (one target) never needs it
+
+    return workers if "fork" in multiprocessing.get_all_start_methods() else 0
 
 
 def check_reports(
@@ -176,6 +177,8 @@ def _run_workers(
     results: list[T | None],
 ) -> None:
     """Start the workers, collect what they send into ``results``, reap them."""
+    import multiprocessing
+
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("q", 0)  # the next endpoint index to check
     for stream in (sys.stdout, sys.stderr):
@@ -222,6 +225,8 @@ def _terminate(signum: int, _frame: object) -> None:
 
 def _collect(started: list[_Worker], results: list[T | None], silence: float) -> None:
     """Receive results until every worker has closed its pipe or gone silent."""
+    from multiprocessing.connection import Connection, wait
+
     live = {worker.conn: worker for worker in started}
     while live:
         for conn in wait(list(live), timeout=1.0):

@@ -19,7 +19,6 @@ import re
 import socket
 import time
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -147,28 +146,6 @@ def _offer_groups(ctx: SSL.Context) -> bool:
     return _openssl.set_groups(ctx, KEY_EXCHANGE_GROUPS)
 
 
-def _verify_result_reader() -> Callable[[SSL.Connection], int] | None:
-    """``SSL_get_verify_result`` of a connection, or None when pyOpenSSL's bindings
-    do not offer it (then the Python verify callback records the verdict instead).
-
-    OpenSSL verifies the server's chain on every client handshake, VERIFY_NONE or
-    not, and keeps the first error; reading it afterwards spares a Python callback
-    per certificate (and a wrapper object for each) on every handshake.
-    """
-    return _openssl.verify_result_reader()
-
-
-_NOT_READ: Any = object()
-_verify_result: Callable[[SSL.Connection], int] | None = _NOT_READ
-
-
-def _result_reader() -> Callable[[SSL.Connection], int] | None:
-    global _verify_result
-    if _verify_result is _NOT_READ:
-        _verify_result = _verify_result_reader()
-    return _verify_result
-
-
 def client_context(options: ClientOptions, trust: TrustStore | None = None) -> SSL.Context:
     """Build (once per distinct options and trust store) the client context.
 
@@ -213,8 +190,7 @@ def _client(options: ClientOptions, trust: TrustStore | None) -> tuple[SSL.Conte
             ctx.check_privatekey()
         if trust is not None:
             trust.load_into(ctx)
-            if _result_reader() is None:
-                ctx.set_verify(SSL.VERIFY_NONE, _verify_callback)
+            ctx.set_verify(SSL.VERIFY_NONE, _verify_callback)
     except SSL.Error as exc:
         raise ContextError(describe_ssl_error(exc)) from None
     except OSError as exc:
@@ -411,8 +387,7 @@ def _sent_and_verified(
         return (), None
     if trust is None or not sent:
         return sent, None
-    reader = _result_reader()
-    if reader(conn) if reader is not None else state.verify_error:  # 0 (X509_V_OK) or None: clean
+    if state.verify_error is not None:
         return sent, None
     try:
         chain = chains.verified(conn)
@@ -494,8 +469,6 @@ class FastPaths:
 
     bindings: bool
     """pyOpenSSL's private bindings can be reached (:mod:`certpager.probe._openssl`)."""
-    verify_result: bool
-    """The verdict is read with ``SSL_get_verify_result`` (not a Python callback)."""
     raw_chains: bool | None
     """Chains are read from OpenSSL's stacks; None until a first chain decided it."""
 
@@ -504,7 +477,6 @@ def fast_paths() -> FastPaths:
     """The shortcuts in use now (for tests that must fail when one is lost)."""
     return FastPaths(
         bindings=_openssl.available(),
-        verify_result=_result_reader() is not None,
         raw_chains=None if _CHAINS is None else isinstance(_CHAINS, _RawChains),
     )
 
