@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import gc
 import os
 import signal
@@ -200,8 +199,6 @@ def _run_workers(
     try:
         for limit in _shares(concurrency, workers):
             read, write = ctx.Pipe(duplex=False)
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(write.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
             process = ctx.Process(
                 target=_worker,
                 args=(endpoints, counter, convert, settings, limit, write),
@@ -224,13 +221,6 @@ def _run_workers(
 
 def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-#: Pause of the parent between reads of the workers' pipes.
-_GATHER_SECONDS = 0.01
-#: Capacity asked for the pipes the workers report over (best effort), so that they
-#: seldom wait for the parent to come back from a pause.
-_PIPE_BYTES = 1 << 20
 
 
 def _collect(started: list[_Worker], results: list[T | None], silence: float) -> None:
@@ -256,8 +246,6 @@ def _collect(started: list[_Worker], results: list[T | None], silence: float) ->
             if now - worker.heard > silence:
                 worker.process.kill()  # its endpoints are checked again
                 del live[conn]
-        if live:
-            time.sleep(_GATHER_SECONDS)  # let results gather: one wake-up for several
 
 
 def _take(counter: Synchronized[int], total: int) -> int | None:
