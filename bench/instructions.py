@@ -14,7 +14,7 @@ Starts N nginx endpoints (bench/stack.py), then runs each tool under
 cost: interpreter, imports, set-up) and over N. The difference divided by N - 1 is
 the cost per endpoint. Two tools run at a time (one per core).
 
-    /work/venv/bin/python bench/instructions.py --n 200 [--also-src REF]
+    /work/venv/bin/python bench/instructions.py --n 200 [--also-src REF ...]
 
 Needs valgrind (Debian package ``valgrind``). A run takes 1-3 minutes.
 """
@@ -62,7 +62,13 @@ def count(cmd: list[str], env: dict[str, str], timeout: float) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="endpoints (default 200)")
-    parser.add_argument("--also-src", metavar="REF", help="also count certpager from src/ of this revision")
+    parser.add_argument(
+        "--also-src",
+        metavar="REF",
+        action="append",
+        default=[],
+        help="also count certpager from src/ of this revision (repeatable)",
+    )
     parser.add_argument("--python", default=str(DEFAULT_PYTHON))
     args = parser.parse_args(argv)
     if not 2 <= args.n <= 2000:
@@ -102,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             ]
 
         tools = {"baseline": (baseline, env), "certpager-lean": (certpager, env)}
-        if args.also_src:
-            other = {**env, "PYTHONPATH": str(export_src(args.also_src, work / "code-also"))}
-            tools[f"certpager-lean@{args.also_src}"] = (certpager, other)
+        for k, ref in enumerate(args.also_src):
+            other = {**env, "PYTHONPATH": str(export_src(ref, work / f"code-also-{k}"))}
+            tools[f"certpager-lean@{ref}"] = (certpager, other)
         jobs = [(name, size) for name in tools for size in (1, args.n)]
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             counted = dict(

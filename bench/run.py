@@ -448,7 +448,14 @@ def main(argv: list[str] | None = None) -> int:
         "--src", metavar="REF", help="measure src/ of this git revision, not the working tree"
     )
     parser.add_argument(
-        "--also-src", metavar="REF", help="also run certpager from src/ of this git revision, interleaved"
+        "--also-src",
+        metavar="REF",
+        action="append",
+        default=[],
+        help="also run certpager from src/ of this git revision, interleaved (repeatable)",
+    )
+    parser.add_argument(
+        "--lean-only", action="store_true", help="skip certpager with its deeper checks (the default command)"
     )
     parser.add_argument("--python", default=str(DEFAULT_PYTHON), help="interpreter with certpager installed")
     parser.add_argument("--certpager", default=None, help="certpager script (default: `PYTHON -m certpager`)")
@@ -534,20 +541,19 @@ def main(argv: list[str] | None = None) -> int:
         lean_flags = [f for f in LEAN_FLAGS if f in help_text]
         base = [python, str(HERE / "baseline_loop.py"), "--targets", str(targets)]
         base += ["--concurrency", str(args.concurrency), "--ca-file", str(root)]
-        tools: dict[str, list[str]] = {
-            "baseline": [*base, "--mode", "pyopenssl"],
-            "certpager": [*certpager_cmd, *check_args],
-        }
+        tools: dict[str, list[str]] = {"baseline": [*base, "--mode", "pyopenssl"]}
+        if not (args.lean_only and lean_flags):
+            tools["certpager"] = [*certpager_cmd, *check_args]
         if lean_flags:
             tools["certpager-lean"] = [*certpager_cmd, *check_args, *lean_flags]
         tool_env: dict[str, dict[str, str]] = {}
-        if args.also_src:
-            other_env = {**env, "PYTHONPATH": str(export_src(args.also_src, work / "code-also"))}
+        for k, ref in enumerate(args.also_src):
+            other_env = {**env, "PYTHONPATH": str(export_src(ref, work / f"code-also-{k}"))}
             other_help = subprocess.run(
                 [*certpager_cmd, "check", "--help"], capture_output=True, text=True, env=other_env, timeout=60
             ).stdout
             other_flags = [f for f in LEAN_FLAGS if f in other_help]
-            name = f"certpager{'-lean' if other_flags else ''}@{args.also_src}"
+            name = f"certpager{'-lean' if other_flags else ''}@{ref}"
             tools[name] = [*certpager_cmd, *check_args, *other_flags]
             tool_env[name] = other_env
         if not args.no_stdlib:

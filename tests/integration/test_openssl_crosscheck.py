@@ -250,16 +250,14 @@ VERIFIES = {
 }
 
 
-@pytest.fixture(params=["verify-result", "verify-callback", "learned-intermediate", "public-chains"])
+@pytest.fixture(params=["verify-callback", "learned-intermediate", "public-chains"])
 def verdict_reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The verdict read from ``SSL_get_verify_result`` (the default), recorded by the
-    Python verify callback it falls back to, read once the context has learned the
-    intermediate of a complete chain (verification may stop there), and with the
-    chains read through pyOpenSSL's public API instead of OpenSSL's stacks."""
+    """The verdict recorded by the Python verify callback (the default), read once the
+    context has learned the intermediate of a complete chain (verification may stop
+    there), and with the chains read through pyOpenSSL's public API instead of
+    OpenSSL's stacks."""
     from certpager.probe import handshake
 
-    if request.param == "verify-callback":
-        monkeypatch.setattr(handshake, "_verify_result", None)
     if request.param == "public-chains":
         monkeypatch.setattr(handshake, "_CHAINS", handshake._Chains())
     handshake._CONTEXTS.clear()  # contexts are cached with their callbacks
@@ -285,7 +283,6 @@ async def test_verdict_during_handshake_equals_verdict_after(
     from certpager.probe.handshake import handshake
     from certpager.probe.trust import get_trust_store
 
-    assert (module._verify_result is None) == (verdict_reading == "verify-callback")
     trust = get_trust_store(str(_trust(case, ca, other_ca)))
     if verdict_reading == "learned-intermediate":
         teacher = await handshake("127.0.0.1", python_servers["complete"], "app.test", timeout=5, trust=trust)
@@ -295,7 +292,6 @@ async def test_verdict_during_handshake_equals_verdict_after(
         assert (ca.intermediate.der in learned) == (case.trust == "ca"), teacher.verified_path
     hs = await handshake("127.0.0.1", python_servers[case.id], case.name, timeout=5, trust=trust)
     assert hs.ok, hs.error
-    assert callable(module._verify_result) == (verdict_reading != "verify-callback")
     assert isinstance(module._CHAINS, module._RawChains) == (verdict_reading != "public-chains")
     assert hs.verified_by == trust.name
     assert (hs.verified_path is not None) == (case.id in VERIFIES), hs.verified_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from OpenSSL import SSL
 
-from certpager.probe.handshake import _verify_result_reader, _watch_cert_requests
+from certpager.probe.handshake import _watch_cert_requests
 
 
 def test_the_certificate_callback_is_what_runs() -> None:
@@ -12,15 +12,6 @@ def test_the_certificate_callback_is_what_runs() -> None:
     silently and every check would pay for the info callback). Both paths are run
     against real mTLS servers in tests/integration/test_deep_mtls.py."""
     assert _watch_cert_requests(SSL.Context(SSL.TLS_CLIENT_METHOD))
-
-
-def test_the_verify_result_is_read_without_a_callback() -> None:
-    """The installed pyOpenSSL exposes ``SSL_get_verify_result`` (else every handshake
-    would pay for a Python verify callback per certificate). Both ways are run against
-    real servers in tests/integration/test_openssl_crosscheck.py."""
-    read = _verify_result_reader()
-    assert read is not None
-    assert read(SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)) == 0
 
 
 def test_the_benchmark_one_share_baseline_offers_what_the_probe_offers() -> None:

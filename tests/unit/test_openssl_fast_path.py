@@ -21,7 +21,6 @@ from certpager.probe.trust import get_trust_store
 def undecided(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fresh contexts, and the chain reader not chosen yet (it is chosen once per process)."""
     monkeypatch.setattr(handshake, "_CHAINS", None)
-    monkeypatch.setattr(handshake, "_verify_result", handshake._NOT_READ)
     handshake._CONTEXTS.clear()
     yield
     handshake._CONTEXTS.clear()
@@ -32,24 +31,21 @@ def test_every_private_binding_is_reachable() -> None:
     assert _openssl.available()
     assert _openssl.set_groups(ctx, KEY_EXCHANGE_GROUPS)
     assert _openssl.on_certificate_request(ctx, lambda conn: None)
-    read = _openssl.verify_result_reader()
-    assert read is not None
-    assert read(SSL.Connection(ctx, None)) == 0
     assert _openssl.RawChains.create() is not None
 
 
 async def test_a_loopback_handshake_uses_the_fast_paths(
     ca: Hierarchy, serve: Callable[..., TLSServer], undecided: None
 ) -> None:
-    """A real handshake with a trust store reads its verdict with SSL_get_verify_result
-    and its chains from OpenSSL's stacks (chosen only after both readers agreed)."""
+    """A real handshake with a trust store reads its chains from OpenSSL's stacks (chosen
+    only after both readers agreed)."""
     assert handshake.fast_paths().raw_chains is None
     server = serve(*ca.serve_files("fast-path", ca.leaf("app.test")))
     trust = get_trust_store(str(ca.root_file))
     hs = await handshake.handshake("127.0.0.1", server.port, "app.test", timeout=5, trust=trust)
     assert hs.ok, hs.error
     assert hs.verified_path is not None and hs.verified_path[1:] == (ca.intermediate.der, ca.root.der)
-    assert handshake.fast_paths() == handshake.FastPaths(bindings=True, verify_result=True, raw_chains=True)
+    assert handshake.fast_paths() == handshake.FastPaths(bindings=True, raw_chains=True)
 
 
 async def test_the_status_reports_lost_bindings(
@@ -66,6 +62,4 @@ async def test_the_status_reports_lost_bindings(
     hs = await handshake.handshake("127.0.0.1", server.port, "app.test", timeout=5, trust=trust)
     assert hs.ok, hs.error
     assert hs.verified_path is not None and hs.verified_path[1:] == (ca.intermediate.der, ca.root.der)
-    assert handshake.fast_paths() == handshake.FastPaths(
-        bindings=False, verify_result=False, raw_chains=False
-    )
+    assert handshake.fast_paths() == handshake.FastPaths(bindings=False, raw_chains=False)

@@ -2,18 +2,16 @@
 
 The client side of a TLS handshake, and the analysis after it, is CPU work done by
 the Python process that drives it: one process checks about as fast as one core
-allows. For a fleet, :func:`check_encoded` forks worker processes once the input
-is parsed. Each worker runs its share of the concurrency (the total in flight never
-exceeds the limit asked for) and takes the next endpoint from a pipe of tickets
-(endpoint indices) that the parent filled before forking, so a worker slowed down
-by anything (a slow server, another job on the machine) leaves more to the others
-instead of making everyone wait for its fixed share. Each worker encodes each report
-as it completes and sends it to the parent over a pipe; the parent hands the results
-back in input order. When the tickets do not fit in a pipe (more than about 260,000
-endpoints), each worker gets a fixed interleaved share instead. Reports are not kept
-once encoded (:func:`certpager.check.monitor.stream_full`): memory holds only what is in
-flight, and the garbage collector scans that much less (at 1000 endpoints in one
-process: 0.02-0.04 s of collections against 0.06-0.08 s when every report is kept).
+allows. For a fleet, :func:`check_each` starts worker processes (``multiprocessing``,
+fork context) once the input is parsed. Each worker runs its share of the concurrency
+(the total in flight never exceeds the limit asked for) and takes the next endpoint
+index from a counter shared by all workers, so a worker slowed down by anything (a
+slow server, another job on the machine) leaves more to the others instead of making
+everyone wait for a fixed share. Each worker converts each report as it completes
+(the JSON text, or the report itself for the table) and sends it to the parent over a
+pipe; the parent hands the results back in input order. Reports are not kept once
+converted (:func:`certpager.check.monitor.stream_full`): memory holds only what is in
+flight.
 
 Nothing is lost: a worker that exits early or stops sending for longer than any
 check may take is killed (by PID), and the endpoints it had not reported are
@@ -24,40 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import gc
 import os
-import pickle
-import selectors
 import signal
-import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-from certpager.check.monitor import check_full, check_full_many, stream_full
+from certpager.check.monitor import check_full, stream_full
 from certpager.config import Endpoint, Settings
 from certpager.probe.model import EndpointReport, Status
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+    from multiprocessing.sharedctypes import Synchronized
+
+T = TypeVar("T")
 
 #: Most workers ever started.
 MAX_WORKERS = 8
 #: Fewest endpoints worth a worker of their own.
 MIN_PER_WORKER = 25
-#: Frame header: endpoint index, payload length, index of the status in :data:`_STATUSES`.
-_HEADER = struct.Struct("!IIB")
-_STATUSES = tuple(Status)
-_READ_SIZE = 1 << 20
-#: Pause of the parent between reads of the workers' pipes.
-_GATHER_SECONDS = 0.01
-#: Capacity asked for the pipes the workers report over (best effort).
-_PIPE_BYTES = 1 << 20
-#: A ticket: the index of an endpoint to check.
-_TICKET = struct.Struct("!I")
-#: Most tickets put in a pipe (its capacity is raised up to ``/proc/sys/fs/pipe-max-size``);
-#: beyond, or when the pipe cannot be made that large, workers get fixed shares.
-MAX_TICKETS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -88,25 +77,26 @@ def _shares(total: int, parts: int) -> list[int]:
 
 
 def _usable(workers: int, endpoints: Sequence[Endpoint], concurrency: int) -> int:
-    """How many workers to fork (0: check in this process). Forking needs ``os.fork`` and
-    no other thread running here."""
+    """How many workers to start (0: check in this process). Forking needs the fork start
+    method and no other thread running here."""
     workers = min(workers, len(endpoints), concurrency)
-    if workers <= 1 or not hasattr(os, "fork") or threading.active_count() > 1:
+    if workers <= 1 or threading.active_count() > 1:
         return 0
-    return workers
+    import multiprocessing  # here: a run in one process (one target) never needs it
+
+    return workers if "fork" in multiprocessing.get_all_start_methods() else 0
 
 
 def check_reports(
     endpoints: Sequence[Endpoint], *, settings: Settings, concurrency: int, workers: int
 ) -> list[EndpointReport]:
-    """Every endpoint's report (as :func:`certpager.check.monitor.check_full` makes it), in input
-    order, checked in ``workers`` forked processes (or here, see :func:`check_encoded`)."""
-    if not _usable(workers, endpoints, concurrency):
-        return asyncio.run(check_full_many(endpoints, settings=settings, concurrency=concurrency))
-    encoded = check_encoded(
-        endpoints, pickle.dumps, settings=settings, concurrency=concurrency, workers=workers
-    )
-    return [pickle.loads(e.payload) for e in encoded]  # our own workers' output
+    """Every endpoint's report (as :func:`certpager.check.monitor.check_full` makes it), in
+    input order (see :func:`check_each`)."""
+    return check_each(endpoints, _same, settings=settings, concurrency=concurrency, workers=workers)
+
+
+def _same(report: EndpointReport) -> EndpointReport:
+    return report
 
 
 def check_encoded(
@@ -117,37 +107,45 @@ def check_encoded(
     concurrency: int,
     workers: int,
 ) -> list[Encoded]:
-    """Check every endpoint (as :func:`certpager.check.monitor.check_full` does) and return
-    ``encode(report)`` with its status, in input order.
-
-    With ``workers`` > 1 (and ``os.fork`` available, and no other thread running in this
-    process), the checks run in that many forked worker processes; otherwise here.
-    """
-    workers = _usable(workers, endpoints, concurrency)
-    if not workers:
-        return _in_process(endpoints, encode, settings, concurrency)
-    results: list[Encoded | None] = [None] * len(endpoints)
-    _run_workers(endpoints, encode, settings, concurrency, workers, results)
-    missing = [i for i, r in enumerate(results) if r is None]
-    if missing:
-        redone = _in_process([endpoints[i] for i in missing], encode, settings, concurrency)
-        for i, enc in zip(missing, redone, strict=True):
-            results[i] = enc
-    return [r for r in results if r is not None]
+    """``encode(report)`` of every endpoint's report, with its status, in input order
+    (see :func:`check_each`)."""
+    return check_each(
+        endpoints,
+        lambda report: Encoded(report.status, encode(report)),
+        settings=settings,
+        concurrency=concurrency,
+        workers=workers,
+    )
 
 
-def _in_process(
+def check_each(
     endpoints: Sequence[Endpoint],
-    encode: Callable[[EndpointReport], bytes],
+    convert: Callable[[EndpointReport], T],
+    *,
     settings: Settings,
     concurrency: int,
-) -> list[Encoded]:
-    results: list[Encoded | None] = [None] * len(endpoints)
+    workers: int,
+) -> list[T]:
+    """Check every endpoint (as :func:`certpager.check.monitor.check_full` does) and return
+    ``convert(report)`` of each, in input order.
 
-    def keep(index: int, report: EndpointReport) -> None:
-        results[index] = Encoded(report.status, encode(report))
+    With ``workers`` > 1 (and the fork start method available, and no other thread
+    running in this process), the checks run in that many worker processes, and what
+    they leave unreported is checked here; otherwise everything is checked here.
+    """
+    results: list[T | None] = [None] * len(endpoints)
+    workers = _usable(workers, endpoints, concurrency)
+    if workers:
+        _run_workers(endpoints, convert, settings, concurrency, workers, results)
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing:
 
-    asyncio.run(stream_full(endpoints, keep, settings=settings, concurrency=concurrency))
+        def keep(j: int, report: EndpointReport) -> None:
+            results[missing[j]] = convert(report)
+
+        asyncio.run(
+            stream_full([endpoints[i] for i in missing], keep, settings=settings, concurrency=concurrency)
+        )
     return [r for r in results if r is not None]
 
 
@@ -163,21 +161,30 @@ def _silence_limit(endpoints: Sequence[Endpoint]) -> float:
     return max((ep.timeout for ep in endpoints), default=10.0) + _SILENCE_MARGIN
 
 
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    heard: float
+
+
 def _run_workers(
     endpoints: Sequence[Endpoint],
-    encode: Callable[[EndpointReport], bytes],
+    convert: Callable[[EndpointReport], T],
     settings: Settings,
     concurrency: int,
     workers: int,
-    results: list[Encoded | None],
+    results: list[T | None],
 ) -> None:
-    """Fork the workers, collect their frames into ``results``, reap them."""
-    limits = _shares(concurrency, workers)
+    """Start the workers, collect what they send into ``results``, reap them."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("q", 0)  # the next endpoint index to check
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()  # nothing buffered may be written twice
-    pids: dict[int, int] = {}  # read fd -> pid
-    selector = selectors.DefaultSelector()
+    started: list[_Worker] = []
     # What exists now (modules, the endpoints) is never garbage: keeping it out of the
     # collector's sight spares the workers both the scans and copying the pages they touch.
     gc.freeze()
@@ -186,45 +193,29 @@ def _run_workers(
     previous = signal.getsignal(signal.SIGTERM)
     if previous is None:  # a handler set outside Python: the closest we can restore
         previous = signal.SIG_DFL
-    if threading.current_thread() is threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    if main:
         signal.signal(signal.SIGTERM, _terminate)
-    tickets = _ticket_pipe(len(endpoints))
     try:
-        for k in range(workers):
-            work: int | list[int] = (
-                tickets if tickets is not None else list(range(k, len(endpoints), workers))
+        for limit in _shares(concurrency, workers):
+            read, write = ctx.Pipe(duplex=False)
+            process = ctx.Process(
+                target=_worker,
+                args=(endpoints, counter, convert, settings, limit, write),
+                daemon=True,
             )
-            read_fd, write_fd = os.pipe()
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child (covered by the CLI tests)
-                os.close(read_fd)
-                for fd in pids:
-                    os.close(fd)
-                _worker(endpoints, work, encode, settings, limits[k], write_fd)
-            os.close(write_fd)
-            pids[read_fd] = pid
-            selector.register(read_fd, selectors.EVENT_READ, bytearray())
-        if tickets is not None:
-            os.close(tickets)  # the workers hold it
-            tickets = None
-        _collect(selector, pids, results, _silence_limit(endpoints))
+            process.start()
+            write.close()  # the worker holds it: end of file once it is gone
+            started.append(_Worker(process, read, time.monotonic()))
+        _collect(started, results, _silence_limit(endpoints))
     finally:
-        if tickets is not None:
-            os.close(tickets)
-        for fd, pid in pids.items():
-            with contextlib.suppress(ProcessLookupError, ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-            with contextlib.suppress(KeyError, ValueError):
-                selector.unregister(fd)
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        selector.close()
+        for worker in started:
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join()
+            worker.conn.close()
         gc.unfreeze()
-        if threading.current_thread() is threading.main_thread():
+        if main:
             signal.signal(signal.SIGTERM, previous)
 
 
@@ -232,139 +223,67 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _collect(
-    selector: selectors.BaseSelector,
-    pids: dict[int, int],
-    results: list[Encoded | None],
-    silence: float,
-) -> None:
-    """Read frames until every worker has closed its pipe or gone silent."""
-    heard = dict.fromkeys(pids, time.monotonic())
-    while selector.get_map():
-        for key, _events in selector.select(timeout=1.0):
-            fd = key.fd
-            buf: bytearray = key.data
-            data = os.read(fd, _READ_SIZE)
-            if not data:
-                selector.unregister(fd)
-                continue
-            heard[fd] = time.monotonic()
-            buf += data
-            offset = 0
-            while len(buf) - offset >= _HEADER.size:
-                index, length, status = _HEADER.unpack_from(buf, offset)
-                end = offset + _HEADER.size + length
-                if len(buf) < end:
-                    break
-                if index < len(results) and status < len(_STATUSES):
-                    with memoryview(buf) as view:
-                        payload = bytes(view[offset + _HEADER.size : end])
-                    results[index] = Encoded(_STATUSES[status], payload)
-                offset = end
-            del buf[:offset]
+def _collect(started: list[_Worker], results: list[T | None], silence: float) -> None:
+    """Receive results until every worker has closed its pipe or gone silent."""
+    from multiprocessing.connection import Connection, wait
+
+    live = {worker.conn: worker for worker in started}
+    while live:
+        for conn in wait(list(live), timeout=1.0):
+            assert isinstance(conn, Connection)
+            worker = live[conn]
+            worker.heard = time.monotonic()
+            try:
+                while True:
+                    index, value = conn.recv()
+                    results[index] = value
+                    if not conn.poll():
+                        break
+            except (EOFError, OSError, ValueError):  # gone (a torn last message: redone)
+                del live[conn]
         now = time.monotonic()
-        for stuck in [key.fd for key in selector.get_map().values() if now - heard[key.fd] > silence]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pids[stuck], signal.SIGKILL)  # its endpoints are checked again
-            selector.unregister(stuck)
-        # Let frames gather: woken for each one, the parent spent 0.1 s of CPU per 1000
-        # endpoints, taken from the workers. The pipes hold far more than a pause's worth.
-        if selector.get_map():
-            time.sleep(_GATHER_SECONDS)
+        for conn, worker in list(live.items()):
+            if now - worker.heard > silence:
+                worker.process.kill()  # its endpoints are checked again
+                del live[conn]
 
 
-def _ticket_pipe(count: int) -> int | None:
-    """The read end of a pipe holding one ticket per endpoint, ``0`` to ``count - 1``,
-    whose write end is closed (a read past the last ticket gets end of file); None when
-    :data:`MAX_TICKETS` or the pipe's capacity is too small for them."""
-    if count > MAX_TICKETS:
-        return None
-    data = b"".join(map(_TICKET.pack, range(count)))
-    read_fd, write_fd = os.pipe()
-    try:
-        if fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) < len(data):
-            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, len(data))
-        os.set_blocking(write_fd, False)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(write_fd, view) :]
-    except OSError:  # pipe-max-size too small for them, or full after all: fixed shares
-        os.close(read_fd)
-        return None
-    finally:
-        os.close(write_fd)
-    return read_fd
-
-
-def _take(tickets: int) -> int | None:
-    """The next endpoint index from the ticket pipe, None when none is left.
-
-    Every write was of whole tickets and a pipe read happens under the pipe's lock,
-    so a read gets a whole ticket or end of file.
-    """
-    data = os.read(tickets, _TICKET.size)
-    if len(data) < _TICKET.size:
-        return None
-    index: int = _TICKET.unpack(data)[0]
+def _take(counter: Synchronized[int], total: int) -> int | None:
+    """The next endpoint index from ``counter`` (shared by the workers), None when all
+    ``total`` have been taken."""
+    with counter.get_lock():
+        index: int = counter.value
+        if index >= total:
+            return None
+        counter.value = index + 1
     return index
-
-
-async def _drain(
-    endpoints: Sequence[Endpoint],
-    tickets: int,
-    on_report: Callable[[int, EndpointReport], None],
-    settings: Settings,
-    concurrency: int,
-) -> None:
-    """``concurrency`` slots, each checking the next ticket's endpoint until none is left
-    (each endpoint's deadline starts when a slot takes it, as in
-    :func:`certpager.probe.engine.stream_endpoints`)."""
-
-    async def slot() -> None:
-        while (index := _take(tickets)) is not None:
-            if index < len(endpoints):
-                on_report(index, await check_full(endpoints[index], settings=settings))
-
-    await asyncio.gather(*(slot() for _ in range(concurrency)))
 
 
 def _worker(
     endpoints: Sequence[Endpoint],
-    work: int | list[int],
-    encode: Callable[[EndpointReport], bytes],
+    counter: Synchronized[int],
+    convert: Callable[[EndpointReport], T],
     settings: Settings,
     concurrency: int,
-    write_fd: int,
+    conn: Connection,
 ) -> None:  # pragma: no cover - runs in the child (covered by the CLI tests)
-    """A forked worker: check the endpoints of the tickets it takes from the pipe ``work``
-    (or, given a list, ``endpoints[i]`` for every ``i`` in it), send each report as it
-    completes, and leave with ``os._exit`` (never returns)."""
-    code = 0
+    """A worker process: ``concurrency`` slots, each checking the endpoint of the next index
+    it takes from ``counter`` and sending ``(index, convert(report))`` as it completes (each
+    endpoint's deadline starts when a slot takes it, as in
+    :func:`certpager.probe.engine.stream_endpoints`)."""
+    # Ctrl-C reaches the whole process group: the parent reports it; workers just stop.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    async def slot() -> None:
+        while (index := _take(counter, len(endpoints))) is not None:
+            report = await check_full(endpoints[index], settings=settings)
+            conn.send((index, convert(report)))
+
+    async def slots() -> None:
+        await asyncio.gather(*(slot() for _ in range(concurrency)))
+
     try:
-        # Ctrl-C reaches the whole process group: the parent reports it; workers just stop.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-        def emit(index: int, report: EndpointReport) -> None:
-            payload = encode(report)
-            frame = _HEADER.pack(index, len(payload), _STATUSES.index(report.status)) + payload
-            view = memoryview(frame)
-            while view:
-                view = view[os.write(write_fd, view) :]
-
-        if isinstance(work, int):
-            asyncio.run(_drain(endpoints, work, emit, settings, concurrency))
-        else:
-            share = work
-            asyncio.run(
-                stream_full(
-                    [endpoints[i] for i in share],
-                    lambda j, report: emit(share[j], report),
-                    settings=settings,
-                    concurrency=concurrency,
-                )
-            )
+        asyncio.run(slots())
     except BaseException:
-        code = 1  # the parent checks whatever this worker did not report
-    finally:
-        os._exit(code)
+        sys.exit(1)  # quietly: the parent checks whatever this worker did not report

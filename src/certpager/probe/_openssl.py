@@ -1,9 +1,9 @@
 """Every use of pyOpenSSL's private bindings, in one place.
 
 pyOpenSSL does not wrap a few OpenSSL calls the probe uses on every handshake
-(``SSL_CTX_set_cert_cb``, ``SSL_CTX_set1_curves_list``, ``SSL_get_verify_result``,
-the chains' own stacks), so these functions reach ``OpenSSL._util`` and the
-``_context``, ``_ssl`` and ``_x509`` attributes of pyOpenSSL objects. Nothing else in
+(``SSL_CTX_set_cert_cb``, ``SSL_CTX_set1_curves_list``, the chains' own stacks), so
+these functions reach ``OpenSSL._util`` and the ``_context``, ``_ssl`` and ``_x509``
+attributes of pyOpenSSL objects. Nothing else in
 certpager does. Each function says what it falls back to when the bindings are not
 what it expects (False, None, or the public API): a pyOpenSSL that changes them costs
 speed, never a verdict. The pyOpenSSL versions this is tested with are bounded in
@@ -78,27 +78,6 @@ def set_groups(ctx: SSL.Context, groups: str) -> bool:
         return bool(bindings[1].SSL_CTX_set1_curves_list(ctx._context, groups.encode()) == 1)
     except Exception:
         return False
-
-
-def verify_result_reader() -> Callable[[SSL.Connection], int] | None:
-    """``SSL_get_verify_result`` of a connection, or None when the bindings do not offer
-    it or it does not answer X509_V_OK on a fresh connection (then the caller records
-    the verdict with a Python verify callback)."""
-    bindings = _bindings()
-    if bindings is None:
-        return None
-    try:
-        get = bindings[1].SSL_get_verify_result
-        probe = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)
-        if get(probe._ssl) != 0:  # X509_V_OK before any handshake
-            return None
-    except Exception:
-        return None
-
-    def read(conn: SSL.Connection) -> int:
-        return int(get(conn._ssl))
-
-    return read
 
 
 def pointer(cert: crypto.X509) -> Any:

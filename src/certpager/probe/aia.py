@@ -352,38 +352,9 @@ async def explain_incomplete(
             if not fetched:
                 return AiaResult("no_url", tuple(tried))
             break
-        errors: list[str] = []
-        refusals = 0
-        got: Fetched | None = None
-        for url in urls:
-            tried.append(url)
-            try:
-                ders, fmt = await fetch_issuer(
-                    url,
-                    timeout=max(end - loop.time(), 0.01),
-                    max_bytes=max_bytes,
-                    endpoint_address=endpoint_address,
-                    policy=policy,
-                )
-            except AiaRefused as exc:
-                errors.append(str(exc))
-                refusals += 1
-                continue
-            except AiaError as exc:
-                errors.append(str(exc))
-                continue
-            infos = []
-            for der in ders:
-                try:
-                    infos.append(parse_cert(der))
-                except CertParseError:
-                    continue
-            if not infos:
-                errors.append("the response holds no readable certificate")
-                continue
-            best = next((c for c in infos if c.subject == current.issuer), infos[0])
-            got = Fetched(url, fmt, best)
-            break
+        got, errors, refusals = await _first_issuer(
+            urls, current, end, tried, max_bytes=max_bytes, endpoint_address=endpoint_address, policy=policy
+        )
         if got is None:
             if not fetched:
                 state: Literal["refused", "fetch_failed"] = (
@@ -404,6 +375,54 @@ async def explain_incomplete(
     return AiaResult(
         "no_path", tuple(tried), tuple(fetched), detail=analysis.verify_error or "verification failed"
     )
+
+
+async def _first_issuer(
+    urls: Sequence[str],
+    current: CertInfo,
+    end: float,
+    tried: list[str],
+    *,
+    max_bytes: int,
+    endpoint_address: str | None,
+    policy: str,
+) -> tuple[Fetched | None, list[str], int]:
+    """The issuer of ``current`` from the first of ``urls`` that serves a readable
+    certificate (the one named as its issuer, else the first), why each URL before
+    failed, and how many of those were refused by policy. Each URL asked is added to
+    ``tried``."""
+    loop = asyncio.get_running_loop()
+    errors: list[str] = []
+    refusals = 0
+    for url in urls:
+        tried.append(url)
+        try:
+            ders, fmt = await fetch_issuer(
+                url,
+                timeout=max(end - loop.time(), 0.01),
+                max_bytes=max_bytes,
+                endpoint_address=endpoint_address,
+                policy=policy,
+            )
+        except AiaRefused as exc:
+            errors.append(str(exc))
+            refusals += 1
+            continue
+        except AiaError as exc:
+            errors.append(str(exc))
+            continue
+        infos = []
+        for der in ders:
+            try:
+                infos.append(parse_cert(der))
+            except CertParseError:
+                continue
+        if not infos:
+            errors.append("the response holds no readable certificate")
+            continue
+        best = next((c for c in infos if c.subject == current.issuer), infos[0])
+        return Fetched(url, fmt, best), errors, refusals
+    return None, errors, refusals
 
 
 __all__ = [

@@ -77,17 +77,20 @@ _BASIC_CONSTRAINTS = ExtensionOID.BASIC_CONSTRAINTS
 _AIA = ExtensionOID.AUTHORITY_INFORMATION_ACCESS
 
 
-def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
-    key = cert.public_key()
-    key_type, bits, desc = _key_facts(key)
-    spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+def _signature(cert: x509.Certificate) -> tuple[str, str | None]:
+    """``(algorithm name, hash name)`` of the certificate's signature."""
     try:
         hash_alg = cert.signature_hash_algorithm
         sig_hash = hash_alg.name if hash_alg is not None else None
     except UnsupportedAlgorithm:
         sig_hash = "unknown"
     sig_oid = cert.signature_algorithm_oid
-    sig_name = getattr(sig_oid, "_name", None) or sig_oid.dotted_string
+    return getattr(sig_oid, "_name", None) or sig_oid.dotted_string, sig_hash
+
+
+def _extension_facts(cert: x509.Certificate) -> tuple[list[str], list[str], bool, list[str]]:
+    """``(DNS SANs, IP SANs, is a CA, CA issuers URLs)`` read in one pass over the
+    extensions (the certificate is parsed once per server)."""
     dns_sans: list[str] = []
     ip_sans: list[str] = []
     is_ca = False
@@ -96,7 +99,7 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
         extensions = list(cert.extensions)
     except ValueError:
         extensions = []  # malformed or duplicate extensions: none of them is trusted
-    for ext in extensions:  # one pass: the certificate is parsed once per server
+    for ext in extensions:
         oid, value = ext.oid, ext.value
         if oid == _SAN and isinstance(value, x509.SubjectAlternativeName):
             dns_sans.extend(value.get_values_for_type(x509.DNSName))
@@ -110,6 +113,15 @@ def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
                 if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
                 and isinstance(d.access_location, x509.UniformResourceIdentifier)
             )
+    return dns_sans, ip_sans, is_ca, ca_issuers
+
+
+def _info(cert: x509.Certificate, der: bytes) -> CertInfo:
+    key = cert.public_key()
+    key_type, bits, desc = _key_facts(key)
+    spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    sig_name, sig_hash = _signature(cert)
+    dns_sans, ip_sans, is_ca, ca_issuers = _extension_facts(cert)
     subject = cert.subject
     cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = cns[0].value if cns else None
@@ -492,6 +504,39 @@ def analyze_chain(
             without error against ``trust`` (during the handshake); None to verify here.
     """
     findings: list[Finding] = []
+    chain, unusable = _parse_sent(chain_der, findings)
+    if unusable is not None:
+        return ChainAnalysis((), False, unusable, (), False, None, None, tuple(findings))
+    leaf = chain[0]
+    if verified_path:
+        trusted, verify_error, path = True, None, _known(chain, verified_path)
+    else:
+        trusted, verify_error, path = _verify(chain, trust, findings)
+    if not trusted:
+        path = _name_chain(chain)
+    hostname_ok = match_hostname(leaf.dns_sans, hostname, leaf.ip_sans)
+    if not hostname_ok:
+        findings.append(_hostname_mismatch(leaf, hostname))
+    findings.extend(expiry_findings(leaf, now, thresholds))
+    _path_expiry(path, now, thresholds, findings)
+    _hygiene(chain, path, findings)
+    _weak_crypto(path, trust, findings)
+    return ChainAnalysis(
+        chain=tuple(chain),
+        trusted=trusted,
+        verify_error=verify_error,
+        verified_path=tuple(path) if trusted else (),
+        hostname_ok=hostname_ok,
+        leaf_not_after=leaf.not_after,
+        chain_not_after=min((c.not_after for c in path), default=None),
+        findings=tuple(findings),
+    )
+
+
+def _parse_sent(chain_der: Sequence[bytes], findings: list[Finding]) -> tuple[list[CertInfo], str | None]:
+    """The certificates sent, parsed, and why there is no leaf to judge (None: there is
+    one); that case adds the ``chain_invalid`` finding. Others that cannot be parsed are
+    left out with a ``chain_extra_cert`` finding."""
     chain: list[CertInfo] = []
     for i, der in enumerate(chain_der):
         try:
@@ -499,39 +544,31 @@ def analyze_chain(
         except CertParseError as exc:
             if i == 0:
                 findings.append(make("chain_invalid", f"the server's certificate cannot be parsed: {exc}"))
-                return ChainAnalysis((), False, str(exc), (), False, None, None, tuple(findings))
+                return [], str(exc)
             findings.append(make("chain_extra_cert", f"certificate #{i + 1} sent cannot be parsed: {exc}"))
     if not chain:
         findings.append(make("chain_invalid", "the server sent no certificate"))
-        return ChainAnalysis((), False, "no certificate", (), False, None, None, tuple(findings))
-    leaf = chain[0]
+        return [], "no certificate"
+    return chain, None
 
-    if verified_path:
-        trusted, verify_error, path = True, None, _known(chain, verified_path)
+
+def _hostname_mismatch(leaf: CertInfo, hostname: str) -> Finding:
+    if not leaf.sans and leaf.common_name:
+        msg = (
+            f"{hostname} is not in the certificate: it has no subjectAltName, only "
+            f"CN={leaf.common_name}, which clients ignore"
+        )
     else:
-        trusted, verify_error, path = _verify(chain, trust, findings)
-    if not trusted:
-        path = _name_chain(chain)
+        shown = ", ".join(leaf.sans[:6]) + (f" (+{len(leaf.sans) - 6} more)" if len(leaf.sans) > 6 else "")
+        msg = f"{hostname} is not in the certificate's names: {shown or 'none'}"
+    return make("hostname_mismatch", msg)
 
-    # Name.
-    hostname_ok = match_hostname(leaf.dns_sans, hostname, leaf.ip_sans)
-    if not hostname_ok:
-        if not leaf.sans and leaf.common_name:
-            msg = (
-                f"{hostname} is not in the certificate: it has no subjectAltName, only "
-                f"CN={leaf.common_name}, which clients ignore"
-            )
-        else:
-            shown = ", ".join(leaf.sans[:6]) + (
-                f" (+{len(leaf.sans) - 6} more)" if len(leaf.sans) > 6 else ""
-            )
-            msg = f"{hostname} is not in the certificate's names: {shown or 'none'}"
-        findings.append(make("hostname_mismatch", msg))
 
-    # Expiry of the leaf.
-    findings.extend(expiry_findings(leaf, now, thresholds))
-
-    # Expiry of the rest of the path (never extra certificates).
+def _path_expiry(
+    path: Sequence[CertInfo], now: datetime, thresholds: Thresholds, findings: list[Finding]
+) -> None:
+    """Expiry of the path above the leaf (never of extra certificates)."""
+    leaf = path[0]
     for cert in path[1:]:
         days = cert.days_left(now)
         role = "root" if cert.self_signed else "intermediate"
@@ -553,9 +590,10 @@ def analyze_chain(
                 )
             )
 
-    # Hygiene: order, extras, root sent.
+
+def _hygiene(chain: Sequence[CertInfo], path: Sequence[CertInfo], findings: list[Finding]) -> None:
+    """How the chain was sent: order, certificates not needed, the root."""
     path_ders = [c.der for c in path]
-    sent_positions = [i for der in path_ders for i, c in enumerate(chain) if c.der == der]
     seen_path: set[bytes] = set()
     extras: list[str] = []
     for i, cert in enumerate(chain):
@@ -584,7 +622,6 @@ def analyze_chain(
                 "should be followed by its issuer",
             )
         )
-    del sent_positions
     if extras:
         findings.append(
             make(
@@ -597,7 +634,10 @@ def analyze_chain(
             findings.append(make("chain_root_sent", f"the server sends the root {cert.subject} (#{i})"))
             break
 
-    # Keys and signatures of the leaf and intermediates (a root's own signature does not matter).
+
+def _weak_crypto(path: Sequence[CertInfo], trust: TrustStore, findings: list[Finding]) -> None:
+    """Keys and signatures of the leaf and intermediates (a root's own signature does not matter)."""
+    leaf = path[0]
     for cert in path:
         if trust.is_anchor(cert.der) and cert is not leaf:
             continue
@@ -617,92 +657,87 @@ def analyze_chain(
                 )
             )
 
-    chain_not_after = min((c.not_after for c in path), default=None)
-    return ChainAnalysis(
-        chain=tuple(chain),
-        trusted=trusted,
-        verify_error=verify_error,
-        verified_path=tuple(path) if trusted else (),
-        hostname_ok=hostname_ok,
-        leaf_not_after=leaf.not_after,
-        chain_not_after=chain_not_after,
-        findings=tuple(findings),
-    )
-
 
 def _verify(
     chain: list[CertInfo], trust: TrustStore, findings: list[Finding]
 ) -> tuple[bool, str | None, list[CertInfo]]:
     """OpenSSL path validation; appends the trust finding on failure."""
-    leaf = chain[0]
     try:
         ctx = crypto.X509StoreContext(
-            trust.store, _x509(leaf.der), chain=[_x509_shared(c.der) for c in chain[1:]]
+            trust.store, _x509(chain[0].der), chain=[_x509_shared(c.der) for c in chain[1:]]
         )
         verified = ctx.get_verified_chain()
     except crypto.X509StoreContextError as exc:
-        code, depth, reason = (
-            [*exc.errors, None, None, None][:3] if isinstance(exc.errors, list) else (None, None, str(exc))
-        )
-        failing_info = parse_cert(_der(exc.certificate)) if exc.certificate is not None else leaf
-        store = "the system trust store" if trust.name == "system" else f"the CA bundle {trust.name}"
+        return False, _refused(exc, chain, trust, findings), []
+    return True, None, _known(chain, [_der(c) for c in verified])
 
-        if code == _DEPTH_ZERO_SELF_SIGNED or (leaf.self_signed and len(chain) == 1):
-            findings.append(
-                make(
-                    "self_signed",
-                    f"the certificate is self-signed ({leaf.subject}) and not in {store}",
-                )
-            )
-            return False, "self-signed certificate", []
-        if code == _SELF_SIGNED_IN_CHAIN:
-            findings.append(
-                make(
-                    "untrusted_root",
-                    f"the chain ends in the root {failing_info.subject}, which is not in {store}",
-                )
-            )
-            return False, f"root {failing_info.subject} is not trusted", []
-        if code in (
-            _UNABLE_TO_GET_ISSUER_LOCALLY,
-            _UNABLE_TO_VERIFY_LEAF_SIGNATURE,
-            _UNABLE_TO_GET_ISSUER_CERT,
-        ):
-            sent_der = {c.der for c in chain}
-            top_is_leaf = failing_info.der == leaf.der or not failing_info.is_ca
-            if top_is_leaf and failing_info.issuer.encode() and not leaf.self_issued:
-                only = " (it sent only the leaf)" if len(chain) == 1 else ""
-                no_aia = (
-                    ""
-                    if leaf.ca_issuers
-                    else f"; the leaf names no AIA issuer URL, so no client can fetch it (if {leaf.issuer} "
-                    "is a private CA, trust it with ca_file)"
-                )
-                findings.append(
-                    make(
-                        "chain_incomplete",
-                        f"the server did not send the intermediate certificate {leaf.issuer}{only}: "
-                        f"clients that do not fetch it (curl, Python, Java, most APIs) cannot verify the "
-                        f"chain against {store}{no_aia}",
-                    )
-                )
-                return False, f"issuer {leaf.issuer} missing from the chain sent", []
-            where = "sent by the server" if failing_info.der in sent_der else "in the store"
-            findings.append(
-                make(
-                    "untrusted_root",
-                    f"{failing_info.subject} ({where}) is issued by {failing_info.issuer}, which is not in {store}",
-                )
-            )
-            return False, f"issuer {failing_info.issuer} is not trusted", []
+
+def _refused(
+    exc: crypto.X509StoreContextError, chain: list[CertInfo], trust: TrustStore, findings: list[Finding]
+) -> str:
+    """Why OpenSSL refused the chain: the finding appended, the verify error returned."""
+    leaf = chain[0]
+    code, depth, reason = (
+        [*exc.errors, None, None, None][:3] if isinstance(exc.errors, list) else (None, None, str(exc))
+    )
+    failing_info = parse_cert(_der(exc.certificate)) if exc.certificate is not None else leaf
+    store = "the system trust store" if trust.name == "system" else f"the CA bundle {trust.name}"
+    if code == _DEPTH_ZERO_SELF_SIGNED or (leaf.self_signed and len(chain) == 1):
+        findings.append(
+            make("self_signed", f"the certificate is self-signed ({leaf.subject}) and not in {store}")
+        )
+        return "self-signed certificate"
+    if code == _SELF_SIGNED_IN_CHAIN:
         findings.append(
             make(
-                "chain_invalid",
-                f"chain verification failed at depth {depth}: {reason} ({failing_info.subject})",
+                "untrusted_root",
+                f"the chain ends in the root {failing_info.subject}, which is not in {store}",
             )
         )
-        return False, str(reason), []
-    return True, None, _known(chain, [_der(c) for c in verified])
+        return f"root {failing_info.subject} is not trusted"
+    if code in (_UNABLE_TO_GET_ISSUER_LOCALLY, _UNABLE_TO_VERIFY_LEAF_SIGNATURE, _UNABLE_TO_GET_ISSUER_CERT):
+        return _issuer_not_found(failing_info, chain, store, findings)
+    findings.append(
+        make(
+            "chain_invalid",
+            f"chain verification failed at depth {depth}: {reason} ({failing_info.subject})",
+        )
+    )
+    return str(reason)
+
+
+def _issuer_not_found(
+    failing_info: CertInfo, chain: list[CertInfo], store: str, findings: list[Finding]
+) -> str:
+    """The issuer of ``failing_info`` is neither sent nor trusted: an incomplete chain
+    when it is the leaf's, else an untrusted root."""
+    leaf = chain[0]
+    top_is_leaf = failing_info.der == leaf.der or not failing_info.is_ca
+    if top_is_leaf and failing_info.issuer.encode() and not leaf.self_issued:
+        only = " (it sent only the leaf)" if len(chain) == 1 else ""
+        no_aia = (
+            ""
+            if leaf.ca_issuers
+            else f"; the leaf names no AIA issuer URL, so no client can fetch it (if {leaf.issuer} "
+            "is a private CA, trust it with ca_file)"
+        )
+        findings.append(
+            make(
+                "chain_incomplete",
+                f"the server did not send the intermediate certificate {leaf.issuer}{only}: "
+                f"clients that do not fetch it (curl, Python, Java, most APIs) cannot verify the "
+                f"chain against {store}{no_aia}",
+            )
+        )
+        return f"issuer {leaf.issuer} missing from the chain sent"
+    where = "sent by the server" if failing_info.der in {c.der for c in chain} else "in the store"
+    findings.append(
+        make(
+            "untrusted_root",
+            f"{failing_info.subject} ({where}) is issued by {failing_info.issuer}, which is not in {store}",
+        )
+    )
+    return f"issuer {failing_info.issuer} is not trusted"
 
 
 def _known(chain: Sequence[CertInfo], path_der: Sequence[bytes]) -> list[CertInfo]:

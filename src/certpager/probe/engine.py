@@ -284,14 +284,19 @@ async def check_endpoint(
                 report = with_findings(report, [], {"deep_checks_error": f"{type(exc).__name__}: {exc}"})
         return report
     except Exception as exc:
-        hs = Handshake(
-            address=endpoint.host,
-            port=endpoint.port,
-            sni=endpoint.server_name,
-            error_code="handshake_failed",
-            error=f"internal error while probing: {type(exc).__name__}: {exc}",
-        )
-        return build_report(endpoint, [backend_result(endpoint, hs, checked_at)], checked_at)
+        return internal_error_report(endpoint, exc, checked_at)
+
+
+def internal_error_report(endpoint: Endpoint, exc: Exception, now: datetime) -> EndpointReport:
+    """The report for a check that raised (a bug): one failed handshake that says so."""
+    hs = Handshake(
+        address=endpoint.host,
+        port=endpoint.port,
+        sni=endpoint.server_name,
+        error_code="handshake_failed",
+        error=f"internal error while probing: {type(exc).__name__}: {exc}",
+    )
+    return build_report(endpoint, [backend_result(endpoint, hs, now)], now)
 
 
 async def stream_endpoints(

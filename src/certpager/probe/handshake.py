@@ -19,7 +19,6 @@ import re
 import socket
 import time
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -147,28 +146,6 @@ def _offer_groups(ctx: SSL.Context) -> bool:
     return _openssl.set_groups(ctx, KEY_EXCHANGE_GROUPS)
 
 
-def _verify_result_reader() -> Callable[[SSL.Connection], int] | None:
-    """``SSL_get_verify_result`` of a connection, or None when pyOpenSSL's bindings
-    do not offer it (then the Python verify callback records the verdict instead).
-
-    OpenSSL verifies the server's chain on every client handshake, VERIFY_NONE or
-    not, and keeps the first error; reading it afterwards spares a Python callback
-    per certificate (and a wrapper object for each) on every handshake.
-    """
-    return _openssl.verify_result_reader()
-
-
-_NOT_READ: Any = object()
-_verify_result: Callable[[SSL.Connection], int] | None = _NOT_READ
-
-
-def _result_reader() -> Callable[[SSL.Connection], int] | None:
-    global _verify_result
-    if _verify_result is _NOT_READ:
-        _verify_result = _verify_result_reader()
-    return _verify_result
-
-
 def client_context(options: ClientOptions, trust: TrustStore | None = None) -> SSL.Context:
     """Build (once per distinct options and trust store) the client context.
 
@@ -213,8 +190,7 @@ def _client(options: ClientOptions, trust: TrustStore | None) -> tuple[SSL.Conte
             ctx.check_privatekey()
         if trust is not None:
             trust.load_into(ctx)
-            if _result_reader() is None:
-                ctx.set_verify(SSL.VERIFY_NONE, _verify_callback)
+            ctx.set_verify(SSL.VERIFY_NONE, _verify_callback)
     except SSL.Error as exc:
         raise ContextError(describe_ssl_error(exc)) from None
     except OSError as exc:
@@ -411,8 +387,7 @@ def _sent_and_verified(
         return (), None
     if trust is None or not sent:
         return sent, None
-    reader = _result_reader()
-    if reader(conn) if reader is not None else state.verify_error:  # 0 (X509_V_OK) or None: clean
+    if state.verify_error is not None:
         return sent, None
     try:
         chain = chains.verified(conn)
@@ -494,8 +469,6 @@ class FastPaths:
 
     bindings: bool
     """pyOpenSSL's private bindings can be reached (:mod:`certpager.probe._openssl`)."""
-    verify_result: bool
-    """The verdict is read with ``SSL_get_verify_result`` (not a Python callback)."""
     raw_chains: bool | None
     """Chains are read from OpenSSL's stacks; None until a first chain decided it."""
 
@@ -504,7 +477,6 @@ def fast_paths() -> FastPaths:
     """The shortcuts in use now (for tests that must fail when one is lost)."""
     return FastPaths(
         bindings=_openssl.available(),
-        verify_result=_result_reader() is not None,
         raw_chains=None if _CHAINS is None else isinstance(_CHAINS, _RawChains),
     )
 
@@ -715,116 +687,171 @@ async def handshake(
         A :class:`Handshake`; on failure ``error_code`` and ``error`` say why.
     """
     options = options or ClientOptions()
-    loop = asyncio.get_running_loop()
-    start = time.perf_counter()
-    t_connect: float | None = None
-    t_handshake: float | None = None
-    phase = "connect"
-    fam = family if family is not None else (socket.AF_INET6 if ":" in address else socket.AF_INET)
-    sock: socket.socket | None = None
-    conn: SSL.Connection | None = None
-    state = _State()
-
-    def result(error_code: str | None = None, error: str | None = None, **kw: Any) -> Handshake:
-        now = time.perf_counter()
-        return Handshake(
-            address=address,
-            port=port,
-            sni=sni,
-            timings=Timings(
-                dns_ms=dns_ms,
-                connect_ms=t_connect,
-                handshake_ms=t_handshake
-                if t_handshake is not None
-                else ((now - start) * 1000 - t_connect if t_connect is not None and error_code else None),
-                total_ms=(now - start) * 1000 + (dns_ms or 0.0),
-            ),
-            error_code=error_code,
-            error=error,
-            client_cert_requested=state.cert_requested,
-            client_cert_sent=bool(options.client_cert),
-            **kw,
-        )
-
+    run = _Attempt(address, port, sni, options, dns_ms)
     try:
         ctx, shortcuts = _client(options, trust)
     except ContextError as exc:
-        return result("handshake_failed", f"cannot set up the TLS client: {exc}")
-
+        return run.result("handshake_failed", f"cannot set up the TLS client: {exc}")
+    loop = asyncio.get_running_loop()
+    fam = family if family is not None else (socket.AF_INET6 if ":" in address else socket.AF_INET)
+    sock: socket.socket | None = None
+    conn: SSL.Connection | None = None
     try:
         async with asyncio.timeout(timeout):
             sock = socket.socket(fam, socket.SOCK_STREAM)
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                await loop.sock_connect(sock, (address, port))
-            except ConnectionRefusedError:
-                return result("connect_refused", f"connection refused by {_label(address, port)}")
-            except OSError as exc:
-                # asyncio reports async failures as OSError(errno, "Connect call failed ..."):
-                # the errno is the reason worth showing.
-                why = os.strerror(exc.errno) if exc.errno else str(exc)
-                return result("connect_failed", f"cannot connect to {_label(address, port)}: {why}")
-            t_connect = (time.perf_counter() - start) * 1000
-            phase = "handshake"
+            refused = await _connect(run, sock, loop)
+            if refused is not None:
+                return refused
             conn = SSL.Connection(ctx, None)
-            conn.set_app_data(state)
+            conn.set_app_data(run.state)
             conn.set_connect_state()
             if sni:
                 conn.set_tlsext_host_name(sni_bytes(sni))
-            hs_start = time.perf_counter()
-            while True:
-                try:
-                    conn.do_handshake()
-                    done = True
-                except SSL.WantReadError:
-                    done = False
-                except SSL.Error as exc:
-                    with contextlib.suppress(Exception):
-                        await send_pending(conn, sock, loop)  # deliver our alert
-                    return _failed(result, conn, state, options, describe_ssl_error(exc), hs_start)
-                await send_pending(conn, sock, loop)
-                if done:
-                    break
-                conn.bio_write(await receive(sock, loop))
-            t_handshake = (time.perf_counter() - hs_start) * 1000
-            client_auth_error: str | None = None
-            if state.cert_requested and conn.get_protocol_version_name() == "TLSv1.3":
-                remaining = timeout - (time.perf_counter() - start)
-                wait = min(max(0.3, 4 * t_handshake / 1000), max(remaining, 0.0))
-                client_auth_error = await _await_client_verdict(conn, sock, loop, wait)
-            alpn = conn.get_alpn_proto_negotiated()
-            sent, verified = _sent_and_verified(conn, state, trust, shortcuts)
-            return result(
-                chain_der=sent,
-                verified_path=verified,
-                verified_by=trust.name if trust is not None else None,
-                tls_version=conn.get_protocol_version_name(),
-                cipher=conn.get_cipher_name(),
-                alpn=alpn.decode("ascii", "replace") if alpn else None,
-                client_ca_names=_client_ca_names(conn) if state.cert_requested else (),
-                client_auth_error=client_auth_error,
-            )
+            failed = await _exchange(run, conn, sock, loop)
+            if failed is not None:
+                return failed
+            return await _completed(run, conn, sock, loop, timeout, trust, shortcuts)
     except TimeoutError:
-        if phase == "connect":
-            return result(
-                "connect_timeout",
-                f"no TCP connection to {_label(address, port)} within {format_seconds(budget or timeout)} (the probe deadline)",
-            )
-        return result(
-            "handshake_timeout",
-            f"TLS handshake with {_label(address, port)} did not complete within {format_seconds(budget or timeout)} (the probe deadline)",
-            chain_der=peer_chain(conn) if conn is not None else (),
-        )
+        return _timed_out(run, conn, budget or timeout)
     except PeerClosed as exc:
         if conn is not None:
-            return _failed(result, conn, state, options, str(exc), None)
-        return result("handshake_failed", str(exc))
+            return _failed(run.result, conn, run.state, options, str(exc), None)
+        return run.result("handshake_failed", str(exc))
     except Exception as exc:
-        return result("handshake_failed", f"unexpected error: {type(exc).__name__}: {exc}")
+        return run.result("handshake_failed", f"unexpected error: {type(exc).__name__}: {exc}")
     finally:
         if sock is not None:
             sock.close()
+
+
+class _Attempt:
+    """One handshake attempt: its target, its clock and what the callbacks noted, from
+    which every outcome is reported (:meth:`result`)."""
+
+    __slots__ = ("address", "dns_ms", "options", "port", "sni", "start", "state", "t_connect", "t_handshake")
+
+    def __init__(
+        self, address: str, port: int, sni: str | None, options: ClientOptions, dns_ms: float | None
+    ) -> None:
+        self.address, self.port, self.sni = address, port, sni
+        self.options, self.dns_ms = options, dns_ms
+        self.start = time.perf_counter()
+        self.state = _State()
+        self.t_connect: float | None = None
+        """Milliseconds to the TCP connection (None: not connected)."""
+        self.t_handshake: float | None = None
+        """Milliseconds of the completed TLS handshake."""
+
+    def result(self, error_code: str | None = None, error: str | None = None, **kw: Any) -> Handshake:
+        """The :class:`Handshake` to report, with the timings so far."""
+        elapsed = (time.perf_counter() - self.start) * 1000
+        t_connect, t_handshake = self.t_connect, self.t_handshake
+        if t_handshake is None and t_connect is not None and error_code:
+            t_handshake = elapsed - t_connect
+        return Handshake(
+            address=self.address,
+            port=self.port,
+            sni=self.sni,
+            timings=Timings(
+                dns_ms=self.dns_ms,
+                connect_ms=t_connect,
+                handshake_ms=t_handshake,
+                total_ms=elapsed + (self.dns_ms or 0.0),
+            ),
+            error_code=error_code,
+            error=error,
+            client_cert_requested=self.state.cert_requested,
+            client_cert_sent=bool(self.options.client_cert),
+            **kw,
+        )
+
+
+async def _connect(run: _Attempt, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> Handshake | None:
+    """Open the TCP connection; the failed :class:`Handshake` when it cannot be opened."""
+    label = run.address, run.port
+    try:
+        await loop.sock_connect(sock, label)
+    except ConnectionRefusedError:
+        return run.result("connect_refused", f"connection refused by {_label(*label)}")
+    except OSError as exc:
+        # asyncio reports async failures as OSError(errno, "Connect call failed ..."):
+        # the errno is the reason worth showing.
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        return run.result("connect_failed", f"cannot connect to {_label(*label)}: {why}")
+    run.t_connect = (time.perf_counter() - run.start) * 1000
+    return None
+
+
+async def _exchange(
+    run: _Attempt, conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop
+) -> Handshake | None:
+    """Drive the TLS handshake to its end; the failed :class:`Handshake` when OpenSSL
+    gives up on it."""
+    hs_start = time.perf_counter()
+    while True:
+        try:
+            conn.do_handshake()
+            done = True
+        except SSL.WantReadError:
+            done = False
+        except SSL.Error as exc:
+            with contextlib.suppress(Exception):
+                await send_pending(conn, sock, loop)  # deliver our alert
+            return _failed(run.result, conn, run.state, run.options, describe_ssl_error(exc), hs_start)
+        await send_pending(conn, sock, loop)
+        if done:
+            break
+        conn.bio_write(await receive(sock, loop))
+    run.t_handshake = (time.perf_counter() - hs_start) * 1000
+    return None
+
+
+async def _completed(
+    run: _Attempt,
+    conn: SSL.Connection,
+    sock: socket.socket,
+    loop: asyncio.AbstractEventLoop,
+    timeout: float,
+    trust: TrustStore | None,
+    shortcuts: _Shortcuts | None,
+) -> Handshake:
+    """The report of a completed handshake: chains, verdict, negotiated parameters and,
+    when the server asked for a client certificate over TLS 1.3, its later verdict."""
+    state = run.state
+    client_auth_error: str | None = None
+    if state.cert_requested and conn.get_protocol_version_name() == "TLSv1.3":
+        remaining = timeout - (time.perf_counter() - run.start)
+        wait = min(max(0.3, 4 * (run.t_handshake or 0.0) / 1000), max(remaining, 0.0))
+        client_auth_error = await _await_client_verdict(conn, sock, loop, wait)
+    alpn = conn.get_alpn_proto_negotiated()
+    sent, verified = _sent_and_verified(conn, state, trust, shortcuts)
+    return run.result(
+        chain_der=sent,
+        verified_path=verified,
+        verified_by=trust.name if trust is not None else None,
+        tls_version=conn.get_protocol_version_name(),
+        cipher=conn.get_cipher_name(),
+        alpn=alpn.decode("ascii", "replace") if alpn else None,
+        client_ca_names=_client_ca_names(conn) if state.cert_requested else (),
+        client_auth_error=client_auth_error,
+    )
+
+
+def _timed_out(run: _Attempt, conn: SSL.Connection | None, budget: float) -> Handshake:
+    """The deadline passed: while connecting, or during the handshake."""
+    label = _label(run.address, run.port)
+    if run.t_connect is None:
+        return run.result(
+            "connect_timeout",
+            f"no TCP connection to {label} within {format_seconds(budget)} (the probe deadline)",
+        )
+    return run.result(
+        "handshake_timeout",
+        f"TLS handshake with {label} did not complete within {format_seconds(budget)} (the probe deadline)",
+        chain_der=peer_chain(conn) if conn is not None else (),
+    )
 
 
 def _label(address: str, port: int) -> str:

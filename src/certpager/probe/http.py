@@ -256,70 +256,87 @@ async def fetch(
     loop = asyncio.get_running_loop()
     end = loop.time() + max(timeout, 0.001)
     writer: asyncio.StreamWriter | None = None
-    phase = "connect"
     try:
         async with asyncio.timeout_at(end):
-            try:
-                limit = min(connect_timeout, timeout) if connect_timeout is not None else timeout
-                async with asyncio.timeout(max(limit, 0.001)):
-                    reader, writer = await asyncio.open_connection(
-                        address,
-                        port,
-                        ssl=tls,
-                        server_hostname=(sni or "") if tls is not None else None,
-                        ssl_handshake_timeout=max(end - loop.time(), 0.01) if tls is not None else None,
-                        limit=MAX_HEAD,
-                    )
-            except TimeoutError:
-                if loop.time() >= end:
-                    raise
-                raise HttpFailure(
-                    "connect_timeout", f"no TCP connection to port {port} within {format_seconds(limit)}"
-                ) from None
-            phase = "response"
+            limit = min(connect_timeout, timeout) if connect_timeout is not None else timeout
+            reader, writer = await _open(address, port, end, limit, tls, sni)
             writer.write(_request(host, path, method, body))
             await writer.drain()
-            head, rest = await _read_head(reader)
-            response = parse_head(head)
-            if max_body is not None:
-                body = await _read_body(reader, response, rest, max_body)
-                response = HttpResponse(
-                    response.version, response.status, response.reason, response.headers, body
-                )
-            elif peek_error_body and response.status >= 400:
-                peek = bytearray(rest[:peek_error_body])
-                with contextlib.suppress(Exception):  # best effort: the head is the answer
-                    async with asyncio.timeout(min(PEEK_WAIT, max(end - loop.time(), 0.001))):
-                        while len(peek) < peek_error_body:
-                            chunk = await reader.read(peek_error_body - len(peek))
-                            if not chunk:
-                                break
-                            peek += chunk
-                response = HttpResponse(
-                    response.version, response.status, response.reason, response.headers, bytes(peek)
-                )
-            return response
-    except TimeoutError:
-        what = "no TCP connection" if phase == "connect" else "no complete HTTP response"
-        raise HttpFailure("timeout", f"{what} within {format_seconds(timeout)} (the deadline)") from None
-    except HttpFailure:
-        raise
-    except ConnectionRefusedError:
-        raise HttpFailure("refused", f"nothing listens on port {port} (connection refused)") from None
-    except ssl.SSLError as exc:
-        raise HttpFailure("tls", f"TLS failed: {_ssl_words(exc)}") from None
-    except (ConnectionResetError, BrokenPipeError):
-        raise HttpFailure("closed", "the server reset the connection") from None
-    except asyncio.IncompleteReadError:
-        raise HttpFailure("closed", "the server closed the connection early") from None
-    except OSError as exc:
-        raise HttpFailure("connect_failed", f"cannot connect to port {port}: {exc.strerror or exc}") from None
-    except Exception as exc:  # never let a hostile server raise through a probe
-        raise HttpFailure("not_http", f"unexpected error: {type(exc).__name__}: {exc}") from None
+            return await _response(reader, end, max_body, peek_error_body)
+    except Exception as exc:
+        raise _failure(exc, port, timeout, connected=writer is not None) from None
     finally:
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+async def _open(
+    address: str, port: int, end: float, limit: float, tls: ssl.SSLContext | None, sni: str | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The connection (TLS when ``tls``), opened within ``limit`` seconds."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(max(limit, 0.001)):
+            return await asyncio.open_connection(
+                address,
+                port,
+                ssl=tls,
+                server_hostname=(sni or "") if tls is not None else None,
+                ssl_handshake_timeout=max(end - loop.time(), 0.01) if tls is not None else None,
+                limit=MAX_HEAD,
+            )
+    except TimeoutError:
+        if loop.time() >= end:
+            raise
+        raise HttpFailure(
+            "connect_timeout", f"no TCP connection to port {port} within {format_seconds(limit)}"
+        ) from None
+
+
+async def _response(
+    reader: asyncio.StreamReader, end: float, max_body: int | None, peek_error_body: int
+) -> HttpResponse:
+    """The answer's head, with the body (up to ``max_body``) or the first
+    ``peek_error_body`` bytes of an error answer's body."""
+    head, rest = await _read_head(reader)
+    response = parse_head(head)
+    if max_body is not None:
+        body = await _read_body(reader, response, rest, max_body)
+        return HttpResponse(response.version, response.status, response.reason, response.headers, body)
+    if not (peek_error_body and response.status >= 400):
+        return response
+    loop = asyncio.get_running_loop()
+    peek = bytearray(rest[:peek_error_body])
+    with contextlib.suppress(Exception):  # best effort: the head is the answer
+        async with asyncio.timeout(min(PEEK_WAIT, max(end - loop.time(), 0.001))):
+            while len(peek) < peek_error_body:
+                chunk = await reader.read(peek_error_body - len(peek))
+                if not chunk:
+                    break
+                peek += chunk
+    return HttpResponse(response.version, response.status, response.reason, response.headers, bytes(peek))
+
+
+def _failure(exc: Exception, port: int, timeout: float, *, connected: bool) -> HttpFailure:
+    """What went wrong in :func:`fetch`, as the one exception it raises."""
+    if isinstance(exc, HttpFailure):
+        return exc
+    if isinstance(exc, TimeoutError):
+        what = "no complete HTTP response" if connected else "no TCP connection"
+        return HttpFailure("timeout", f"{what} within {format_seconds(timeout)} (the deadline)")
+    if isinstance(exc, ConnectionRefusedError):
+        return HttpFailure("refused", f"nothing listens on port {port} (connection refused)")
+    if isinstance(exc, ssl.SSLError):
+        return HttpFailure("tls", f"TLS failed: {_ssl_words(exc)}")
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return HttpFailure("closed", "the server reset the connection")
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return HttpFailure("closed", "the server closed the connection early")
+    if isinstance(exc, OSError):
+        return HttpFailure("connect_failed", f"cannot connect to port {port}: {exc.strerror or exc}")
+    # never let a hostile server raise through a probe
+    return HttpFailure("not_http", f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 def _ssl_words(exc: ssl.SSLError) -> str:

@@ -167,8 +167,6 @@ async def server_hello(
     fam = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(fam, socket.SOCK_STREAM)
     sock.setblocking(False)
-    conn: SSL.Connection | None = None
-    got_bytes = False
     try:
         async with asyncio.timeout(max(timeout, 0.001)):
             try:
@@ -179,40 +177,49 @@ async def server_hello(
             conn.set_connect_state()
             if sni:
                 conn.set_tlsext_host_name(sni_bytes(sni))
-            while True:
-                try:
-                    conn.do_handshake()
-                    done = True
-                except SSL.WantReadError:
-                    done = False
-                except SSL.Error as exc:
-                    chosen = _chosen(conn, want_chain)
-                    if chosen is not None:
-                        return chosen
-                    return Hello(False, error=describe_ssl_error(exc))
-                chosen = _chosen(conn, want_chain)
-                if chosen is not None:
-                    return chosen
-                if done:
-                    return Hello(
-                        True,
-                        conn.get_protocol_version_name(),
-                        conn.get_cipher_name(),
-                        peer_chain(conn) if want_chain else (),
-                    )
-                await send_pending(conn, sock, loop)
-                data = await receive(sock, loop)
-                got_bytes = True
-                conn.bio_write(data)
+            return await _until_chosen(conn, sock, loop, want_chain)
     except TimeoutError:
         return Hello(None, error=f"no answer within {format_seconds(timeout)}")
-    except PeerClosed as exc:
-        # After a good main handshake, hanging up on this ClientHello is a refusal.
-        return Hello(False, error=exc.describe("after its first answer" if got_bytes else ""))
     except Exception as exc:  # a probe never raises
         return Hello(None, error=f"unexpected error: {type(exc).__name__}: {exc}")
     finally:
         sock.close()
+
+
+async def _until_chosen(
+    conn: SSL.Connection, sock: socket.socket, loop: asyncio.AbstractEventLoop, want_chain: bool
+) -> Hello:
+    """Drive the handshake until the server has chosen (see :func:`server_hello`)."""
+    got_bytes = False
+    try:
+        while True:
+            try:
+                conn.do_handshake()
+                done = True
+            except SSL.WantReadError:
+                done = False
+            except SSL.Error as exc:
+                chosen = _chosen(conn, want_chain)
+                if chosen is not None:
+                    return chosen
+                return Hello(False, error=describe_ssl_error(exc))
+            chosen = _chosen(conn, want_chain)
+            if chosen is not None:
+                return chosen
+            if done:
+                return Hello(
+                    True,
+                    conn.get_protocol_version_name(),
+                    conn.get_cipher_name(),
+                    peer_chain(conn) if want_chain else (),
+                )
+            await send_pending(conn, sock, loop)
+            data = await receive(sock, loop)
+            got_bytes = True
+            conn.bio_write(data)
+    except PeerClosed as exc:
+        # After a good main handshake, hanging up on this ClientHello is a refusal.
+        return Hello(False, error=exc.describe("after its first answer" if got_bytes else ""))
 
 
 def _chosen(conn: SSL.Connection, want_chain: bool) -> Hello | None:
@@ -306,6 +313,46 @@ def known_from_main(main: Handshake) -> tuple[dict[str, VersionState], dict[str,
     return versions, notes
 
 
+#: What one probing step learnt about some versions: version -> (state, note).
+_Learnt = dict[str, tuple[VersionState, str]]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where the probes of one backend go, and with which client certificate."""
+
+    address: str
+    port: int
+    sni: str | None
+    timeout: float
+    client_cert: str | None
+    client_key: str | None
+
+    async def hello(self, low: str, high: str, ciphers: str = "ALL:@SECLEVEL=0") -> Hello:
+        """One ClientHello offering ``low`` to ``high`` with ``ciphers``."""
+        options = ClientOptions(
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            min_version=low,
+            max_version=high,
+            ciphers=ciphers,
+            alpn=(),
+        )
+        return await server_hello(self.address, self.port, self.sni, options, timeout=self.timeout)
+
+
+@dataclass(frozen=True)
+class _StaticRsa:
+    """What the static-RSA probe found."""
+
+    state: VersionState = "not_tested"
+    suite: str | None = None
+    note: str | None = None
+    probes: int = 0
+    tls1_2: str | None = None
+    """The suite it negotiated at TLS 1.2 (which proves TLS 1.2 accepted), or None."""
+
+
 async def probe_protocols(
     address: str,
     port: int,
@@ -326,115 +373,115 @@ async def probe_protocols(
         client: client certificate settings (only the certificate files are used).
     """
     versions, notes = known_from_main(main)
-    label = (main.label,)
-    base = ClientOptions(
-        client_cert=client.client_cert if client else None,
-        client_key=client.client_key if client else None,
-        alpn=(),
+    target = _Target(
+        address,
+        port,
+        sni,
+        timeout,
+        client.client_cert if client else None,
+        client.client_key if client else None,
     )
     negotiated = main.tls_version if main.tls_version in VERSION_ORDER else None
     below = [v for v in VERSION_ORDER if versions[v] == "not_tested"]
     if "TLSv1.2" in below:
         below.remove("TLSv1.2")  # not a problem either way; learnt from the static-RSA probe if it accepts
         notes["TLSv1.2"] = "not probed separately (the server prefers TLS 1.3)"
-    probes = 0
+    (old, old_probes), (ssl3, ssl3_probes), rsa = await asyncio.gather(
+        _old_versions(target, [v for v in ("TLSv1", "TLSv1.1") if v in below]),
+        _sslv3(target, "SSLv3" in below),
+        _static_rsa(target, main, negotiated),
+    )
+    for learnt in (old, ssl3):
+        for v, (state, note) in learnt.items():
+            versions[v], notes[v] = state, note
+    if rsa.tls1_2 is not None and versions["TLSv1.2"] != "accepted":
+        versions["TLSv1.2"] = "accepted"
+        notes["TLSv1.2"] = f"negotiated {rsa.tls1_2}"
+    neg_weak = suite_weaknesses(main.cipher) if main.cipher else ()
+    return ProtocolReport(
+        versions=versions,
+        notes=notes,
+        negotiated=main.cipher,
+        negotiated_weaknesses=neg_weak,
+        static_rsa=rsa.state,
+        static_rsa_suite=rsa.suite,
+        static_rsa_note=rsa.note,
+        probes=old_probes + ssl3_probes + rsa.probes,
+        findings=_protocol_findings(main, versions, notes, neg_weak, rsa.suite),
+    )
 
-    async def version_probe(low: str, high: str) -> Hello:
-        nonlocal probes
-        probes += 1
-        options = ClientOptions(
-            client_cert=base.client_cert,
-            client_key=base.client_key,
-            min_version=low,
-            max_version=high,
-            ciphers="ALL:@SECLEVEL=0",
-            alpn=(),
-        )
-        return await server_hello(address, port, sni, options, timeout=timeout)
 
-    async def old_versions() -> None:
-        olds = [v for v in ("TLSv1", "TLSv1.1") if v in below]
-        if not olds:
-            return
-        first = await version_probe(olds[0], olds[-1])
-        if first.accepted is None:
-            for v in olds:
-                versions[v] = "inconclusive"
-                notes[v] = first.error or "no answer"
-            return
-        if not first.accepted:
-            for v in olds:
-                versions[v] = "refused"
-                notes[v] = first.error or "refused"
-            return
-        chosen = first.version or olds[-1]
-        if chosen in olds:
-            versions[chosen] = "accepted"
-            notes[chosen] = f"negotiated {first.cipher}"
-        for v in olds:
-            if VERSION_ORDER.index(v) > VERSION_ORDER.index(chosen):
-                versions[v] = "refused"
-                notes[v] = f"the server chose {chosen} when offered up to {olds[-1]}"
-        rest = [v for v in olds if VERSION_ORDER.index(v) < VERSION_ORDER.index(chosen)]
-        if rest:
-            second = await version_probe(rest[0], rest[-1])
-            for v in rest:
-                if second.accepted is None:
-                    versions[v] = "inconclusive"
-                    notes[v] = second.error or "no answer"
-                elif second.accepted and second.version == v:
-                    versions[v] = "accepted"
-                    notes[v] = f"negotiated {second.cipher}"
-                else:
-                    versions[v] = "refused"
-                    notes[v] = second.error or f"the server chose {second.version}"
-
-    async def sslv3() -> None:
-        if "SSLv3" not in below:
-            return
-        hello = await version_probe("SSLv3", "SSLv3")
-        versions["SSLv3"] = (
-            "inconclusive" if hello.accepted is None else ("accepted" if hello.accepted else "refused")
-        )
-        notes["SSLv3"] = hello.error or f"negotiated {hello.cipher}"
-
-    rsa_state: VersionState = "not_tested"
-    rsa_suite: str | None = None
-    rsa_note: str | None = None
-
-    async def static_rsa() -> None:
-        nonlocal probes, rsa_state, rsa_suite, rsa_note
-        if negotiated not in ("TLSv1.2", "TLSv1.3"):
-            return
-        key_type = _leaf_key_type(main)
-        if key_type not in ("RSA", None):
-            # Static RSA needs an RSA certificate; a server with a second, RSA
-            # certificate next to this one is the only way it could be accepted.
-            rsa_note = f"not probed: the server's certificate has an {key_type} key"
-            return
-        probes += 1
-        options = ClientOptions(
-            client_cert=base.client_cert,
-            client_key=base.client_key,
-            min_version="TLSv1.2",
-            max_version="TLSv1.2",
-            ciphers=static_rsa_suites(),
-            alpn=(),
-        )
-        hello = await server_hello(address, port, sni, options, timeout=timeout)
-        rsa_note = hello.error
-        if hello.accepted is None:
-            rsa_state = "inconclusive"
-        elif hello.accepted:
-            rsa_state, rsa_suite = "accepted", hello.cipher
-            if hello.version == "TLSv1.2" and versions["TLSv1.2"] != "accepted":
-                versions["TLSv1.2"] = "accepted"
-                notes["TLSv1.2"] = f"negotiated {hello.cipher}"
+async def _old_versions(target: _Target, olds: list[str]) -> tuple[_Learnt, int]:
+    """TLS 1.0 and 1.1 (those of ``olds``): one probe offering both, a second one only
+    when the server chose the higher; what was learnt and the probes it took."""
+    if not olds:
+        return {}, 0
+    first = await target.hello(olds[0], olds[-1])
+    if first.accepted is None:
+        return {v: ("inconclusive", first.error or "no answer") for v in olds}, 1
+    if not first.accepted:
+        return {v: ("refused", first.error or "refused") for v in olds}, 1
+    learnt: _Learnt = {}
+    chosen = first.version or olds[-1]
+    if chosen in olds:
+        learnt[chosen] = ("accepted", f"negotiated {first.cipher}")
+    for v in olds:
+        if VERSION_ORDER.index(v) > VERSION_ORDER.index(chosen):
+            learnt[v] = ("refused", f"the server chose {chosen} when offered up to {olds[-1]}")
+    rest = [v for v in olds if VERSION_ORDER.index(v) < VERSION_ORDER.index(chosen)]
+    if not rest:
+        return learnt, 1
+    second = await target.hello(rest[0], rest[-1])
+    for v in rest:
+        if second.accepted is None:
+            learnt[v] = ("inconclusive", second.error or "no answer")
+        elif second.accepted and second.version == v:
+            learnt[v] = ("accepted", f"negotiated {second.cipher}")
         else:
-            rsa_state = "refused"
+            learnt[v] = ("refused", second.error or f"the server chose {second.version}")
+    return learnt, 2
 
-    await asyncio.gather(old_versions(), sslv3(), static_rsa())
 
+async def _sslv3(target: _Target, wanted: bool) -> tuple[_Learnt, int]:
+    """SSLv3, when ``wanted``: what was learnt and the probes it took."""
+    if not wanted:
+        return {}, 0
+    hello = await target.hello("SSLv3", "SSLv3")
+    state: VersionState = (
+        "inconclusive" if hello.accepted is None else ("accepted" if hello.accepted else "refused")
+    )
+    return {"SSLv3": (state, hello.error or f"negotiated {hello.cipher}")}, 1
+
+
+async def _static_rsa(target: _Target, main: Handshake, negotiated: str | None) -> _StaticRsa:
+    """Whether the server accepts a static-RSA suite at TLS 1.2 (only asked of servers that
+    speak TLS 1.2+ with an RSA certificate: static RSA needs one)."""
+    if negotiated not in ("TLSv1.2", "TLSv1.3"):
+        return _StaticRsa()
+    key_type = _leaf_key_type(main)
+    if key_type not in ("RSA", None):
+        # Static RSA needs an RSA certificate; a server with a second, RSA
+        # certificate next to this one is the only way it could be accepted.
+        return _StaticRsa(note=f"not probed: the server's certificate has an {key_type} key")
+    hello = await target.hello("TLSv1.2", "TLSv1.2", static_rsa_suites())
+    if hello.accepted is None:
+        return _StaticRsa("inconclusive", note=hello.error, probes=1)
+    if not hello.accepted:
+        return _StaticRsa("refused", note=hello.error, probes=1)
+    tls1_2 = hello.cipher if hello.version == "TLSv1.2" else None
+    return _StaticRsa("accepted", hello.cipher, hello.error, probes=1, tls1_2=tls1_2)
+
+
+def _protocol_findings(
+    main: Handshake,
+    versions: dict[str, VersionState],
+    notes: dict[str, str],
+    neg_weak: tuple[str, ...],
+    rsa_suite: str | None,
+) -> tuple[Finding, ...]:
+    """Old versions accepted, TLS 1.3 missing, weak suites."""
+    label = (main.label,)
+    negotiated = main.tls_version if main.tls_version in VERSION_ORDER else None
     found: list[Finding] = []
     for v, code in _VERSION_CODES.items():
         if versions[v] == "accepted":
@@ -455,7 +502,6 @@ async def probe_protocols(
                 backends=label,
             )
         )
-    neg_weak = suite_weaknesses(main.cipher) if main.cipher else ()
     if neg_weak:
         found.append(
             F.make(
@@ -474,17 +520,7 @@ async def probe_protocols(
                 backends=label,
             )
         )
-    return ProtocolReport(
-        versions=versions,
-        notes=notes,
-        negotiated=main.cipher,
-        negotiated_weaknesses=neg_weak,
-        static_rsa=rsa_state,
-        static_rsa_suite=rsa_suite,
-        static_rsa_note=rsa_note,
-        probes=probes,
-        findings=tuple(found),
-    )
+    return tuple(found)
 
 
 def merge_versions(reports: Sequence[ProtocolReport]) -> dict[str, VersionState]:

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from certpager.check.monitor import check_full
 from certpager.config import Endpoint, Settings
-from certpager.probe import EndpointReport, Handshake
-from certpager.probe.engine import backend_result, build_report
+from certpager.probe import EndpointReport
+from certpager.probe.engine import internal_error_report
 
 Checker = Callable[[Endpoint], Awaitable[EndpointReport]]
 """Probe one endpoint; should never raise (a raise is turned into an error report)."""
@@ -47,15 +47,7 @@ async def safe_check(checker: Checker, endpoint: Endpoint, clock: Clock) -> Endp
     try:
         return await checker(endpoint)
     except Exception as exc:
-        now = clock()
-        hs = Handshake(
-            address=endpoint.host,
-            port=endpoint.port,
-            sni=endpoint.server_name,
-            error_code="handshake_failed",
-            error=f"internal error while probing: {type(exc).__name__}: {exc}",
-        )
-        return build_report(endpoint, [backend_result(endpoint, hs, now)], now)
+        return internal_error_report(endpoint, exc, clock())
 
 
 @dataclass
