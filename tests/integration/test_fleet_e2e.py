@@ -287,7 +287,7 @@ async def test_alert_to_verified_fix_through_prometheus_and_alertmanager(
         ("XDG_STATE_HOME", "state"),
     ):
         (state / sub).mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv(key, str(state / sub))  # fmt: skip
+        monkeypatch.setenv(key, str(state / sub))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     audit = state / "audit.jsonl"
     config = load_config(fleet.config)
@@ -300,7 +300,7 @@ async def test_alert_to_verified_fix_through_prometheus_and_alertmanager(
         await _until(pilot, lambda: [b for _, b in _rows(app)].count(PAGED) == 2, "two PAGED rows")
         rows = _rows(app)
         assert {name for name, _ in rows[:2]} == {"app", "soon"} and all(b == PAGED for _, b in rows[:2])
-        assert rows[2] == ("fine", rows[2][1]) and rows[2][1] != PAGED
+        assert rows[2][0] == "fine" and rows[2][1] != PAGED
 
         fleet.web.point_tls(fleet.full_chain, fleet.key)  # the operator's fix, applied by the runbook
         run = await _fix_from_the_tui(app, pilot, fleet)
