@@ -3,7 +3,9 @@
 ``GET /probe?target=HOST[:PORT][@SNI]`` or ``GET /probe?endpoint=NAME`` runs one full
 check (:func:`certpager.check.monitor.check_full`, deeper checks included) and answers
 its series (:mod:`certpager.fleet.metrics`); ``GET /metrics`` answers the exporter's own
-health. The server is stdlib asyncio streams with a small HTTP/1.x request parser: one
+health. ``NAME`` is a configured endpoint or, with a ``prometheus:`` section, one the
+import from Prometheus names (:class:`ImportCache`: the import is reused for
+:data:`IMPORT_TTL` seconds), as ``certpager check`` and the TUI name it. The server is stdlib asyncio streams with a small HTTP/1.x request parser: one
 request per connection, bounded in size (request line, header count, head bytes), in
 time (reading the head, writing the answer) and in number (open connections, probes in
 flight: excess probes wait on a semaphore within their deadline).
@@ -33,8 +35,9 @@ from certpager.config import (
     load_config,
     parse_target,
 )
-from certpager.errors import ExporterRequestError, TargetError, UserError
+from certpager.errors import ExporterRequestError, PrometheusError, TargetError, UserError
 from certpager.fleet.metrics import exposition, failure_families, report_families
+from certpager.fleet.prometheus import endpoints_of, merge, query
 from certpager.inputs import InputValueError, parse_number, parse_port
 from certpager.text import emit, printable
 
@@ -59,6 +62,10 @@ MIN_DEADLINE = 0.1
 """Shortest probe deadline, seconds."""
 MAX_PARAM = 600
 """Longest ``target``/``endpoint`` value, characters."""
+IMPORT_TTL = 60.0
+"""Seconds an import from Prometheus answers ``endpoint=NAME`` before it is queried again."""
+IMPORT_RETRY = 10.0
+"""Seconds before a failed import is tried again (a down Prometheus is not asked per scrape)."""
 
 TEXT = "text/plain; charset=utf-8"
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
@@ -170,6 +177,49 @@ def scrape_deadline(headers: dict[str, str], default: float) -> float:
     return max(MIN_DEADLINE, min(seconds - SCRAPE_MARGIN, 300.0))
 
 
+class ImportCache:
+    """The endpoints a config's ``prometheus:`` section imports, by name, for ``endpoint=NAME``.
+
+    Queried when a name is not configured and the last import is older than
+    :data:`IMPORT_TTL` (a failed one: :data:`IMPORT_RETRY`); one query at a time, in a
+    thread; a failed query keeps the previous import and its error says why a name is unknown.
+    Configured endpoints win, as in :func:`certpager.fleet.prometheus.merge`.
+    """
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.queries = 0
+        """Imports run so far."""
+        self.error: str | None = None
+        """Why the last import failed (None: it did not)."""
+        self._by_name: dict[str, Endpoint] = {}
+        self._fresh_until = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def find(self, name: str) -> Endpoint | None:
+        """The imported endpoint ``name``, importing first when the last import is stale."""
+        async with self._lock:
+            if self.clock() >= self._fresh_until:
+                await asyncio.to_thread(self._refresh)
+        return self._by_name.get(name)
+
+    def _refresh(self) -> None:
+        source = self.config.settings.prometheus
+        assert source is not None
+        self.queries += 1
+        try:
+            imported = endpoints_of(query(source), self.config.settings).endpoints
+        except PrometheusError as exc:
+            self.error = str(exc)
+            self._fresh_until = self.clock() + IMPORT_RETRY
+            return
+        configured = self.config.endpoints
+        self._by_name = {ep.name: ep for ep in merge(configured, imported)[len(configured) :]}
+        self.error = None
+        self._fresh_until = self.clock() + IMPORT_TTL
+
+
 class Exporter:
     """The request handler: endpoints from the config, the probe semaphore, own metrics."""
 
@@ -187,6 +237,8 @@ class Exporter:
         self.config = config
         self.settings = settings
         self.concurrency = concurrency
+        self.imports = ImportCache(config) if config is not None and config.settings.prometheus else None
+        """Endpoints imported from Prometheus (None: the config has no ``prometheus:`` section)."""
         self._slots = asyncio.Semaphore(concurrency)
         self.connections = 0
         self.registry = CollectorRegistry(auto_describe=True)
@@ -214,7 +266,7 @@ class Exporter:
             concurrency
         )
 
-    def resolve(self, query: dict[str, list[str]]) -> Endpoint:
+    async def resolve(self, query: dict[str, list[str]]) -> Endpoint:
         """The endpoint a ``/probe`` query names.
 
         Raises:
@@ -227,19 +279,35 @@ class Exporter:
         if (target is None) == (name is None):
             raise ExporterRequestError("give exactly one of target=HOST[:PORT][@SNI] or endpoint=NAME")
         if name is not None:
-            found = self.config.endpoint(name) if self.config is not None else None
-            if found is None:
-                raise ExporterRequestError(f"no endpoint named {printable(name[:100])!r} in the config")
-            return found
+            return await self._named(name)
         assert target is not None
         try:
             return parse_target(target, self.settings)
         except TargetError as exc:
             raise ExporterRequestError(" ".join(str(exc).splitlines())) from None
 
+    async def _named(self, name: str) -> Endpoint:
+        """The configured endpoint ``name``, else the imported one.
+
+        Raises:
+            ExporterRequestError: neither has it (naming a failed import).
+        """
+        found = self.config.endpoint(name) if self.config is not None else None
+        if found is None and self.imports is not None:
+            found = await self.imports.find(name)
+        if found is not None:
+            return found
+        shown = printable(name[:100])
+        if self.imports is None:
+            raise ExporterRequestError(f"no endpoint named {shown!r} in the config")
+        why = f" (the last import failed: {self.imports.error})" if self.imports.error else ""
+        raise ExporterRequestError(
+            f"no endpoint named {shown!r} in the config or imported from Prometheus{why}"
+        )
+
     async def probe(self, request: Request) -> bytes:
         """The exposition of one check for ``request``."""
-        endpoint = self.resolve(request.query)
+        endpoint = await self.resolve(request.query)
         deadline = scrape_deadline(request.headers, endpoint.timeout)
         started = time.monotonic()
         self.waiting.inc()
@@ -408,7 +476,9 @@ def run_exporter(args: argparse.Namespace) -> int:
 
 __all__ = [
     "DEFAULT_LISTEN",
+    "IMPORT_TTL",
     "Exporter",
+    "ImportCache",
     "Request",
     "parse_head",
     "parse_listen",

@@ -70,6 +70,9 @@ class CertpagerApp(App[int]):
     ]
     ENABLE_COMMAND_PALETTE = True
 
+    startup_notice: str | None = None
+    """A problem found before the app opened (a failed Prometheus import), shown once it is up."""
+
     def __init__(
         self,
         config: Config,
@@ -115,6 +118,8 @@ class CertpagerApp(App[int]):
 
     def on_mount(self) -> None:
         self._install_signal_handlers()
+        if self.startup_notice:
+            self.notify(printable(self.startup_notice), severity="warning", timeout=30, markup=False)
         if self.runbooks is not None:
             # Validating every runbook file takes a moment: do it now, off the event loop,
             # so the first `f` opens the chooser at once.

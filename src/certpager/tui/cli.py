@@ -36,11 +36,12 @@ def run_tui(config_path: Path, *, readonly: bool = False) -> int:
             file=str(config_path),
         )
     config, note = with_imported(load_config(config_path))
-    if note:
+    if note:  # on stderr (still there after the app quits) and inside the app (it hides stderr)
         emit(sys.stderr, f"certpager: {note}", flush=True)
 
     from certpager.tui.app import build_app
 
     app = build_app(config, readonly=readonly)
+    app.startup_notice = note
     app.run()
     return app.return_code or 0
