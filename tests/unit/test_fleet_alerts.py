@@ -175,3 +175,26 @@ def test_detail_lines_for_an_adhoc_endpoint_escape_the_summary() -> None:
     assert lines[0] == ("page", "Paged by X\\x1b[2J since 2026-12-03 16:00 UTC")
     assert lines[1] == ("muted", "X\\x1b[2J: bad\\u202etext")
     assert "no runbook can run for it" in lines[2][1]
+
+
+def test_an_instance_or_target_naming_an_endpoint_maps_by_name_before_parsing() -> None:
+    # certpager's own endpoint scrape job keeps the endpoint's name in `instance`; a name that
+    # is no valid target (a space) or that parses as another host must still map by name.
+    endpoints = [
+        Endpoint(name="shop front", host="10.0.0.1"),
+        Endpoint(name="api.example", host="10.0.0.2"),
+        Endpoint(name="api-real", host="api.example"),
+    ]
+    mapped = map_alerts(
+        [
+            _alert("a", instance="shop front"),
+            _alert("b", target="api.example"),
+            _alert("c", instance="api.example:443"),
+        ],
+        endpoints,
+        Settings(),
+    )
+    assert [p.fingerprint for p in mapped.of("shop front")] == ["a"]
+    assert [p.fingerprint for p in mapped.of("api.example")] == ["b"]
+    assert [p.fingerprint for p in mapped.of("api-real")] == ["c"]
+    assert mapped.unmapped == 0 and not mapped.adhoc

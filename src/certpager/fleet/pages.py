@@ -130,9 +130,12 @@ class EndpointIndex:
 
     def labelled(self, alert: Alert, settings: Settings) -> Endpoint | str | None:
         """The configured endpoint an alert names, else its parsed target text, else None."""
-        name = alert.labels.get("endpoint")
-        if name is not None and name in self.by_name:
-            return self.by_name[name]
+        # certpager's own endpoint job names the endpoint (its `endpoint` label, or its
+        # `instance` when a scrape config keeps the name there): a name wins over parsing.
+        for key in ("endpoint", "instance", "target"):
+            name = alert.labels.get(key)
+            if name is not None and name in self.by_name:
+                return self.by_name[name]
         for key in ("target", "instance"):
             text = target_text(alert.labels.get(key, ""))
             if text is None:
