@@ -590,16 +590,21 @@ def check_api_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _api_url(reader: Reader) -> str:
+    """The section's required ``url`` (:func:`check_api_url`)."""
+    url = reader.str("url", required=True)
+    assert url is not None
+    try:
+        return check_api_url(url)
+    except InputValueError as exc:
+        reader.fail("url", str(exc))
+
+
 def _alertmanager(reader: Reader | None) -> AlertmanagerSettings | None:
     """``settings: alertmanager: {url, matchers, interval, timeout}``."""
     if reader is None:
         return None
-    url = reader.str("url", required=True)
-    assert url is not None
-    try:
-        url = check_api_url(url)
-    except InputValueError as exc:
-        reader.fail("url", str(exc))
+    url = _api_url(reader)
     matchers = reader.str_list("matchers")
     for i, text in enumerate(matchers):
         try:
@@ -625,12 +630,7 @@ def _prometheus(reader: Reader | None) -> PrometheusSource | None:
     """``prometheus: {url, query, timeout}``: an http(s) URL without credentials."""
     if reader is None:
         return None
-    url = reader.str("url", required=True)
-    assert url is not None
-    try:
-        url = check_api_url(url)
-    except InputValueError as exc:
-        reader.fail("url", str(exc))
+    url = _api_url(reader)
     query = reader.str("query", DEFAULT_PROMETHEUS_QUERY) or DEFAULT_PROMETHEUS_QUERY
     timeout = reader.number("timeout", DEFAULT_TIMEOUT, lo=0.1, hi=MAX_TIMEOUT) or DEFAULT_TIMEOUT
     reader.finish()

@@ -4,6 +4,7 @@
 - ``web``: nginx serving app.test with a 2-day certificate + sshd (no ACME).
 - ``e2e``: the full stack: nginx + pebble + a certbot lineage whose current
   certificate expires in 2 days + sshd.
+- ``am``: Debian's prometheus-alertmanager on a random loopback port (no cluster, its own storage).
 - ``cli_env``: environment for ``certpager`` subprocesses (private HOME and XDG dirs, run
   locks in the test's own directory).
 
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.alertmanager import Alertmanager
 from tests.support.cli import isolated_env
 from tests.support.e2e_stack import E2EStack
 from tests.support.sshd import Sshd
@@ -56,3 +58,10 @@ def e2e(tmp_path: Path) -> Iterator[E2EStack]:
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment for ``certpager`` subprocesses: private HOME/XDG dirs, no agent, no colour."""
     return isolated_env(tmp_path / "home", tmp_path / "locks")
+
+
+@pytest.fixture
+def am(tmp_path: Path) -> Iterator[Alertmanager]:
+    """A real Alertmanager (config and storage under the test's tmp_path), stopped by PID."""
+    with Alertmanager(tmp_path / "am") as server:
+        yield server

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from tests.support.alertmanager import Alertmanager, start_alertmanager
+from tests.support.alertmanager import Alertmanager
 from tests.support.hostile import GarbageServer, SilentServer
-from tests.support.tls_server import LoopbackServer
 
 from certpager.config import AlertmanagerSettings, Endpoint, Settings, SSHTarget
 from certpager.errors import AlertmanagerError
 from certpager.fleet.alertmanager import MAX_RESPONSE, AlertmanagerClient, silence_labels
 from certpager.fleet.pages import map_alerts, page_line
+from certpager.lab.http import http_response
 from certpager.lab.ports import reserve_port
-
-
-@pytest.fixture
-def am(tmp_path: Path) -> Iterator[Alertmanager]:
-    server = start_alertmanager(tmp_path / "am")
-    yield server
-    server.stop()
 
 
 def _client(url: str, *matchers: str, timeout: float = 5.0) -> AlertmanagerClient:
@@ -126,25 +117,8 @@ def test_mapping_blackbox_and_certpager_alerts_to_endpoints(am: Alertmanager) ->
 # --- a down, slow or hostile Alertmanager: one line, within the timeout -------------------
 
 
-def _http(body: bytes, status: str = "200 OK") -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-
-
-@pytest.fixture
-def zoo_server() -> Iterator[Callable[[LoopbackServer], LoopbackServer]]:
-    started: list[LoopbackServer] = []
-
-    def start(server: LoopbackServer) -> LoopbackServer:
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+def _json(body: bytes, status: int = 200, reason: str | None = None) -> bytes:
+    return http_response(status, [("Content-Type", "application/json")], body, reason=reason)
 
 
 def _error(url: str, timeout: float = 2.0) -> tuple[str, float]:
@@ -162,8 +136,8 @@ def test_down_alertmanager_is_one_line() -> None:
     assert "connection refused" in message
 
 
-def test_slow_alertmanager_stops_at_the_timeout(zoo_server) -> None:
-    server = zoo_server(SilentServer(max_seconds=10))
+def test_slow_alertmanager_stops_at_the_timeout(zoo) -> None:
+    server = zoo(SilentServer(max_seconds=10))
     message, seconds = _error(f"http://127.0.0.1:{server.port}", timeout=1.0)
     assert "within 1 s" in message or "within 1.0 s" in message, message
     assert seconds < 2.5
@@ -172,9 +146,9 @@ def test_slow_alertmanager_stops_at_the_timeout(zoo_server) -> None:
 @pytest.mark.parametrize(
     ("payload", "words"),
     [
-        (_http(b"{not json"), "not JSON"),
-        (_http(b'{"alerts": []}'), "did not answer a list of alerts"),
-        (_http(b"nope", "503 Service Unavailable"), "answered 503: nope"),
+        (_json(b"{not json"), "not JSON"),
+        (_json(b'{"alerts": []}'), "did not answer a list of alerts"),
+        (_json(b"nope", 503, "Service Unavailable"), "answered 503: nope"),
         (b"SSH-2.0-OpenSSH_9.2\r\n", "did not answer HTTP"),
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: " + str(MAX_RESPONSE + 1).encode() + b"\r\n\r\n[",
@@ -182,8 +156,8 @@ def test_slow_alertmanager_stops_at_the_timeout(zoo_server) -> None:
         ),
     ],
 )
-def test_hostile_answers_are_one_line(zoo_server, payload: bytes, words: str) -> None:
-    server = zoo_server(GarbageServer(payload=payload, greet_first=False))
+def test_hostile_answers_are_one_line(zoo, payload: bytes, words: str) -> None:
+    server = zoo(GarbageServer(payload=payload, greet_first=False))
     message, seconds = _error(f"http://127.0.0.1:{server.port}")
     assert words in message
     assert seconds < 2.5

@@ -9,23 +9,16 @@ a subprocess.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.support.alertmanager import Alertmanager, start_alertmanager
+from tests.support.alertmanager import Alertmanager
 from tests.support.cli import certpager_cli, isolated_env
 from tests.support.pki import PKI, Hierarchy
 from tests.support.tls_server import TLSServer
 
 from certpager.lab.ports import reserve_port
-
-
-@pytest.fixture
-def am(tmp_path: Path) -> Iterator[Alertmanager]:
-    server = start_alertmanager(tmp_path / "am")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -8,26 +8,18 @@ records each with the silence id. An Alertmanager that is down is a notice: the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.support.alertmanager import Alertmanager, start_alertmanager
+from tests.support.alertmanager import Alertmanager
 from tests.support.cli import audit_path, certpager_cli
 from tests.support.e2e_stack import DOMAIN, E2EStack
 
 from certpager.lab.ports import reserve_port
 
 pytestmark = [pytest.mark.sshd, pytest.mark.nginx]
-
-
-@pytest.fixture
-def am(tmp_path: Path) -> Iterator[Alertmanager]:
-    server = start_alertmanager(tmp_path / "am")
-    yield server
-    server.stop()
 
 
 def _config(web: E2EStack, path: Path, url: str) -> Path:

@@ -64,6 +64,11 @@ def write_config(path: Path, endpoints: list[dict[str, Any]], **settings: Any) -
     return path
 
 
+def served(name: str, port: int, ca: Hierarchy) -> dict[str, Any]:
+    """An endpoint of the config: app.test on 127.0.0.1:``port``, trusting the test root."""
+    return {"name": name, "host": "127.0.0.1", "port": port, "sni": "app.test", "ca_file": str(ca.root_file)}
+
+
 @pytest.fixture
 async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """``await start(config_path=None, concurrency=4)`` -> :class:`Running`; stopped at teardown."""
@@ -115,15 +120,7 @@ async def test_probe_endpoint_series(start, serve, incomplete, ca: Hierarchy, tm
     server = serve(*incomplete)
     config = write_config(
         tmp_path / "c.yaml",
-        [
-            {
-                "name": "app",
-                "host": "127.0.0.1",
-                "port": server.port,
-                "sni": "app.test",
-                "ca_file": str(ca.root_file),
-            }
-        ],
+        [served("app", server.port, ca)],
         timeout=5,
     )
     running = await start(config)
@@ -150,15 +147,7 @@ async def test_hostile_subject_is_escaped_and_injects_nothing(
     server = serve(*hostile)
     config = write_config(
         tmp_path / "c.yaml",
-        [
-            {
-                "name": "evil",
-                "host": "127.0.0.1",
-                "port": server.port,
-                "sni": "app.test",
-                "ca_file": str(ca.root_file),
-            }
-        ],
+        [served("evil", server.port, ca)],
     )
     running = await start(config)
     status, body = await running.get("/probe?endpoint=evil")
@@ -211,16 +200,13 @@ async def test_bad_parameters_are_one_line_400(start, query: str, message: str) 
 
 
 async def test_scrape_timeout_header_bounds_the_probe(start) -> None:
-    silent = SilentServer(max_seconds=20).start()
-    try:
+    with SilentServer(max_seconds=20) as silent:
         running = await start()
         began = time.monotonic()
         status, body = await running.get(
             f"/probe?target=127.0.0.1:{silent.port}", {"X-Prometheus-Scrape-Timeout-Seconds": "1.5"}
         )
         took = time.monotonic() - began
-    finally:
-        silent.stop()
     assert status == 200
     assert samples(body, "probe_success")[0].value == 0
     assert took < 3.0  # 1.5 s less the margin, not the config's 5 s
@@ -237,8 +223,7 @@ async def test_bad_scrape_timeout_header(start) -> None:
 
 async def test_concurrency_is_bounded(start) -> None:
     """8 probes of a silent server with 2 slots: never more than 2 in flight, the rest wait."""
-    silent = SilentServer(max_seconds=20).start()
-    try:
+    with SilentServer(max_seconds=20) as silent:
         running = await start(concurrency=2)
         peak = 0
 
@@ -254,8 +239,6 @@ async def test_concurrency_is_bounded(start) -> None:
             *(running.get(f"/probe?target=127.0.0.1:{silent.port}", headers) for _ in range(8))
         )
         watcher.cancel()
-    finally:
-        silent.stop()
     assert all(status == 200 for status, _ in answers)
     assert peak == 2
     _, body = await running.get("/metrics")
@@ -355,8 +338,7 @@ def test_cli_bad_config_exit_3(tmp_path: Path) -> None:
 
 
 def test_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
-    exporter = CertpagerExporter(tmp_path / "exporter").start()
-    try:
+    with CertpagerExporter(tmp_path / "exporter") as exporter:
         status, body = http_get(exporter.url + "/probe?target=127.0.0.1:1")
         assert status == 200 and b"probe_success 0.0" in body
         assert exporter.proc is not None
@@ -364,8 +346,6 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         proc.terminate()
         assert proc.wait(10) == 0
         assert "listening on http://127.0.0.1:" in exporter.output()
-    finally:
-        exporter.stop()
 
 
 async def test_backends_that_differ_are_labelled(

@@ -50,10 +50,8 @@ def lab(pki: PKI, ca: Hierarchy, tmp_path_factory: pytest.TempPathFactory) -> It
             server_name="soon.test",
         ),
     ]
-    server = Nginx(prefix=tmp_path_factory.mktemp("fleet-nginx"), sites=sites)
-    server.start()
-    yield server
-    server.stop()
+    with Nginx(prefix=tmp_path_factory.mktemp("fleet-nginx"), sites=sites) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,16 @@ A missing binary fails the test loudly: a broken setup, not a reason to skip.
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,16 +26,19 @@ import yaml
 from tests.support.cli import isolated_env
 
 from certpager.lab import process
+from certpager.lab.http import http_response
 from certpager.lab.ports import free_port
+from certpager.lab.process import Started
+from certpager.lab.tls import HttpServer
 
-INSTALL = "apt-get install -y prometheus prometheus-blackbox-exporter (scripts/test.sh installs them)"
 
-
-def binary(name: str) -> str:
-    """Path of ``name``, or fail the test saying how to install it."""
+def binary(name: str, package: str | None = None) -> str:
+    """Path of ``name``, or fail the test saying how to install it (from ``package``,
+    by default the package of that name)."""
     found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if found is None:
-        pytest.fail(f"{name} is not installed: {INSTALL}", pytrace=False)
+        install = f"apt-get install -y {package or name} (scripts/test.sh installs it)"
+        pytest.fail(f"{name} is not installed: {install}", pytrace=False)
     return found
 
 
@@ -59,8 +59,9 @@ def _ready(url: str) -> bool:
 
 
 @dataclass
-class Server:
-    """A process listening on 127.0.0.1:``port``, started and stopped by the test."""
+class Server(Started):
+    """A process listening on 127.0.0.1:``port``, started and stopped by the test
+    (``with server:`` starts it unless it runs, always stops it)."""
 
     directory: Path
     port: int = 0
@@ -85,6 +86,10 @@ class Server:
         """Its environment (None: inherited)."""
         return None
 
+    def running(self) -> bool:
+        """Whether it was started and not stopped since."""
+        return self.proc is not None
+
     def start(self, timeout: float = 30.0) -> Server:
         """Start it and wait (bounded) until its readiness endpoint answers 200."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -104,16 +109,6 @@ class Server:
     def output(self) -> str:
         """Its log, for failure messages."""
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
-
-    def __enter__(self) -> Server:
-        if self.proc is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 @dataclass
@@ -211,39 +206,17 @@ class CertpagerExporter(Server):
         ]
 
 
-class StaticMetrics:
-    """A loopback HTTP server answering ``GET /metrics`` with a fixed exposition text, for
-    loading a Prometheus with many series by one scrape (threads joined on stop)."""
+class StaticMetrics(HttpServer):
+    """A loopback HTTP server answering every GET (``/metrics`` included) with a fixed
+    exposition text, for loading a Prometheus with many series by one scrape
+    (:class:`certpager.lab.tls.HttpServer`: threads joined on stop; no limit on the
+    connections over its life, as Prometheus scrapes it again every interval)."""
 
     def __init__(self, body: bytes) -> None:
-        body_bytes = body
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body_bytes)))
-                self.end_headers()
-                self.wfile.write(body_bytes)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        super().__init__(
+            default=http_response(200, [("Content-Type", "text/plain; version=0.0.4")], body),
+            max_connections=None,
         )
-
-    def __enter__(self) -> StaticMetrics:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
     def job(self, name: str = "static") -> dict[str, Any]:
         """A scrape job that keeps the series' own ``instance`` labels."""

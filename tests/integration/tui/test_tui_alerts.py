@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 import tuilab
-from tests.support.alertmanager import Alertmanager, start_alertmanager
+from tests.support.alertmanager import Alertmanager
 from textual.pilot import Pilot
 
 from certpager.config import AlertmanagerSettings, Config
@@ -26,13 +25,6 @@ from certpager.tui.widgets.endpoint_table import EndpointTable
 from certpager.tui.widgets.pages_view import PagesView
 
 DEADLINE = 20.0
-
-
-@pytest.fixture
-def am(tmp_path: Path) -> Iterator[Alertmanager]:
-    server = start_alertmanager(tmp_path / "am")
-    yield server
-    server.stop()
 
 
 def _config(url: str) -> Config:
