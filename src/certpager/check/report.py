@@ -97,7 +97,7 @@ def backend_json(b: BackendResult, now: datetime) -> dict[str, Any]:
         "timings": _timings(b),
         "findings": [finding_json(f) for f in b.findings],
     }
-    out.update({k: v for k, v in b.extra.items()})
+    out.update(b.deep.as_json())
     return out
 
 
@@ -130,7 +130,7 @@ def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any
         "error": r.error,
         "timings": _timings(primary) if primary is not None else None,
         "checked_at": _iso(r.checked_at),
-        **{k: v for k, v in r.extra.items()},
+        **r.deep.as_json(),
     }
 
 

@@ -81,7 +81,7 @@ def default_probe(settings: Settings | None = None) -> ProbeFn:
     from certpager.probe import check_endpoint
 
     async def probe(endpoint: Endpoint) -> EndpointReport:
-        return await check_endpoint(endpoint, settings=settings, deep=True)
+        return await check_endpoint(endpoint, settings=settings)
 
     return probe
 
@@ -154,17 +154,17 @@ def _unproven(
     """Why the absence of ``code`` on ``backend`` proves nothing (None: it proves it is gone)."""
     check = CHECK_OF.get(code)
     if check == "protocols":
-        versions = backend.extra.get("protocols")
-        if not isinstance(versions, dict):
+        protocols = backend.deep.protocols
+        if protocols is None:
             return "the protocol scan did not run"
+        versions = protocols.versions
         version = _PROTOCOL_VERSION.get(code)
         if version is not None and versions.get(version) != "refused":
             return f"{version} is {versions.get(version, 'not tested')}, not refused"
         return None
     if check == "http":
         key = "redirect" if code in ("no_https_redirect", "http_check_failed") else "hsts"
-        facts = report.extra.get(key)
-        state = facts.get("state") if isinstance(facts, dict) else None
+        state = _http_state(report, key)
         good: tuple[str, ...] = ("redirects", "closed") if key == "redirect" else ("ok",)
         if code == "http_check_failed":
             good = ("redirects", "closed", "no_redirect")
@@ -174,11 +174,20 @@ def _unproven(
     if check == "stored":
         return None if stored is not None else "the stored certificate could not be read"
     if check == "no_sni":
-        facts = report.extra.get("no_sni")
-        if not isinstance(facts, dict) or facts.get("state") in ("failed", "skipped"):
+        no_sni = report.deep.no_sni
+        if no_sni is None or no_sni.state in ("failed", "skipped"):
             return "the no-SNI check did not complete"
         return None
     return None
+
+
+def _http_state(report: EndpointReport, key: str) -> str | None:
+    """The state of the ``redirect`` or ``hsts`` check (None: it did not run)."""
+    http = report.deep.http
+    if http is None:
+        return None
+    result = http.redirect if key == "redirect" else http.hsts
+    return result.state if result is not None else None
 
 
 def _sev(findings: Mapping[str, Finding], code: str) -> Severity:
