@@ -231,55 +231,10 @@ async def check_endpoint(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + endpoint.timeout
     try:
-        try:
-            if _needs_dns(endpoint):
-                async with asyncio.timeout(endpoint.timeout):
-                    targets, dns_failure = await _targets(
-                        endpoint, min(settings.dns_timeout, endpoint.timeout)
-                    )
-            else:
-                targets, dns_failure = await _targets(endpoint, settings.dns_timeout)
-        except TimeoutError:
-            targets, dns_failure = (
-                [],
-                Handshake(
-                    address=endpoint.host,
-                    port=endpoint.port,
-                    sni=endpoint.server_name,
-                    error_code="dns_error",
-                    error=f"DNS lookup of {endpoint.host} did not finish within {format_seconds(endpoint.timeout)}",
-                ),
-            )
+        targets, dns_failure = await _resolve_within(endpoint, settings)
         if dns_failure is not None:
             return build_report(endpoint, [backend_result(endpoint, dns_failure, checked_at)], checked_at)
-        options = client_options(endpoint)
-        try:
-            trust: TrustStore | None = get_trust_store(endpoint.ca_file)
-        except TrustStoreError:
-            trust = None  # backend_result reports it
-        remaining = max(deadline - loop.time(), 0.01)
-        probes = [
-            handshake(
-                addr,
-                port,
-                endpoint.server_name,
-                timeout=remaining,
-                options=options,
-                dns_ms=dns_ms,
-                budget=endpoint.timeout,
-                trust=trust,
-            )
-            for addr, port, dns_ms in targets
-        ]
-        # A task per backend, even for one. Awaiting a lone handshake inline in the endpoint's
-        # task executes fewer instructions (30,000 per endpoint, counted with cachegrind) but
-        # costs far more time: at 1000 endpoints +0.3 s CPU in one process and +1.0 s over two
-        # workers (7 interleaved reps each, measured twice, a session apart). Valgrind runs
-        # the client ~50x slower than nginx answers, so it cannot see event-loop timing.
-        handshakes = await asyncio.gather(*probes)
-        report = build_report(
-            endpoint, [backend_result(endpoint, hs, checked_at) for hs in handshakes], checked_at
-        )
+        report = await _main_handshakes(endpoint, targets, checked_at, max(deadline - loop.time(), 0.01))
         if checks and loop.time() < deadline:
             # Imported here, not at the top: the deeper checks build on this module's helpers.
             from certpager.probe.deep import deep_checks
@@ -298,6 +253,56 @@ async def check_endpoint(
             error=f"internal error while probing: {type(exc).__name__}: {exc}",
         )
         return build_report(endpoint, [backend_result(endpoint, hs, checked_at)], checked_at)
+
+
+async def _resolve_within(
+    endpoint: Endpoint, settings: Settings
+) -> tuple[list[tuple[str, int, float]], Handshake | None]:
+    """:func:`_targets`, with name resolution bounded by the endpoint's timeout."""
+    if not _needs_dns(endpoint):
+        return await _targets(endpoint, settings.dns_timeout)
+    try:
+        async with asyncio.timeout(endpoint.timeout):
+            return await _targets(endpoint, min(settings.dns_timeout, endpoint.timeout))
+    except TimeoutError:
+        return [], Handshake(
+            address=endpoint.host,
+            port=endpoint.port,
+            sni=endpoint.server_name,
+            error_code="dns_error",
+            error=f"DNS lookup of {endpoint.host} did not finish within {format_seconds(endpoint.timeout)}",
+        )
+
+
+async def _main_handshakes(
+    endpoint: Endpoint, targets: list[tuple[str, int, float]], checked_at: datetime, remaining: float
+) -> EndpointReport:
+    """One fresh handshake per target, analysed, as a report."""
+    options = client_options(endpoint)
+    try:
+        trust: TrustStore | None = get_trust_store(endpoint.ca_file)
+    except TrustStoreError:
+        trust = None  # backend_result reports it
+    probes = [
+        handshake(
+            addr,
+            port,
+            endpoint.server_name,
+            timeout=remaining,
+            options=options,
+            dns_ms=dns_ms,
+            budget=endpoint.timeout,
+            trust=trust,
+        )
+        for addr, port, dns_ms in targets
+    ]
+    # A task per backend, even for one. Awaiting a lone handshake inline in the endpoint's
+    # task executes fewer instructions (30,000 per endpoint, counted with cachegrind) but
+    # costs far more time: at 1000 endpoints +0.3 s CPU in one process and +1.0 s over two
+    # workers (7 interleaved reps each, measured twice, a session apart). Valgrind runs
+    # the client ~50x slower than nginx answers, so it cannot see event-loop timing.
+    handshakes = await asyncio.gather(*probes)
+    return build_report(endpoint, [backend_result(endpoint, hs, checked_at) for hs in handshakes], checked_at)
 
 
 async def stream_endpoints(
