@@ -693,13 +693,18 @@ def restricted(endpoint: Endpoint, checks: frozenset[DeepCheck]) -> Endpoint:
     what it reports when the config turns it off. ``endpoint`` itself when none is left out."""
     if checks.issuperset(_NETWORK):
         return endpoint
-    return replace(
-        endpoint,
-        check_protocols=endpoint.check_protocols and DeepCheck.PROTOCOLS in checks,
-        check_no_sni=endpoint.check_no_sni and DeepCheck.NO_SNI in checks,
-        http=endpoint.http if DeepCheck.HTTP in checks else None,
-        fetch_aia=endpoint.fetch_aia and DeepCheck.AIA in checks,
-    )
+    protocols = endpoint.check_protocols and DeepCheck.PROTOCOLS in checks
+    no_sni = endpoint.check_no_sni and DeepCheck.NO_SNI in checks
+    http = endpoint.http if DeepCheck.HTTP in checks else None
+    aia = endpoint.fetch_aia and DeepCheck.AIA in checks
+    if (protocols, no_sni, http, aia) == (
+        endpoint.check_protocols,
+        endpoint.check_no_sni,
+        endpoint.http,
+        endpoint.fetch_aia,
+    ):
+        return endpoint
+    return replace(endpoint, check_protocols=protocols, check_no_sni=no_sni, http=http, fetch_aia=aia)
 
 
 async def deep_checks(
