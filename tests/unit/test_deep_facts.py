@@ -98,7 +98,8 @@ def test_hsts_skipped_on_the_https_answer_comes_before_the_redirect() -> None:
         ),
     )
     assert _keys(facts)[-4:] == ["no_sni", "client_auth_http", "hsts", "redirect"]
-    answered = dataclasses.replace(facts, http=dataclasses.replace(facts.http, hsts=HstsResult("ok")))  # type: ignore[arg-type]
+    assert facts.http is not None
+    answered = dataclasses.replace(facts, http=dataclasses.replace(facts.http, hsts=HstsResult("ok")))
     assert _keys(answered)[-4:] == ["no_sni", "client_auth_http", "redirect", "hsts"]
 
 
