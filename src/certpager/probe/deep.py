@@ -127,17 +127,27 @@ def client_auth_findings(
 
 def _candidates(b: BackendResult) -> tuple[PinMatch, ...]:
     """Every distinct certificate sent or in the verified path, leaf first, with its role."""
+    return tuple(PinMatch(role, cert) for role, cert, _sent in _roles(b))
+
+
+def _roles(b: BackendResult) -> list[SpkiPin]:
+    """``(role, certificate, sent)`` of every distinct certificate sent or in the verified path."""
     a = b.analysis
     if a is None:
-        return ()
-    out: list[PinMatch] = []
+        return []
+    out: list[SpkiPin] = []
     seen: set[bytes] = set()
+    sent = len(a.chain)
     for i, cert in enumerate((*a.chain, *a.verified_path)):
-        if cert.der in seen:
+        der = cert.der
+        if der in seen:
             continue
-        seen.add(cert.der)
-        out.append(PinMatch("leaf" if i == 0 else ("root" if cert.self_signed else "intermediate"), cert))
-    return tuple(out)
+        seen.add(der)
+        role = "leaf" if i == 0 else ("root" if cert.self_signed else "intermediate")
+        # Every certificate sent is seen before the path's: one of the path's that is
+        # left was not sent.
+        out.append(SpkiPin(role, cert, i < sent))
+    return out
 
 
 def pins_result(b: BackendResult, pins: tuple[str, ...]) -> PinsResult | None:
@@ -186,10 +196,9 @@ def pin_check(b: BackendResult, pins: tuple[str, ...]) -> tuple[list[Finding], d
 def spki_pin_list(report: EndpointReport) -> tuple[SpkiPin, ...]:
     """The SPKI pin of every certificate sent or in the verified path (primary backend)."""
     p = report.primary
-    if p is None or p.analysis is None:
+    if p is None:
         return ()
-    sent = {c.der for c in p.analysis.chain}
-    return tuple(SpkiPin(m.role, m.cert, m.cert.der in sent) for m in _candidates(p))
+    return tuple(_roles(p))
 
 
 def spki_pins(report: EndpointReport) -> list[dict[str, object]]:
@@ -420,8 +429,13 @@ def _client_auth_start(run: _Run) -> Jobs:
         if _AUTH_ORDER.index(result.state) > _AUTH_ORDER.index(worst):
             worst = result.state
         names.extend(n for n in b.handshake.client_ca_names if n not in names)
-    run.auth = EndpointClientAuth(worst, tuple(names))
+    run.auth = (
+        _NO_CLIENT_AUTH if worst == "not_requested" and not names else EndpointClientAuth(worst, tuple(names))
+    )
     return {}
+
+
+_NO_CLIENT_AUTH = EndpointClientAuth("not_requested")
 
 
 def _pins_start(run: _Run) -> Jobs:
@@ -741,10 +755,16 @@ async def deep_checks(
     return _merge(run)
 
 
+_NOT_REQUESTED_FACTS = BackendFacts(client_auth=_NOT_REQUESTED)
+
+
 def _backend_facts(run: _Run, i: int, b: BackendResult) -> BackendFacts:
     auth, pins, protocols = run.client_auth.get(i), run.pins.get(i), run.protocols.get(i)
-    if auth is None and pins is None and protocols is None:
-        return b.deep
+    if pins is None and protocols is None:
+        if auth is None:
+            return b.deep
+        if auth is _NOT_REQUESTED:  # the usual case: one value for every backend
+            return _NOT_REQUESTED_FACTS
     return BackendFacts(client_auth=auth, pins=pins, protocols=protocols)
 
 
