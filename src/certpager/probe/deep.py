@@ -146,7 +146,7 @@ def _roles(b: BackendResult) -> list[SpkiPin]:
         role = "leaf" if i == 0 else ("root" if cert.self_signed else "intermediate")
         # Every certificate sent is seen before the path's: one of the path's that is
         # left was not sent.
-        out.append(SpkiPin(role, cert, i < sent))
+        out.append(tuple.__new__(SpkiPin, (role, cert, i < sent)))  # SpkiPin(...) without its Python __new__
     return out
 
 
@@ -384,18 +384,6 @@ class _Run:
     def worst_auth(self) -> str:
         return self.auth.state if self.auth is not None else "not_requested"
 
-    def facts(self) -> EndpointFacts:
-        """The endpoint's facts as the checks left them."""
-        return EndpointFacts(
-            client_auth=self.auth,
-            backends=self.agreement,
-            spki_pins=self.spki_pins,
-            protocols=self.protocols_result,
-            no_sni=self.no_sni,
-            http=self.http,
-            aia=self.aia,
-        )
-
 
 Jobs = dict[str, Awaitable[Any]]
 
@@ -418,17 +406,20 @@ def _client_auth_start(run: _Run) -> Jobs:
     names: list[str] = []
     worst = "not_requested"
     for i, b in enumerate(run.report.backends):
-        if not b.handshake.ok:
+        hs = b.handshake
+        if not hs.ok:
             continue
-        result = client_auth_result(b, endpoint)
-        found = client_auth_findings(result, b, endpoint)
-        if found:
+        if not hs.client_cert_requested:  # the usual case, written out (client_auth_result)
+            run.client_auth[i] = _NOT_ASKED if endpoint.client_cert else _NOT_REQUESTED
+        else:
+            result = client_auth_result(b, endpoint)
             run.replace_codes.setdefault(i, set()).add("client_cert_required")
-            run.added[i].extend(found)
-        run.client_auth[i] = result
-        if _AUTH_ORDER.index(result.state) > _AUTH_ORDER.index(worst):
-            worst = result.state
-        names.extend(n for n in b.handshake.client_ca_names if n not in names)
+            run.added[i].extend(client_auth_findings(result, b, endpoint))
+            run.client_auth[i] = result
+            if _AUTH_ORDER.index(result.state) > _AUTH_ORDER.index(worst):
+                worst = result.state
+        if hs.client_ca_names:
+            names.extend(n for n in hs.client_ca_names if n not in names)
     run.auth = (
         _NO_CLIENT_AUTH if worst == "not_requested" and not names else EndpointClientAuth(worst, tuple(names))
     )
@@ -447,11 +438,14 @@ def _pins_start(run: _Run) -> Jobs:
             if result is not None:
                 run.added[i].extend(pin_findings(result, b.handshake.label))
                 run.pins[i] = result
-    run.spki_pins = spki_pin_list(run.report)
+    run.spki_pins = tuple(_roles(run.primary))  # spki_pin_list: run.primary is the report's
     return {}
 
 
 def _backends_start(run: _Run) -> Jobs:
+    if len(run.report.backends) <= 1:
+        run.agreement = _ONE_BACKEND  # backends_result, without the calls
+        return {}
     run.agreement = backends_result(run.report)
     run.endpoint_findings.extend(backends_findings(run.agreement))
     return {}
@@ -734,25 +728,28 @@ async def deep_checks(
         return report
     primary = report.primary
     assert primary is not None
-    endpoint = restricted(endpoint, checks)
+    if checks is not ALL_CHECKS:
+        endpoint = restricted(endpoint, checks)
     run = _Run(endpoint, report, primary, checks, backends=list(report.backends))
     run.added = {i: [] for i in range(len(report.backends))}
-    for kind in _LOCAL:
-        if kind in checks:
-            CHECKS[kind].start(run)
+    for start in _LOCAL_STARTS if checks is ALL_CHECKS else [CHECKS[k].start for k in _LOCAL if k in checks]:
+        start(run)
     # Over the network, concurrently, within the deadline. Each job gets a little less
     # than what is left so that it reports its own timeout (a fact with words) before
     # the deadline cancels it. A check left out of ``checks`` runs with its setting off
     # (see :func:`restricted`), so that it says so.
     run.budget = max(deadline - loop.time() - JOB_MARGIN, 0.01)
-    network = [CHECKS[kind] for kind in _NETWORK]
     jobs: Jobs = {}
-    for check in network:
+    for check in _NETWORK_CHECKS:
         jobs.update(check.start(run))
     results = await _run_all(jobs, max(deadline - loop.time(), 0.0))
-    for check in network:
+    for check in _NETWORK_CHECKS:
         check.assemble(run, results)
     return _merge(run)
+
+
+_LOCAL_STARTS = [CHECKS[k].start for k in _LOCAL]
+_NETWORK_CHECKS = [CHECKS[k] for k in _NETWORK]
 
 
 _NOT_REQUESTED_FACTS = BackendFacts(client_auth=_NOT_REQUESTED)
@@ -771,12 +768,23 @@ def _backend_facts(run: _Run, i: int, b: BackendResult) -> BackendFacts:
 def _merge(run: _Run) -> EndpointReport:
     """The report refined with what the checks added."""
     report, backends = run.report, run.backends
-    facts = run.facts()
+    facts = EndpointFacts(
+        client_auth=run.auth,
+        backends=run.agreement,
+        spki_pins=run.spki_pins,
+        protocols=run.protocols_result,
+        no_sni=run.no_sni,
+        http=run.http,
+        aia=run.aia,
+    )
     if not run.replace_codes and not any(run.added.values()) and backends == list(report.backends):
         # No backend's findings changed (the usual case): the merged findings stay as they
         # are, so only the new facts and the endpoint-level findings are added.
-        facts_only = tuple(replace(b, deep=_backend_facts(run, i, b)) for i, b in enumerate(backends))
-        return with_findings(replace(report, backends=facts_only), run.endpoint_findings, facts)
+        facts_only = []
+        for i, b in enumerate(backends):
+            usual = run.client_auth.get(i) is _NOT_REQUESTED and not run.pins and not run.protocols
+            facts_only.append(replace(b, deep=_NOT_REQUESTED_FACTS if usual else _backend_facts(run, i, b)))
+        return with_findings(replace(report, backends=tuple(facts_only)), run.endpoint_findings, facts)
     new_backends = []
     for i, b in enumerate(backends):
         drop = run.replace_codes.get(i, set())

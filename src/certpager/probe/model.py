@@ -257,6 +257,10 @@ class DeepCheck(enum.Enum):
     HTTP = "http"
     AIA = "aia"
 
+    # Members are singletons: hash by identity, in C (Enum's own __hash__ is Python code,
+    # and every endpoint's run asks a set of checks a dozen times).
+    __hash__ = object.__hash__
+
 
 ALL_CHECKS: frozenset[DeepCheck] = frozenset(DeepCheck)
 """Every deeper check (each still subject to the endpoint's own flags)."""
@@ -343,13 +347,20 @@ class BackendFacts:
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
-        if self.client_auth is not None:
-            out.update(self.client_auth.as_json())
+        self.write_json(out)
+        return out
+
+    def write_json(self, out: dict[str, object]) -> None:
+        """Add the JSON keys to ``out`` (a backend's object)."""
+        auth = self.client_auth
+        if auth is not None:
+            out["client_auth"] = auth.state
+            if auth.note is not None:
+                out["client_auth_note"] = auth.note
         if self.pins is not None:
             out["pins"] = self.pins.as_json()
         if self.protocols is not None:
             out.update(self.protocols.as_json())
-        return out
 
 
 NO_BACKEND_FACTS = BackendFacts()
@@ -536,21 +547,39 @@ class EndpointFacts:
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
-        if self.client_auth is not None:
-            out["client_auth"] = self.client_auth.state
-            out["client_ca_names"] = list(self.client_auth.ca_names)
-        if self.backends is not None:
-            out.update(self.backends.as_json())
+        self.write_json(out)
+        return out
+
+    def write_json(self, out: dict[str, object]) -> None:
+        """Add the JSON keys to ``out`` (an endpoint's object), in the order of the checks.
+        Written out, not one call per result: it runs for every endpoint of a bulk check."""
+        auth = self.client_auth
+        if auth is not None:
+            out["client_auth"] = auth.state
+            out["client_ca_names"] = list(auth.ca_names)
+        backends = self.backends
+        if backends is not None:
+            if backends.served is None:
+                out["backends_agree"] = backends.agree
+            else:
+                out.update(backends.as_json())
         if self.spki_pins is not None:
             out["spki_pins"] = spki_pins_json(self.spki_pins)
         http = self.http
         if http is not None:
-            _http_before(http, out)
-        if self.protocols is not None:
-            out.update(self.protocols.as_json())
+            if http.off:
+                out["http"] = {"state": "skipped", "detail": "HTTP checks are off for this endpoint"}
+            if http.hsts is not None and http.hsts_before_connections:
+                out["hsts"] = http.hsts.as_json()
+        protocols = self.protocols
+        if protocols is not None:
+            if protocols.checked:
+                out.update(protocols.as_json())
+            else:
+                out["protocols"] = "not checked (check_protocols is off)"
         if self.no_sni is not None:
             out["no_sni"] = self.no_sni.as_json()
-        if http is not None:
+        if http is not None and (http.client_auth or http.redirect or http.hsts) is not None:
             _http_after(http, out)
         if self.aia is not None:
             out["aia"] = self.aia.as_json()
@@ -558,15 +587,6 @@ class EndpointFacts:
             out["deep_checks_error"] = self.error
         if self.stored is not None:
             out["stored"] = self.stored.as_json()
-        return out
-
-
-def _http_before(http: HttpResult, out: dict[str, object]) -> None:
-    """The HTTP facts decided before any connection (they come before the protocols)."""
-    if http.off:
-        out["http"] = {"state": "skipped", "detail": "HTTP checks are off for this endpoint"}
-    if http.hsts is not None and http.hsts_before_connections:
-        out["hsts"] = http.hsts.as_json()
 
 
 def _http_after(http: HttpResult, out: dict[str, object]) -> None:
