@@ -1,7 +1,8 @@
 """The deeper checks that run after an endpoint's main handshakes.
 
-:func:`deep_checks`, which :func:`certpager.probe.engine.check_endpoint` calls when
-``deep`` is on, refines a report within the endpoint's deadline:
+:func:`deep_checks`, which :func:`certpager.probe.engine.check_endpoint` calls with
+the set of :class:`~certpager.probe.model.DeepCheck` its caller asks for, refines a
+report within the endpoint's deadline:
 
 - from what the main handshakes already hold (no network): ``backends_disagree``,
   ``pin_mismatch`` / ``pin_rotation_risk`` and the SPKI pin of every certificate,
@@ -14,7 +15,8 @@
 
 A check still running at the deadline is cancelled and reported as a fact
 ("did not finish within the deadline"), never as a finding; no exception
-escapes.
+escapes. Each check's result is a typed value (:mod:`certpager.probe.model`:
+``BackendResult.deep``, ``EndpointReport.deep``) with pure ``*_findings`` functions.
 """
 
 from __future__ import annotations
