@@ -79,6 +79,11 @@ def selected_checks(args: argparse.Namespace) -> frozenset[DeepCheck]:
     return ALL_CHECKS.difference(check for switch, check in _SWITCHES if getattr(args, switch, False))
 
 
+def _apply_switches(ep: Endpoint, args: argparse.Namespace) -> Endpoint:
+    """The ``--no-*`` switches applied to one endpoint (a copy only when one changes it)."""
+    return restricted(ep, selected_checks(args))
+
+
 def _switched(settings: Settings, checks: frozenset[DeepCheck]) -> Settings:
     """``settings`` with the checks left out of ``checks`` off by default, so that targets
     are built with them off (instead of copied once per target afterwards)."""
