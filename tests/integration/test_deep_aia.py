@@ -60,7 +60,7 @@ async def test_aia_completes_the_chain(
     # The verdict is unchanged: still critical, still untrusted as served.
     assert report.status is Status.CRITICAL
     assert report.backends[0].analysis is not None and not report.backends[0].analysis.trusted
-    facts = report.extra["aia"]
+    facts = report.deep.as_json()["aia"]
     assert isinstance(facts, dict)
     assert facts["state"] == "completes_chain"
     (fetched,) = facts["fetched"]
@@ -82,7 +82,10 @@ async def test_aia_two_levels(
     server = serve(chain, key)
     report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     assert BROWSERS_WORK in _incomplete(report)
-    assert [f["sha256"] for f in report.extra["aia"]["fetched"]] == [issuing.sha256, ca.intermediate.sha256]  # type: ignore[index]
+    assert [f["sha256"] for f in report.deep.as_json()["aia"]["fetched"]] == [
+        issuing.sha256,
+        ca.intermediate.sha256,
+    ]  # type: ignore[index]
 
 
 async def test_aia_cannot_complete_the_path(
@@ -101,7 +104,7 @@ async def test_aia_cannot_complete_the_path(
     report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     message = _incomplete(report)
     assert NO_PATH in message and BROWSERS_WORK not in message
-    assert report.extra["aia"]["state"] == "no_path"  # type: ignore[index]
+    assert report.deep.as_json()["aia"]["state"] == "no_path"  # type: ignore[index]
     assert report.status is Status.CRITICAL
 
 
@@ -139,7 +142,7 @@ async def test_aia_fetch_fails_bounded(
     message = _incomplete(report)
     assert words in message, message
     assert NO_PATH in message
-    assert report.extra["aia"]["state"] == "fetch_failed"  # type: ignore[index]
+    assert report.deep.as_json()["aia"]["state"] == "fetch_failed"  # type: ignore[index]
     assert report.status is Status.CRITICAL
 
 
@@ -151,7 +154,7 @@ async def test_no_aia_url_and_switch_off(
     report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     message = _incomplete(report)
     assert "names no AIA issuer URL" in message and "AIA check" not in message
-    assert report.extra["aia"]["state"] == "no_url"  # type: ignore[index]
+    assert report.deep.as_json()["aia"]["state"] == "no_url"  # type: ignore[index]
 
     aia = start(HttpServer())
     aia.routes["/issuer.der"] = http_response(200, {}, ca.intermediate.der)
@@ -159,7 +162,7 @@ async def test_no_aia_url_and_switch_off(
     server = serve(chain, key)
     report = await check_endpoint(aia_endpoint(server.port, ca.root_file, fetch_aia=False), now=now)
     assert "AIA check" not in _incomplete(report)
-    assert "aia" not in report.extra
+    assert "aia" not in report.deep.as_json()
     assert aia.accepted == 0
 
 
@@ -172,4 +175,4 @@ async def test_complete_chain_fetches_nothing(
     server = serve(chain, key)
     report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     assert report.status is Status.OK
-    assert aia.accepted == 0 and "aia" not in report.extra
+    assert aia.accepted == 0 and "aia" not in report.deep.as_json()

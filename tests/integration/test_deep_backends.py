@@ -87,8 +87,8 @@ async def test_backends_disagree(
     assert finding.backends == (f"127.0.0.1:{stale.port}",)
     assert "still serves the oldest one" in finding.message
     assert format_serial(leaves["old"][0].cert.serial_number) in finding.message
-    assert report.extra["backends_agree"] is False
-    served = report.extra["certificates_served"]
+    assert report.deep.as_json()["backends_agree"] is False
+    served = report.deep.as_json()["certificates_served"]
     assert isinstance(served, list) and len(served) == 2
     assert {s["sha256"] for s in served} == {leaves["old"][0].sha256, leaves["new"][0].sha256}
     # Every backend is shown with its own leaf.
@@ -109,7 +109,7 @@ async def test_backends_agree(
     ep = _endpoint(a.port, ca, backends=(Backend("127.0.0.1", a.port), Backend("127.0.0.1", b.port)))
     report = await check_endpoint(ep, now=now)
     assert "backends_disagree" not in _codes(report)
-    assert report.extra["backends_agree"] is True
+    assert report.deep.as_json()["backends_agree"] is True
     assert report.status is Status.OK
 
 
@@ -130,7 +130,7 @@ async def test_pins(
     report = await check_endpoint(_endpoint(server.port, ca, pins=(pin_of(ca.intermediate),)), now=now)
     assert not {"pin_mismatch", "pin_rotation_risk"} & set(_codes(report))
     assert report.status is Status.OK
-    facts = report.backends[0].extra["pins"]
+    facts = report.backends[0].deep.as_json()["pins"]
     assert isinstance(facts, dict) and facts["state"] == "match"
     assert facts["matched"][0]["role"] == "intermediate"
 
@@ -162,7 +162,7 @@ async def test_spki_pin_of_every_certificate_in_json(
     leaf, chain, key = leaves["new"]
     server = serve(chain, key)
     report = await check_endpoint(_endpoint(server.port, ca), now=now)
-    pins = report.extra["spki_pins"]
+    pins = report.deep.as_json()["spki_pins"]
     assert isinstance(pins, list)
     assert [(p["role"], p["spki_pin"], p["sent"]) for p in pins] == [
         ("leaf", pin_of(leaf), True),
@@ -185,7 +185,7 @@ async def test_no_sni_same_certificate(
     server = serve(*leaves["new"][1:])
     report = await check_endpoint(_endpoint(server.port, ca, check_no_sni=True), now=now)
     assert "no_sni_cert_differs" not in _codes(report)
-    facts = report.extra["no_sni"]
+    facts = report.deep.as_json()["no_sni"]
     assert isinstance(facts, dict) and facts["state"] == "same"
     assert facts["certificate"]["sha256"] == leaves["new"][0].sha256
 
@@ -216,14 +216,14 @@ async def test_no_sni_differs_on_nginx(
     assert _codes(report) == {"no_sni_cert_differs": Severity.INFO}
     message = report.findings[0].message
     assert "default.invalid" in message and "does not cover app.test" in message
-    facts = report.extra["no_sni"]
+    facts = report.deep.as_json()["no_sni"]
     assert isinstance(facts, dict) and facts["state"] == "differs"
     assert facts["certificate"]["sha256"] == default.sha256
 
     # The same nginx, a port whose only server is the named one: nothing to report.
     report = await check_endpoint(_endpoint(server.port("solo"), ca, check_no_sni=True), now=now)
     assert "no_sni_cert_differs" not in _codes(report)
-    assert report.extra["no_sni"]["state"] == "same"  # type: ignore[index]
+    assert report.deep.as_json()["no_sni"]["state"] == "same"  # type: ignore[index]
 
 
 @pytest.mark.nginx
@@ -252,4 +252,4 @@ async def test_no_sni_refused_is_a_fact(
     )
     report = await check_endpoint(_endpoint(port, ca, check_no_sni=True), now=now)
     assert report.status is Status.OK and "no_sni_cert_differs" not in _codes(report)
-    assert report.extra["no_sni"]["state"] == "refused"  # type: ignore[index]
+    assert report.deep.as_json()["no_sni"]["state"] == "refused"  # type: ignore[index]

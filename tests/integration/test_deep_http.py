@@ -92,7 +92,7 @@ async def test_redirect(
     plain = start(HttpServer(default=http_response(status, headers)))
     report = await check_endpoint(_endpoint(https.port, plain.port, ca), now=now)
     codes = _codes(report)
-    facts = report.extra["redirect"]
+    facts = report.deep.as_json()["redirect"]
     assert isinstance(facts, dict)
     assert facts["status"] == status and facts["location"] == location and facts["port"] == plain.port
     if finding is None:
@@ -115,10 +115,10 @@ async def test_closed_http_port_is_a_fact_not_a_finding(
     https = start(_https(tls_files))
     report = await check_endpoint(_endpoint(https.port, free_port(), ca), now=now)
     assert "no_https_redirect" not in _codes(report)
-    assert report.extra["redirect"]["state"] == "closed"  # type: ignore[index]
-    assert "refused" in report.extra["redirect"]["detail"]  # type: ignore[index]
+    assert report.deep.as_json()["redirect"]["state"] == "closed"  # type: ignore[index]
+    assert "refused" in report.deep.as_json()["redirect"]["detail"]  # type: ignore[index]
     # hstspreload: with port 80 closed, nothing else stands between this and preload.
-    assert report.extra["hsts"]["preload_ready"] is True  # type: ignore[index]
+    assert report.deep.as_json()["hsts"]["preload_ready"] is True  # type: ignore[index]
     assert report.status is Status.OK
 
 
@@ -151,7 +151,7 @@ async def test_hsts(
     plain = start(HttpServer(default=http_response(301, {"Location": "https://app.test/"})))
     report = await check_endpoint(_endpoint(https.port, plain.port, ca), now=now)
     codes = _codes(report)
-    facts = report.extra["hsts"]
+    facts = report.deep.as_json()["hsts"]
     assert isinstance(facts, dict)
     assert facts["header"] == header and facts["status"] == 200
     if code is None:
@@ -189,7 +189,10 @@ async def test_http_checks_off_touch_nothing(
     plain = start(HttpServer(default=http_response(200)))
     report = await check_endpoint(_endpoint(https.port, plain.port, ca, http=None), now=now)
     assert report.status is Status.OK
-    assert report.extra["http"] == {"state": "skipped", "detail": "HTTP checks are off for this endpoint"}
+    assert report.deep.as_json()["http"] == {
+        "state": "skipped",
+        "detail": "HTTP checks are off for this endpoint",
+    }
     assert plain.accepted == 0
     assert https.accepted == 1  # the main handshake only
 
@@ -225,7 +228,7 @@ async def test_hostile_plain_http(
     assert codes.get("http_check_failed") == Severity.INFO
     assert "no_https_redirect" not in codes
     assert words in _words(report, "http_check_failed")
-    assert report.extra["redirect"]["state"] == "failed"  # type: ignore[index]
+    assert report.deep.as_json()["redirect"]["state"] == "failed"  # type: ignore[index]
     assert report.status is Status.OK  # inconclusive is not a problem; HSTS was fine
 
 
@@ -248,4 +251,4 @@ async def test_hostile_https_answer(
     assert codes.get("http_check_failed") == Severity.INFO, report.findings
     assert not {"hsts_missing", "hsts_short"} & set(codes)
     assert words in _words(report, "http_check_failed")
-    assert report.extra["hsts"]["state"] == "failed"  # type: ignore[index]
+    assert report.deep.as_json()["hsts"]["state"] == "failed"  # type: ignore[index]

@@ -109,8 +109,8 @@ async def test_required_without_a_certificate(
     assert codes == {"client_cert_required": Severity.INFO}, report.findings
     (finding,) = report.findings
     assert "requires a client certificate" in finding.message
-    assert report.backends[0].extra["client_auth"] == "required"
-    assert report.extra["client_auth"] == "required"
+    assert report.backends[0].deep.as_json()["client_auth"] == "required"
+    assert report.deep.as_json()["client_auth"] == "required"
     assert report.status is Status.OK  # the server chain is fine; mTLS is a fact about it
     assert report.backends[0].handshake.tls_version == version
 
@@ -128,7 +128,7 @@ async def test_optional(
     report = await check_endpoint(_endpoint(server.port, ca), now=now)
     assert _codes(report) == {"client_cert_required": Severity.INFO}
     assert "optional mTLS" in report.findings[0].message
-    assert report.extra["client_auth"] == "optional"
+    assert report.deep.as_json()["client_auth"] == "optional"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -146,7 +146,7 @@ async def test_configured_certificate_accepted(
     assert "client_cert_rejected" not in codes
     assert codes == {"client_cert_required": Severity.INFO}
     assert "accepted" in report.findings[0].message
-    assert report.extra["client_auth"] == "accepted"
+    assert report.deep.as_json()["client_auth"] == "accepted"
     assert report.status is Status.OK
     assert server.handshakes >= 1
 
@@ -165,7 +165,7 @@ async def test_wrong_certificate_rejected(
     codes = _codes(report)
     assert codes.get("client_cert_rejected") == Severity.CRITICAL, report.findings
     assert report.status is Status.CRITICAL
-    assert report.extra["client_auth"] == "rejected"
+    assert report.deep.as_json()["client_auth"] == "rejected"
     (rejected,) = [f for f in report.findings if f.code == "client_cert_rejected"]
     assert str(files["bad_chain"]) in rejected.message
     # The server's own chain was still judged.
@@ -211,6 +211,6 @@ async def test_configured_certificate_not_asked_for(
     server = serve(files["server_chain"], files["server_key"])
     report = await check_endpoint(_endpoint(server.port, ca, files["good_chain"], files["good_key"]), now=now)
     assert "client_cert_required" not in _codes(report)
-    assert report.backends[0].extra["client_auth"] == "not_requested"
-    assert "did not ask" in str(report.backends[0].extra["client_auth_note"])
+    assert report.backends[0].deep.as_json()["client_auth"] == "not_requested"
+    assert "did not ask" in str(report.backends[0].deep.as_json()["client_auth_note"])
     assert report.status is Status.OK

@@ -151,16 +151,16 @@ async def test_protocol_findings(
     detail = "\n".join(f"  {f.code} [{f.severity.label}]: {f.message}" for f in report.findings)
     assert {c: [s] for c, s in shows.items()} == got, detail
     backend = report.backends[0]
-    protocols = backend.extra["protocols"]
+    protocols = backend.deep.as_json()["protocols"]
     assert isinstance(protocols, dict)
     for version, state in versions.items():
-        assert protocols[version] == state, (version, protocols, backend.extra.get("protocol_notes"))
+        assert protocols[version] == state, (version, protocols, backend.deep.as_json().get("protocol_notes"))
     # SSLv3: this OpenSSL cannot offer it, so it is "not testable", never "refused".
     assert not can_offer("SSLv3")
     assert protocols["SSLv3"] == "not_testable"
-    assert "cannot offer SSLv3" in str(backend.extra["protocol_notes"])
+    assert "cannot offer SSLv3" in str(backend.deep.as_json()["protocol_notes"])
     assert "sslv3_enabled" not in found
-    assert report.extra["protocols"] == {
+    assert report.deep.as_json()["protocols"] == {
         v: s for v, s in protocols.items()
     }  # one backend: the endpoint view is the backend's
     for f in report.findings:
@@ -187,7 +187,7 @@ async def test_probes_are_few_and_switch_off(
     ``check_protocols: false`` costs none."""
     server = serve(*rsa_files, min_version="TLSv1.2", ciphers="ECDHE+AESGCM")
     report = await check_endpoint(_endpoint(server.port, ca), now=now)
-    assert report.backends[0].extra["protocol_probes"] == 2
+    assert report.backends[0].deep.as_json()["protocol_probes"] == 2
     await asyncio.sleep(0.1)
     assert server.accepted == 3
 
@@ -195,8 +195,8 @@ async def test_probes_are_few_and_switch_off(
     report = await check_endpoint(_endpoint(quiet.port, ca, check_protocols=False), now=now)
     await asyncio.sleep(0.1)
     assert quiet.accepted == 1
-    assert "protocols" not in report.backends[0].extra
-    assert report.extra["protocols"] == "not checked (check_protocols is off)"
+    assert "protocols" not in report.backends[0].deep.as_json()
+    assert report.deep.as_json()["protocols"] == "not checked (check_protocols is off)"
 
 
 class FirstOnlyTLS(TLSServer):
@@ -229,10 +229,10 @@ async def test_hanging_probes_are_bounded_by_the_deadline(
     elapsed = time.monotonic() - start
     assert elapsed < 2.0 + 1.0
     assert report.status is Status.OK  # inconclusive probes are facts, not findings
-    protocols = report.backends[0].extra["protocols"]
+    protocols = report.backends[0].deep.as_json()["protocols"]
     assert isinstance(protocols, dict)
     assert protocols["TLSv1"] == "inconclusive" and protocols["TLSv1.1"] == "inconclusive"
-    assert report.extra["no_sni"]["state"] == "failed"  # type: ignore[index]
+    assert report.deep.as_json()["no_sni"]["state"] == "failed"  # type: ignore[index]
     assert not {f.code for f in report.findings} & PROTOCOL_CODES
 
 
@@ -248,8 +248,8 @@ async def test_two_backends_each_probed(
     report = await check_endpoint(ep, now=now)
     (tls10,) = [f for f in report.findings if f.code == "tls1_0_enabled"]
     assert tls10.backends == (f"127.0.0.1:{old.port}",)
-    assert report.extra["protocols"]["TLSv1"] == "accepted"  # type: ignore[index]
-    assert report.backends[1].extra["protocols"]["TLSv1"] == "refused"  # type: ignore[index]
+    assert report.deep.as_json()["protocols"]["TLSv1"] == "accepted"  # type: ignore[index]
+    assert report.backends[1].deep.as_json()["protocols"]["TLSv1"] == "refused"  # type: ignore[index]
 
 
 async def test_ec_certificate_skips_the_static_rsa_probe(
@@ -259,7 +259,7 @@ async def test_ec_certificate_skips_the_static_rsa_probe(
     chain, key = ca.serve_files("deep-ec", ca.leaf("app.test"))
     server = serve(chain, key, min_version="TLSv1.2")
     report = await check_endpoint(_endpoint(server.port, ca), now=now)
-    extra = report.backends[0].extra
+    extra = report.backends[0].deep.as_json()
     assert extra["protocol_probes"] == 1
     check = extra["cipher_check"]
     assert isinstance(check, dict)

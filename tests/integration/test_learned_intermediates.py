@@ -19,7 +19,7 @@ from tests.support.tls_server import TLSServer
 from certpager.config import Endpoint
 from certpager.probe import handshake
 from certpager.probe.engine import check_endpoint
-from certpager.probe.model import ChainAnalysis, EndpointReport
+from certpager.probe.model import NO_CHECKS, ChainAnalysis, EndpointReport
 
 Serve = Callable[..., TLSServer]
 
@@ -44,7 +44,7 @@ def _serve(pki: PKI, serve: Serve, name: str, chain: list[Issued]) -> int:
 async def _check(port: int, name: str, ca_file: Path) -> EndpointReport:
     return await check_endpoint(
         Endpoint(name=name, host="127.0.0.1", port=port, sni=name, ca_file=str(ca_file), timeout=5),
-        deep=False,
+        checks=NO_CHECKS,
     )
 
 

@@ -24,7 +24,7 @@ from tests.support.pki import PKI, Hierarchy
 from certpager.config import Endpoint
 from certpager.lab.ports import free_port
 from certpager.probe.engine import check_endpoint
-from certpager.probe.model import EndpointReport, Status
+from certpager.probe.model import NO_CHECKS, EndpointReport, Status
 
 pytestmark = pytest.mark.nginx
 
@@ -80,7 +80,7 @@ def _ep(port: int, root: Path, sni: str = "app.test") -> Endpoint:
 
 async def check_endpoint_main(endpoint: Endpoint, **kw: object) -> EndpointReport:
     """Main handshakes and analysis only; the deeper checks are tested on their own."""
-    return await check_endpoint(endpoint, deep=False, **kw)  # type: ignore[arg-type]
+    return await check_endpoint(endpoint, checks=NO_CHECKS, **kw)  # type: ignore[arg-type]
 
 
 def _codes(report: EndpointReport) -> set[str]:

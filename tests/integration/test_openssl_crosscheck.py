@@ -23,6 +23,7 @@ from tests.support.tls_server import TLSServer
 
 from certpager.config import Endpoint
 from certpager.probe.engine import check_endpoint
+from certpager.probe.model import NO_CHECKS
 
 #: Findings that make a client refuse the connection (what OpenSSL's verify judges).
 REFUSING = {
@@ -208,7 +209,7 @@ async def _crosscheck(case: CrossCase, port: int, ca: Hierarchy, other: Hierarch
         assert code == case.openssl_error, out[-2000:]
     report = await check_endpoint(
         Endpoint(name=case.id, host="127.0.0.1", port=port, sni=case.name, ca_file=str(ca_file), timeout=5),
-        deep=False,
+        checks=NO_CHECKS,
     )
     refusing = {f.code for f in report.findings} & REFUSING
     if case.id in STRICTER:

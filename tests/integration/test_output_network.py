@@ -307,14 +307,14 @@ async def test_refused_aia_fetch_sends_nothing(
     url = f"http://{host}:{aia.port}/i.der"
     server = serve(*leaf_only(pki, ca.intermediate, url, f"aia-refused-{host.strip('[]').replace(':', '_')}"))
     report = await check_endpoint(_aia_endpoint(server.port, ca.root_file, "refuse"), now=now)
-    facts = report.extra["aia"]
+    facts = report.deep.as_json()["aia"]
     assert isinstance(facts, dict) and facts["state"] == "refused", facts
     finding = chain_incomplete(report)
     assert "refused by policy" in finding.message and "loopback" in finding.message
     assert aia.requests == [] and aia.accepted == 0  # type: ignore[attr-defined]  # not even a TCP connection
     # The same URL with the default policy and a loopback endpoint is fetched (the lab works).
     report = await check_endpoint(_aia_endpoint(server.port, ca.root_file, "auto"), now=now)
-    assert report.extra["aia"]["state"] == "completes_chain"  # type: ignore[index]
+    assert report.deep.as_json()["aia"]["state"] == "completes_chain"  # type: ignore[index]
 
 
 async def test_redirect_to_a_refused_address_is_not_followed(
@@ -331,7 +331,7 @@ async def test_redirect_to_a_refused_address_is_not_followed(
     )
     server = serve(*leaf_only(pki, ca.intermediate, aia_url(aia.port, "/i.der"), "aia-redirect-metadata"))
     report = await check_endpoint(_aia_endpoint(server.port, ca.root_file, "auto"), now=now)
-    facts = report.extra["aia"]
+    facts = report.deep.as_json()["aia"]
     assert isinstance(facts, dict) and facts["state"] == "refused", facts
     assert "169.254.169.254 is a link-local address" in str(facts["detail"])
 
@@ -355,7 +355,7 @@ async def test_aia_response_bytes_are_never_repeated(
     aia = zoo(HttpServer(routes={"/i.der": http_response(200, {}, body)}))
     server = serve(*leaf_only(pki, ca.intermediate, aia_url(aia.port, "/i.der"), f"aia-bytes-{len(body)}"))
     report = await check_endpoint(_aia_endpoint(server.port, ca.root_file, "auto"), now=now)
-    text = json.dumps(report.extra["aia"]) + " ".join(f.message for f in report.findings)
+    text = json.dumps(report.deep.as_json()["aia"]) + " ".join(f.message for f in report.findings)
     assert f"not a certificate (DER, PEM or PKCS#7; {len(body)} bytes)" in text
     assert "pwned" not in text and "AAAA" not in text and "html" not in text
     assert body[:8].hex() not in text

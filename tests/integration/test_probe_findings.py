@@ -27,7 +27,7 @@ from certpager.config import Backend, Endpoint, Settings, Thresholds
 from certpager.lab.ports import free_port
 from certpager.probe.engine import check_endpoint, check_endpoints
 from certpager.probe.handshake import ClientOptions, handshake
-from certpager.probe.model import EndpointReport, Severity, Status
+from certpager.probe.model import NO_CHECKS, EndpointReport, Severity, Status
 
 TRUST_CHAIN_CODES = {"untrusted_root", "self_signed", "chain_incomplete", "chain_invalid"}
 
@@ -418,10 +418,10 @@ def endpoint(
 
 
 async def probe_main(endpoint: Endpoint, **kw: object) -> EndpointReport:
-    """The main handshakes and their analysis only (``deep=False``): the deeper checks
+    """The main handshakes and their analysis only (``checks=NO_CHECKS``): the deeper checks
     (protocol versions, no-SNI certificate, HTTP, AIA) open more connections and add
     findings of their own, which are not what these tests are about."""
-    return await check_endpoint(endpoint, deep=False, **kw)  # type: ignore[arg-type]
+    return await check_endpoint(endpoint, checks=NO_CHECKS, **kw)  # type: ignore[arg-type]
 
 
 def codes(report: EndpointReport) -> set[str]:

@@ -36,7 +36,7 @@ async def test_default_checker_adds_the_stored_comparison(monkeypatch: pytest.Mo
     report = await services.default_checker(Settings(), tuilab.frozen_clock)(endpoint)
     assert "served_not_stored" in [f.code for f in report.findings]
     assert report.status is Status.CRITICAL
-    facts = {f.label: f for f in endpoint_facts(report.extra)}
+    facts = {f.label: f for f in endpoint_facts(report.deep)}
     assert facts["stored"].tone == "critical"
     assert "differs (renewed but not reloaded)" in facts["stored"].value
 
@@ -88,5 +88,5 @@ async def test_default_checker_never_shows_an_unreadable_stored_certificate_as_o
     assert report.status is Status.WARNING
     (finding,) = [f for f in report.findings if f.code == "stored_unreadable"]
     assert "host key for web1 is not known" in finding.message
-    facts = {f.label: f for f in endpoint_facts(report.extra)}
+    facts = {f.label: f for f in endpoint_facts(report.deep)}
     assert facts["stored"].tone == "warning" and "not compared" in facts["stored"].value

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import io
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
@@ -27,6 +27,17 @@ from certpager.config import Config, Endpoint, HttpCheck, Settings, SSHTarget, S
 from certpager.probe import EndpointReport, Handshake, Timings
 from certpager.probe import findings as F
 from certpager.probe.engine import backend_result, build_report
+from certpager.probe.http import HstsResult, RedirectResult
+from certpager.probe.model import (
+    NO_ENDPOINT_FACTS,
+    BackendsResult,
+    EndpointClientAuth,
+    EndpointFacts,
+    HttpResult,
+    NoSniResult,
+    ProtocolsResult,
+    StoredFacts,
+)
 from certpager.runbook.plan import TargetInfo
 from certpager.ssh import ConnectionInfo, FakeResponse, FakeRunner
 from certpager.tui.app import CertpagerApp, build_app
@@ -83,7 +94,7 @@ class Spec:
     """dns, connect, handshake milliseconds."""
     findings: tuple[tuple[str, str], ...] = ()
     """Extra endpoint-level findings ``(code, message)`` (deeper checks)."""
-    extra: dict[str, object] = field(default_factory=dict)
+    deep: EndpointFacts = NO_ENDPOINT_FACTS
     """Endpoint-level facts from deeper checks."""
     chain: tuple[bytes, ...] | None = None
     """A chain of DER certificates to serve instead of the fixture ``leaf``."""
@@ -99,36 +110,26 @@ MODERN = {
 """What the protocol scan of a well-configured server finds."""
 
 
-def _http(host: str, address: str = "192.0.2.10") -> dict[str, object]:
-    """Deep-check facts of a server that redirects and sends HSTS (shapes of ``certpager.probe.deep``)."""
-    return {
-        "redirect": {
-            "state": "redirects",
-            "port": 80,
-            "address": address,
-            "status": 301,
-            "location": f"https://{host}/",
-            "detail": None,
-        },
-        "hsts": {
-            "state": "ok",
-            "status": 200,
-            "header": "max-age=63072000; includeSubDomains",
-            "max_age": 63072000,
-            "max_age_days": 730.0,
-            "detail": None,
-        },
-        "protocols": MODERN,
-        "no_sni": {"state": "same"},
-        "client_auth": "not_requested",
-        "backends_agree": True,
-    }
+def _http(host: str, address: str = "192.0.2.10") -> EndpointFacts:
+    """Deep-check facts of a server that redirects and sends HSTS."""
+    return EndpointFacts(
+        client_auth=EndpointClientAuth("not_requested"),
+        backends=BackendsResult(agree=True),
+        protocols=ProtocolsResult(MODERN),
+        no_sni=NoSniResult("same"),
+        http=HttpResult(
+            redirect=RedirectResult(
+                "redirects", 80, address=address, status=301, location=f"https://{host}/"
+            ),
+            hsts=HstsResult("ok", status=200, header="max-age=63072000; includeSubDomains", max_age=63072000),
+        ),
+    )
 
 
 def scenario() -> dict[str, Spec]:
     """The incident: one page, one error, two critical, two warnings, three fine."""
     return {
-        "shop-api": Spec("shop-api", extra=_http("api.shop.example"), addresses=("192.0.2.10", "192.0.2.11")),
+        "shop-api": Spec("shop-api", deep=_http("api.shop.example"), addresses=("192.0.2.10", "192.0.2.11")),
         "payments": Spec("payments", with_intermediate=False, timings=(2.1, 14.9, 31.0)),
         "auth": Spec(
             "auth",
@@ -140,15 +141,14 @@ def scenario() -> dict[str, Spec]:
                     "(valid until 2026-03-19): renewed but never reloaded",
                 ),
             ),
-            extra={
-                "protocols": MODERN,
-                "stored": {
-                    "location": "deploy@auth-1.example:/etc/letsencrypt/live/auth.example/fullchain.pem",
-                    "state": "differs (renewed but not reloaded)",
-                    "stored": "notAfter 2026-06-10 02:13 UTC",
-                    "differing backends": ["192.0.2.10:443"],
-                },
-            },
+            deep=EndpointFacts(
+                protocols=ProtocolsResult(MODERN),
+                stored=StoredFacts(
+                    "deploy@auth-1.example:/etc/letsencrypt/live/auth.example/fullchain.pem",
+                    "differs (renewed but not reloaded)",
+                    differing_backends=("192.0.2.10:443",),
+                ),
+            ),
         ),
         "status-page": Spec(
             None,
@@ -162,19 +162,21 @@ def scenario() -> dict[str, Spec]:
             alpn=None,
             timings=(0.9, 3.1, 48.2),
             findings=(("tls1_0_enabled", "the server still accepts TLS 1.0"),),
-            extra={
-                "protocols": {
-                    "SSLv3": "refused",
-                    "TLSv1": "accepted",
-                    "TLSv1.1": "accepted",
-                    "TLSv1.2": "accepted",
-                    "TLSv1.3": "refused",
-                },
-                "no_sni": {"state": "same"},
-            },
+            deep=EndpointFacts(
+                protocols=ProtocolsResult(
+                    {
+                        "SSLv3": "refused",
+                        "TLSv1": "accepted",
+                        "TLSv1.1": "accepted",
+                        "TLSv1.2": "accepted",
+                        "TLSv1.3": "refused",
+                    }
+                ),
+                no_sni=NoSniResult("same"),
+            ),
         ),
         "grafana": Spec("grafana", timings=(0.7, 2.2, 12.9)),
-        "www": Spec("www", addresses=("192.0.2.20", "2001:db8::20"), extra=_http("www.shop.example")),
+        "www": Spec("www", addresses=("192.0.2.20", "2001:db8::20"), deep=_http("www.shop.example")),
         "mail": Spec("mail", alpn=None, timings=(3.4, 21.0, 44.7)),
         "k8s-ingress": Spec("ingress", timings=(1.1, 6.6, 17.3)),
     }
@@ -272,7 +274,7 @@ def build(endpoint: Endpoint, spec: Spec, now: datetime) -> EndpointReport:
             )
         backends.append(backend_result(endpoint, hs, now))
     extra_findings = [F.make(code, message) for code, message in spec.findings]
-    return build_report(endpoint, backends, now, extra_findings, spec.extra)
+    return build_report(endpoint, backends, now, extra_findings, spec.deep)
 
 
 class FakeChecker:

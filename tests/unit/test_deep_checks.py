@@ -18,7 +18,15 @@ from certpager.probe import deep
 from certpager.probe.aia import AiaError, AiaResult, parse_certificates
 from certpager.probe.analysis import analyze_chain, parse_cert
 from certpager.probe.engine import build_report, with_backends
-from certpager.probe.model import BackendResult, Finding, Handshake, Severity
+from certpager.probe.model import (
+    BackendFacts,
+    BackendResult,
+    ClientAuthResult,
+    EndpointFacts,
+    Finding,
+    Handshake,
+    Severity,
+)
 from certpager.probe.protocols import (
     ProtocolReport,
     can_offer,
@@ -227,9 +235,9 @@ def test_with_backends_keeps_earlier_endpoint_findings(world) -> None:  # type: 
 
     report = with_findings(report, [earlier])
     added = Finding("hsts_missing", Severity.WARNING, "no header", "add it")
-    refined = with_backends(report, report.backends, [added], {"fact": 1})
+    refined = with_backends(report, report.backends, [added], EndpointFacts(error="fact"))
     assert earlier in refined.findings and added in refined.findings
-    assert refined.status.value == "critical" and refined.extra["fact"] == 1
+    assert refined.status.value == "critical" and refined.deep.as_json()["deep_checks_error"] == "fact"
 
 
 def test_facts_only_refinement_equals_the_full_re_merge(world) -> None:  # type: ignore[no-untyped-def]
@@ -251,9 +259,10 @@ def test_facts_only_refinement_equals_the_full_re_merge(world) -> None:  # type:
         Finding("hsts_missing", Severity.WARNING, "no header", "add it"),
         Finding("sslv3", Severity.CRITICAL, "old", "off"),
     ]
-    refined = [replace(b, extra={**b.extra, "client_auth": "not_requested"}) for b in report.backends]
-    full = with_backends(report, refined, added, {"fact": 1})
-    fast = with_findings(replace(report, backends=tuple(refined)), added, {"fact": 1})
+    not_requested = BackendFacts(client_auth=ClientAuthResult("not_requested"))
+    refined = [replace(b, deep=not_requested) for b in report.backends]
+    full = with_backends(report, refined, added, EndpointFacts(error="fact"))
+    fast = with_findings(replace(report, backends=tuple(refined)), added, EndpointFacts(error="fact"))
     assert len({f.code for f in full.findings}) >= 4
     assert fast == full
 

@@ -23,7 +23,9 @@ from tests.unit.test_runbook_engine import (
 from certpager.config import Endpoint
 from certpager.errors import RunbookError
 from certpager.probe.findings import SPECS, make
-from certpager.probe.model import EndpointReport
+from certpager.probe.http import HstsResult
+from certpager.probe.model import BackendFacts, EndpointFacts, EndpointReport, HttpResult
+from certpager.probe.protocols import ProtocolReport, VersionState
 from certpager.runbook import (
     ConfirmReply,
     RunbookRun,
@@ -54,20 +56,23 @@ FINDINGS = VerifySpec(deadline=1, interval=0.2, expect=VerifyExpect.FINDINGS)
 RENEWAL = VerifySpec(deadline=1, interval=0.2, expect=VerifyExpect.CHANGED_OR_STORED)
 
 
-def with_findings(r: EndpointReport, *codes: str, extra: dict[str, Any] | None = None) -> EndpointReport:
-    """``r`` with ``codes`` found on every backend (and ``extra`` backend facts)."""
+def with_findings(
+    r: EndpointReport, *codes: str, protocols: dict[str, VersionState] | None = None
+) -> EndpointReport:
+    """``r`` with ``codes`` found on every backend (and, given ``protocols``, the scan's result)."""
+    facts = BackendFacts(protocols=ProtocolReport(versions=protocols)) if protocols is not None else None
     backends = tuple(
         replace(
             b,
             findings=tuple(make(c, f"{c} here") for c in codes),
-            extra={**b.extra, **(extra or {})},
+            deep=facts or b.deep,
         )
         for b in r.backends
     )
     return replace(r, backends=backends, findings=tuple(make(c, f"{c} here") for c in codes))
 
 
-REFUSED = {"protocols": {"SSLv3": "not_testable", "TLSv1": "refused", "TLSv1.1": "refused"}}
+REFUSED: dict[str, VersionState] = {"SSLv3": "not_testable", "TLSv1": "refused", "TLSv1.1": "refused"}
 
 
 def verdict_of(
@@ -108,21 +113,21 @@ def test_a_remaining_target_fails_and_is_named() -> None:
 
 
 def test_a_protocol_finding_is_gone_only_when_the_scan_says_refused() -> None:
-    before = with_findings(report(cert("0A")), "tls1_0_enabled", extra={"protocols": {"TLSv1": "accepted"}})
+    before = with_findings(report(cert("0A")), "tls1_0_enabled", protocols={"TLSv1": "accepted"})
     # Absent because the scan did not run (or timed out): not proof.
     v = verdict_of(report(cert("0A")), before, ("tls1_0_enabled",))
     assert not v.passed and "tls1_0_enabled not proven gone: the protocol scan did not run" in v.reasons
-    inconclusive = with_findings(report(cert("0A")), extra={"protocols": {"TLSv1": "inconclusive"}})
+    inconclusive = with_findings(report(cert("0A")), protocols={"TLSv1": "inconclusive"})
     v = verdict_of(inconclusive, before, ("tls1_0_enabled",))
     assert not v.passed and "TLSv1 is inconclusive, not refused" in v.reasons[0]
-    v = verdict_of(with_findings(report(cert("0A")), extra=REFUSED), before, ("tls1_0_enabled",))
+    v = verdict_of(with_findings(report(cert("0A")), protocols=REFUSED), before, ("tls1_0_enabled",))
     assert v.passed, v.reasons
 
 
 def test_hsts_is_gone_only_when_the_http_check_saw_it() -> None:
     before = with_findings(report(cert("0A")), "hsts_missing")
-    ok = replace(report(cert("0A")), extra={"hsts": {"state": "ok"}})
-    failed = replace(report(cert("0A")), extra={"hsts": {"state": "failed"}})
+    ok = replace(report(cert("0A")), deep=EndpointFacts(http=HttpResult(hsts=HstsResult("ok"))))
+    failed = replace(report(cert("0A")), deep=EndpointFacts(http=HttpResult(hsts=HstsResult("failed"))))
     assert verdict_of(ok, before, ("hsts_missing",)).passed
     v = verdict_of(failed, before, ("hsts_missing",))
     assert not v.passed and "the hsts check says failed" in v.reasons[0]
@@ -253,9 +258,9 @@ async def test_nginx_reload_after_a_config_fix_is_verified_with_the_same_certifi
 
 async def test_a_chosen_target_that_remains_fails_at_the_deadline(tmp_path: Path) -> None:
     before = with_findings(
-        report(cert("0A")), "tls1_0_enabled", "chain_incomplete", extra={"protocols": {"TLSv1": "accepted"}}
+        report(cert("0A")), "tls1_0_enabled", "chain_incomplete", protocols={"TLSv1": "accepted"}
     )
-    after = with_findings(report(cert("0A")), "tls1_0_enabled", extra={"protocols": {"TLSv1": "accepted"}})
+    after = with_findings(report(cert("0A")), "tls1_0_enabled", protocols={"TLSv1": "accepted"})
     seen: list[Endpoint] = []
 
     class Recording(Probe):

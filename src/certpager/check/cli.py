@@ -28,7 +28,8 @@ from certpager.fleet.alertmanager import fetch_alerts
 from certpager.fleet.blackbox import blackbox_expiry
 from certpager.fleet.pages import PageMap, map_alerts, page_line
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
-from certpager.probe.model import EndpointReport, Status
+from certpager.probe.deep import restricted
+from certpager.probe.model import ALL_CHECKS, DeepCheck, EndpointReport, Status
 from certpager.probe.trust import TrustStoreError, get_trust_store
 from certpager.text import discard, emit, write_failure
 
@@ -67,34 +68,38 @@ def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return str(Path(cert).resolve()), str(Path(key).resolve())
 
 
+#: The ``--no-*`` switches and the deeper check each one leaves out.
+_SWITCHES = (
+    ("no_http", DeepCheck.HTTP),
+    ("no_protocols", DeepCheck.PROTOCOLS),
+    ("no_sni_check", DeepCheck.NO_SNI),
+    ("no_aia", DeepCheck.AIA),
+)
+
+
+def selected_checks(args: argparse.Namespace) -> frozenset[DeepCheck]:
+    """The deeper checks this run may do: every one the ``--no-*`` switches leave in
+    (each still subject to the endpoint's own settings). The one place switches become checks."""
+    return ALL_CHECKS.difference(check for switch, check in _SWITCHES if getattr(args, switch, False))
+
+
 def _apply_switches(ep: Endpoint, args: argparse.Namespace) -> Endpoint:
-    """The global ``--no-*`` switches, for every endpoint (a copy only when one changes it)."""
-    changes: dict[str, object] = {}
-    if getattr(args, "no_http", False) and ep.http is not None:
-        changes["http"] = None
-    if getattr(args, "no_protocols", False) and ep.check_protocols:
-        changes["check_protocols"] = False
-    if getattr(args, "no_sni_check", False) and ep.check_no_sni:
-        changes["check_no_sni"] = False
-    if getattr(args, "no_aia", False) and ep.fetch_aia:
-        changes["fetch_aia"] = False
-    return replace(ep, **changes) if changes else ep  # type: ignore[arg-type]
+    """The ``--no-*`` switches applied to one endpoint (a copy only when one changes it)."""
+    return restricted(ep, selected_checks(args))
 
 
-def _switched(settings: Settings, args: argparse.Namespace) -> Settings:
-    """``settings`` with the ``--no-*`` switches as defaults, so that targets are built
-    with them (instead of copied once per target afterwards)."""
-    changes = {
-        field: False
-        for field, switch in (
-            ("check_http", "no_http"),
-            ("check_protocols", "no_protocols"),
-            ("check_no_sni", "no_sni_check"),
-            ("fetch_aia", "no_aia"),
-        )
-        if getattr(args, switch, False)
-    }
-    return replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
+def _switched(settings: Settings, checks: frozenset[DeepCheck]) -> Settings:
+    """``settings`` with the checks left out of ``checks`` off by default, so that targets
+    are built with them off (instead of copied once per target afterwards)."""
+    if checks == ALL_CHECKS:
+        return settings
+    return replace(
+        settings,
+        check_http=settings.check_http and DeepCheck.HTTP in checks,
+        check_protocols=settings.check_protocols and DeepCheck.PROTOCOLS in checks,
+        check_no_sni=settings.check_no_sni and DeepCheck.NO_SNI in checks,
+        fetch_aia=settings.fetch_aia and DeepCheck.AIA in checks,
+    )
 
 
 def _apply_target_options(
@@ -154,7 +159,8 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
                 ep = replace(ep, timeout=args.timeout)
             endpoints.append(ep)
     cert, key = _client_files(args)
-    defaults = _switched(settings, args)
+    checks = selected_checks(args)
+    defaults = _switched(settings, checks)
     targets = [parse_target(text, defaults, ca_file=ca_file) for text in args.targets]
     if args.targets_file:
         targets.extend(read_targets_file(Path(args.targets_file), defaults, ca_file=ca_file))
@@ -167,7 +173,7 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
     endpoints.extend(_apply_target_options(ep, args, cert, key) for ep in targets)
     if not endpoints:
         raise UserError("nothing to check: the config has no endpoints and no targets were given")
-    return [_apply_switches(ep, args) for ep in endpoints], settings
+    return [restricted(ep, checks) for ep in endpoints], settings
 
 
 def exit_code(statuses: Sequence[Status]) -> int:

@@ -19,10 +19,12 @@ from certpager.probe.engine import check_endpoints, stream_endpoints
 
 if TYPE_CHECKING:
     from certpager.check.stored import StoredComparison
+    from certpager.probe.model import StoredFacts
 
 
-def stored_facts(comparison: StoredComparison) -> dict[str, object]:
-    """The served-vs-stored comparison as plain facts (see :func:`certpager.check.stored.stored_facts`)."""
+def stored_facts(comparison: StoredComparison) -> StoredFacts:
+    """The served-vs-stored comparison as the report's ``stored`` fact (see
+    :func:`certpager.check.stored.stored_facts`)."""
     from certpager.check.stored import stored_facts as facts
 
     return facts(comparison)

@@ -97,7 +97,7 @@ def backend_json(b: BackendResult, now: datetime) -> dict[str, Any]:
         "timings": _timings(b),
         "findings": [finding_json(f) for f in b.findings],
     }
-    out.update({k: v for k, v in b.extra.items()})
+    b.deep.write_json(out)
     return out
 
 
@@ -108,7 +108,7 @@ def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any
     a = primary.analysis if primary is not None else None
     hs = primary.handshake if primary is not None else None
     leaf = a.leaf if a is not None else None
-    return {
+    out: dict[str, Any] = {
         "name": r.name,
         "host": r.host,
         "port": r.port,
@@ -130,8 +130,9 @@ def report_json(r: EndpointReport, now: datetime | None = None) -> dict[str, Any
         "error": r.error,
         "timings": _timings(primary) if primary is not None else None,
         "checked_at": _iso(r.checked_at),
-        **{k: v for k, v in r.extra.items()},
     }
+    r.deep.write_json(out)
+    return out
 
 
 def encode_json(

@@ -37,7 +37,7 @@ from certpager.errors import StoredCertError as StoredCertError
 from certpager.probe.analysis import parse_cert, reload_verdict, renewed_on_disk
 from certpager.probe.engine import with_backends, with_findings
 from certpager.probe.findings import make
-from certpager.probe.model import CertInfo, EndpointReport, Finding, Severity
+from certpager.probe.model import CertInfo, EndpointReport, Finding, Severity, StoredFacts
 from certpager.ssh import CommandRunner, RunnerFactory, runner_for
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
@@ -204,7 +204,7 @@ class StoredComparison:
         and the advice of every finding a reload clears turned to the reload."""
         if not self.configured:
             return report
-        facts: dict[str, object] = {"stored": stored_facts(self)}
+        facts = replace(report.deep, stored=stored_facts(self))
         cleared = dict(self.cleared)
         if not cleared or self.stored is None:
             return with_findings(report, self.findings, facts)
@@ -221,29 +221,22 @@ class StoredComparison:
         return with_backends(report, backends, self.findings, facts)
 
 
-def stored_facts(comparison: StoredComparison) -> dict[str, object]:
-    """The served-vs-stored comparison as plain facts (JSON and the detail screen)."""
-    facts: dict[str, object] = {"location": comparison.location}
+def stored_facts(comparison: StoredComparison) -> StoredFacts:
+    """The served-vs-stored comparison as the report's ``stored`` fact (JSON and the detail screen)."""
     if comparison.error is not None:
-        facts["state"] = "not compared"
-        facts["error"] = comparison.error
-        facts["reason"] = comparison.error_kind
-        return facts
-    stored = comparison.stored
+        return StoredFacts(
+            comparison.location, "not compared", error=comparison.error, reason=comparison.error_kind
+        )
     codes = {f.code for f in comparison.findings}
     if "served_not_stored" in codes:
-        facts["state"] = "differs (renewed but not reloaded)"
+        state = "differs (renewed but not reloaded)"
     elif "stored_outdated" in codes:
-        facts["state"] = "differs (the stored one is no better: do not reload)"
+        state = "differs (the stored one is no better: do not reload)"
     else:
-        facts["state"] = "same as served"
-    if stored is not None:
-        facts["serial"] = stored.serial
-        facts["sha256"] = stored.sha256
-        facts["not_after"] = stored.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if comparison.differing:
-        facts["differing_backends"] = list(comparison.differing)
-    return facts
+        state = "same as served"
+    return StoredFacts(
+        comparison.location, state, cert=comparison.stored, differing_backends=comparison.differing
+    )
 
 
 def _when(cert: CertInfo) -> str:

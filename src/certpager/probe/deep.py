@@ -1,7 +1,8 @@
 """The deeper checks that run after an endpoint's main handshakes.
 
-:func:`deep_checks`, which :func:`certpager.probe.engine.check_endpoint` calls when
-``deep`` is on, refines a report within the endpoint's deadline:
+:func:`deep_checks`, which :func:`certpager.probe.engine.check_endpoint` calls with
+the set of :class:`~certpager.probe.model.DeepCheck` its caller asks for, refines a
+report within the endpoint's deadline:
 
 - from what the main handshakes already hold (no network): ``backends_disagree``,
   ``pin_mismatch`` / ``pin_rotation_risk`` and the SPKI pin of every certificate,
@@ -14,14 +15,14 @@
 
 A check still running at the deadline is cancelled and reported as a fact
 ("did not finish within the deadline"), never as a finding; no exception
-escapes.
+escapes. Each check's result is a typed value (:mod:`certpager.probe.model`:
+``BackendResult.deep``, ``EndpointReport.deep``) with pure ``*_findings`` functions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -33,7 +34,29 @@ from certpager.probe import findings as F
 from certpager.probe.analysis import CertParseError, match_hostname, parse_cert
 from certpager.probe.engine import client_options, with_backends, with_findings
 from certpager.probe.handshake import ClientOptions
-from certpager.probe.model import BackendResult, CertInfo, EndpointReport, Finding
+from certpager.probe.model import (
+    ALL_CHECKS,
+    BackendFacts,
+    BackendResult,
+    BackendsResult,
+    CertInfo,
+    CheckFailed,
+    ClientAuthHttp,
+    ClientAuthResult,
+    DeepCheck,
+    EndpointClientAuth,
+    EndpointFacts,
+    EndpointReport,
+    Finding,
+    HttpResult,
+    NoSniResult,
+    PinMatch,
+    PinsResult,
+    ProtocolsResult,
+    ServedCertificate,
+    SpkiPin,
+    spki_pins_json,
+)
 from certpager.probe.trust import TrustStoreError, get_trust_store
 
 # aia, http and protocols are imported where a check that needs them runs: a run with
@@ -41,8 +64,8 @@ from certpager.probe.trust import TrustStoreError, get_trust_store
 # loads them.
 if TYPE_CHECKING:
     from certpager.probe.aia import AiaResult
-    from certpager.probe.http import HstsResult, HttpFailure, HttpResponse
-    from certpager.probe.protocols import Hello
+    from certpager.probe.http import HstsResult, HttpFailure, HttpResponse, RedirectResult
+    from certpager.probe.protocols import Hello, ProtocolReport
 
 #: Seconds before the deadline at which the network jobs give up on their own.
 JOB_MARGIN = 0.1
@@ -50,22 +73,6 @@ JOB_MARGIN = 0.1
 #: mTLS handshake accepts the client (when HSTS is not checked anyway): a non-HTTP
 #: service may stay silent, and must not cost the whole deadline.
 CLIENT_AUTH_HTTP_WAIT = 2.0
-
-
-def _iso(cert: CertInfo) -> str:
-    return cert.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _cert_facts(cert: CertInfo) -> dict[str, object]:
-    return {
-        "subject": cert.subject,
-        "issuer": cert.issuer,
-        "sans": list(cert.sans),
-        "not_after": _iso(cert),
-        "serial": cert.serial,
-        "sha256": cert.sha256,
-        "spki_pin": cert.spki_pin,
-    }
 
 
 def _leaf(b: BackendResult) -> CertInfo | None:
@@ -85,17 +92,27 @@ def client_auth_state(b: BackendResult, endpoint: Endpoint) -> str:
     return "required" if hs.client_auth_error else "optional"
 
 
-def _client_auth(b: BackendResult, endpoint: Endpoint) -> tuple[list[Finding], dict[str, object]]:
-    """Refined ``client_cert_required`` wording and the facts, for one backend."""
+_NOT_REQUESTED = ClientAuthResult("not_requested")
+_NOT_ASKED = ClientAuthResult(
+    "not_requested", note="a client certificate is configured but the server did not ask for one"
+)
+
+
+def client_auth_result(b: BackendResult, endpoint: Endpoint) -> ClientAuthResult:
+    """What one backend asks of clients and what it did with the configured certificate."""
     state = client_auth_state(b, endpoint)
-    hs = b.handshake
-    facts: dict[str, object] = {"client_auth": state}
     if state == "not_requested":
-        if endpoint.client_cert:
-            facts["client_auth_note"] = (
-                "a client certificate is configured but the server did not ask for one"
-            )
-        return [], facts
+        return _NOT_ASKED if endpoint.client_cert else _NOT_REQUESTED
+    return ClientAuthResult(state)
+
+
+def client_auth_findings(
+    result: ClientAuthResult, b: BackendResult, endpoint: Endpoint
+) -> tuple[Finding, ...]:
+    """The refined ``client_cert_required`` wording for one backend (none when not requested)."""
+    if result.state == "not_requested":
+        return ()
+    hs = b.handshake
     names = ", ".join(hs.client_ca_names) or "any CA (the server sent no names)"
     words = {
         "optional": "the server asks for a client certificate but completes the handshake without one "
@@ -105,121 +122,135 @@ def _client_auth(b: BackendResult, endpoint: Endpoint) -> tuple[list[Finding], d
         "accepted": f"the server requires a client certificate (mTLS) and accepted {endpoint.client_cert}",
         "rejected": "the server requests a client certificate (mTLS)",
     }
-    return [
-        F.make("client_cert_required", f"{words[state]}; accepted CAs: {names}", backends=(hs.label,))
-    ], facts
+    return (
+        F.make("client_cert_required", f"{words[result.state]}; accepted CAs: {names}", backends=(hs.label,)),
+    )
 
 
-def pin_check(b: BackendResult, pins: tuple[str, ...]) -> tuple[list[Finding], dict[str, object]]:
-    """``pin_mismatch`` / ``pin_rotation_risk`` for one backend, and the facts."""
+def _candidates(b: BackendResult) -> tuple[PinMatch, ...]:
+    """Every distinct certificate sent or in the verified path, leaf first, with its role."""
+    return tuple(PinMatch(role, cert) for role, cert, _sent in _roles(b))
+
+
+def _roles(b: BackendResult) -> list[SpkiPin]:
+    """``(role, certificate, sent)`` of every distinct certificate sent or in the verified path."""
     a = b.analysis
-    if a is None or not a.chain:
-        return [], {}
-    label = (b.handshake.label,)
-    candidates: list[tuple[str, CertInfo]] = []
+    if a is None:
+        return []
+    out: list[SpkiPin] = []
     seen: set[bytes] = set()
-    for i, cert in enumerate([*a.chain, *a.verified_path]):
-        if cert.der in seen:
+    sent = len(a.chain)
+    for i, cert in enumerate((*a.chain, *a.verified_path)):
+        der = cert.der
+        if der in seen:
             continue
-        seen.add(cert.der)
+        seen.add(der)
         role = "leaf" if i == 0 else ("root" if cert.self_signed else "intermediate")
-        candidates.append((role, cert))
-    matched = [(role, c) for role, c in candidates if c.spki_pin in pins]
-    facts: dict[str, object] = {
-        "pins": {
-            "configured": list(pins),
-            "matched": [{"role": r, "subject": c.subject, "spki_pin": c.spki_pin} for r, c in matched],
-            "state": "match" if matched else "mismatch",
-        }
-    }
-    leaf = a.chain[0]
-    if not matched:
-        return [
+        # Every certificate sent is seen before the path's: one of the path's that is
+        # left was not sent.
+        out.append(tuple.__new__(SpkiPin, (role, cert, i < sent)))  # SpkiPin(...) without its Python __new__
+    return out
+
+
+def pins_result(b: BackendResult, pins: tuple[str, ...]) -> PinsResult | None:
+    """The configured pins against one backend's chain (None: no chain)."""
+    if b.analysis is None or not b.analysis.chain:
+        return None
+    candidates = _candidates(b)
+    matched = tuple(m for m in candidates if m.cert.spki_pin in pins)
+    return PinsResult(configured=tuple(pins), candidates=candidates, matched=matched)
+
+
+def pin_findings(result: PinsResult, label: str) -> tuple[Finding, ...]:
+    """``pin_mismatch`` / ``pin_rotation_risk`` for one backend."""
+    leaf = result.candidates[0].cert
+    if not result.matched:
+        return (
             F.make(
                 "pin_mismatch",
                 f"the served key ({leaf.spki_pin}, {leaf.subject}) and the CA keys of its chain match none "
-                f"of the {len(pins)} configured pin(s): pinned clients refuse this server",
-                backends=label,
-            )
-        ], facts
-    if all(role == "leaf" for role, _ in matched):
-        backup = next((c.spki_pin for role, c in candidates if role == "intermediate"), None)
+                f"of the {len(result.configured)} configured pin(s): pinned clients refuse this server",
+                backends=(label,),
+            ),
+        )
+    if all(m.role == "leaf" for m in result.matched):
+        backup = next((m.cert.spki_pin for m in result.candidates if m.role == "intermediate"), None)
         tip = f" (the intermediate's pin is {backup})" if backup else ""
-        return [
+        return (
             F.make(
                 "pin_rotation_risk",
                 "the configured pins match only the leaf key: a renewal that generates a new key breaks "
                 f"pinned clients{tip}",
-                backends=label,
-            )
-        ], facts
-    return [], facts
+                backends=(label,),
+            ),
+        )
+    return ()
+
+
+def pin_check(b: BackendResult, pins: tuple[str, ...]) -> tuple[list[Finding], dict[str, object]]:
+    """:func:`pin_findings` and the ``pins`` fact as JSON, for one backend."""
+    result = pins_result(b, pins)
+    if result is None:
+        return [], {}
+    return list(pin_findings(result, b.handshake.label)), {"pins": result.as_json()}
+
+
+def spki_pin_list(report: EndpointReport) -> tuple[SpkiPin, ...]:
+    """The SPKI pin of every certificate sent or in the verified path (primary backend)."""
+    p = report.primary
+    if p is None:
+        return ()
+    return tuple(_roles(p))
 
 
 def spki_pins(report: EndpointReport) -> list[dict[str, object]]:
-    """The SPKI pin of every certificate sent or in the verified path (primary backend)."""
-    p = report.primary
-    if p is None or p.analysis is None:
-        return []
-    out: list[dict[str, object]] = []
-    seen: set[bytes] = set()
-    sent = {c.der for c in p.analysis.chain}
-    for i, cert in enumerate([*p.analysis.chain, *p.analysis.verified_path]):
-        if cert.der in seen:
-            continue
-        seen.add(cert.der)
-        role = "leaf" if i == 0 else ("root" if cert.self_signed else "intermediate")
-        out.append(
-            {
-                "role": role,
-                "subject": cert.subject,
-                "spki_pin": cert.spki_pin,
-                "sha256": cert.sha256,
-                "sent": cert.der in sent,
-            }
-        )
-    return out
+    """:func:`spki_pin_list` as JSON."""
+    return spki_pins_json(spki_pin_list(report))
 
 
-def backends_check(report: EndpointReport) -> tuple[list[Finding], dict[str, object]]:
-    """``backends_disagree`` when the backends serve different leaf certificates."""
-    groups: dict[str, list[BackendResult]] = {}
+_ONE_BACKEND = BackendsResult(agree=True)
+
+
+def backends_result(report: EndpointReport) -> BackendsResult:
+    """The distinct leaves the backends serve."""
+    if len(report.backends) <= 1:
+        return _ONE_BACKEND
+    groups: dict[str, tuple[CertInfo, list[str]]] = {}
     for b in report.backends:
         leaf = _leaf(b)
         if leaf is not None:
-            groups.setdefault(leaf.sha256, []).append(b)
-    if len(report.backends) <= 1:
-        return [], {"backends_agree": True}
-    certs = []
-    for members in groups.values():
-        leaf = _leaf(members[0])
-        assert leaf is not None
-        certs.append(
-            {
-                **_cert_facts(leaf),
-                "not_before": leaf.not_before.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "backends": [m.handshake.label for m in members],
-            }
-        )
-    facts: dict[str, object] = {"backends_agree": len(groups) <= 1, "certificates_served": certs}
-    if len(groups) <= 1:
-        return [], facts
-    ordered = sorted(groups.values(), key=lambda ms: _leaf(ms[0]).not_before)  # type: ignore[union-attr]
-    parts = []
-    for members in ordered:
-        leaf = _leaf(members[0])
-        assert leaf is not None
-        parts.append(
-            f"{', '.join(m.handshake.label for m in members)} serve{'s' if len(members) == 1 else ''} serial "
-            f"{leaf.serial} (issued {leaf.not_before:%Y-%m-%d}, expires {leaf.not_after:%Y-%m-%d})"
-        )
-    oldest = ordered[0]
+            groups.setdefault(leaf.sha256, (leaf, []))[1].append(b.handshake.label)
+    served = tuple(ServedCertificate(leaf, tuple(labels)) for leaf, labels in groups.values())
+    return BackendsResult(agree=len(groups) <= 1, served=served)
+
+
+def _serve(labels: tuple[str, ...]) -> str:
+    return f"{', '.join(labels)} serve{'s' if len(labels) == 1 else ''}"
+
+
+def backends_findings(result: BackendsResult) -> tuple[Finding, ...]:
+    """``backends_disagree`` when the backends serve different leaf certificates."""
+    if result.agree or result.served is None:
+        return ()
+    ordered = sorted(result.served, key=lambda s: s.cert.not_before)
+    parts = [
+        f"{_serve(s.backends)} serial {s.cert.serial} "
+        f"(issued {s.cert.not_before:%Y-%m-%d}, expires {s.cert.not_after:%Y-%m-%d})"
+        for s in ordered
+    ]
+    oldest = ordered[0].backends
     msg = (
-        f"the backends serve {len(groups)} different certificates: " + "; ".join(parts) + ". "
-        f"{', '.join(m.handshake.label for m in oldest)} still serve{'s' if len(oldest) == 1 else ''} the "
+        f"the backends serve {len(result.served)} different certificates: " + "; ".join(parts) + ". "
+        f"{', '.join(oldest)} still serve{'s' if len(oldest) == 1 else ''} the "
         "oldest one: renewed but not deployed or not reloaded there?"
     )
-    return [F.make("backends_disagree", msg, backends=tuple(m.handshake.label for m in oldest))], facts
+    return (F.make("backends_disagree", msg, backends=oldest),)
+
+
+def backends_check(report: EndpointReport) -> tuple[list[Finding], dict[str, object]]:
+    """:func:`backends_findings` and the facts as JSON."""
+    result = backends_result(report)
+    return list(backends_findings(result)), result.as_json()
 
 
 # --- checks over extra connections ------------------------------------------------------
@@ -268,21 +299,6 @@ async def no_sni_hello(address: str, port: int, options: ClientOptions, timeout:
         return await asyncio.wait_for(asyncio.shield(task), max(timeout, 0.001))
     except TimeoutError:
         return Hello(None, error=f"no answer within {format_seconds(timeout)}")
-
-
-@dataclass(frozen=True)
-class NoSniResult:
-    """What a client that sends no SNI is served: ``same`` or ``differs`` (with the
-    certificate), ``refused`` or ``failed`` (with the error)."""
-
-    state: str
-    cert: CertInfo | None = None
-    error: str = ""
-
-    def as_json(self) -> dict[str, object]:
-        if self.cert is None:
-            return {"state": self.state, "error": self.error}
-        return {"state": self.state, "certificate": _cert_facts(self.cert)}
 
 
 async def no_sni_check(endpoint: Endpoint, primary: BackendResult, timeout: float) -> NoSniResult:
@@ -334,15 +350,6 @@ def _chain_incomplete_rewrite(b: BackendResult, aia: AiaResult, leaf_sha: str) -
 # --- the orchestrator ----------------------------------------------------------------------
 
 
-class DeepCheck(enum.Enum):
-    """The deeper checks over extra connections, in the order they are assembled."""
-
-    PROTOCOLS = "protocols"
-    NO_SNI = "no_sni"
-    HTTP = "http"
-    AIA = "aia"
-
-
 @dataclass
 class _Run:
     """One run of the deeper checks over one report: what the checks read and what they add."""
@@ -350,14 +357,24 @@ class _Run:
     endpoint: Endpoint
     report: EndpointReport
     primary: BackendResult
-    budget: float
-    added: dict[int, list[Finding]]
-    bextra: dict[int, dict[str, object]]
+    checks: frozenset[DeepCheck]
+    budget: float = 0.0
+    added: dict[int, list[Finding]] = field(default_factory=dict)
     replace_codes: dict[int, set[str]] = field(default_factory=dict)
     endpoint_findings: list[Finding] = field(default_factory=list)
-    facts: dict[str, object] = field(default_factory=dict)
-    worst_auth: str = "not_requested"
     backends: list[BackendResult] = field(default_factory=list)
+    # per backend (index into report.backends)
+    client_auth: dict[int, ClientAuthResult] = field(default_factory=dict)
+    pins: dict[int, PinsResult] = field(default_factory=dict)
+    protocols: dict[int, ProtocolReport] = field(default_factory=dict)
+    # the endpoint
+    auth: EndpointClientAuth | None = None
+    agreement: BackendsResult | None = None
+    spki_pins: tuple[SpkiPin, ...] | None = None
+    protocols_result: ProtocolsResult | None = None
+    no_sni: NoSniResult | None = None
+    http: HttpResult | None = None
+    aia: AiaResult | CheckFailed | None = None
     want_hsts: bool = False
     auth_over_http: bool = False
 
@@ -365,47 +382,79 @@ class _Run:
     def primary_index(self) -> int:
         return self.report.backends.index(self.primary)
 
+    @property
+    def worst_auth(self) -> str:
+        return self.auth.state if self.auth is not None else "not_requested"
+
 
 Jobs = dict[str, Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class _Check:
-    """One deeper check: the jobs it starts, then how their results refine the run."""
+    """One deeper check: the jobs it starts (the checks on what the main handshakes hold
+    do their work there and start none), then how their results refine the run."""
 
     start: Callable[[_Run], Jobs]
     assemble: Callable[[_Run, dict[str, Any]], None]
 
 
-def _local_checks(run: _Run) -> None:
-    """No network: mTLS facts, pins, backends, SPKI pins."""
-    endpoint, report = run.endpoint, run.report
+_AUTH_ORDER = ("not_requested", "accepted", "optional", "required", "rejected")
+
+
+def _client_auth_start(run: _Run) -> Jobs:
+    """mTLS facts of every backend, and the refined ``client_cert_required`` wording."""
+    endpoint = run.endpoint
     names: list[str] = []
-    states: list[str] = []
-    for i, b in enumerate(report.backends):
-        if not b.handshake.ok:
+    worst = "not_requested"
+    for i, b in enumerate(run.report.backends):
+        hs = b.handshake
+        if not hs.ok:
             continue
-        found, f_facts = _client_auth(b, endpoint)
-        if found:
+        if not hs.client_cert_requested:  # the usual case, written out (client_auth_result)
+            run.client_auth[i] = _NOT_ASKED if endpoint.client_cert else _NOT_REQUESTED
+        else:
+            result = client_auth_result(b, endpoint)
             run.replace_codes.setdefault(i, set()).add("client_cert_required")
-            run.added[i].extend(found)
-        run.bextra[i].update(f_facts)
-        states.append(str(f_facts["client_auth"]))
-        names.extend(n for n in b.handshake.client_ca_names if n not in names)
-        if endpoint.pins:
-            found, p_facts = pin_check(b, endpoint.pins)
-            run.added[i].extend(found)
-            run.bextra[i].update(p_facts)
-    run.worst_auth = max(
-        states or ["not_requested"],
-        key=["not_requested", "accepted", "optional", "required", "rejected"].index,
+            run.added[i].extend(client_auth_findings(result, b, endpoint))
+            run.client_auth[i] = result
+            if _AUTH_ORDER.index(result.state) > _AUTH_ORDER.index(worst):
+                worst = result.state
+        if hs.client_ca_names:
+            names.extend(n for n in hs.client_ca_names if n not in names)
+    run.auth = (
+        _NO_CLIENT_AUTH if worst == "not_requested" and not names else EndpointClientAuth(worst, tuple(names))
     )
-    run.facts["client_auth"] = run.worst_auth
-    run.facts["client_ca_names"] = names
-    found, b_facts = backends_check(report)
-    run.endpoint_findings.extend(found)
-    run.facts.update(b_facts)
-    run.facts["spki_pins"] = spki_pins(report)
+    return {}
+
+
+_NO_CLIENT_AUTH = EndpointClientAuth("not_requested")
+
+
+def _pins_start(run: _Run) -> Jobs:
+    """The configured pins against every backend, and the SPKI pins of the primary's chain."""
+    pins = run.endpoint.pins
+    if pins:
+        for i, b in enumerate(run.report.backends):
+            result = pins_result(b, pins) if b.handshake.ok else None
+            if result is not None:
+                run.added[i].extend(pin_findings(result, b.handshake.label))
+                run.pins[i] = result
+    run.spki_pins = tuple(_roles(run.primary))  # spki_pin_list: run.primary is the report's
+    return {}
+
+
+def _backends_start(run: _Run) -> Jobs:
+    if len(run.report.backends) <= 1:
+        run.agreement = _ONE_BACKEND  # backends_result, without the calls
+        return {}
+    run.agreement = backends_result(run.report)
+    run.endpoint_findings.extend(backends_findings(run.agreement))
+    return {}
+
+
+def _no_jobs_to_assemble(run: _Run, results: dict[str, Any]) -> None:
+    return None
 
 
 def _protocols_start(run: _Run) -> Jobs:
@@ -424,37 +473,35 @@ def _protocols_start(run: _Run) -> Jobs:
     return jobs
 
 
+_PROTOCOLS_OFF = ProtocolsResult(checked=False)
+
+
 def _protocols_assemble(run: _Run, results: dict[str, Any]) -> None:
     if not run.endpoint.check_protocols:
-        run.facts["protocols"] = "not checked (check_protocols is off)"
+        run.protocols_result = _PROTOCOLS_OFF
         return
     from certpager.probe.protocols import ProtocolReport, known_from_main, merge_versions
 
-    protocol_reports: list[ProtocolReport] = []
     for key, value in results.items():
         if not key.startswith("protocols:"):
             continue
         i = int(key.split(":", 1)[1])
         if isinstance(value, ProtocolReport):
-            protocol_reports.append(value)
             run.added[i].extend(value.findings)
-            run.bextra[i].update(value.as_json())
         else:  # cancelled at the deadline: keep what the main handshake proved
             hs = run.report.backends[i].handshake
             versions, notes = known_from_main(hs)
             for v, state in versions.items():
                 if state == "not_tested":
                     versions[v], notes[v] = "inconclusive", str(value)
-            fallback = ProtocolReport(versions=versions, notes=notes, negotiated=hs.cipher)
-            protocol_reports.append(fallback)
-            run.bextra[i].update(fallback.as_json())
-    if protocol_reports:
-        merged = merge_versions(protocol_reports)
-        run.facts["protocols"] = merged
-        run.facts["protocols_accepted"] = [v for v, s in merged.items() if s == "accepted"]
-        run.facts["protocol_notes"] = {
-            k: v for r in protocol_reports for k, v in r.notes.items() if k == "SSLv3"
-        }
+            value = ProtocolReport(versions=versions, notes=notes, negotiated=hs.cipher)
+        run.protocols[i] = value
+    if run.protocols:
+        reports = list(run.protocols.values())
+        run.protocols_result = ProtocolsResult(
+            versions=merge_versions(reports),
+            notes={k: v for r in reports for k, v in r.notes.items() if k == "SSLv3"},
+        )
 
 
 def _no_sni_start(run: _Run) -> Jobs:
@@ -463,16 +510,22 @@ def _no_sni_start(run: _Run) -> Jobs:
     return {}
 
 
+_NO_SNI_SKIPPED = NoSniResult("skipped", error="the endpoint itself sends no SNI")
+
+
 def _no_sni_assemble(run: _Run, results: dict[str, Any]) -> None:
     if "no_sni" in results:
         value = results["no_sni"]
         if isinstance(value, NoSniResult):
             run.endpoint_findings.extend(no_sni_findings(value, run.endpoint.verify_name))
-            run.facts["no_sni"] = value.as_json()
+            run.no_sni = value
         else:
-            run.facts["no_sni"] = {"state": "failed", "error": str(value)}
+            run.no_sni = NoSniResult("failed", error=str(value))
     elif not run.endpoint.server_name:
-        run.facts["no_sni"] = {"state": "skipped", "error": "the endpoint itself sends no SNI"}
+        run.no_sni = _NO_SNI_SKIPPED
+
+
+_HTTP_OFF = HttpResult(off=True)
 
 
 def _http_start(run: _Run) -> Jobs:
@@ -487,15 +540,16 @@ def _http_start(run: _Run) -> Jobs:
                 primary.handshake.address, http.port, endpoint.verify_name, http.path, timeout=run.budget
             )
     else:
-        run.facts["http"] = {"state": "skipped", "detail": "HTTP checks are off for this endpoint"}
+        run.http = _HTTP_OFF
     # One HTTPS request serves two purposes: the HSTS header, and the verdict on the
     # client certificate of servers that finish the handshake and refuse over HTTP
     # (nginx's ssl_verify_client answers 400 instead of failing the handshake).
-    primary_auth = str(run.bextra[run.primary_index].get("client_auth", "not_requested"))
-    run.auth_over_http = primary_auth in ("optional", "accepted")
+    primary_auth = run.client_auth.get(run.primary_index)
+    run.auth_over_http = primary_auth is not None and primary_auth.state in ("optional", "accepted")
     run.want_hsts = http is not None and http.hsts and run.worst_auth not in ("required", "rejected")
     if http is not None and http.hsts and not run.want_hsts:
-        run.facts["hsts"] = _hsts_skipped(http.hsts_min_days, run.worst_auth)
+        hsts = _hsts_skipped(http.hsts_min_days, run.worst_auth)
+        run.http = HttpResult(hsts=hsts, hsts_before_connections=True)
     if run.want_hsts or run.auth_over_http:
         from certpager.probe.http import fetch_https
 
@@ -519,13 +573,12 @@ def _client_auth_http_assemble(run: _Run, results: dict[str, Any]) -> None:
     answer = results.get("https")
     verdict = client_auth_verdict(answer) if run.auth_over_http and _is_answer(answer) else None
     if run.auth_over_http and "https" in results:
-        run.facts["client_auth_http"] = {
-            "status": answer.status if isinstance(answer, HttpResponse) else None,
-            "verdict": verdict[0] if verdict else None,
-            "detail": verdict[1]
-            if verdict
-            else (answer.message if isinstance(answer, HttpFailure) else None),
-        }
+        fact = ClientAuthHttp(
+            status=answer.status if isinstance(answer, HttpResponse) else None,
+            verdict=verdict[0] if verdict else None,
+            detail=verdict[1] if verdict else (answer.message if isinstance(answer, HttpFailure) else None),
+        )
+        run.http = replace(run.http or HttpResult(), client_auth=fact)
     if verdict is None:
         return
     pi = run.primary_index
@@ -533,12 +586,13 @@ def _client_auth_http_assemble(run: _Run, results: dict[str, Any]) -> None:
     found = _client_auth_over_http(run.primary, run.endpoint, auth, verdict[1])
     run.added[pi] = [f for f in run.added[pi] if f.code != "client_cert_required"] + found
     run.replace_codes.setdefault(pi, set()).add("client_cert_required")
-    run.bextra[pi]["client_auth"] = auth
-    run.facts["client_auth"] = auth
+    run.client_auth[pi] = replace(run.client_auth[pi], state=auth)
+    if run.auth is not None:
+        run.auth = replace(run.auth, state=auth)
     http = run.endpoint.http
     if run.want_hsts and http is not None:
         run.want_hsts = False
-        run.facts["hsts"] = _hsts_skipped(http.hsts_min_days, auth)
+        run.http = replace(run.http or HttpResult(), hsts=_hsts_skipped(http.hsts_min_days, auth))
 
 
 def _http_assemble(run: _Run, results: dict[str, Any]) -> None:
@@ -559,18 +613,13 @@ def _http_assemble(run: _Run, results: dict[str, Any]) -> None:
             hsts_r = hsts_of(answer, http.hsts_min_days)
         else:
             hsts_r = HstsResult("failed", detail=str(answer), min_days=http.hsts_min_days)
+    changes: dict[str, Any] = {}
     if "redirect" in results:
-        run.facts["redirect"] = (
-            redirect_r.as_json() if redirect_r else {"state": "failed", "detail": str(redirect)}
-        )
+        changes["redirect"] = redirect_r or CheckFailed("failed", str(redirect))
     if hsts_r is not None:
-        hsts_facts = hsts_r.as_json()
-        if hsts_r.state in ("ok", "short"):
-            missing = list(hsts_r.preload_missing)
-            if redirect_r is not None and redirect_r.state not in ("redirects", "closed"):
-                missing.append("an HTTP to HTTPS redirect on the same host")
-            hsts_facts = {**hsts_facts, "preload_ready": not missing, "preload_missing": missing}
-        run.facts["hsts"] = hsts_facts
+        changes["hsts"] = _with_preload(hsts_r, redirect_r)
+    if changes:
+        run.http = replace(run.http or HttpResult(), **changes)
     run.endpoint_findings.extend(
         http_findings(redirect_r, hsts_r, run.endpoint.verify_name, run.primary.handshake.port)
     )
@@ -578,6 +627,17 @@ def _http_assemble(run: _Run, results: dict[str, Any]) -> None:
         run.endpoint_findings.append(
             F.make("http_check_failed", f"the redirect check did not complete: {redirect}")
         )
+
+
+def _with_preload(hsts: HstsResult, redirect: RedirectResult | None) -> HstsResult:
+    """``hsts`` whose preload requirements also name a missing HTTP to HTTPS redirect."""
+    if hsts.state not in ("ok", "short"):
+        return hsts
+    if redirect is not None and redirect.state not in ("redirects", "closed"):
+        return replace(
+            hsts, preload_missing=(*hsts.preload_missing, "an HTTP to HTTPS redirect on the same host")
+        )
+    return hsts
 
 
 def _aia_start(run: _Run) -> Jobs:
@@ -612,68 +672,127 @@ def _aia_assemble(run: _Run, results: dict[str, Any]) -> None:
 
     aia = results["aia"]
     if not isinstance(aia, AiaResult):
-        run.facts["aia"] = {"state": "fetch_failed", "detail": str(aia)}
+        run.aia = CheckFailed("fetch_failed", str(aia))
         return
-    run.facts["aia"] = aia.as_json()
+    run.aia = aia
     leaf = _leaf(run.primary)
     if leaf is not None and aia.state != "no_url":  # the analysis already says "no AIA URL"
         run.backends = [_chain_incomplete_rewrite(b, aia, leaf.sha256) for b in run.backends]
 
 
-#: Every deeper check over extra connections and its implementation.
+#: Every deeper check and its implementation, in the order they start and assemble.
 CHECKS: dict[DeepCheck, _Check] = {
+    DeepCheck.CLIENT_AUTH: _Check(_client_auth_start, _no_jobs_to_assemble),
+    DeepCheck.PINS: _Check(_pins_start, _no_jobs_to_assemble),
+    DeepCheck.BACKENDS: _Check(_backends_start, _no_jobs_to_assemble),
     DeepCheck.PROTOCOLS: _Check(_protocols_start, _protocols_assemble),
     DeepCheck.NO_SNI: _Check(_no_sni_start, _no_sni_assemble),
     DeepCheck.HTTP: _Check(_http_start, _http_assemble),
     DeepCheck.AIA: _Check(_aia_start, _aia_assemble),
 }
 
+#: The checks on what the main handshakes hold (no network), in the order they run.
+_LOCAL = (DeepCheck.CLIENT_AUTH, DeepCheck.PINS, DeepCheck.BACKENDS)
+#: The checks over extra connections, in the order they start and assemble.
+_NETWORK = (DeepCheck.PROTOCOLS, DeepCheck.NO_SNI, DeepCheck.HTTP, DeepCheck.AIA)
 
-async def deep_checks(endpoint: Endpoint, report: EndpointReport, deadline: float) -> EndpointReport:
-    """Refine ``report`` with every deeper check, all done by ``deadline`` (loop time)."""
+
+def restricted(endpoint: Endpoint, checks: frozenset[DeepCheck]) -> Endpoint:
+    """``endpoint`` with every check over extra connections that ``checks`` leaves out
+    turned off, as its own settings would turn it off: a check left out reports exactly
+    what it reports when the config turns it off. ``endpoint`` itself when none is left out."""
+    if checks.issuperset(_NETWORK):
+        return endpoint
+    protocols = endpoint.check_protocols and DeepCheck.PROTOCOLS in checks
+    no_sni = endpoint.check_no_sni and DeepCheck.NO_SNI in checks
+    http = endpoint.http if DeepCheck.HTTP in checks else None
+    aia = endpoint.fetch_aia and DeepCheck.AIA in checks
+    if (protocols, no_sni, http, aia) == (
+        endpoint.check_protocols,
+        endpoint.check_no_sni,
+        endpoint.http,
+        endpoint.fetch_aia,
+    ):
+        return endpoint
+    return replace(endpoint, check_protocols=protocols, check_no_sni=no_sni, http=http, fetch_aia=aia)
+
+
+async def deep_checks(
+    endpoint: Endpoint,
+    report: EndpointReport,
+    deadline: float,
+    checks: frozenset[DeepCheck] = ALL_CHECKS,
+) -> EndpointReport:
+    """Refine ``report`` with the deeper ``checks`` (each only where the endpoint's flags
+    also turn it on), all done by ``deadline`` (loop time)."""
     loop = asyncio.get_running_loop()
-    if not any(b.handshake.ok for b in report.backends):
+    if not checks or not any(b.handshake.ok for b in report.backends):
         return report
     primary = report.primary
     assert primary is not None
-    n = len(report.backends)
-    run = _Run(
-        endpoint,
-        report,
-        primary,
-        budget=0.0,
-        added={i: [] for i in range(n)},
-        bextra={i: {} for i in range(n)},
-        backends=list(report.backends),
-    )
-    _local_checks(run)
-    # Over the network, concurrently, within the deadline. Each job gets a little
-    # less than what is left so that it reports its own timeout (a fact with
-    # words) before the deadline cancels it.
+    if checks is not ALL_CHECKS:
+        endpoint = restricted(endpoint, checks)
+    run = _Run(endpoint, report, primary, checks, backends=list(report.backends))
+    run.added = {i: [] for i in range(len(report.backends))}
+    for start in _LOCAL_STARTS if checks is ALL_CHECKS else [CHECKS[k].start for k in _LOCAL if k in checks]:
+        start(run)
+    # Over the network, concurrently, within the deadline. Each job gets a little less
+    # than what is left so that it reports its own timeout (a fact with words) before
+    # the deadline cancels it. A check left out of ``checks`` runs with its setting off
+    # (see :func:`restricted`), so that it says so.
     run.budget = max(deadline - loop.time() - JOB_MARGIN, 0.01)
     jobs: Jobs = {}
-    for check in CHECKS.values():
+    for check in _NETWORK_CHECKS:
         jobs.update(check.start(run))
     results = await _run_all(jobs, max(deadline - loop.time(), 0.0))
-    for check in CHECKS.values():
+    for check in _NETWORK_CHECKS:
         check.assemble(run, results)
     return _merge(run)
+
+
+_LOCAL_STARTS = [CHECKS[k].start for k in _LOCAL]
+_NETWORK_CHECKS = [CHECKS[k] for k in _NETWORK]
+
+
+_NOT_REQUESTED_FACTS = BackendFacts(client_auth=_NOT_REQUESTED)
+
+
+def _backend_facts(run: _Run, i: int, b: BackendResult) -> BackendFacts:
+    auth, pins, protocols = run.client_auth.get(i), run.pins.get(i), run.protocols.get(i)
+    if pins is None and protocols is None:
+        if auth is None:
+            return b.deep
+        if auth is _NOT_REQUESTED:  # the usual case: one value for every backend
+            return _NOT_REQUESTED_FACTS
+    return BackendFacts(client_auth=auth, pins=pins, protocols=protocols)
 
 
 def _merge(run: _Run) -> EndpointReport:
     """The report refined with what the checks added."""
     report, backends = run.report, run.backends
+    facts = EndpointFacts(
+        client_auth=run.auth,
+        backends=run.agreement,
+        spki_pins=run.spki_pins,
+        protocols=run.protocols_result,
+        no_sni=run.no_sni,
+        http=run.http,
+        aia=run.aia,
+    )
     if not run.replace_codes and not any(run.added.values()) and backends == list(report.backends):
         # No backend's findings changed (the usual case): the merged findings stay as they
         # are, so only the new facts and the endpoint-level findings are added.
-        facts_only = [replace(b, extra={**b.extra, **run.bextra[i]}) for i, b in enumerate(backends)]
-        return with_findings(replace(report, backends=tuple(facts_only)), run.endpoint_findings, run.facts)
+        facts_only = []
+        for i, b in enumerate(backends):
+            usual = run.client_auth.get(i) is _NOT_REQUESTED and not run.pins and not run.protocols
+            facts_only.append(replace(b, deep=_NOT_REQUESTED_FACTS if usual else _backend_facts(run, i, b)))
+        return with_findings(replace(report, backends=tuple(facts_only)), run.endpoint_findings, facts)
     new_backends = []
     for i, b in enumerate(backends):
         drop = run.replace_codes.get(i, set())
         kept = tuple(f for f in b.findings if f.code not in drop)
-        new_backends.append(replace(b, findings=(*kept, *run.added[i]), extra={**b.extra, **run.bextra[i]}))
-    return with_backends(report, new_backends, run.endpoint_findings, run.facts)
+        new_backends.append(replace(b, findings=(*kept, *run.added[i]), deep=_backend_facts(run, i, b)))
+    return with_backends(report, new_backends, run.endpoint_findings, facts)
 
 
 def _is_answer(value: object) -> TypeGuard[HttpResponse | HttpFailure]:
@@ -682,7 +801,7 @@ def _is_answer(value: object) -> TypeGuard[HttpResponse | HttpFailure]:
     return isinstance(value, HttpResponse | HttpFailure)
 
 
-def _hsts_skipped(min_days: float, auth: str) -> dict[str, object]:
+def _hsts_skipped(min_days: float, auth: str) -> HstsResult:
     from certpager.probe.http import HstsResult
 
     return HstsResult(
@@ -690,7 +809,7 @@ def _hsts_skipped(min_days: float, auth: str) -> dict[str, object]:
         min_days=min_days,
         detail="not checked: the server requires a client certificate and "
         + ("none is configured" if auth == "required" else "refused the configured one"),
-    ).as_json()
+    )
 
 
 def _client_auth_over_http(b: BackendResult, endpoint: Endpoint, state: str, words: str) -> list[Finding]:
@@ -758,13 +877,22 @@ async def _run_all(jobs: dict[str, Awaitable[Any]], timeout: float) -> dict[str,
 
 
 __all__ = [
+    "ALL_CHECKS",
     "CHECKS",
     "DeepCheck",
     "NoSniResult",
     "backends_check",
+    "backends_findings",
+    "backends_result",
+    "client_auth_findings",
+    "client_auth_result",
     "client_auth_state",
     "deep_checks",
     "no_sni_findings",
     "pin_check",
+    "pin_findings",
+    "pins_result",
+    "restricted",
+    "spki_pin_list",
     "spki_pins",
 ]

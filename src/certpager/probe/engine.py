@@ -20,7 +20,11 @@ from certpager.probe import findings as F
 from certpager.probe.analysis import analyze_chain
 from certpager.probe.handshake import ClientOptions, ResolveError, handshake, resolve
 from certpager.probe.model import (
+    ALL_CHECKS,
+    NO_ENDPOINT_FACTS,
     BackendResult,
+    DeepCheck,
+    EndpointFacts,
     EndpointReport,
     Finding,
     Handshake,
@@ -149,7 +153,7 @@ def build_report(
     backends: Sequence[BackendResult],
     checked_at: datetime,
     extra_findings: Sequence[Finding] = (),
-    extra: dict[str, object] | None = None,
+    deep: EndpointFacts = NO_ENDPOINT_FACTS,
 ) -> EndpointReport:
     """Assemble an :class:`EndpointReport` from backend results."""
     merged = merge_findings(backends, extra_findings)
@@ -167,17 +171,18 @@ def build_report(
         backends=tuple(backends),
         checked_at=checked_at,
         error=error,
-        extra=dict(extra or {}),
+        deep=deep,
     )
 
 
 def with_findings(
-    report: EndpointReport, added: Sequence[Finding], extra: dict[str, object] | None = None
+    report: EndpointReport, added: Sequence[Finding], deep: EndpointFacts | None = None
 ) -> EndpointReport:
-    """A copy of ``report`` with more endpoint-level findings and facts."""
+    """A copy of ``report`` with more endpoint-level findings and, when given, the
+    endpoint's facts ``deep`` (replacing the report's)."""
     findings = tuple(sorted((*report.findings, *added), key=lambda f: -f.severity))
     return replace(
-        report, status=status_of(findings), findings=findings, extra={**report.extra, **(extra or {})}
+        report, status=status_of(findings), findings=findings, deep=report.deep if deep is None else deep
     )
 
 
@@ -185,10 +190,11 @@ def with_backends(
     report: EndpointReport,
     backends: Sequence[BackendResult],
     added: Sequence[Finding] = (),
-    extra: dict[str, object] | None = None,
+    deep: EndpointFacts | None = None,
 ) -> EndpointReport:
     """A copy of ``report`` with refined backend results (findings re-merged over
-    them), the endpoint-level findings earlier hooks added kept, ``added`` appended."""
+    them), the endpoint-level findings earlier hooks added kept, ``added`` appended,
+    and, when given, the endpoint's facts ``deep`` (replacing the report's)."""
     derived = set(merge_findings(report.backends))
     endpoint_level = [f for f in report.findings if f not in derived]
     findings = merge_findings(backends, (*endpoint_level, *added))
@@ -197,7 +203,7 @@ def with_backends(
         status=status_of(findings),
         findings=findings,
         backends=tuple(backends),
-        extra={**report.extra, **(extra or {})},
+        deep=report.deep if deep is None else deep,
     )
 
 
@@ -206,7 +212,7 @@ async def check_endpoint(
     *,
     settings: Settings | None = None,
     now: datetime | None = None,
-    deep: bool = True,
+    checks: frozenset[DeepCheck] = ALL_CHECKS,
 ) -> EndpointReport:
     """Probe every backend of ``endpoint`` with fresh handshakes and analyse them.
 
@@ -217,71 +223,26 @@ async def check_endpoint(
         endpoint: what to check.
         settings: global settings (DNS timeout).
         now: the time to judge expiry at (default: the moment the check starts).
-        deep: also run the deeper checks the endpoint's flags turn on
-            (:func:`certpager.probe.deep.deep_checks`).
+        checks: the deeper checks to run (:func:`certpager.probe.deep.deep_checks`),
+            each only when the endpoint's own flags also turn it on; empty: none.
     """
     settings = settings or Settings()
     checked_at = now or datetime.now(UTC)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + endpoint.timeout
     try:
-        try:
-            if _needs_dns(endpoint):
-                async with asyncio.timeout(endpoint.timeout):
-                    targets, dns_failure = await _targets(
-                        endpoint, min(settings.dns_timeout, endpoint.timeout)
-                    )
-            else:
-                targets, dns_failure = await _targets(endpoint, settings.dns_timeout)
-        except TimeoutError:
-            targets, dns_failure = (
-                [],
-                Handshake(
-                    address=endpoint.host,
-                    port=endpoint.port,
-                    sni=endpoint.server_name,
-                    error_code="dns_error",
-                    error=f"DNS lookup of {endpoint.host} did not finish within {format_seconds(endpoint.timeout)}",
-                ),
-            )
+        targets, dns_failure = await _resolve_within(endpoint, settings)
         if dns_failure is not None:
             return build_report(endpoint, [backend_result(endpoint, dns_failure, checked_at)], checked_at)
-        options = client_options(endpoint)
-        try:
-            trust: TrustStore | None = get_trust_store(endpoint.ca_file)
-        except TrustStoreError:
-            trust = None  # backend_result reports it
-        remaining = max(deadline - loop.time(), 0.01)
-        probes = [
-            handshake(
-                addr,
-                port,
-                endpoint.server_name,
-                timeout=remaining,
-                options=options,
-                dns_ms=dns_ms,
-                budget=endpoint.timeout,
-                trust=trust,
-            )
-            for addr, port, dns_ms in targets
-        ]
-        # A task per backend, even for one. Awaiting a lone handshake inline in the endpoint's
-        # task executes fewer instructions (30,000 per endpoint, counted with cachegrind) but
-        # costs far more time: at 1000 endpoints +0.3 s CPU in one process and +1.0 s over two
-        # workers (7 interleaved reps each, measured twice, a session apart). Valgrind runs
-        # the client ~50x slower than nginx answers, so it cannot see event-loop timing.
-        handshakes = await asyncio.gather(*probes)
-        report = build_report(
-            endpoint, [backend_result(endpoint, hs, checked_at) for hs in handshakes], checked_at
-        )
-        if deep and loop.time() < deadline:
+        report = await _main_handshakes(endpoint, targets, checked_at, max(deadline - loop.time(), 0.01))
+        if checks and loop.time() < deadline:
             # Imported here, not at the top: the deeper checks build on this module's helpers.
             from certpager.probe.deep import deep_checks
 
             try:
-                report = await deep_checks(endpoint, report, deadline)
+                report = await deep_checks(endpoint, report, deadline, checks)
             except Exception as exc:
-                report = with_findings(report, [], {"deep_checks_error": f"{type(exc).__name__}: {exc}"})
+                report = with_findings(report, [], EndpointFacts(error=f"{type(exc).__name__}: {exc}"))
         return report
     except Exception as exc:
         return internal_error_report(endpoint, exc, checked_at)
@@ -297,6 +258,56 @@ def internal_error_report(endpoint: Endpoint, exc: Exception, now: datetime) -> 
         error=f"internal error while probing: {type(exc).__name__}: {exc}",
     )
     return build_report(endpoint, [backend_result(endpoint, hs, now)], now)
+
+
+async def _resolve_within(
+    endpoint: Endpoint, settings: Settings
+) -> tuple[list[tuple[str, int, float]], Handshake | None]:
+    """:func:`_targets`, with name resolution bounded by the endpoint's timeout."""
+    if not _needs_dns(endpoint):
+        return await _targets(endpoint, settings.dns_timeout)
+    try:
+        async with asyncio.timeout(endpoint.timeout):
+            return await _targets(endpoint, min(settings.dns_timeout, endpoint.timeout))
+    except TimeoutError:
+        return [], Handshake(
+            address=endpoint.host,
+            port=endpoint.port,
+            sni=endpoint.server_name,
+            error_code="dns_error",
+            error=f"DNS lookup of {endpoint.host} did not finish within {format_seconds(endpoint.timeout)}",
+        )
+
+
+async def _main_handshakes(
+    endpoint: Endpoint, targets: list[tuple[str, int, float]], checked_at: datetime, remaining: float
+) -> EndpointReport:
+    """One fresh handshake per target, analysed, as a report."""
+    options = client_options(endpoint)
+    try:
+        trust: TrustStore | None = get_trust_store(endpoint.ca_file)
+    except TrustStoreError:
+        trust = None  # backend_result reports it
+    probes = [
+        handshake(
+            addr,
+            port,
+            endpoint.server_name,
+            timeout=remaining,
+            options=options,
+            dns_ms=dns_ms,
+            budget=endpoint.timeout,
+            trust=trust,
+        )
+        for addr, port, dns_ms in targets
+    ]
+    # A task per backend, even for one. Awaiting a lone handshake inline in the endpoint's
+    # task executes fewer instructions (30,000 per endpoint, counted with cachegrind) but
+    # costs far more time: at 1000 endpoints +0.3 s CPU in one process and +1.0 s over two
+    # workers (7 interleaved reps each, measured twice, a session apart). Valgrind runs
+    # the client ~50x slower than nginx answers, so it cannot see event-loop timing.
+    handshakes = await asyncio.gather(*probes)
+    return build_report(endpoint, [backend_result(endpoint, hs, checked_at) for hs in handshakes], checked_at)
 
 
 async def stream_endpoints(

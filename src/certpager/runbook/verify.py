@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from certpager.config import Endpoint, HttpCheck, Settings, with_overrides
 from certpager.formats import format_seconds
 from certpager.probe.findings import SPECS, make
-from certpager.probe.model import BackendResult, EndpointReport, Finding, Severity
+from certpager.probe.model import BackendResult, CertInfo, ChainAnalysis, EndpointReport, Finding, Severity
 from certpager.runbook.events import BackendVerdict, ServedCert, VerificationResult
 from certpager.runbook.model import VerifyExpect, VerifySpec
 
@@ -81,7 +81,7 @@ def default_probe(settings: Settings | None = None) -> ProbeFn:
     from certpager.probe import check_endpoint
 
     async def probe(endpoint: Endpoint) -> EndpointReport:
-        return await check_endpoint(endpoint, settings=settings, deep=True)
+        return await check_endpoint(endpoint, settings=settings)
 
     return probe
 
@@ -154,17 +154,17 @@ def _unproven(
     """Why the absence of ``code`` on ``backend`` proves nothing (None: it proves it is gone)."""
     check = CHECK_OF.get(code)
     if check == "protocols":
-        versions = backend.extra.get("protocols")
-        if not isinstance(versions, dict):
+        protocols = backend.deep.protocols
+        if protocols is None:
             return "the protocol scan did not run"
+        versions = protocols.versions
         version = _PROTOCOL_VERSION.get(code)
         if version is not None and versions.get(version) != "refused":
             return f"{version} is {versions.get(version, 'not tested')}, not refused"
         return None
     if check == "http":
         key = "redirect" if code in ("no_https_redirect", "http_check_failed") else "hsts"
-        facts = report.extra.get(key)
-        state = facts.get("state") if isinstance(facts, dict) else None
+        state = _http_state(report, key)
         good: tuple[str, ...] = ("redirects", "closed") if key == "redirect" else ("ok",)
         if code == "http_check_failed":
             good = ("redirects", "closed", "no_redirect")
@@ -174,11 +174,20 @@ def _unproven(
     if check == "stored":
         return None if stored is not None else "the stored certificate could not be read"
     if check == "no_sni":
-        facts = report.extra.get("no_sni")
-        if not isinstance(facts, dict) or facts.get("state") in ("failed", "skipped"):
+        no_sni = report.deep.no_sni
+        if no_sni is None or no_sni.state in ("failed", "skipped"):
             return "the no-SNI check did not complete"
         return None
     return None
+
+
+def _http_state(report: EndpointReport, key: str) -> str | None:
+    """The state of the ``redirect`` or ``hsts`` check (None: it did not run)."""
+    http = report.deep.http
+    if http is None:
+        return None
+    result = http.redirect if key == "redirect" else http.hsts
+    return result.state if result is not None else None
 
 
 def _sev(findings: Mapping[str, Finding], code: str) -> Severity:
@@ -208,53 +217,23 @@ def judge(
         targets: finding codes the run is for.
         before_findings: :func:`observe` of the baseline (None: not taken).
     """
-    min_days = spec.min_days_left if spec.min_days_left is not None else endpoint.thresholds.warning_days
-    renewal = spec.expect is not VerifyExpect.FINDINGS
-    target_set = tuple(dict.fromkeys(targets))
-    had = {code for seen in (before_findings or {}).values() for code in seen}
-    before_any = {c.sha256 for c in before.values()}
+    round_ = _Round(
+        endpoint=endpoint,
+        spec=spec,
+        before_any=frozenset(c.sha256 for c in before.values()),
+        stored=stored,
+        now=now or datetime.now(UTC),
+        targets=tuple(dict.fromkeys(targets)),
+        had=frozenset(code for seen in (before_findings or {}).values() for code in seen),
+        baseline=before_findings is not None,
+    )
     after_by_backend = observe(report, stored)
     verdicts: list[BackendVerdict] = []
     for backend in report.backends:
         label = backend.handshake.label
         prior = before.get(label)
-        reasons: list[str] = []
-        after: ServedCert | None = None
-        analysis = backend.analysis
         seen = after_by_backend.get(label, {})
-        remaining: list[str] = []
-        new: list[str] = []
-        if not backend.handshake.ok or analysis is None or analysis.leaf is None:
-            reasons.append(
-                f"no handshake: {backend.handshake.error or backend.handshake.error_code or 'no certificate'}"
-            )
-            remaining.extend(target_set)
-        else:
-            leaf = analysis.leaf
-            after = ServedCert.from_info(label, leaf)
-            for code in target_set:
-                if code in seen:
-                    remaining.append(code)
-                    reasons.append(f"{code} remains ({seen[code].message})")
-                else:
-                    why = _unproven(code, backend, report, stored)
-                    if why is not None:
-                        remaining.append(code)
-                        reasons.append(f"{code} not proven gone: {why}")
-            if before_findings is not None:
-                for code in seen:
-                    if code not in had and code not in target_set and _sev(seen, code) >= Severity.WARNING:
-                        new.append(code)
-                        reasons.append(f"got worse: {code} is new ({seen[code].message})")
-            if renewal:
-                if not analysis.trusted and not _already(had, seen, target_set, "chain"):
-                    reasons.append(f"chain does not verify: {analysis.verify_error or 'untrusted'}")
-                if not analysis.hostname_ok and not _already(had, seen, target_set, "hostname"):
-                    reasons.append(f"certificate does not match {endpoint.verify_name}")
-                days = leaf.days_left(now or datetime.now(UTC))
-                if days <= min_days:
-                    reasons.append(f"only {days:.1f} days left (needs more than {min_days:g})")
-                reasons.extend(_newness(spec.expect, leaf.sha256, leaf.serial, prior, before_any, stored))
+        after, reasons, remaining, new = _backend_round(round_, report, backend, seen, prior)
         verdicts.append(
             BackendVerdict(
                 label,
@@ -271,12 +250,83 @@ def judge(
     return tuple(verdicts)
 
 
+@dataclass(frozen=True)
+class _Round:
+    """What :func:`judge` judges every backend of one round against."""
+
+    endpoint: Endpoint
+    spec: VerifySpec
+    before_any: frozenset[str]
+    """Leaves (SHA-256) served by any backend before the run."""
+    stored: ServedCert | None
+    now: datetime
+    targets: tuple[str, ...]
+    had: frozenset[str]
+    """Finding codes of the baseline, over every backend."""
+    baseline: bool
+    """Whether a baseline was taken (new findings are judged only then)."""
+
+
+def _backend_round(
+    r: _Round,
+    report: EndpointReport,
+    backend: BackendResult,
+    seen: Mapping[str, Finding],
+    prior: ServedCert | None,
+) -> tuple[ServedCert | None, list[str], list[str], list[str]]:
+    """``(leaf served, reasons it fails, targets remaining, new findings)`` of one backend."""
+    analysis = backend.analysis
+    if not backend.handshake.ok or analysis is None or analysis.leaf is None:
+        hs = backend.handshake
+        return None, [f"no handshake: {hs.error or hs.error_code or 'no certificate'}"], list(r.targets), []
+    leaf = analysis.leaf
+    reasons: list[str] = []
+    remaining: list[str] = []
+    for code in r.targets:
+        if code in seen:
+            remaining.append(code)
+            reasons.append(f"{code} remains ({seen[code].message})")
+        else:
+            why = _unproven(code, backend, report, r.stored)
+            if why is not None:
+                remaining.append(code)
+                reasons.append(f"{code} not proven gone: {why}")
+    new: list[str] = []
+    if r.baseline:
+        for code in seen:
+            if code not in r.had and code not in r.targets and _sev(seen, code) >= Severity.WARNING:
+                new.append(code)
+                reasons.append(f"got worse: {code} is new ({seen[code].message})")
+    if r.spec.expect is not VerifyExpect.FINDINGS:
+        reasons.extend(_renewal_reasons(r, analysis, leaf, seen, prior))
+    return ServedCert.from_info(backend.handshake.label, leaf), reasons, remaining, new
+
+
+def _renewal_reasons(
+    r: _Round, analysis: ChainAnalysis, leaf: CertInfo, seen: Mapping[str, Finding], prior: ServedCert | None
+) -> list[str]:
+    """Why a renewal is not done yet on one backend (none: it is)."""
+    reasons: list[str] = []
+    min_days = (
+        r.spec.min_days_left if r.spec.min_days_left is not None else r.endpoint.thresholds.warning_days
+    )
+    if not analysis.trusted and not _already(r.had, seen, r.targets, "chain"):
+        reasons.append(f"chain does not verify: {analysis.verify_error or 'untrusted'}")
+    if not analysis.hostname_ok and not _already(r.had, seen, r.targets, "hostname"):
+        reasons.append(f"certificate does not match {r.endpoint.verify_name}")
+    days = leaf.days_left(r.now)
+    if days <= min_days:
+        reasons.append(f"only {days:.1f} days left (needs more than {min_days:g})")
+    reasons.extend(_newness(r.spec.expect, leaf.sha256, leaf.serial, prior, r.before_any, r.stored))
+    return reasons
+
+
 _CHAIN_CODES = frozenset(
     {"chain_incomplete", "chain_invalid", "untrusted_root", "self_signed", "chain_cert_expired"}
 )
 
 
-def _already(had: set[str], seen: Mapping[str, Finding], targets: tuple[str, ...], what: str) -> bool:
+def _already(had: frozenset[str], seen: Mapping[str, Finding], targets: tuple[str, ...], what: str) -> bool:
     """Whether an untrusted chain / name mismatch is already reported as a finding: as a
     target that remains, or as one that was there before the run (not this run's to fix)."""
     codes = _CHAIN_CODES if what == "chain" else frozenset({"hostname_mismatch"})
@@ -289,7 +339,7 @@ def _newness(
     sha256: str,
     serial: str,
     prior: ServedCert | None,
-    before_any: set[str],
+    before_any: frozenset[str],
     stored: ServedCert | None,
 ) -> list[str]:
     """Why the served leaf is not the new one (empty: it is)."""
@@ -422,22 +472,30 @@ async def verify_endpoint(
         now = time.monotonic()
         if now >= deadline:
             break
-        wait = min(next_wait(attempt, spec.interval), deadline - now)
-        if cancel is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(cancel.wait(), wait)
-            if cancel.is_set():
-                return result(False, "verification cancelled")
-        else:
-            await asyncio.sleep(wait)
+        if await _cancelled_during(cancel, min(next_wait(attempt, spec.interval), deadline - now)):
+            return result(False, "verification cancelled")
+    return result(False, _fail_message(verdicts, spec))
+
+
+async def _cancelled_during(cancel: asyncio.Event | None, wait: float) -> bool:
+    """Wait ``wait`` seconds, or less when ``cancel`` is set; whether it was."""
+    if cancel is None:
+        await asyncio.sleep(wait)
+        return False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(cancel.wait(), wait)
+    return cancel.is_set()
+
+
+def _fail_message(verdicts: tuple[BackendVerdict, ...], spec: VerifySpec) -> str:
+    """Why verification failed at its deadline, backend by backend."""
     failing = [v for v in verdicts if not v.passed]
     if not verdicts:
         summary = "no backend answered"
     else:
         summary = "; ".join(f"{v.backend}: {', '.join(v.reasons)}" for v in failing)
-    return result(
-        False,
-        f"after {format_seconds(spec.deadline)}, {len(failing)} of {len(verdicts)} backend(s) fail: {summary}",
+    return (
+        f"after {format_seconds(spec.deadline)}, {len(failing)} of {len(verdicts)} backend(s) fail: {summary}"
     )
 
 

@@ -1,31 +1,34 @@
-"""The deeper checks' facts (``report.extra``), chosen and worded for the detail screen.
+"""The deeper checks' facts (``report.deep``, ``backend.deep``), chosen and worded for the detail screen.
 
 ``certpager check --json`` carries every fact; the detail screen shows the ones
 an on-call engineer acts on, one line each, with a tone (``ok``, ``warning``,
-``critical``, ``muted``). Unknown keys are still shown, flattened, so nothing a
-new check adds is hidden. No Textual here.
+``critical``, ``muted``). No Textual here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from certpager.probe.model import (
+    BackendFacts,
+    CheckFailed,
+    ClientAuthHttp,
+    EndpointFacts,
+    HttpResult,
+    NoSniResult,
+    ProtocolsResult,
+    StoredFacts,
+)
+
+if TYPE_CHECKING:
+    from certpager.probe.aia import AiaResult
+    from certpager.probe.http import HstsResult, RedirectResult
 
 Tone = str
 """``ok``, ``warning``, ``critical`` or ``muted``."""
 
-_HIDDEN = frozenset(
-    {
-        "spki_pins",  # in the chain tree
-        "certificates_served",  # in the chain tree (one branch per distinct chain)
-        "protocols_accepted",  # folded into "protocols"
-        "protocol_notes",
-        "protocol_probes",
-        "client_ca_names",  # in the client_cert_required finding
-        "client_auth_http",  # folded into "mTLS"
-        "client_auth_note",
-    }
-)
 _OLD_PROTOCOLS = ("SSLv3", "TLSv1", "TLSv1.1")
 
 
@@ -41,13 +44,8 @@ class Fact:
     """How it should read."""
 
 
-def _get(mapping: Mapping[str, object], key: str) -> str:
-    value = mapping.get(key)
-    return "" if value is None else str(value)
-
-
 def flat(value: object) -> str:
-    """Any fact on one line: mappings as ``key value · key value``, lists comma-separated."""
+    """Any value on one line: mappings as ``key value · key value``, lists comma-separated."""
     if isinstance(value, Mapping):
         return " · ".join(f"{str(k).replace('_', ' ')} {flat(v)}" for k, v in value.items())
     if isinstance(value, list | tuple | set | frozenset):
@@ -59,16 +57,18 @@ def flat(value: object) -> str:
     return str(value)
 
 
-def protocols_fact(value: object) -> Fact:
+def protocols_fact(value: ProtocolsResult | Mapping[str, str]) -> Fact:
     """``accepts TLSv1.3, TLSv1 · refuses TLSv1.1 · not tested TLSv1.2``."""
-    if not isinstance(value, Mapping):
-        return Fact("protocols", flat(value))
+    if isinstance(value, ProtocolsResult):
+        if not value.checked:
+            return Fact("protocols", "not checked (check_protocols is off)")
+        value = value.versions
     groups: dict[str, list[str]] = {}
     order = ("accepted", "refused", "not_tested", "not_testable")
     for version, state in sorted(
-        value.items(), key=lambda kv: order.index(str(kv[1])) if kv[1] in order else len(order)
+        value.items(), key=lambda kv: order.index(kv[1]) if kv[1] in order else len(order)
     ):
-        groups.setdefault(str(state), []).append(str(version))
+        groups.setdefault(state, []).append(version)
     words = {
         "accepted": "accepts",
         "refused": "refuses",
@@ -83,43 +83,46 @@ def protocols_fact(value: object) -> Fact:
     return Fact("protocols", " · ".join(parts), "warning" if old else "ok")
 
 
-def redirect_fact(value: Mapping[str, object]) -> Fact:
-    state = _get(value, "state")
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def redirect_fact(value: RedirectResult | CheckFailed) -> Fact:
+    if isinstance(value, CheckFailed):
+        return Fact("HTTP", value.detail or value.state)
+    state = value.state
     if state == "redirects":
         return Fact(
-            "HTTP",
-            f"port {_get(value, 'port')} answers {_get(value, 'status')} → {_get(value, 'location')}",
-            "ok",
+            "HTTP", f"port {value.port} answers {_text(value.status)} → {_text(value.location)}", "ok"
         )
-    detail = _get(value, "detail") or state.replace("_", " ")
+    detail = value.detail or state.replace("_", " ")
     if state == "closed":
-        return Fact("HTTP", f"port {_get(value, 'port')} closed ({detail})")
+        return Fact("HTTP", f"port {value.port} closed ({detail})")
     return Fact("HTTP", detail, "warning" if state == "no_redirect" else "muted")
 
 
-def hsts_fact(value: Mapping[str, object]) -> Fact:
-    state = _get(value, "state")
+def hsts_fact(value: HstsResult) -> Fact:
+    state = value.state
     if state in ("ok", "short"):
-        days = value.get("max_age_days")
-        text = f"{_get(value, 'header')}" + (f" ({days:g} days)" if isinstance(days, int | float) else "")
+        days = round(value.max_age / 86400, 2) if value.max_age is not None else None
+        text = _text(value.header) + (f" ({days:g} days)" if days is not None else "")
         return Fact("HSTS", text, "ok" if state == "ok" else "warning")
-    return Fact("HSTS", _get(value, "detail") or state, "warning" if state == "missing" else "muted")
+    return Fact("HSTS", value.detail or state, "warning" if state == "missing" else "muted")
 
 
-def no_sni_fact(value: Mapping[str, object]) -> Fact:
-    state = _get(value, "state")
-    if state == "same":
+def no_sni_fact(value: NoSniResult) -> Fact:
+    if value.state == "same":
         return Fact("without SNI", "the same certificate is sent")
-    if state == "differs":
-        cert = value.get("certificate")
-        if isinstance(cert, Mapping):
+    if value.state == "differs":
+        cert = value.cert
+        if cert is not None:
             return Fact(
                 "without SNI",
-                f"another certificate: {_get(cert, 'subject')}, expires {_get(cert, 'not_after')}",
+                f"another certificate: {cert.subject}, expires {cert.not_after:%Y-%m-%dT%H:%M:%SZ}",
                 "warning",
             )
         return Fact("without SNI", "another certificate is sent", "warning")
-    return Fact("without SNI", f"{state}: {_get(value, 'error')}".rstrip(": "))
+    return Fact("without SNI", f"{value.state}: {value.error}".rstrip(": "))
 
 
 _MTLS_WORDS = {
@@ -130,18 +133,18 @@ _MTLS_WORDS = {
 }
 
 
-def mtls_fact(state: str, http: object = None) -> Fact | None:
+def mtls_fact(state: str, http: ClientAuthHttp | None = None) -> Fact | None:
     """One mTLS line: what the server asks of clients and what it did with ours.
 
     The accepted CA names are not repeated here: the ``client_cert_required`` finding
-    states them (an empty list from the server reads "any CA"). ``http`` is the
-    ``client_auth_http`` fact (the HTTPS answer that decided the verdict), folded in.
+    states them (an empty list from the server reads "any CA"). ``http`` is the HTTPS
+    answer that decided the verdict, folded in.
     """
     if state in ("", "not_requested"):
         return None
     text = _MTLS_WORDS.get(state, f"client certificate {state.replace('_', ' ')}")
-    if isinstance(http, Mapping):
-        status, detail = _get(http, "status"), _get(http, "detail")
+    if http is not None:
+        status, detail = _text(http.status), _text(http.detail)
         if status:
             text += f" (HTTPS answered {status}{f': {detail}' if detail else ''})"
         elif detail:
@@ -150,9 +153,9 @@ def mtls_fact(state: str, http: object = None) -> Fact | None:
     return Fact("mTLS", text, tone)
 
 
-def aia_fact(value: Mapping[str, object]) -> Fact:
-    state = _get(value, "state")
-    detail = _get(value, "detail")
+def aia_fact(value: AiaResult | CheckFailed) -> Fact:
+    state = value.state
+    detail = value.detail or ""
     if state == "completes_chain":
         return Fact(
             "AIA",
@@ -165,84 +168,67 @@ def aia_fact(value: Mapping[str, object]) -> Fact:
     return Fact("AIA", detail or state.replace("_", " "))
 
 
-def endpoint_facts(extra: Mapping[str, object]) -> list[Fact]:
-    """The endpoint-level facts worth a line, most actionable first."""
-    out: list[Fact] = []
-    seen: set[str] = set()
-
-    def take(key: str) -> object:
-        seen.add(key)
-        return extra.get(key)
-
-    http = take("http")
-    if isinstance(http, Mapping):
-        out.append(Fact("HTTP", _get(http, "detail") or _get(http, "state")))
-    redirect = take("redirect")
-    if isinstance(redirect, Mapping):
-        out.append(redirect_fact(redirect))
-    hsts = take("hsts")
-    if isinstance(hsts, Mapping):
-        out.append(hsts_fact(hsts))
-    if "protocols" in extra:
-        out.append(protocols_fact(take("protocols")))
-    stored = take("stored")
-    if isinstance(stored, Mapping):
-        differs = "differs" in _get(stored, "state")
-        error = _get(stored, "error")
-        line = f"{_get(stored, 'location')}: {_get(stored, 'state')}"
-        if _get(stored, "serial"):
-            line += (
-                f" (serial {_get(stored, 'serial')} · sha256 {_get(stored, 'sha256')[:16]}… · "
-                f"notAfter {_get(stored, 'not_after')})"
-            )
-        if error:
-            line += f": {error}"
-        out.append(Fact("stored", line, "critical" if differs else "warning" if error else "ok"))
-    elif stored is not None:
-        out.append(Fact("stored", flat(stored)))
-    no_sni = take("no_sni")
-    if isinstance(no_sni, Mapping):
-        out.append(no_sni_fact(no_sni))
-    mtls = mtls_fact(str(take("client_auth") or ""), take("client_auth_http"))
-    if mtls is not None:
-        out.append(mtls)
-    agree = take("backends_agree")
-    if agree is False:
-        out.append(Fact("backends", "serve different certificates (see the chain branches)", "critical"))
-    pins = take("pins")
-    if isinstance(pins, Mapping):
-        state = _get(pins, "state")
-        out.append(
-            Fact(
-                "pins",
-                f"{state}: {len(pins.get('configured') or [])} configured",
-                "ok" if state == "match" else "critical",
-            )
+def stored_fact(value: StoredFacts) -> Fact:
+    """The stored certificate against the one served."""
+    differs = "differs" in value.state
+    line = f"{value.location}: {value.state}"
+    cert = value.cert
+    if cert is not None and value.error is None:
+        line += (
+            f" (serial {cert.serial} · sha256 {cert.sha256[:16]}… · "
+            f"notAfter {cert.not_after:%Y-%m-%dT%H:%M:%SZ})"
         )
-    aia = take("aia")
-    if isinstance(aia, Mapping):
-        out.append(aia_fact(aia))
-    for key, value in extra.items():
-        if key in seen or key in _HIDDEN:
-            continue
-        tone = "warning" if key.endswith("_error") else "muted"
-        out.append(Fact(key.replace("_", " "), flat(value), tone))
+    if value.error:
+        line += f": {value.error}"
+    return Fact("stored", line, "critical" if differs else "warning" if value.error else "ok")
+
+
+def _http_facts(http: HttpResult) -> list[Fact]:
+    out: list[Fact] = []
+    if http.off:
+        out.append(Fact("HTTP", "HTTP checks are off for this endpoint"))
+    if http.redirect is not None:
+        out.append(redirect_fact(http.redirect))
+    if http.hsts is not None:
+        out.append(hsts_fact(http.hsts))
     return out
 
 
-def backend_facts(extra: Mapping[str, object]) -> list[Fact]:
-    """Per-backend facts worth a line (weak suites, mTLS, errors of the extra probes)."""
-    out: list[Fact] = []
-    mtls = mtls_fact(str(extra.get("client_auth") or ""))
+def endpoint_facts(deep: EndpointFacts) -> list[Fact]:
+    """The endpoint-level facts worth a line, most actionable first."""
+    out = _http_facts(deep.http) if deep.http is not None else []
+    if deep.protocols is not None:
+        out.append(protocols_fact(deep.protocols))
+    if deep.stored is not None:
+        out.append(stored_fact(deep.stored))
+    if deep.no_sni is not None:
+        out.append(no_sni_fact(deep.no_sni))
+    auth = deep.client_auth
+    mtls = mtls_fact(auth.state if auth else "", deep.http.client_auth if deep.http else None)
     if mtls is not None:
         out.append(mtls)
-    cipher = extra.get("cipher_check")
-    if isinstance(cipher, Mapping):
-        weak = cipher.get("negotiated_weaknesses")
+    if deep.backends is not None and not deep.backends.agree:
+        out.append(Fact("backends", "serve different certificates (see the chain branches)", "critical"))
+    if deep.aia is not None:
+        out.append(aia_fact(deep.aia))
+    if deep.error is not None:
+        out.append(Fact("deep checks error", deep.error, "warning"))
+    return out
+
+
+def backend_facts(deep: BackendFacts) -> list[Fact]:
+    """Per-backend facts worth a line (mTLS, weak suites)."""
+    out: list[Fact] = []
+    mtls = mtls_fact(deep.client_auth.state if deep.client_auth else "")
+    if mtls is not None:
+        out.append(mtls)
+    protocols = deep.protocols
+    if protocols is not None:
+        weak = protocols.negotiated_weaknesses
         if weak:
-            out.append(Fact("cipher", f"{_get(cipher, 'negotiated')}: {flat(weak)}", "warning"))
-        if _get(cipher, "static_rsa") == "accepted":
-            suite = _get(cipher, "static_rsa_suite")
+            out.append(Fact("cipher", f"{_text(protocols.negotiated)}: {flat(weak)}", "warning"))
+        if protocols.static_rsa == "accepted":
+            suite = protocols.static_rsa_suite
             out.append(
                 Fact(
                     "cipher",
@@ -250,7 +236,4 @@ def backend_facts(extra: Mapping[str, object]) -> list[Fact]:
                     "warning",
                 )
             )
-    for key, value in extra.items():
-        if key.endswith("_error"):
-            out.append(Fact(key.replace("_", " "), flat(value), "warning"))
     return out

@@ -51,7 +51,7 @@ def _shape(report: EndpointReport | None) -> object:
             for b in report.backends
         ),
         tuple(tuple(c.sha256 for c in b.analysis.chain) if b.analysis else () for b in report.backends),
-        repr(sorted(report.extra.items())),
+        report.deep,
     )
 
 

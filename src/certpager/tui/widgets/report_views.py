@@ -7,7 +7,6 @@ server is ever parsed as markup, and control characters are shown escaped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -22,6 +21,7 @@ from textual.widget import Widget
 from certpager.config import Endpoint
 from certpager.probe import BackendResult, EndpointReport, Severity, Status
 from certpager.probe.findings import hint_label
+from certpager.probe.model import NO_ENDPOINT_FACTS
 from certpager.tui import facts, view
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -275,7 +275,7 @@ class HandshakeView(ReportView):
             f" · TLS {view.ms_text(t.handshake_ms)} · total {view.ms_text(t.total_ms)}",
             muted,
         )
-        if hs.client_cert_requested and "client_auth" not in backend.extra:
+        if hs.client_cert_requested and backend.deep.client_auth is None:
             # Without the deeper checks' verdict (the mTLS fact below), say only that it was
             # asked for: the accepted CAs are in the client_cert_required finding.
             text.append("\nclient certificate requested", muted)
@@ -295,7 +295,7 @@ class HandshakeView(ReportView):
                 text.append("✓ name matches", self._status_style(Status.OK))
             else:
                 text.append("✖ name does not match", self._status_style(Status.CRITICAL))
-        for fact in facts.backend_facts(backend.extra):
+        for fact in facts.backend_facts(backend.deep):
             text.append(f"\n{view.printable(fact.label)}  ", muted)
             text.append(view.printable(fact.value), self._tone(fact.tone))
         return text
@@ -310,15 +310,15 @@ class FactsView(ReportView):
     def render(self) -> RenderableType:
         report = self.report
         heading = Text("HTTP, PROTOCOLS, STORED", self._style("heading"))
-        extra: Mapping[str, object] = report.extra if report is not None else {}
-        if not extra:
+        deep = report.deep if report is not None else NO_ENDPOINT_FACTS
+        if deep == NO_ENDPOINT_FACTS:
             if self.endpoint.http is None and self.endpoint.stored is None:
                 note = "No HTTP or stored-certificate check configured for this endpoint."
             else:
                 note = "No result from the deeper checks yet."
             return Group(heading, Text(note, self._style("muted")))
         grid = _grid(12)
-        for fact in facts.endpoint_facts(extra):
+        for fact in facts.endpoint_facts(deep):
             grid.add_row(
                 Text(view.printable(fact.label), self._style("muted")),
                 Text(view.printable(fact.value), self._tone(fact.tone)),
