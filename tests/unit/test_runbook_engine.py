@@ -624,3 +624,37 @@ async def test_cert_manager_reissue_prefers_cmctl_and_gates_the_delete(tmp_path:
         outcomes = {r.step_id: r.outcome for r in result.steps}
         assert outcomes["delete-secret"] is StepOutcome.DECLINED
         assert outcomes["wait-reissued"] is StepOutcome.SKIPPED
+
+
+async def test_a_probe_that_raises_during_verification_fails_the_attempt_not_the_run(tmp_path: Path) -> None:
+    """A verification probe that raises (a custom probe, or a bug) is an attempt that
+    failed with the reason in plain words; the run ends NOT VERIFIED, it does not crash."""
+
+    class Raising(Probe):
+        async def __call__(self, endpoint: Endpoint) -> EndpointReport:
+            self.calls += 1
+            if self.calls == 1:
+                return self.reports[0]
+            raise RuntimeError("resolver exploded")
+
+    runner = FakeRunner({"certbot": FakeResponse(stdout="ok\n")})
+    probe = Raising(report(cert("0A", days=2)))
+    answers = Answers(ConfirmReply.with_text("app"), ConfirmReply.yes())
+    text = """
+        name: quick
+        title: Quick reload
+        description: reload then verify quickly
+        fixes: [expires_soon]
+        steps:
+          - id: reload
+            title: Reload
+            run: nginx -s reload
+          - id: verify
+            title: Verify
+            verify: {deadline: 1, interval: 0.5}
+    """
+    run = make_run(tmp_path, runner, answers, probe, text=text)
+    result = await run.execute()
+    assert result.verification is not None and not result.verification.passed
+    assert "internal error while probing: RuntimeError: resolver exploded" in result.verification.message
+    assert probe.calls >= 2

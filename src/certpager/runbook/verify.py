@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 
 from certpager.config import Endpoint, HttpCheck, Settings, with_overrides
 from certpager.formats import format_seconds
+from certpager.probe.engine import internal_error_report
 from certpager.probe.findings import SPECS, make
 from certpager.probe.model import BackendResult, CertInfo, ChainAnalysis, EndpointReport, Finding, Severity
 from certpager.runbook.events import BackendVerdict, ServedCert, VerificationResult
@@ -452,7 +453,7 @@ async def verify_endpoint(
         attempt += 1
         remaining_time = max(deadline - time.monotonic(), 1.0)
         ep = with_overrides(endpoint, timeout=min(endpoint.timeout, remaining_time))
-        report = await probe(ep)
+        report = await _probe_safely(probe, ep)
         if on_report is not None:
             on_report(report)
         verdicts = judge(
@@ -475,6 +476,17 @@ async def verify_endpoint(
         if await _cancelled_during(cancel, min(next_wait(attempt, spec.interval), deadline - now)):
             return result(False, "verification cancelled")
     return result(False, _fail_message(verdicts, spec))
+
+
+async def _probe_safely(probe: ProbeFn, endpoint: Endpoint) -> EndpointReport:
+    """``probe(endpoint)``; a probe that raises (a bug, or a custom probe) gives the
+    internal-error report, so the attempt fails with the reason instead of the run crashing."""
+    try:
+        return await probe(endpoint)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return internal_error_report(endpoint, exc, datetime.now(UTC))
 
 
 async def _cancelled_during(cancel: asyncio.Event | None, wait: float) -> bool:
