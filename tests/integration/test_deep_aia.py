@@ -82,10 +82,8 @@ async def test_aia_two_levels(
     server = serve(chain, key)
     report = await check_endpoint(aia_endpoint(server.port, ca.root_file), now=now)
     assert BROWSERS_WORK in _incomplete(report)
-    assert [f["sha256"] for f in report.deep.as_json()["aia"]["fetched"]] == [
-        issuing.sha256,
-        ca.intermediate.sha256,
-    ]  # type: ignore[index]
+    fetched = report.deep.as_json()["aia"]["fetched"]  # type: ignore[index]
+    assert [f["sha256"] for f in fetched] == [issuing.sha256, ca.intermediate.sha256]
 
 
 async def test_aia_cannot_complete_the_path(
