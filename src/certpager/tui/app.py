@@ -27,7 +27,16 @@ from certpager.errors import CertpagerError, RunLockedError
 from certpager.probe import EndpointReport
 from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent
 from certpager.text import printable
-from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, RunbookEvent
+from certpager.tui.messages import (
+    ProbeFinished,
+    ProbeStarted,
+    Recheck,
+    ReportsAccepted,
+    RunbookCrashed,
+    RunbookEvent,
+    ShowEndpoint,
+    StartFix,
+)
 from certpager.tui.runbooks import RunbookService, advised_runbook, recommendations
 from certpager.tui.safe import PrintableFilter
 from certpager.tui.screens.detail import DetailScreen
@@ -231,20 +240,29 @@ class CertpagerApp(App[int]):
                 clock=self.clock,
                 readonly=self.readonly,
                 checking=name in screen.in_flight,
+                fixable=self.can_fix(name),
             )
         )
 
-    def probe_started(self, name: str) -> None:
-        """A probe of ``name`` began: screens showing it say so."""
+    @on(ShowEndpoint)
+    def _show_endpoint(self, message: ShowEndpoint) -> None:
+        self.show_endpoint(message.name)
+
+    @on(ProbeStarted)
+    def _probe_started(self, message: ProbeStarted) -> None:
+        """Probes began: screens showing one of those endpoints say it is being checked."""
+        names = set(message.names)
         for screen in self.screen_stack:
-            if isinstance(screen, DetailScreen) and screen.endpoint.name == name:
+            if isinstance(screen, DetailScreen) and screen.endpoint.name in names:
                 screen.checking = True
 
-    def report_updated(self, report: EndpointReport) -> None:
-        """A new report was accepted: update every screen showing that endpoint."""
+    @on(ReportsAccepted)
+    def _reports_accepted(self, message: ReportsAccepted) -> None:
+        """The list took new reports: update every screen showing one of those endpoints."""
+        latest: dict[str, EndpointReport] = {r.name: r for r in message.reports}
         for screen in self.screen_stack:
-            if isinstance(screen, DetailScreen) and screen.endpoint.name == report.name:
-                screen.report = report
+            if isinstance(screen, DetailScreen) and screen.endpoint.name in latest:
+                screen.report = latest[screen.endpoint.name]
                 screen.checking = False
 
     @on(Recheck)
@@ -257,6 +275,10 @@ class CertpagerApp(App[int]):
         self.endpoints_screen.accept_report(message.report)
 
     # -- runbooks -----------------------------------------------------------
+
+    @on(StartFix)
+    def _start_fix(self, message: StartFix) -> None:
+        self.start_fix(message.name, finding=message.finding)
 
     def can_fix(self, name: str) -> bool:
         """Whether a runbook can be offered for ``name`` (never in read-only mode)."""
