@@ -17,7 +17,7 @@ assert; every wait is bounded.
 
 ```
 .venv/bin/python bench/tui_fleet.py                      # 1,000 and 10,000 endpoints
-.venv/bin/python bench/tui_fleet.py --sizes 10000 --src main   # the code of a git revision
+.venv/bin/python bench/tui_fleet.py --also-src main           # and main's code, interleaved
 ```
 """
 
@@ -264,6 +264,7 @@ async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int]) -> di
         driver = app._driver
         assert driver is not None and table is not None
         keys_started = time.perf_counter()
+        cpu_started = time.process_time()
         for group, key, char, make in key_script(table, app):
             frames.hit = None
             frames.changed.clear()
@@ -283,6 +284,7 @@ async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int]) -> di
             await asyncio.sleep(0.05)  # a fast typist
         elapsed = time.perf_counter() - keys_started
         result["reports_per_s_during_keys"] = (probe.answered - answered_before) / elapsed
+        result["cpu_share_during_keys"] = (time.process_time() - cpu_started) / elapsed
         result["keys"] = {k: _stats(v) for k, v in latencies.items()}
         result["missed"] = misses
         result["frames"] = frames.count
@@ -316,37 +318,50 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=120)
     parser.add_argument("--height", type=int, default=40)
     parser.add_argument("--src", help="measure src/ of this git revision (git archive) instead of the tree")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per size")
+    parser.add_argument("--also-src", help="also measure this git revision, each size right after the tree")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per size")
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)  # one size, in this process
     args = parser.parse_args()
     if args.n is not None:
         one(args)
         return
-    env = dict(os.environ)
+    variants: list[tuple[str, dict[str, str]]] = []
     with tempfile.TemporaryDirectory(prefix="tui-fleet-src-") as tmp:
-        if args.src:
-            sys.path.insert(0, str(Path(__file__).parent))
-            from run import export_src
+        for label, ref in (("tree", args.src), ("also", args.also_src)):
+            if label == "also" and not ref:
+                continue
+            env = dict(os.environ)
+            if ref:
+                sys.path.insert(0, str(Path(__file__).parent))
+                from run import export_src
 
-            env["PYTHONPATH"] = str(export_src(args.src, Path(tmp)))
+                env["PYTHONPATH"] = str(export_src(ref, Path(tmp) / label))
+            variants.append((ref or "working tree", env))
         results = []
         for n in (int(s) for s in args.sizes.split(",")):
-            cmd = [sys.executable, __file__, "--n", str(n), "--rate", str(args.rate)]
-            cmd += ["--width", str(args.width), "--height", str(args.height)]
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-            if proc.returncode != 0:
-                raise SystemExit(f"n={n} failed:\n{proc.stderr[-3000:]}")
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            for label, env in variants:
+                results.append({"code": label, **_run_one(args, n, env)})
     for r in results:
         print(
-            f"n={r['n']:>6}  first frame {r['first_frame_ms']:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MB  "
-            f"reports/s during keys {r['reports_per_s_during_keys']:.0f}  missed {r['missed'] or 'none'}"
+            f"{r['code']}: n={r['n']}  first frame {r['first_frame_ms']:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MB  "
+            f"reports/s {r['reports_per_s_during_keys']:.0f}  CPU {r['cpu_share_during_keys']:.0%} of a core  "
+            f"missed {r['missed'] or 'none'}"
         )
-        for name, s in r["keys"].items():
+        for name, st in r["keys"].items():
             print(
-                f"    {name:<18} n={s['count']:<3} p50 {s['p50']:>7.1f}  p95 {s['p95']:>7.1f}  max {s['max']:>7.1f} ms"
+                f"    {name:<18} n={st['count']:<3} p50 {st['p50']:>7.1f}  p95 {st['p95']:>7.1f}  max {st['max']:>7.1f} ms"
             )
     print(json.dumps(results))
+
+
+def _run_one(args: argparse.Namespace, n: int, env: dict[str, str]) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--n", str(n), "--rate", str(args.rate)]
+    cmd += ["--width", str(args.width), "--height", str(args.height)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"n={n} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ started, reports taken, an endpoint chosen) is posted to it as messages.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import ClassVar
@@ -116,10 +116,12 @@ class EndpointsScreen(Screen[None]):
         self._clock = clock
         self._schedule = schedule
         self._concurrency = max(config.settings.concurrency, 1)
-        self._queue: deque[Endpoint] = deque(self.endpoints.values())
+        self._queue: asyncio.Queue[Endpoint] = asyncio.Queue()
         """Endpoints waiting for a pump."""
+        for endpoint in self.endpoints.values():
+            self._queue.put_nowait(endpoint)
         self._pumps = 0
-        """Pump workers running."""
+        """Pump workers started (they live as long as the screen, waiting on the queue when idle)."""
         self._arrived: list[EndpointReport] = []
         """Reports not applied yet (until the next flush)."""
         self._flush_timer: Timer | None = None
@@ -179,7 +181,7 @@ class EndpointsScreen(Screen[None]):
             if name in self.in_flight:
                 continue
             self.in_flight.add(name)
-            self._queue.append(endpoint)
+            self._queue.put_nowait(endpoint)
             row = self.row_list.get(name)
             if row is not None and not row.checking:
                 self.row_list.put(dataclasses.replace(row, checking=True))
@@ -192,24 +194,21 @@ class EndpointsScreen(Screen[None]):
 
     def _start_pumps(self) -> None:
         """Enough pump workers for the queue, up to the configured concurrency."""
-        while self._pumps < min(self._concurrency, len(self._queue)):
+        while self._pumps < min(self._concurrency, self._queue.qsize()):
             self._pumps += 1
             self.run_worker(self._pump(), group="probes", exit_on_error=False, description="probes")
 
     async def _pump(self) -> None:
-        """Probe queued endpoints one after the other until the queue is empty."""
-        try:
-            while self._queue:
-                endpoint = self._queue.popleft()
-                try:
-                    report = await safe_check(self._checker, endpoint, self._clock)
-                except Exception as exc:  # a bug, not a TLS failure: the row must not stay checking
-                    self.post_message(ProbeCrashed(endpoint.name, f"{type(exc).__name__}: {exc}"))
-                    continue
-                self._arrived.append(report)
-                self._schedule_flush()
-        finally:
-            self._pumps -= 1
+        """Probe queued endpoints one after the other, for as long as the screen lives."""
+        while True:
+            endpoint = await self._queue.get()
+            try:
+                report = await safe_check(self._checker, endpoint, self._clock)
+            except Exception as exc:  # a bug, not a TLS failure: the row must not stay checking
+                self.post_message(ProbeCrashed(endpoint.name, f"{type(exc).__name__}: {exc}"))
+                continue
+            self._arrived.append(report)
+            self._schedule_flush()
 
     def recheck(self, names: Iterable[str] = ()) -> int:
         """Probe the named endpoints now (none named: all of them)."""
