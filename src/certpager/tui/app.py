@@ -121,9 +121,13 @@ class CertpagerApp(App[int]):
 
     def on_mount(self) -> None:
         self._install_signal_handlers()
+        # Validating every runbook file takes a moment: do it once the list is on screen (the
+        # thread shares the interpreter lock with the first frame), off the event loop, so the
+        # first `f` opens the chooser at once.
+        self.call_after_refresh(self._load_runbooks)
+
+    def _load_runbooks(self) -> None:
         if self.runbooks is not None:
-            # Validating every runbook file takes a moment: do it now, off the event loop,
-            # so the first `f` opens the chooser at once.
             self.run_worker(
                 self.runbooks.catalog,
                 thread=True,

@@ -370,7 +370,8 @@ class RowList:
 
     def __init__(self, rows: Iterable[EndpointRow] = (), query: str = "") -> None:
         self._all: dict[str, EndpointRow] = {row.name: row for row in rows}
-        self._haystacks = {name: _haystack(row) for name, row in self._all.items()}
+        self._haystacks: dict[str, tuple[str, tuple[str, ...]]] = {}
+        """Lower-case text the filter searches, per endpoint (made the first time a filter is set)."""
         self._widths = {name: _widths(row) for name, row in self._all.items()}
         self.counts: dict[Status | None, int] = count_statuses(list(self._all.values()))
         """Rows per status (None: not checked yet), over every row."""
@@ -407,7 +408,9 @@ class RowList:
         """Filter by ``query`` (see :func:`matches`)."""
         self.query = query
         self._words = query.lower().split()
-        self._passes = {name: self._match(name) for name in self._all}
+        self._passes = (
+            dict.fromkeys(self._all, True) if not self._words else {n: self._match(n) for n in self._all}
+        )
         if self._words:
             kept = [i for i, row in enumerate(self._order.rows) if self._passes[row.name]]
             self._view = _Ordered([self._order.rows[i] for i in kept], [self._order.keys[i] for i in kept])
@@ -419,7 +422,12 @@ class RowList:
         ]
 
     def _match(self, name: str) -> bool:
-        return not self._words or _matches_words(*self._haystacks[name], self._words)
+        if not self._words:
+            return True
+        haystack = self._haystacks.get(name)
+        if haystack is None:
+            haystack = self._haystacks[name] = _haystack(self._all[name])
+        return _matches_words(*haystack, self._words)
 
     def put(self, row: EndpointRow) -> None:
         """Add ``row`` or replace the row of the same name, keeping the order and the counts."""
@@ -427,7 +435,6 @@ class RowList:
         old = self._all.get(name)
         self._all[name] = row
         if old is None:
-            self._haystacks[name] = _haystack(row)
             self._passes[name] = self._match(name)
         if old is None or old.status is not row.status:
             self._count(old, row)

@@ -82,7 +82,7 @@ class EndpointsScreen(Screen[None]):
     """Endpoints configured."""
     shown: reactive[int] = reactive(0)
     """Rows passing the filter."""
-    filter_text: reactive[str] = reactive("")
+    filter_text: reactive[str] = reactive("", init=False)
     """The filter (name, host or tag words)."""
     checking: reactive[int] = reactive(0)
     """Probes in flight."""
