@@ -210,6 +210,9 @@ class EndpointTable(ScrollView, can_focus=True):
         """(width, rows version) -> column widths."""
         self._version = 0
         """Bumped each time the rows are shown again (the column widths are measured once per version)."""
+        self._painted_state: tuple[object, ...] = ()
+        self._painted_rows: Sequence[EndpointRow] = ()
+        """What :meth:`show` last repainted: scroll, cursor, widths and the rows in view."""
         self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(LINE_CACHE)
         """Rendered rows: a repaint after a batch of reports renders only the rows that changed."""
 
@@ -243,10 +246,23 @@ class EndpointTable(ScrollView, can_focus=True):
             self.set_reactive(EndpointTable.cursor, max(len(shown) - 1, 0))
         self.virtual_size = Size(self.size.width, len(shown) + 1)
         self._scroll_cursor_into_view()
-        self.refresh()
+        self._refresh_if_changed()
         after = self.highlighted
         if after is not None and after != before:
             self.post_message(self.Highlighted(after))
+
+    def _refresh_if_changed(self) -> None:
+        """Repaint unless the rows in view are the very rows shown last time (most reports of a
+        large fleet change rows out of view)."""
+        top = int(self.scroll_y)
+        in_view = self.rows[top : top + max(self.size.height, 1)]
+        state = (top, self.cursor, len(self.rows), tuple(self._list.widest().values()))
+        same = state == self._painted_state and len(in_view) == len(self._painted_rows)
+        if same and all(a is b for a, b in zip(in_view, self._painted_rows, strict=True)):
+            return
+        self._painted_state = state
+        self._painted_rows = in_view
+        self.refresh()
 
     def validate_cursor(self, value: int) -> int:
         return max(0, min(value, len(self.rows) - 1)) if self.rows else 0
