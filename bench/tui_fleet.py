@@ -221,8 +221,36 @@ def key_script(table: Any, app: Any) -> list[Step]:
     return script
 
 
-async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int]) -> dict[str, Any]:
+async def press_keys(app: Any, table: Any, frames: Frames) -> tuple[dict[str, list[float]], list[str]]:
+    """Send each key of the script to the terminal driver, wait (bounded) for the frame showing
+    its effect; returns the latencies in ms by group (and "all"), and the keys that timed out."""
     from textual import events
+
+    latencies: dict[str, list[float]] = {}
+    misses: list[str] = []
+    driver = app._driver
+    assert driver is not None
+    for group, key, char, make in key_script(table, app):
+        frames.hit = None
+        frames.changed.clear()
+        frames.waiting = make()
+        event = events.Key(key, char)
+        event.set_sender(app)
+        sent = time.perf_counter()
+        driver.send_message(event)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(frames.changed.wait(), KEY_TIMEOUT)
+        took = ((frames.hit or time.perf_counter()) - sent) * 1000
+        if frames.hit is None:
+            misses.append(key)
+            frames.waiting = None
+        latencies.setdefault(group, []).append(took)
+        latencies.setdefault("all", []).append(took)
+        await asyncio.sleep(0.05)  # a fast typist
+    return latencies, misses
+
+
+async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int]) -> dict[str, Any]:
     from textual.app import App
 
     from certpager.config import load_config
@@ -259,29 +287,10 @@ async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int]) -> di
         result["first_frame_ms"] = (frames.first_rows - t0) * 1000 if frames.first_rows else None
         await asyncio.sleep(1.0)  # reports are streaming now
         answered_before = probe.answered
-        latencies: dict[str, list[float]] = {}
-        misses: list[str] = []
-        driver = app._driver
-        assert driver is not None and table is not None
+        assert table is not None
         keys_started = time.perf_counter()
         cpu_started = time.process_time()
-        for group, key, char, make in key_script(table, app):
-            frames.hit = None
-            frames.changed.clear()
-            frames.waiting = make()
-            event = events.Key(key, char)
-            event.set_sender(app)
-            sent = time.perf_counter()
-            driver.send_message(event)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(frames.changed.wait(), KEY_TIMEOUT)
-            took = ((frames.hit or time.perf_counter()) - sent) * 1000
-            if frames.hit is None:
-                misses.append(key)
-                frames.waiting = None
-            latencies.setdefault(group, []).append(took)
-            latencies.setdefault("all", []).append(took)
-            await asyncio.sleep(0.05)  # a fast typist
+        latencies, misses = await press_keys(app, table, frames)
         elapsed = time.perf_counter() - keys_started
         result["reports_per_s_during_keys"] = (probe.answered - answered_before) / elapsed
         result["cpu_share_during_keys"] = (time.process_time() - cpu_started) / elapsed
