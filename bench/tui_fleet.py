@@ -12,12 +12,17 @@ measured is the UI:
   the key does is done (cursor moved, filter applied, detail screen shown, back);
 - peak RSS of the process (``resource.getrusage``).
 
+With ``--paged K``, K endpoints are paged about from the first frame on, and another K
+every second while keys are pressed (as Alertmanager's alerts fire and resolve); code
+without the Alertmanager pages (no ``set_pages``) runs without them, and says so.
+
 Each size runs in its own process (peak RSS is per process). It measures, it does not
 assert; every wait is bounded.
 
 ```
 .venv/bin/python bench/tui_fleet.py                      # 1,000 and 10,000 endpoints
 .venv/bin/python bench/tui_fleet.py --also-src main           # and main's code, interleaved
+.venv/bin/python bench/tui_fleet.py --sizes 10000 --paged 50  # with 50 endpoints paged about
 ```
 """
 
@@ -172,6 +177,36 @@ class Frames:
             self.changed.set()
 
 
+def page_map(n: int, k: int, turn: int) -> Any:
+    """Alerts about ``k`` endpoints spread over the ``n`` (another ``k`` for each ``turn``)."""
+    from certpager.fleet.pages import Page, PageMap
+
+    now = dt.datetime.now(dt.UTC)
+    names = [f"ep-{(i * (n // max(k, 1)) + turn * 7) % n:05d}" for i in range(k)]
+    labels = {"alertname": "CertificateExpiringSoon", "severity": "page"}
+    return PageMap(
+        pages={
+            name: (
+                Page(
+                    "CertificateExpiringSoon", "page", now, {**labels, "endpoint": name}, f"fp-{name}", name
+                ),
+            )
+            for name in names
+        }
+    )
+
+
+async def page_stream(screen: Any, n: int, k: int, stop: asyncio.Event) -> int:
+    """Another set of ``k`` paged endpoints every second until ``stop`` (at most 600 sets)."""
+    turns = 0
+    while turns < 600 and not stop.is_set():
+        turns += 1
+        screen.set_pages(page_map(n, k, turns))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+    return turns
+
+
 Step = tuple[str, str, str | None, Callable[[], Callable[[], bool]]]
 """(group, key, character, make_condition): the condition is made just before the key is sent."""
 
@@ -250,7 +285,7 @@ async def press_keys(app: Any, table: Any, frames: Frames) -> tuple[dict[str, li
     return latencies, misses
 
 
-async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int]) -> dict[str, Any]:
+async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int], paged: int = 0) -> dict[str, Any]:
     from textual.app import App
 
     from certpager.config import load_config
@@ -285,12 +320,21 @@ async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int]) -> di
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(frames.changed.wait(), FIRST_FRAME_TIMEOUT)
         result["first_frame_ms"] = (frames.first_rows - t0) * 1000 if frames.first_rows else None
+        screen = app.endpoints_screen
+        paging = paged > 0 and hasattr(screen, "set_pages")
+        result["paged"] = paged if paging else 0
+        stop = asyncio.Event()
+        if paging:
+            screen.set_pages(page_map(n, paged, 0))
         await asyncio.sleep(1.0)  # reports are streaming now
         answered_before = probe.answered
         assert table is not None
         keys_started = time.perf_counter()
         cpu_started = time.process_time()
+        pager = asyncio.create_task(page_stream(screen, n, paged, stop)) if paging else None
         latencies, misses = await press_keys(app, table, frames)
+        stop.set()
+        result["page_sets"] = await pager if pager is not None else 0
         elapsed = time.perf_counter() - keys_started
         result["reports_per_s_during_keys"] = (probe.answered - answered_before) / elapsed
         result["cpu_share_during_keys"] = (time.process_time() - cpu_started) / elapsed
@@ -316,7 +360,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def one(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="tui-fleet-") as tmp:
-        result = asyncio.run(drive(args.n, args.rate, Path(tmp), (args.width, args.height)))
+        result = asyncio.run(drive(args.n, args.rate, Path(tmp), (args.width, args.height), args.paged))
     print(json.dumps(result))
 
 
@@ -328,6 +372,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=40)
     parser.add_argument("--src", help="measure src/ of this git revision (git archive) instead of the tree")
     parser.add_argument("--also-src", help="also measure this git revision, each size right after the tree")
+    parser.add_argument("--paged", type=int, default=0, help="endpoints paged about (a new set every second)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per size")
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)  # one size, in this process
     args = parser.parse_args()
@@ -352,7 +397,7 @@ def main() -> None:
                 results.append({"code": label, **_run_one(args, n, env)})
     for r in results:
         print(
-            f"{r['code']}: n={r['n']}  first frame {r['first_frame_ms']:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MB  "
+            f"{r['code']}: n={r['n']}  paged {r.get('paged', 0)}  first frame {r['first_frame_ms']:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MB  "
             f"reports/s {r['reports_per_s_during_keys']:.0f}  CPU {r['cpu_share_during_keys']:.0%} of a core  "
             f"missed {r['missed'] or 'none'}"
         )
@@ -365,7 +410,7 @@ def main() -> None:
 
 def _run_one(args: argparse.Namespace, n: int, env: dict[str, str]) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--n", str(n), "--rate", str(args.rate)]
-    cmd += ["--width", str(args.width), "--height", str(args.height)]
+    cmd += ["--width", str(args.width), "--height", str(args.height), "--paged", str(args.paged)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode != 0:
         raise SystemExit(f"n={n} failed:\n{proc.stderr[-3000:]}")
