@@ -29,7 +29,17 @@ from certpager.probe import EndpointReport
 from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent, RunResult
 from certpager.text import printable
 from certpager.tui.alerts import silence_question
-from certpager.tui.messages import ProbeFinished, Recheck, RunbookCrashed, RunbookEvent
+from certpager.tui.messages import (
+    PagesUpdated,
+    ProbeFinished,
+    ProbeStarted,
+    Recheck,
+    ReportsAccepted,
+    RunbookCrashed,
+    RunbookEvent,
+    ShowEndpoint,
+    StartFix,
+)
 from certpager.tui.runbooks import RunbookService, advised_runbook, recommendations
 from certpager.tui.safe import PrintableFilter
 from certpager.tui.screens.detail import DetailScreen
@@ -120,9 +130,13 @@ class CertpagerApp(App[int]):
         self._install_signal_handlers()
         if self.startup_notice:
             self.notify(printable(self.startup_notice), severity="warning", timeout=30, markup=False)
+        # Validating every runbook file takes a moment: do it once the list is on screen (the
+        # thread shares the interpreter lock with the first frame), off the event loop, so the
+        # first `f` opens the chooser at once.
+        self.call_after_refresh(self._load_runbooks)
+
+    def _load_runbooks(self) -> None:
         if self.runbooks is not None:
-            # Validating every runbook file takes a moment: do it now, off the event loop,
-            # so the first `f` opens the chooser at once.
             self.run_worker(
                 self.runbooks.catalog,
                 thread=True,
@@ -238,6 +252,7 @@ class CertpagerApp(App[int]):
             clock=self.clock,
             readonly=self.readonly,
             checking=name in screen.in_flight,
+            fixable=self.can_fix(name),
         )
         detail.set_reactive(DetailScreen.page_lines, self._page_lines(name))
         self.push_screen(detail)
@@ -253,25 +268,35 @@ class CertpagerApp(App[int]):
             )
         )
 
-    def pages_updated(self) -> None:
-        """Fresh alerts: every detail screen says what pages about its endpoint."""
+    @on(PagesUpdated)
+    def _pages_updated(self, message: PagesUpdated) -> None:
+        """Fresh alerts: screens showing one of those endpoints say what pages about it."""
+        names = set(message.names)
         for screen in self.screen_stack:
-            if isinstance(screen, DetailScreen):
+            if isinstance(screen, DetailScreen) and screen.endpoint.name in names:
                 screen.page_lines = self._page_lines(screen.endpoint.name)
 
-    def probe_started(self, name: str) -> None:
-        """A probe of ``name`` began: screens showing it say so."""
+    @on(ShowEndpoint)
+    def _show_endpoint(self, message: ShowEndpoint) -> None:
+        self.show_endpoint(message.name)
+
+    @on(ProbeStarted)
+    def _probe_started(self, message: ProbeStarted) -> None:
+        """Probes began: screens showing one of those endpoints say it is being checked."""
+        names = set(message.names)
         for screen in self.screen_stack:
-            if isinstance(screen, DetailScreen) and screen.endpoint.name == name:
+            if isinstance(screen, DetailScreen) and screen.endpoint.name in names:
                 screen.checking = True
 
-    def report_updated(self, report: EndpointReport) -> None:
-        """A new report was accepted: update every screen showing that endpoint."""
+    @on(ReportsAccepted)
+    def _reports_accepted(self, message: ReportsAccepted) -> None:
+        """The list took new reports: update every screen showing one of those endpoints."""
+        latest: dict[str, EndpointReport] = {r.name: r for r in message.reports}
         for screen in self.screen_stack:
-            if isinstance(screen, DetailScreen) and screen.endpoint.name == report.name:
-                screen.report = report
+            if isinstance(screen, DetailScreen) and screen.endpoint.name in latest:
+                screen.report = latest[screen.endpoint.name]
                 screen.checking = False
-                screen.page_lines = self._page_lines(report.name)
+                screen.page_lines = self._page_lines(screen.endpoint.name)
 
     @on(Recheck)
     def _recheck(self, message: Recheck) -> None:
@@ -283,6 +308,10 @@ class CertpagerApp(App[int]):
         self.endpoints_screen.accept_report(message.report)
 
     # -- runbooks -----------------------------------------------------------
+
+    @on(StartFix)
+    def _start_fix(self, message: StartFix) -> None:
+        self.start_fix(message.name, finding=message.finding)
 
     def can_fix(self, name: str) -> bool:
         """Whether a runbook can be offered for ``name`` (never in read-only mode, nor for

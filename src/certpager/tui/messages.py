@@ -16,10 +16,10 @@ from certpager.runbook import RunEvent
 
 @dataclass
 class ProbeStarted(Message):
-    """A fresh probe of an endpoint began."""
+    """Fresh probes of these endpoints began (screens showing one say it is being checked)."""
 
-    name: str
-    """The endpoint being probed."""
+    names: tuple[str, ...]
+    """The endpoints being probed."""
 
 
 @dataclass
@@ -28,6 +28,22 @@ class ProbeFinished(Message):
 
     report: EndpointReport
     """The new report."""
+
+
+@dataclass
+class ReportsAccepted(Message):
+    """The endpoint list took these reports (one batch): screens showing one of them update."""
+
+    reports: tuple[EndpointReport, ...]
+    """The new reports in the order they arrived (of two for one endpoint, the last is current)."""
+
+
+@dataclass
+class PagesUpdated(Message):
+    """Fresh alerts changed what pages about these endpoints: screens showing one say so."""
+
+    names: tuple[str, ...]
+    """The endpoints whose alerts changed (new, resolved or different)."""
 
 
 @dataclass
@@ -46,6 +62,24 @@ class Recheck(Message):
 
     names: tuple[str, ...] = ()
     """Endpoint names; empty means every endpoint."""
+
+
+@dataclass
+class ShowEndpoint(Message):
+    """Open the detail screen of this endpoint."""
+
+    name: str
+    """The endpoint."""
+
+
+@dataclass
+class StartFix(Message):
+    """Choose a runbook for this endpoint, show its plan, run it."""
+
+    name: str
+    """The endpoint."""
+    finding: str | None = None
+    """Code of the finding the fix is for; None: the endpoint's worst finding."""
 
 
 @dataclass

@@ -8,10 +8,15 @@ cannot restyle the screen.
 
 from __future__ import annotations
 
+import math
 import os
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from rich.cells import cell_len
 
 from certpager.config import Endpoint
 from certpager.fleet.blackbox import blackbox_expiry
@@ -223,6 +228,12 @@ class EndpointRow:
     pages: int = 0
     """Firing Alertmanager alerts about the endpoint."""
 
+    def days_at(self, now: datetime) -> float | None:
+        """Days left as of ``now`` (``days_left`` is as of when the row was made)."""
+        if self.not_after is None:
+            return None
+        return (self.not_after - now).total_seconds() / 86400.0
+
     @property
     def badge(self) -> str:
         """``✓ OK``, ``‼ PAGE``...; the symbol becomes ``↻`` while checking; ``⚑ PAGED``
@@ -292,29 +303,33 @@ def make_row(
     )
 
 
-def sort_rows(rows: Iterable[EndpointRow]) -> list[EndpointRow]:
-    """Paged endpoints first; then worst first, then fewest days left, then name; endpoints
-    not yet checked last.
+SortKey = tuple[bool, int, float, str]
 
-    Past the paged ones, the same order as :func:`certpager.probe.sort_reports`, applied to rows.
+
+def sort_key(row: EndpointRow) -> SortKey:
+    """The list order: paged endpoints first; then worst first, then soonest expiry, then
+    name; endpoints not yet checked last.
+
+    Past the paged ones, the same order as :func:`certpager.probe.sort_reports`. Every input
+    is a field of the row and none depends on the clock, so a row keeps its place until its
+    report or its alerts change.
     """
-
-    def key(row: EndpointRow) -> tuple[bool, int, float, str]:
-        rank = row.status.rank if row.status is not None else -1
-        days = row.days_left if row.days_left is not None else float("inf")
-        return (not row.pages, -rank, days, row.name)
-
-    return sorted(rows, key=key)
+    rank = row.status.rank if row.status is not None else -1
+    expires = row.not_after.timestamp() if row.not_after is not None else math.inf
+    return (not row.pages, -rank, expires, row.name)
 
 
-def matches(row: EndpointRow, query: str) -> bool:
-    """Whether ``row`` passes the filter: every word of ``query`` (case-insensitive)
-    is in the name, host, host:port or a tag. ``tag:x`` matches tags only."""
-    words = query.lower().split()
-    if not words:
-        return True
-    tags = [t.lower() for t in row.tags]
-    haystack = " ".join([row.name.lower(), row.host.lower(), row.address.lower(), *tags])
+def sort_rows(rows: Iterable[EndpointRow]) -> list[EndpointRow]:
+    """``rows`` in the list order (:func:`sort_key`)."""
+    return sorted(rows, key=sort_key)
+
+
+def _haystack(row: EndpointRow) -> tuple[str, tuple[str, ...]]:
+    tags = tuple(t.lower() for t in row.tags)
+    return " ".join([row.name.lower(), row.host.lower(), row.address.lower(), *tags]), tags
+
+
+def _matches_words(haystack: str, tags: tuple[str, ...], words: Sequence[str]) -> bool:
     for word in words:
         if word.startswith("tag:"):
             wanted = word[4:]
@@ -323,6 +338,162 @@ def matches(row: EndpointRow, query: str) -> bool:
         elif word not in haystack:
             return False
     return True
+
+
+def matches(row: EndpointRow, query: str) -> bool:
+    """Whether ``row`` passes the filter: every word of ``query`` (case-insensitive)
+    is in the name, host, host:port or a tag. ``tag:x`` matches tags only."""
+    words = query.lower().split()
+    return not words or _matches_words(*_haystack(row), words)
+
+
+WIDE_COLUMNS = ("name", "address", "issuer")
+"""The flexible columns whose widest shown text :class:`RowList` keeps track of."""
+
+
+class _Ordered:
+    """Rows in :func:`sort_key` order, with their keys alongside for binary search."""
+
+    def __init__(self, rows: list[EndpointRow], keys: list[SortKey]) -> None:
+        self.rows = rows
+        self.keys = keys
+
+    def find(self, row: EndpointRow) -> int:
+        """Position of ``row`` (which must be here)."""
+        return bisect_left(self.keys, sort_key(row))
+
+    def replace(self, old: EndpointRow | None, row: EndpointRow, key: SortKey) -> None:
+        """Put ``row`` in its place, taking ``old`` (None: nothing) out; in place when the key is the same."""
+        if old is not None:
+            i = self.find(old)
+            if self.keys[i] == key:
+                self.rows[i] = row
+                return
+            del self.keys[i]
+            del self.rows[i]
+        i = bisect_left(self.keys, key)
+        self.keys.insert(i, key)
+        self.rows.insert(i, row)
+
+
+class RowList:
+    """The list's rows, kept in order as reports arrive, one row at a time.
+
+    Holds every endpoint's row in :func:`sort_key` order, the rows passing the filter
+    (in the same order), the count per status (over every row) and the widest text of
+    each of :data:`WIDE_COLUMNS` (over the rows shown). Replacing a row costs a binary
+    search and a list insertion, not a re-sort, a re-filter or a re-count of every row
+    (a row that keeps its place, such as one starting a probe, is replaced where it
+    is). A new filter looks at every row once and sorts nothing. Whether a row passes
+    the filter depends only on its endpoint (name, host, tags).
+    """
+
+    def __init__(self, rows: Iterable[EndpointRow] = (), query: str = "") -> None:
+        self._all: dict[str, EndpointRow] = {row.name: row for row in rows}
+        self._haystacks: dict[str, tuple[str, tuple[str, ...]]] = {}
+        """Lower-case text the filter searches, per endpoint (made the first time a filter is set)."""
+        self._widths = {name: _widths(row) for name, row in self._all.items()}
+        self.counts: dict[Status | None, int] = count_statuses(list(self._all.values()))
+        """Rows per status (None: not checked yet), over every row."""
+        ordered = sort_rows(self._all.values())
+        self._order = _Ordered(ordered, [sort_key(row) for row in ordered])
+        self.query = query
+        """The filter (see :func:`matches`)."""
+        self._words: list[str] = []
+        self._passes: dict[str, bool] = {}
+        self._view = self._order
+        self._widest: list[Counter[int]] = []
+        self.set_query(query)
+
+    @property
+    def shown(self) -> Sequence[EndpointRow]:
+        """The rows passing the filter, in order (read only)."""
+        return self._view.rows
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def get(self, name: str) -> EndpointRow | None:
+        """The row of ``name``, shown or not."""
+        return self._all.get(name)
+
+    def index(self, name: str) -> int | None:
+        """Position of ``name`` among the rows shown; None if it is not shown."""
+        row = self._all.get(name)
+        if row is None or not self._passes[name]:
+            return None
+        return self._view.find(row)
+
+    def set_query(self, query: str) -> None:
+        """Filter by ``query`` (see :func:`matches`)."""
+        self.query = query
+        self._words = query.lower().split()
+        self._passes = (
+            dict.fromkeys(self._all, True) if not self._words else {n: self._match(n) for n in self._all}
+        )
+        if self._words:
+            kept = [i for i, row in enumerate(self._order.rows) if self._passes[row.name]]
+            self._view = _Ordered([self._order.rows[i] for i in kept], [self._order.keys[i] for i in kept])
+        else:
+            self._view = self._order  # one list: a row is put once
+        widths = [self._widths[row.name] for row in self._view.rows]
+        self._widest = [Counter(column) for column in zip(*widths, strict=True)] or [
+            Counter() for _ in WIDE_COLUMNS
+        ]
+
+    def _match(self, name: str) -> bool:
+        if not self._words:
+            return True
+        haystack = self._haystacks.get(name)
+        if haystack is None:
+            haystack = self._haystacks[name] = _haystack(self._all[name])
+        return _matches_words(*haystack, self._words)
+
+    def put(self, row: EndpointRow) -> None:
+        """Add ``row`` or replace the row of the same name, keeping the order and the counts."""
+        name = row.name
+        old = self._all.get(name)
+        self._all[name] = row
+        if old is None:
+            self._passes[name] = self._match(name)
+        if old is None or old.status is not row.status:
+            self._count(old, row)
+        old_widths = self._widths.get(name)
+        widths = old_widths
+        if old is None or old.issuer != row.issuer:
+            widths = self._widths[name] = _widths(row)
+        key = sort_key(row)
+        self._order.replace(old, row, key)
+        if self._passes[name]:
+            if self._view is not self._order:
+                self._view.replace(old, row, key)
+            if widths is not old_widths:
+                self._count_widths(old_widths, -1)
+                self._count_widths(widths, 1)
+
+    def _count(self, old: EndpointRow | None, row: EndpointRow) -> None:
+        if old is not None:
+            self.counts[old.status] -= 1
+            if not self.counts[old.status]:
+                del self.counts[old.status]
+        self.counts[row.status] = self.counts.get(row.status, 0) + 1
+
+    def _count_widths(self, widths: tuple[int, ...] | None, step: int) -> None:
+        if widths is None:
+            return
+        for counter, width in zip(self._widest, widths, strict=True):
+            counter[width] += step
+            if not counter[width]:
+                del counter[width]
+
+    def widest(self) -> dict[str, int]:
+        """Column key -> widest text among the rows shown, for each of :data:`WIDE_COLUMNS`."""
+        return {key: max(counter, default=0) for key, counter in zip(WIDE_COLUMNS, self._widest, strict=True)}
+
+
+def _widths(row: EndpointRow) -> tuple[int, int, int]:
+    """Cell widths of the row's texts in :data:`WIDE_COLUMNS`."""
+    return cell_len(row.name), cell_len(row.address), cell_len(row.issuer)
 
 
 def count_statuses(rows: Sequence[EndpointRow]) -> dict[Status | None, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import events
 from textual.app import ComposeResult, SystemCommand
@@ -25,15 +25,12 @@ from textual.widgets import Footer
 from certpager.config import Endpoint
 from certpager.probe import CertInfo, EndpointReport
 from certpager.tui import view
-from certpager.tui.messages import Recheck
+from certpager.tui.messages import Recheck, StartFix
 from certpager.tui.services import Clock
 from certpager.tui.widgets.chain_tree import ChainTree
 from certpager.tui.widgets.pages_view import PagesView
 from certpager.tui.widgets.pane import Pane
 from certpager.tui.widgets.report_views import DetailHeader, FactsView, FindingsView, HandshakeView
-
-if TYPE_CHECKING:
-    from certpager.tui.app import CertpagerApp
 
 NARROW = 110
 """Below this width the findings and the chain stack instead of sitting side by side."""
@@ -92,6 +89,7 @@ class DetailScreen(Screen[None]):
         clock: Clock,
         readonly: bool,
         checking: bool = False,
+        fixable: bool = False,
     ) -> None:
         super().__init__()
         self.endpoint = endpoint
@@ -102,14 +100,13 @@ class DetailScreen(Screen[None]):
         self.set_reactive(DetailScreen.readonly, readonly)
         self.set_reactive(DetailScreen.checking, checking)
         self._shown_shape = _shape(report)
+        self.fixable = fixable
+        """A runbook can be offered for this endpoint (the app says so when it opens the screen)."""
 
     @property
-    def cp_app(self) -> CertpagerApp:
-        """The app, typed."""
-        from certpager.tui.app import CertpagerApp
-
-        assert isinstance(self.app, CertpagerApp)
-        return self.app
+    def can_fix(self) -> bool:
+        """Whether the fix key offers a runbook (never in read-only mode)."""
+        return self.fixable and not self.readonly
 
     def compose(self) -> ComposeResult:
         bound = {"report": DetailScreen.report, "now": DetailScreen.now, "checking": DetailScreen.checking}
@@ -162,7 +159,8 @@ class DetailScreen(Screen[None]):
 
     def action_fix(self) -> None:
         """Choose and run a runbook for this endpoint, for the selected finding."""
-        self.cp_app.start_fix(self.endpoint.name, finding=self.selected_finding())
+        if self.can_fix:
+            self.post_message(StartFix(self.endpoint.name, finding=self.selected_finding()))
 
     def selected_finding(self) -> str | None:
         """The code of the selected finding (the first, worst one unless n/p moved it)."""
@@ -191,7 +189,7 @@ class DetailScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "fix":
-            return self.cp_app.can_fix(self.endpoint.name)
+            return self.can_fix
         if action in ("next_finding", "previous_finding"):
             return self.report is not None and len(self.report.findings) > 1
         if action in ("copy_pem", "copy_fingerprint"):
@@ -232,7 +230,7 @@ class DetailScreen(Screen[None]):
     def palette_commands(self) -> Iterator[SystemCommand]:
         """Actions of this screen for the command palette."""
         name = self.endpoint.name
-        if self.cp_app.can_fix(name):
+        if self.can_fix:
             yield SystemCommand(f"Fix {name}…", "Choose a runbook, see its plan, run it (f)", self.action_fix)
         yield SystemCommand(f"Recheck {name}", "Probe this endpoint now (r)", self.action_recheck)
         if self._cert() is not None:

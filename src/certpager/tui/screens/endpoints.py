@@ -1,44 +1,51 @@
 """The main screen: every endpoint, worst first, re-probed live.
 
 The screen owns the state (latest report per endpoint, which probes are in
-flight, the filter) and derives the rows the table shows. Probes run as one
-named, exclusive worker per endpoint, bounded by the config's concurrency; each
-calls the injected checker and posts :class:`ProbeFinished`. Reports that arrive
-in a burst are folded into one re-sort.
+flight, the filter) and the rows the table shows (a :class:`view.RowList`, kept in
+order one row at a time). Probes wait in one queue drained by as many pump
+workers as the config's concurrency allows; each report goes into a buffer that
+is applied at most every :data:`FLUSH_INTERVAL` seconds: the rows, the counts and
+the screen update once per batch, so 10,000 endpoints reporting in a burst cost
+one repaint per batch, not one per report. What the app needs to know (probes
+started, reports taken, an endpoint chosen) is posted to it as messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input
-from textual.worker import Worker, WorkerState
 
 from certpager.config import Config, Endpoint
 from certpager.fleet.pages import PageMap
 from certpager.probe import EndpointReport, Status
 from certpager.tui import view
 from certpager.tui.alerts import watch_alerts
-from certpager.tui.messages import ProbeCrashed, ProbeFinished
+from certpager.tui.messages import PagesUpdated, ProbeCrashed, ProbeStarted, ReportsAccepted, ShowEndpoint
 from certpager.tui.services import Checker, Clock, Schedule, safe_check
-from certpager.tui.view import EndpointRow
+from certpager.tui.view import EndpointRow, RowList
 from certpager.tui.widgets.endpoint_table import EndpointTable
 from certpager.tui.widgets.summary import StatusSummary
 
-if TYPE_CHECKING:
-    from certpager.tui.app import CertpagerApp
-
 CLOCK_TICK = 5.0
 """Seconds between refreshes of the days-left and CHECKED columns."""
+
+FLUSH_INTERVAL = 0.05
+"""Reports arriving within this many seconds of the last repaint wait and are applied together."""
+
+ALERTS_SHOWN = 3
+"""At most this many "got worse" notices per batch of reports; more are told as one count."""
 
 
 class FilterInput(Input):
@@ -71,15 +78,13 @@ class EndpointsScreen(Screen[None]):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    rows: reactive[tuple[EndpointRow, ...]] = reactive((), always_update=True)
-    """Rows shown: filtered, worst first."""
     counts: reactive[dict[Status | None, int]] = reactive(dict, always_update=True)
     """Endpoints per status (all endpoints, not just those shown)."""
     total: reactive[int] = reactive(0)
     """Endpoints configured."""
     shown: reactive[int] = reactive(0)
     """Rows passing the filter."""
-    filter_text: reactive[str] = reactive("")
+    filter_text: reactive[str] = reactive("", init=False)
     """The filter (name, host or tag words)."""
     checking: reactive[int] = reactive(0)
     """Probes in flight."""
@@ -106,9 +111,9 @@ class EndpointsScreen(Screen[None]):
         self.endpoints: dict[str, Endpoint] = {ep.name: ep for ep in config.endpoints}
         """Endpoints by name, in config order."""
         self.reports: dict[str, EndpointReport] = {}
-        """Latest report per endpoint."""
-        self.in_flight: set[str] = set()
-        """Endpoints being probed now."""
+        """Latest report per endpoint (as shown: reports wait for the next repaint)."""
+        self.in_flight: set[str] = set(self.endpoints)
+        """Endpoints being probed now (until their report is shown); every one from the start."""
         self.pages = PageMap()
         """Alertmanager's alerts by endpoint (kept current by certpager.tui.alerts)."""
         self.adhoc: set[str] = set()
@@ -116,24 +121,35 @@ class EndpointsScreen(Screen[None]):
         self._checker = checker
         self._clock = clock
         self._schedule = schedule
-        self._limit = asyncio.Semaphore(max(config.settings.concurrency, 1))
-        self._row_cache: dict[str, EndpointRow] = {}
-        self._rebuild_scheduled = False
+        self._concurrency = max(config.settings.concurrency, 1)
+        self._queue: asyncio.Queue[Endpoint] = asyncio.Queue()
+        """Endpoints waiting for a pump."""
+        for endpoint in self.endpoints.values():
+            self._queue.put_nowait(endpoint)
+        self._pumps = 0
+        """Pump workers started (they live as long as the screen, waiting on the queue when idle)."""
+        self._arrived: list[EndpointReport] = []
+        """Reports not applied yet (until the next flush)."""
+        self._flush_timer: Timer | None = None
+        self._flush_pending = False
+        self._flushed_at = 0.0
         self._quiet: set[str] = set()
         """Endpoints whose next report must not ring the bell (the full probe right after a
         runbook's lean verification report may add deep-check findings: not a regression)."""
+        now = clock()
+        self.row_list = RowList(
+            view.make_row(ep, None, True, now, self.pages.of(ep.name)) for ep in self.endpoints.values()
+        )
+        """Every row, and the rows shown in order."""
         self.set_reactive(EndpointsScreen.bell, bell)
         self.set_reactive(EndpointsScreen.readonly, readonly)
         self.set_reactive(EndpointsScreen.total, len(self.endpoints))
-        self.set_reactive(EndpointsScreen.now, clock())
+        self.set_reactive(EndpointsScreen.now, now)
 
     @property
-    def cp_app(self) -> CertpagerApp:
-        """The app, typed."""
-        from certpager.tui.app import CertpagerApp
-
-        assert isinstance(self.app, CertpagerApp)
-        return self.app
+    def rows(self) -> Sequence[EndpointRow]:
+        """Rows shown: filtered, worst first."""
+        return self.row_list.shown
 
     def compose(self) -> ComposeResult:
         yield StatusSummary(id="summary").data_bind(
@@ -145,7 +161,7 @@ class EndpointsScreen(Screen[None]):
             EndpointsScreen.bell,
             EndpointsScreen.readonly,
         )
-        yield EndpointTable(id="endpoints").data_bind(EndpointsScreen.rows, EndpointsScreen.now)
+        yield EndpointTable(id="endpoints").data_bind(EndpointsScreen.now)
         filter_input = FilterInput(
             placeholder="filter by name, host or tag (tag:prod) · Enter keeps · Esc clears",
             id="filter",
@@ -156,9 +172,9 @@ class EndpointsScreen(Screen[None]):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self._rebuild(all_rows=True)
         self.query_one(EndpointTable).focus()
-        self.probe(self.endpoints.values())
+        self._start_pumps()  # every endpoint is queued (and its row says checking) from the start
+        self._flush()
         if self._schedule is not None:
             self.set_interval(1.0, self._tick, name="schedule")
         self.set_interval(CLOCK_TICK, self._tick_clock, name="clock")
@@ -168,31 +184,40 @@ class EndpointsScreen(Screen[None]):
 
     def probe(self, endpoints: Iterable[Endpoint]) -> int:
         """Start a fresh probe of each endpoint not already in flight; return how many started."""
-        started = 0
+        started: list[str] = []
         for endpoint in endpoints:
-            if endpoint.name in self.in_flight:
+            name = endpoint.name
+            if name in self.in_flight:
                 continue
-            self.in_flight.add(endpoint.name)
-            self._row_cache.pop(endpoint.name, None)
-            self.cp_app.probe_started(endpoint.name)
-            self.run_worker(
-                self._probe(endpoint),
-                name=f"probe {endpoint.name}",
-                group=f"probe:{endpoint.name}",
-                exclusive=True,
-                exit_on_error=False,
-                description=f"probe {endpoint.address}",
-            )
-            started += 1
+            self.in_flight.add(name)
+            self._queue.put_nowait(endpoint)
+            row = self.row_list.get(name)
+            if row is not None and not row.checking:
+                self.row_list.put(dataclasses.replace(row, checking=True))
+            started.append(name)
         if started:
-            self.checking = len(self.in_flight)
-            self._schedule_rebuild()
-        return started
+            self.post_message(ProbeStarted(tuple(started)))
+            self._start_pumps()
+            self._schedule_flush()
+        return len(started)
 
-    async def _probe(self, endpoint: Endpoint) -> None:
-        async with self._limit:
-            report = await safe_check(self._checker, endpoint, self._clock)
-        self.post_message(ProbeFinished(report))
+    def _start_pumps(self) -> None:
+        """Enough pump workers for the queue, up to the configured concurrency."""
+        while self._pumps < min(self._concurrency, self._queue.qsize()):
+            self._pumps += 1
+            self.run_worker(self._pump(), group="probes", exit_on_error=False, description="probes")
+
+    async def _pump(self) -> None:
+        """Probe queued endpoints one after the other, for as long as the screen lives."""
+        while True:
+            endpoint = await self._queue.get()
+            try:
+                report = await safe_check(self._checker, endpoint, self._clock)
+            except Exception as exc:  # a bug, not a TLS failure: the row must not stay checking
+                self.post_message(ProbeCrashed(endpoint.name, f"{type(exc).__name__}: {exc}"))
+                continue
+            self._arrived.append(report)
+            self._schedule_flush()
 
     def recheck(self, names: Iterable[str] = ()) -> int:
         """Probe the named endpoints now (none named: all of them)."""
@@ -211,118 +236,142 @@ class EndpointsScreen(Screen[None]):
     def _tick_clock(self) -> None:
         now = self._clock()
         if now != self.now:
-            self.now = now
-            self._rebuild(all_rows=True)
-
-    @on(ProbeFinished)
-    def _on_probe_finished(self, message: ProbeFinished) -> None:
-        message.stop()  # handled here; the app would forward it back
-        self.accept_report(message.report)
+            self.now = now  # the table measures days and ages against it when it paints
 
     def accept_report(self, report: EndpointReport, *, quiet: bool = False) -> None:
-        """Take a new report: update the row, alert if it got worse, refresh open detail screens.
+        """Take a new report now (a runbook's verification): the row, alerts, open detail screens.
 
         Args:
             report: the new report.
             quiet: no alert for this report nor for the next one of the same endpoint.
         """
-        name = report.name
-        if name not in self.endpoints:
+        if report.name not in self.endpoints:
             return
+        worse = self._apply(report, quiet=quiet)
+        self._alert(worse)
+        self.post_message(ReportsAccepted((report,)))
+        self._schedule_flush()
+
+    def _apply(
+        self, report: EndpointReport, *, quiet: bool = False
+    ) -> list[tuple[EndpointReport, EndpointReport]]:
+        """Record ``report`` and replace its row; returns (old, new) if it is worse than the last one."""
+        name = report.name
         old = self.reports.get(name)
         self.reports[name] = report
         self.in_flight.discard(name)
-        self.checking = len(self.in_flight)
-        self._row_cache.pop(name, None)
+        self.row_list.put(view.make_row(self.endpoints[name], report, False, self.now, self.pages.of(name)))
         if self._schedule is not None:
             self._schedule.probed(name, time.monotonic())
         if quiet:
             self._quiet.add(name)
         elif name in self._quiet:
             self._quiet.discard(name)
-        elif view.got_worse(old, report) and old is not None:
-            self._alert(old, report)
-        self.cp_app.report_updated(report)
-        self._schedule_rebuild()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A probe worker that failed outright (a bug) must not leave its row checking forever."""
-        worker = event.worker
-        if event.state is WorkerState.ERROR and worker.group.startswith("probe:"):
-            name = worker.group.removeprefix("probe:")
-            self.post_message(ProbeCrashed(name, f"{type(worker.error).__name__}: {worker.error}"))
+        elif old is not None and view.got_worse(old, report):
+            return [(old, report)]
+        return []
 
     @on(ProbeCrashed)
     def _on_probe_crashed(self, message: ProbeCrashed) -> None:
         message.stop()
         self.in_flight.discard(message.name)
-        self.checking = len(self.in_flight)
-        self._row_cache.pop(message.name, None)
-        self._schedule_rebuild()
+        row = self.row_list.get(message.name)
+        if row is not None and row.checking:
+            self.row_list.put(dataclasses.replace(row, checking=False))
+        self._schedule_flush()
         self.notify(
             view.printable(f"Probe of {message.name} failed: {message.error}"), severity="error", markup=False
         )
 
-    def _alert(self, old: EndpointReport, new: EndpointReport) -> None:
-        if not self.bell:
+    def _alert(self, worse: list[tuple[EndpointReport, EndpointReport]]) -> None:
+        if not self.bell or not worse:
             return
         self.app.bell()
-        worst = view.worst_finding(new)
-        detail = f"\n{view.printable(worst.message)}" if worst is not None else ""
-        self.notify(
-            f"{view.printable(new.name)}: {old.status.value} → {new.status.value}{detail}",
-            title="Endpoint got worse",
-            severity="error" if new.status.rank >= Status.CRITICAL.rank else "warning",
-            timeout=15,
-            markup=False,
-        )
+        for old, new in worse[:ALERTS_SHOWN]:
+            found = view.worst_finding(new)
+            detail = f"\n{view.printable(found.message)}" if found is not None else ""
+            self.notify(
+                f"{view.printable(new.name)}: {old.status.value} → {new.status.value}{detail}",
+                title="Endpoint got worse",
+                severity="error" if new.status.rank >= Status.CRITICAL.rank else "warning",
+                timeout=15,
+                markup=False,
+            )
+        if len(worse) > ALERTS_SHOWN:
+            more = len(worse) - ALERTS_SHOWN
+            self.notify(
+                f"{more} more endpoint{'s' if more != 1 else ''} got worse: they are at the top of the list.",
+                title="Endpoints got worse",
+                severity="error",
+                timeout=15,
+                markup=False,
+            )
 
     def set_pages(self, pages: PageMap) -> None:
-        """Take a fresh set of alerts: mark and sort the paged rows, add and probe the
-        endpoints only an alert names."""
-        self.pages = pages
+        """Take a fresh set of alerts: mark and move the rows whose alerts changed (not every
+        row), add and probe the endpoints only an alert names; screens showing one of the
+        endpoints whose alerts changed are told (:class:`PagesUpdated`)."""
+        old, self.pages = self.pages, pages
+        now = self.now
         new = [ep for ep in pages.adhoc if ep.name not in self.endpoints]
         for endpoint in new:
             self.endpoints[endpoint.name] = endpoint
             self.adhoc.add(endpoint.name)
+            # probe() only marks rows that exist: the row goes in first.
+            self.row_list.put(view.make_row(endpoint, None, False, now, pages.of(endpoint.name)))
         self.total = len(self.endpoints)
+        changed = tuple(sorted(n for n in {*old.pages, *pages.pages} if old.of(n) != pages.of(n)))
+        for name in changed:
+            row = self.row_list.get(name)
+            if row is not None and row.pages != len(pages.of(name)):
+                self.row_list.put(dataclasses.replace(row, pages=len(pages.of(name))))
         self.probe(new)
-        self._rebuild(all_rows=True)
-        self.cp_app.pages_updated()
+        self._flush()
+        if changed:
+            self.post_message(PagesUpdated(changed))
 
     # -- rows ---------------------------------------------------------------
 
-    def _schedule_rebuild(self) -> None:
-        if not self._rebuild_scheduled:
-            self._rebuild_scheduled = True
-            self.call_later(self._rebuild)
+    def _schedule_flush(self) -> None:
+        """Apply what arrived on the next turn of the loop, or when FLUSH_INTERVAL has passed
+        since the last flush if that is later (a stream of reports repaints ~20 times a second)."""
+        if self._flush_pending:
+            return
+        self._flush_pending = True
+        wait = self._flushed_at + FLUSH_INTERVAL - time.monotonic()
+        if wait > 0:
+            self._flush_timer = self.set_timer(wait, self._flush, name="flush")
+        else:
+            self.call_later(self._flush)
 
-    def _rebuild(self, all_rows: bool = False) -> None:
-        """Recompute rows from reports (cached per endpoint), sort, filter, count."""
-        self._rebuild_scheduled = False
-        if all_rows:
-            self._row_cache.clear()
-        now = self.now
-        every: list[EndpointRow] = []
-        for name, endpoint in self.endpoints.items():
-            row = self._row_cache.get(name)
-            if row is None:
-                row = view.make_row(
-                    endpoint, self.reports.get(name), name in self.in_flight, now, self.pages.of(name)
-                )
-                self._row_cache[name] = row
-            every.append(row)
-        self.counts = view.count_statuses(every)
-        shown = [r for r in every if view.matches(r, self.filter_text)]
-        self.shown = len(shown)
-        table = self.query_one(EndpointTable)
+    def _flush(self) -> None:
+        """Apply the reports that arrived, then show the rows, the counts and the filter state."""
+        self._flush_pending = False
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        self._flushed_at = time.monotonic()
+        arrived, self._arrived = self._arrived, []
+        worse: list[tuple[EndpointReport, EndpointReport]] = []
+        for report in arrived:
+            if report.name in self.endpoints:
+                worse += self._apply(report)
+        if arrived:
+            self._alert(worse)
+            self.post_message(ReportsAccepted(tuple(arrived)))
+        self.checking = len(self.in_flight)
+        self.counts = dict(self.row_list.counts)
+        self.shown = len(self.row_list.shown)
+        table = next(iter(self.query(EndpointTable)), None)
+        if table is None:  # not composed yet: on_mount flushes
+            return
         if self.filter_text:
             table.empty_text = (
                 f"No endpoint matches “{view.printable(self.filter_text)}”. Esc clears the filter."
             )
         else:
             table.empty_text = "No endpoints configured."
-        self.rows = tuple(view.sort_rows(shown))
+        table.show(self.row_list)
 
     # -- filter -------------------------------------------------------------
 
@@ -351,8 +400,9 @@ class EndpointsScreen(Screen[None]):
         self.query_one(EndpointTable).focus()
 
     def watch_filter_text(self) -> None:
+        self.row_list.set_query(self.filter_text)
         if self.is_mounted:
-            self._rebuild()
+            self._flush()
             if not self.filter_text and not self.query_one(FilterInput).has_focus:
                 self.query_one(FilterInput).display = False
 
@@ -381,7 +431,7 @@ class EndpointsScreen(Screen[None]):
 
     @on(EndpointTable.Selected)
     def _selected(self, message: EndpointTable.Selected) -> None:
-        self.cp_app.show_endpoint(message.name)
+        self.post_message(ShowEndpoint(message.name))
 
     def highlighted(self) -> str | None:
         """The endpoint under the cursor."""
@@ -418,4 +468,4 @@ class EndpointsScreen(Screen[None]):
 
     def _goto(self, name: str) -> None:
         self.query_one(EndpointTable).move_to(name)
-        self.cp_app.show_endpoint(name)
+        self.post_message(ShowEndpoint(name))

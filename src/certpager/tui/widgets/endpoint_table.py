@@ -1,9 +1,10 @@
 """The endpoint list: a Line API table that renders only the visible rows.
 
 ``DataTable`` rebuilds rows in Python on every re-sort and slows down with
-thousands of rows (reliability-plan T67); this widget keeps the rows as one
-tuple set by its screen and renders the lines in view, so 2,000 endpoints sort,
-filter and scroll without blocking input. Columns that do not fit the width are
+thousands of rows (reliability-plan T67); this widget shows the rows of a
+:class:`certpager.tui.view.RowList` its screen keeps in order and renders only
+the lines in view, so 10,000 endpoints sort, filter and scroll without blocking
+input: nothing here walks every row. Columns that do not fit the width are
 dropped in a fixed order of importance (issuer and latency first), so the list
 stays readable at 80x24.
 
@@ -13,7 +14,7 @@ name is never parsed as markup.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -23,6 +24,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.geometry import Region, Size, Spacing
 from textual.message import Message
 from textual.reactive import reactive
@@ -31,7 +33,7 @@ from textual.strip import Strip
 
 from certpager.probe import Status
 from certpager.tui import view
-from certpager.tui.view import EndpointRow
+from certpager.tui.view import EndpointRow, RowList
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ COLUMNS: tuple[Column, ...] = (
 
 SEPARATOR = 1
 """Blank cells between columns."""
+
+LINE_CACHE = 400
+"""Rendered rows kept (a few screens' worth)."""
 
 
 def layout_columns(
@@ -124,7 +129,7 @@ def cell_text(row: EndpointRow, key: str, now: datetime) -> str:
     if key == "address":
         return row.address
     if key == "days":
-        return view.days_text(row.days_left)
+        return view.days_text(row.days_at(now))
     if key == "expires":
         return view.date_text(row.not_after)
     if key == "issuer":
@@ -175,8 +180,6 @@ class EndpointTable(ScrollView, can_focus=True):
         Binding("enter", "select", "Details"),
     ]
 
-    rows: reactive[tuple[EndpointRow, ...]] = reactive((), always_update=True, layout=False)
-    """The rows to show, in order (the screen sorts and filters)."""
     now: reactive[datetime] = reactive(datetime(1970, 1, 1, tzinfo=UTC))
     """The clock the CHECKED ages are measured against."""
     cursor: reactive[int] = reactive(0)
@@ -202,32 +205,64 @@ class EndpointTable(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self._followed: str | None = None
         """Endpoint the cursor stays on across re-sorts, once the user has moved it."""
-        self._columns_cache: tuple[tuple[int, int], list[tuple[Column, int]], object] | None = None
-        """(width, rows identity) -> column widths (the rows are kept so the identity stays theirs)."""
+        self._list = RowList()
+        self._columns_cache: tuple[tuple[int, int], list[tuple[Column, int]]] | None = None
+        """(width, rows version) -> column widths."""
+        self._version = 0
+        """Bumped each time the rows are shown again (the column widths are measured once per version)."""
+        self._painted_state: tuple[object, ...] = ()
+        self._painted_rows: Sequence[EndpointRow] = ()
+        """What :meth:`show` last repainted: scroll, cursor, widths and the rows in view."""
+        self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(LINE_CACHE)
+        """Rendered rows: a repaint after a batch of reports renders only the rows that changed."""
 
     # -- state --------------------------------------------------------------
 
     @property
+    def rows(self) -> Sequence[EndpointRow]:
+        """The rows shown, in order (the screen sorts and filters)."""
+        return self._list.shown
+
+    @property
     def highlighted(self) -> str | None:
         """Name of the endpoint under the cursor."""
-        if 0 <= self.cursor < len(self.rows):
-            return self.rows[self.cursor].name
+        rows = self.rows
+        if 0 <= self.cursor < len(rows):
+            return rows[self.cursor].name
         return None
 
-    def watch_rows(self, old: tuple[EndpointRow, ...], new: tuple[EndpointRow, ...]) -> None:
-        before = self.highlighted if old else None
+    def show(self, rows: RowList) -> None:
+        """Show ``rows`` (again, after its screen changed them): the cursor stays on the
+        endpoint the user moved it to, wherever that endpoint is now."""
+        before = self.highlighted if self.rows else None
+        self._list = rows
+        self._version += 1
+        shown = rows.shown
         if self._followed is not None:
-            index = next((i for i, r in enumerate(new) if r.name == self._followed), None)
+            index = rows.index(self._followed)
             if index is not None:
                 self.set_reactive(EndpointTable.cursor, index)
-        if self.cursor >= len(new):
-            self.set_reactive(EndpointTable.cursor, max(len(new) - 1, 0))
-        self.virtual_size = Size(self.size.width, len(new) + 1)
+        if self.cursor >= len(shown):
+            self.set_reactive(EndpointTable.cursor, max(len(shown) - 1, 0))
+        self.virtual_size = Size(self.size.width, len(shown) + 1)
         self._scroll_cursor_into_view()
-        self.refresh()
+        self._refresh_if_changed()
         after = self.highlighted
         if after is not None and after != before:
             self.post_message(self.Highlighted(after))
+
+    def _refresh_if_changed(self) -> None:
+        """Repaint unless the rows in view are the very rows shown last time (most reports of a
+        large fleet change rows out of view)."""
+        top = int(self.scroll_y)
+        in_view = self.rows[top : top + max(self.size.height, 1)]
+        state = (top, self.cursor, len(self.rows), tuple(self._list.widest().values()))
+        same = state == self._painted_state and len(in_view) == len(self._painted_rows)
+        if same and all(a is b for a, b in zip(in_view, self._painted_rows, strict=True)):
+            return
+        self._painted_state = state
+        self._painted_rows = in_view
+        self.refresh()
 
     def validate_cursor(self, value: int) -> int:
         return max(0, min(value, len(self.rows) - 1)) if self.rows else 0
@@ -244,12 +279,12 @@ class EndpointTable(ScrollView, can_focus=True):
 
     def move_to(self, name: str) -> bool:
         """Put the cursor on ``name`` and keep it there; False if it is not shown."""
-        for i, row in enumerate(self.rows):
-            if row.name == name:
-                self._followed = name
-                self.cursor = i
-                return True
-        return False
+        index = self._list.index(name)
+        if index is None:
+            return False
+        self._followed = name
+        self.cursor = index
+        return True
 
     def _user_move(self, index: int) -> None:
         self.cursor = index
@@ -303,14 +338,9 @@ class EndpointTable(ScrollView, can_focus=True):
     # -- rendering ----------------------------------------------------------
 
     def _columns(self, width: int) -> list[tuple[Column, int]]:
-        rows = self.rows
-        if self._columns_cache is None or self._columns_cache[0] != (width, id(rows)):
-            wants = {
-                "name": max((cell_len(r.name) for r in rows), default=0),
-                "address": max((cell_len(r.address) for r in rows), default=0),
-                "issuer": max((cell_len(r.issuer) for r in rows), default=0),
-            }
-            self._columns_cache = ((width, id(rows)), layout_columns(width, wants=wants), rows)
+        key = (width, self._version)
+        if self._columns_cache is None or self._columns_cache[0] != key:
+            self._columns_cache = (key, layout_columns(width, wants=self._list.widest()))
         return self._columns_cache[1]
 
     def render_line(self, y: int) -> Strip:
@@ -319,14 +349,15 @@ class EndpointTable(ScrollView, can_focus=True):
         if y == 0:
             return self._render_header(width, base)
         index = int(self.scroll_y) + y - 1
-        if not self.rows:
+        rows = self.rows
+        if not rows:
             if y == 2:
                 style = base + self.get_component_rich_style("endpoint-table--empty")
                 return Strip([Segment(fit("  " + self.empty_text, width), style)], width)
             return Strip.blank(width, base)
-        if index >= len(self.rows):
+        if index >= len(rows):
             return Strip.blank(width, base)
-        return self._render_row(self.rows[index], index == self.cursor, width, base)
+        return self._render_row(rows[index], index == self.cursor, width, base)
 
     def _render_header(self, width: int, base: Style) -> Strip:
         style = base + self.get_component_rich_style("endpoint-table--header")
@@ -342,7 +373,18 @@ class EndpointTable(ScrollView, can_focus=True):
             segments.append(Segment(" " * (width - used), style))
         return Strip(segments, width)
 
+    def notify_style_update(self) -> None:
+        self._lines.clear()
+        super().notify_style_update()
+
     def _render_row(self, row: EndpointRow, is_cursor: bool, width: int, base: Style) -> Strip:
+        key = (row, is_cursor, width, base, self.now, tuple(w for _, w in self._columns(width)))
+        strip = self._lines.get(key)
+        if strip is None:
+            strip = self._lines[key] = self._paint_row(row, is_cursor, width, base)
+        return strip
+
+    def _paint_row(self, row: EndpointRow, is_cursor: bool, width: int, base: Style) -> Strip:
         rich_style: Callable[[str], Style] = self.get_component_rich_style
         row_style = base
         if row.status is None:

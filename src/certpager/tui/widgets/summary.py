@@ -43,33 +43,44 @@ class StatusSummary(Widget):
     """Runbook actions are hidden."""
 
     def render(self) -> Text:
+        text = self._line(compact=False)
+        width = self.size.width
+        if width and text.cell_len > width:
+            # A fleet's five-digit counts: drop the title and the padding before anything is cut.
+            text = self._line(compact=True)
+        return text
+
+    def _line(self, *, compact: bool) -> Text:
         style = self.get_component_rich_style
+        pad = "" if compact else " "
+        gap = " " if compact else "  "
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" certpager ", style("status-summary--title"))
-        text.append(" ")
+        if not compact:
+            text.append(" certpager ", style("status-summary--title"))
+            text.append(" ")
         for status in view.STATUS_ORDER:
             n = self.counts.get(status, 0)
             if n == 0 and status is not Status.OK:
                 continue
             symbol, label = view.BADGES[status]
             key = view.status_key(status) if n else "pending"
-            text.append(f" {symbol} {n} {label} ", style(f"status-summary--{key}"))
+            text.append(f"{pad}{symbol} {n} {label}{pad}", style(f"status-summary--{key}"))
             text.append(" ")
         pending = self.counts.get(None, 0)
         if pending:
-            text.append(f" · {pending} not checked yet ", style("status-summary--pending"))
+            text.append(f"{pad}· {pending} not checked yet{pad}", style("status-summary--pending"))
             text.append(" ")
         muted = style("status-summary--muted")
         if self.filter_text:
-            text.append(f"  /{view.printable(self.filter_text)}  {self.shown} of {self.total}", muted)
+            text.append(f"{gap}/{view.printable(self.filter_text)}{gap}{self.shown} of {self.total}", muted)
         else:
             noun = "endpoint" if self.total == 1 else "endpoints"
-            text.append(f"  {self.total} {noun}", muted)
+            text.append(f"{gap}{self.total} {noun}", muted)
         if self.checking:
-            text.append(f"  {view.CHECKING_SYMBOL} {self.checking} checking", muted)
+            text.append(f"{gap}{view.CHECKING_SYMBOL} {self.checking} checking", muted)
         if not self.bell:
-            text.append("  bell off", muted)
+            text.append(f"{gap}bell off", muted)
         if self.readonly:
-            text.append("  ")
+            text.append(gap)
             text.append(" READ-ONLY ", style("status-summary--mode"))
         return text
