@@ -8,9 +8,11 @@ valgrind the client runs ~50x slower than nginx answers: awaiting a handshake in
 counted fewer instructions here and cost 10-30% more time in real runs). It says nothing
 about parallelism, cache misses or waiting. certpager runs in one process (``--workers
 1``) unless ``--workers N`` is given: then the instructions of the parent and of every
-worker process are summed (valgrind follows each fork and reports each process on its
-own), and printed apart, so the cost of the worker pool itself (start, sending and
-receiving results, teardown) is counted. The 1-endpoint run never starts workers, so
+worker process are summed, and printed apart, so the cost of the worker pool itself
+(start, sending and receiving results, teardown) is counted. A forked child starts with a
+copy of valgrind's counters: its own summary includes what the parent did before the fork
+(~700 M instructions here), so these runs use callgrind, which dumps and zeroes the
+parent's counts at each ``os.fork`` (see :func:`count`). The 1-endpoint run never starts workers, so
 the pool's whole cost lands in the per-endpoint figure, as it does in a real run.
 
 Starts N nginx endpoints (bench/stack.py), then runs each tool under
@@ -51,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 #: valgrind's summary line, one per process: ``==PID== I   refs:      1,234``.
 _IR = re.compile(r"^==(\d+)==\s+I\s+refs:\s+([\d,]+)", re.MULTILINE)
 _PID = re.compile(r"^==(\d+)==", re.MULTILINE)
+_TOTALS = re.compile(r"^totals:\s+(\d+)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,20 @@ class Counted:
 
 
 def count(cmd: list[str], env: dict[str, str], timeout: float, profile: Path | None = None) -> Counted:
-    """Instructions executed by ``cmd`` and every process it forks or starts (traced too).
-    With ``profile``, callgrind writes one profile per process to ``profile.<pid>``."""
+    """Instructions executed by ``cmd`` and every process it forks.
+
+    Without ``profile``: cachegrind's summary (for a command that does not fork). With
+    ``profile``: callgrind, one profile per process (``profile.<pid>``). A forked child
+    starts with a copy of its parent's counters, so its summary on stderr includes all
+    the parent did before the fork; callgrind dumps (and zeroes) the parent's profile at
+    every ``os.fork`` (``--dump-before=os_fork``, into ``profile.<pid>.<n>``), so that the
+    profile files, summed, count each instruction once.
+    """
     subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)  # warm: .pyc written
     if profile is None:
         tool = ["--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     else:
-        tool = ["--tool=callgrind", f"--callgrind-out-file={profile}.%p"]
+        tool = ["--tool=callgrind", f"--callgrind-out-file={profile}.%p", "--dump-before=os_fork"]
     run = subprocess.run(
         ["valgrind", *tool, "--trace-children=yes", *cmd],
         env=env,
@@ -82,11 +92,25 @@ def count(cmd: list[str], env: dict[str, str], timeout: float, profile: Path | N
         timeout=timeout * 20,
     )
     first = _PID.search(run.stderr)
-    per_pid = {int(pid): int(n.replace(",", "")) for pid, n in _IR.findall(run.stderr)}
-    if first is None or int(first.group(1)) not in per_pid:
-        raise RuntimeError(f"no instruction count from valgrind: {run.stderr[-500:]}")
-    parent = per_pid.pop(int(first.group(1)))
-    return Counted(parent, sum(per_pid.values()), 1 + len(per_pid))
+    if first is None:
+        raise RuntimeError(f"no output from valgrind: {run.stderr[-500:]}")
+    pid = int(first.group(1))
+    if profile is None:
+        per_pid = {int(p): int(n.replace(",", "")) for p, n in _IR.findall(run.stderr)}
+        if set(per_pid) != {pid}:
+            raise RuntimeError(f"forked processes cannot be counted without callgrind: {sorted(per_pid)}")
+        return Counted(per_pid[pid], 0, 1)
+    parent = children = processes = 0
+    for path in profile.parent.glob(f"{profile.name}.*"):
+        totals = sum(int(n) for n in _TOTALS.findall(path.read_text(errors="replace")))
+        if path.name[len(profile.name) + 1 :].split(".")[0] == str(pid):
+            parent += totals
+        else:
+            children += totals
+            processes += 1
+    if parent == 0:
+        raise RuntimeError(f"no callgrind profile for {cmd[:3]}: {run.stderr[-500:]}")
+    return Counted(parent, children, 1 + processes)
 
 
 def report(counted: dict[tuple[str, int], Counted], tools: list[str], n: int, workers: int) -> None:
@@ -174,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             other = {**env, "PYTHONPATH": str(src.resolve())}
             tools[f"certpager-lean@{ref}"] = (certpager, other)
         jobs = [(name, size) for name in tools for size in (1, args.n)]
+        # Forked workers are counted from callgrind's profiles: kept in --profiles DIR, or here.
         profiles = Path(args.profiles).resolve() if args.profiles else None
+        if profiles is None and args.workers > 1:
+            profiles = work / "profiles"
         if profiles is not None:
             profiles.mkdir(parents=True, exist_ok=True)
 
