@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import gc
 import os
 import pickle
@@ -241,8 +240,6 @@ def _run_workers(
     try:
         for limit in _shares(concurrency, workers):
             read, write = ctx.Pipe(duplex=False)
-            with contextlib.suppress(OSError):  # room for what arrives while the parent pauses
-                fcntl.fcntl(write.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
             process = ctx.Process(
                 target=_worker,
                 args=(endpoints, counter, wire.dump, settings, limit, write),
@@ -281,10 +278,6 @@ def _terminate(signum: int, _frame: object) -> None:
 
 #: A result's frame header: endpoint index, length of the bytes that follow.
 _FRAME = struct.Struct("!II")
-#: Pause of the parent between two rounds of reading the workers' pipes.
-_GATHER_SECONDS = 0.01
-#: Capacity asked for the pipes the workers send over (best effort).
-_PIPE_BYTES = 1 << 20
 
 
 def _collect(
@@ -292,33 +285,28 @@ def _collect(
 ) -> None:
     """Receive results until every worker has closed its pipe or gone silent.
 
-    Each round reads every message waiting, then pauses: woken for each message, the
-    parent would take CPU from the workers for little (the pipes hold far more than a
-    pause's worth). One selector for the whole run: ``multiprocessing.connection.wait``
-    builds one per call (and ``Connection.poll`` calls it).
+    One selector for the whole run: ``multiprocessing.connection.wait`` builds one per
+    call (and ``Connection.poll`` calls it). A message holds every result a worker
+    completed in one turn of its event loop (:class:`_Outbox`). A pause between rounds,
+    to let more gather, made no difference to the instructions counted and did not help
+    in timed runs (docs/performance.md).
     """
     with selectors.DefaultSelector() as selector:
         for worker in started:
             selector.register(worker.conn, selectors.EVENT_READ, worker)
         while selector.get_map():
-            ready = selector.select(timeout=1.0)
-            while ready:
-                now = time.monotonic()
-                for key, _events in ready:
-                    worker = key.data
-                    try:
-                        _unpack(worker.conn.recv_bytes(), results, load)
-                    except (EOFError, OSError):  # gone (a torn last message: redone)
-                        selector.unregister(worker.conn)
-                    worker.heard = now
-                ready = selector.select(timeout=0)
+            for key, _events in selector.select(timeout=1.0):
+                worker = key.data
+                worker.heard = time.monotonic()
+                try:
+                    _unpack(worker.conn.recv_bytes(), results, load)
+                except (EOFError, OSError):  # gone (a torn last message: redone)
+                    selector.unregister(worker.conn)
             now = time.monotonic()
             for key in list(selector.get_map().values()):
                 if now - key.data.heard > silence:
                     key.data.process.kill()  # its endpoints are checked again
                     selector.unregister(key.fileobj)
-            if selector.get_map():
-                time.sleep(_GATHER_SECONDS)
 
 
 def _unpack(message: bytes, results: list[T | None], load: Callable[[bytes], T]) -> None:
