@@ -8,8 +8,11 @@ fork context) once the input is parsed. Each worker runs its share of the concur
 index from a counter shared by all workers, so a worker slowed down by anything (a
 slow server, another job on the machine) leaves more to the others instead of making
 everyone wait for a fixed share. Each worker converts each report as it completes
-(the JSON text, or the report itself for the table) and sends it to the parent over a
-pipe; the parent hands the results back in input order. Reports are not kept once
+into bytes (the JSON text after a status byte, or the report pickled for the table)
+and sends them to the parent over a pipe, framed with the endpoint's index, several
+to a message when they complete together; the parent hands the results back in input
+order. What every worker would need on its own (the deeper checks' module, the trust
+stores) is made ready in the parent before forking. Reports are not kept once
 converted (:func:`certpager.check.monitor.stream_full`): memory holds only what is in
 flight.
 
