@@ -325,7 +325,7 @@ def _unpack(message: bytes, results: list[T | None], load: Callable[[bytes], T])
 
 class _Outbox:
     """A worker's side of its pipe. The results that complete in one turn of the event loop
-    go in one message (one write here, one read in the parent), sent before their slots
+    go in one message (one write here, one receive in the parent), sent before their slots
     take another endpoint: a worker that dies has only its checks in flight unreported."""
 
     def __init__(self, conn: Connection) -> None:
@@ -347,7 +347,7 @@ class _Outbox:
         assert sent is not None
         try:
             self._conn.send_bytes(b"".join(self._frames))
-        except OSError as exc:  # the parent is gone
+        except Exception as exc:  # the parent is gone: the slots end with it, and the worker
             sent.set_exception(exc)
         else:
             sent.set_result(None)
