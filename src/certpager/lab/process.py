@@ -20,6 +20,7 @@ whose leader that PID is).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import os
@@ -167,20 +168,20 @@ async def stop_group(proc: asyncio.subprocess.Process, grace: float = STOP_GRACE
     signal_group(proc.pid, signal.SIGKILL)
 
 
-class Started:
+class Started(abc.ABC):
     """``with thing as t:`` starts ``thing`` (unless :meth:`running`) and always stops it."""
 
     def running(self) -> bool:
         """Whether it was started and not stopped since (subclasses say; False: always start)."""
         return False
 
+    @abc.abstractmethod
     def start(self) -> object:
-        """Start it (subclasses)."""
-        raise NotImplementedError
+        """Start it."""
 
+    @abc.abstractmethod
     def stop(self) -> object:
-        """Stop it (subclasses)."""
-        raise NotImplementedError
+        """Stop it."""
 
     def __enter__(self) -> Self:
         if not self.running():

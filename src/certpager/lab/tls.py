@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import socket
 import ssl
@@ -160,9 +161,9 @@ class LoopbackServer(Started):
                 if conn in self._conns:
                     self._conns.remove(conn)
 
+    @abc.abstractmethod
     def handle(self, conn: socket.socket) -> None:
         """Serve one accepted connection (runs in its own thread)."""
-        raise NotImplementedError
 
     def hold(self, conn: socket.socket | TLSStream, max_seconds: float | None = None) -> None:
         """Read and discard until the client leaves, the server stops or ``max_seconds`` pass
