@@ -22,7 +22,7 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.reactive import reactive, var
+from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
@@ -84,21 +84,21 @@ class EndpointsScreen(Screen[None]):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    counts: reactive[dict[Status | None, int]] = var(dict)
+    counts: var[dict[Status | None, int]] = var(dict)
     """Endpoints per status (all endpoints, not just those shown)."""
-    total: reactive[int] = var(0)
+    total: var[int] = var(0)
     """Endpoints configured."""
-    shown: reactive[int] = var(0)
+    shown: var[int] = var(0)
     """Rows passing the filter."""
-    filter_text: reactive[str] = var("", init=False)
+    filter_text: var[str] = var("", init=False)
     """The filter (name, host or tag words)."""
-    checking: reactive[int] = var(0)
+    checking: var[int] = var(0)
     """Probes in flight."""
-    bell: reactive[bool] = var(True)
+    bell: var[bool] = var(True)
     """Ring the bell and notify when an endpoint gets worse."""
-    readonly: reactive[bool] = var(False)
+    readonly: var[bool] = var(False)
     """Runbook actions are hidden."""
-    now: reactive[datetime] = var(datetime.min)
+    now: var[datetime] = var(datetime.min)
     """The clock as of the last tick."""
 
     def __init__(
