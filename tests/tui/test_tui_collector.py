@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from certpager.tui.collector import FULL_INTERVAL, IDLE, Collector
+from certpager.tui.collector import FULL_INTERVAL, IDLE, IDLE_FULL_INTERVAL, Collector
 
 
 class Node:
@@ -29,6 +29,9 @@ def test_busy_ticks_freeze_survivors_and_an_idle_tick_frees_cycles_that_died_fro
         gc.collect()  # the collector's passes do not walk frozen objects
         assert ref() is not None
         now[0] += IDLE
+        assert collector.tick() is False  # idle, but a full pass is not due yet
+        assert ref() is not None
+        now[0] += IDLE_FULL_INTERVAL
         assert collector.tick() is True
         assert ref() is None
     finally:

@@ -8,8 +8,9 @@ objects that survived are moved, every :data:`TICK` seconds, into the permanent 
 (``gc.freeze``), which the collector's automatic passes do not walk; frozen objects
 are still freed by reference counting when a new report replaces an old one. A full
 pass over everything (which also frees the cycles that died after being frozen) runs
-when no key has been pressed for a while, and at least every :data:`FULL_INTERVAL`
-seconds, so memory stays bounded in a session of continuous typing.
+when no key has been pressed for a while (at most every :data:`IDLE_FULL_INTERVAL`
+seconds), and at least every :data:`FULL_INTERVAL` seconds, so memory stays bounded in a
+session of continuous typing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ TICK = 2.0
 
 IDLE = 2.0
 """No key or click for this many seconds: a full pass does not delay one."""
+
+IDLE_FULL_INTERVAL = 10.0
+"""Seconds at least between two full passes while idle (each walks every object)."""
 
 FULL_INTERVAL = 60.0
 """Seconds at most between two full passes, however busy the keyboard."""
@@ -43,7 +47,9 @@ class Collector:
         """Collect (young generations, or everything when idle or overdue), then freeze what
         survived; True if it was a full pass."""
         now = self._clock()
-        full = now - self._last_input >= IDLE or now - self._last_full >= FULL_INTERVAL
+        since_full = now - self._last_full
+        idle = now - self._last_input >= IDLE
+        full = (idle and since_full >= IDLE_FULL_INTERVAL) or since_full >= FULL_INTERVAL
         if full:
             gc.unfreeze()
             gc.collect()
