@@ -9,7 +9,8 @@ measured is the UI:
 - first frame: from building the app to the first frame (a write to the headless
   terminal) with rows in the list;
 - key latency: from a key event reaching the driver to the first frame in which what
-  the key does is done (cursor moved, filter applied, detail screen shown, back);
+  the key does is done (cursor on the endpoint the move chose, filter applied, detail
+  screen shown, back);
 - peak RSS of the process (``resource.getrusage``).
 
 With ``--paged K``, K endpoints are paged about from the first frame on, and another K
@@ -23,6 +24,7 @@ assert; every wait is bounded.
 .venv/bin/python bench/tui_fleet.py                      # 1,000 and 10,000 endpoints
 .venv/bin/python bench/tui_fleet.py --also-src main           # and main's code, interleaved
 .venv/bin/python bench/tui_fleet.py --sizes 10000 --paged 50  # with 50 endpoints paged about
+.venv/bin/python bench/tui_fleet.py --sizes 10000 --profile /tmp/keys  # cProfile of the key presses
 ```
 """
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import dataclasses
 import datetime as dt
 import json
@@ -218,12 +221,23 @@ def key_script(table: Any, app: Any) -> list[Step]:
     screen = app.endpoints_screen
     summary = screen.query_one(StatusSummary)
 
-    def cursor_is(delta: Callable[[int], int]) -> Callable[[], Callable[[], bool]]:
-        def make() -> Callable[[], bool]:
-            target = max(0, min(delta(table.cursor), len(table.rows) - 1))
-            return lambda: app.screen is screen and table.cursor == target
+    # The row a cursor key lands on is known only when the key is handled: reports re-sort
+    # the rows (and the cursor follows its endpoint) between the key being sent and handled,
+    # so an index worked out at sending can match an unrelated frame, or none. The table's
+    # move is watched instead: the key's effect is on screen in the first frame after the
+    # move where the cursor is on the endpoint the move chose.
+    moves: list[str | None] = []
+    original_move = table._user_move
 
-        return make
+    def user_move(index: int) -> None:
+        original_move(index)
+        moves.append(table.highlighted)
+
+    table._user_move = user_move
+
+    def cursor_moved() -> Callable[[], bool]:
+        seen = len(moves)
+        return lambda: app.screen is screen and len(moves) > seen and table.highlighted == moves[-1]
 
     def filter_is(text: str) -> Callable[[], Callable[[], bool]]:
         return lambda: lambda: summary.filter_text == text.strip()
@@ -234,15 +248,14 @@ def key_script(table: Any, app: Any) -> list[Step]:
     def on_list() -> Callable[[], bool]:
         return lambda: app.screen is screen
 
-    page = max(table.size.height - 2, 1)
     script: list[Step] = []
     for _ in range(3):
-        script += [("j/k", "j", "j", cursor_is(lambda c: c + 1)) for _ in range(4)]
-        script += [("j/k", "k", "k", cursor_is(lambda c: c - 1)) for _ in range(2)]
-        script += [("PgDn/PgUp", "pagedown", None, cursor_is(lambda c: c + page)) for _ in range(2)]
-        script += [("PgDn/PgUp", "pageup", None, cursor_is(lambda c: c - page))]
+        script += [("j/k", "j", "j", cursor_moved) for _ in range(4)]
+        script += [("j/k", "k", "k", cursor_moved) for _ in range(2)]
+        script += [("PgDn/PgUp", "pagedown", None, cursor_moved) for _ in range(2)]
+        script += [("PgDn/PgUp", "pageup", None, cursor_moved)]
         script += [("Enter (detail)", "enter", None, on_detail), ("Esc (back)", "escape", None, on_list)]
-    script += [("G/g", "G", "G", cursor_is(lambda c: 1 << 30)), ("G/g", "g", "g", cursor_is(lambda c: 0))]
+    script += [("G/g", "G", "G", cursor_moved), ("G/g", "g", "g", cursor_moved)]
     focused = lambda: lambda: screen.focused is not None and screen.focused.id == "filter"  # noqa: E731
     script += [("/ filter typing", "slash", "/", focused)]
     typed = ""
@@ -285,7 +298,9 @@ async def press_keys(app: Any, table: Any, frames: Frames) -> tuple[dict[str, li
     return latencies, misses
 
 
-async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int], paged: int = 0) -> dict[str, Any]:
+async def drive(
+    n: int, rate: float, workdir: Path, size: tuple[int, int], paged: int = 0, profile: Path | None = None
+) -> dict[str, Any]:
     from textual.app import App
 
     from certpager.config import load_config
@@ -332,7 +347,13 @@ async def drive(n: int, rate: float, workdir: Path, size: tuple[int, int], paged
         keys_started = time.perf_counter()
         cpu_started = time.process_time()
         pager = asyncio.create_task(page_stream(screen, n, paged, stop)) if paging else None
+        profiler = cProfile.Profile() if profile is not None else None
+        if profiler is not None:
+            profiler.enable()
         latencies, misses = await press_keys(app, table, frames)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         stop.set()
         result["page_sets"] = await pager if pager is not None else 0
         elapsed = time.perf_counter() - keys_started
@@ -360,7 +381,9 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def one(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="tui-fleet-") as tmp:
-        result = asyncio.run(drive(args.n, args.rate, Path(tmp), (args.width, args.height), args.paged))
+        profile = Path(f"{args.profile}.{args.n}.prof").resolve() if args.profile else None
+        size = (args.width, args.height)
+        result = asyncio.run(drive(args.n, args.rate, Path(tmp), size, args.paged, profile))
     print(json.dumps(result))
 
 
@@ -373,6 +396,11 @@ def main() -> None:
     parser.add_argument("--src", help="measure src/ of this git revision (git archive) instead of the tree")
     parser.add_argument("--also-src", help="also measure this git revision, each size right after the tree")
     parser.add_argument("--paged", type=int, default=0, help="endpoints paged about (a new set every second)")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="cProfile the key presses of each size into PREFIX.<n>.prof (read with python -m pstats)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per size")
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)  # one size, in this process
     args = parser.parse_args()
@@ -394,7 +422,7 @@ def main() -> None:
         results = []
         for n in (int(s) for s in args.sizes.split(",")):
             for label, env in variants:
-                results.append({"code": label, **_run_one(args, n, env)})
+                results.append({"code": label, **_run_one(args, n, env, label)})
     for r in results:
         print(
             f"{r['code']}: n={r['n']}  paged {r.get('paged', 0)}  first frame {r['first_frame_ms']:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MB  "
@@ -408,9 +436,12 @@ def main() -> None:
     print(json.dumps(results))
 
 
-def _run_one(args: argparse.Namespace, n: int, env: dict[str, str]) -> dict[str, Any]:
+def _run_one(args: argparse.Namespace, n: int, env: dict[str, str], label: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--n", str(n), "--rate", str(args.rate)]
     cmd += ["--width", str(args.width), "--height", str(args.height), "--paged", str(args.paged)]
+    if args.profile:
+        tag = "".join(c if c.isalnum() else "-" for c in label)
+        cmd += ["--profile", f"{args.profile}.{tag}"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode != 0:
         raise SystemExit(f"n={n} failed:\n{proc.stderr[-3000:]}")

@@ -68,3 +68,31 @@ def test_rowlist_matches_sort_filter_and_count_of_every_row() -> None:
         hidden = [n for n in current if n not in {r.name for r in want}]
         if hidden:
             assert rows.index(hidden[0]) is None
+
+
+def test_typing_a_filter_on_and_back_with_reports_in_between_gives_what_filtering_every_row_would() -> None:
+    """Typing on looks at the rows shown and a backspace goes back to a remembered filter:
+    reports and new endpoints arriving between the keys must not be missed by either."""
+    rng = random.Random(16)
+    endpoints, templates = lab_rows()
+    current = {ep.name: view.make_row(ep, None, True, tuilab.NOW) for ep in endpoints[:30]}
+    rows = view.RowList(current.values())
+    typings = ["ep-01", "tag:edge", "h1 tag:ed", "ep-0 prod"]
+    text, cut = typings[0], 0
+    for step in range(300):
+        if rng.random() < 0.1:  # another filter typed from scratch
+            text, cut = rng.choice(typings), 0
+        cut = max(0, min(len(text), cut + rng.choice((1, 1, -1))))  # a key, or a backspace
+        query = text[:cut]
+        rows.set_query(query)
+        for _ in range(rng.randrange(4)):
+            ep = rng.choice(endpoints)
+            row = dataclasses.replace(
+                rng.choice(templates), name=ep.name, address=ep.address, host=ep.host, tags=ep.tags
+            )
+            current[row.name] = row
+            rows.put(row)
+        want = expected(current, query)
+        assert list(rows.shown) == want, f"step {step}: {query!r}"
+        for row in current.values():
+            assert (rows.index(row.name) is not None) == (row in want), f"step {step}: {row.name}"

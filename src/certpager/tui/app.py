@@ -28,6 +28,7 @@ from certpager.fleet.silence import RunSilences
 from certpager.probe import EndpointReport
 from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent, RunResult
 from certpager.text import printable
+from certpager.tui import collector
 from certpager.tui.alerts import silence_question
 from certpager.tui.messages import (
     PagesUpdated,
@@ -57,6 +58,7 @@ from certpager.tui.services import Checker, Clock, Schedule, default_checker, sy
 from certpager.tui.view import page_texts
 
 STYLES = Path(__file__).parent / "styles"
+
 
 MIN_SIZE = (60, 16)
 """Below this (columns, rows) a notice replaces the layout (80x24 is the design size)."""
@@ -114,6 +116,8 @@ class CertpagerApp(App[int]):
         self.run_screens: dict[str, RunScreen] = {}
         """The latest run screen per endpoint."""
         self._signals_installed: list[tuple[int, signal._HANDLER]] = []
+        self._collector = collector.Collector()
+        """Keeps the garbage collector's full passes off the keys (see certpager.tui.collector)."""
 
     _printable_filter = PrintableFilter()
 
@@ -134,6 +138,8 @@ class CertpagerApp(App[int]):
         # thread shares the interpreter lock with the first frame), off the event loop, so the
         # first `f` opens the chooser at once.
         self.call_after_refresh(self._load_runbooks)
+        self.call_after_refresh(self._collector.tick)  # freezes the config, the rows, the widgets
+        self.set_interval(collector.TICK, self._collector.tick, name="garbage collector")
 
     def _load_runbooks(self) -> None:
         if self.runbooks is not None:
@@ -147,6 +153,12 @@ class CertpagerApp(App[int]):
 
     def on_unmount(self) -> None:
         self._remove_signal_handlers()
+        self._collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown):
+            self._collector.input()
+        await super().on_event(event)
 
     def on_resize(self, event: events.Resize) -> None:
         """Say so when the terminal is too small, instead of showing a broken layout."""

@@ -347,6 +347,15 @@ def matches(row: EndpointRow, query: str) -> bool:
     return not words or _matches_words(*_haystack(row), words)
 
 
+def _narrows(old: Sequence[str], new: Sequence[str]) -> bool:
+    """Whether every row passing the filter ``new`` passes ``old`` (words as :func:`matches`
+    splits them): each old word is part of a new word of the same kind (``tag:`` or not)."""
+    return all(any(w in v and w.startswith("tag:") == v.startswith("tag:") for v in new) for w in old)
+
+
+RECENT_FILTERS = 16
+"""Filters whose passing rows :class:`RowList` remembers."""
+
 WIDE_COLUMNS = ("name", "address", "issuer")
 """The flexible columns whose widest shown text :class:`RowList` keeps track of."""
 
@@ -390,8 +399,8 @@ class RowList:
 
     def __init__(self, rows: Iterable[EndpointRow] = (), query: str = "") -> None:
         self._all: dict[str, EndpointRow] = {row.name: row for row in rows}
-        self._haystacks: dict[str, tuple[str, tuple[str, ...]]] = {}
-        """Lower-case text the filter searches, per endpoint (made the first time a filter is set)."""
+        self._haystacks = {name: _haystack(row) for name, row in self._all.items()}
+        """Lower-case text the filter searches, per endpoint (it depends only on the endpoint)."""
         self._widths = {name: _widths(row) for name, row in self._all.items()}
         self.counts: dict[Status | None, int] = count_statuses(list(self._all.values()))
         """Rows per status (None: not checked yet), over every row."""
@@ -399,8 +408,11 @@ class RowList:
         self._order = _Ordered(ordered, [sort_key(row) for row in ordered])
         self.query = query
         """The filter (see :func:`matches`)."""
-        self._words: list[str] = []
-        self._passes: dict[str, bool] = {}
+        self._words: tuple[str, ...] = ()
+        self._passing: set[str] | None = None
+        """Names passing the filter (None: there is no filter)."""
+        self._recent: dict[tuple[str, ...], set[str]] = {}
+        """Names passing each of the last few filters (a backspace goes back to one)."""
         self._view = self._order
         self._widest: list[Counter[int]] = []
         self.set_query(query)
@@ -420,34 +432,44 @@ class RowList:
     def index(self, name: str) -> int | None:
         """Position of ``name`` among the rows shown; None if it is not shown."""
         row = self._all.get(name)
-        if row is None or not self._passes[name]:
+        if row is None or not self._passes(name):
             return None
         return self._view.find(row)
 
     def set_query(self, query: str) -> None:
-        """Filter by ``query`` (see :func:`matches`)."""
+        """Filter by ``query`` (see :func:`matches`). Typing on (a filter that can only keep
+        fewer rows) looks at the rows shown, not every row; a recent filter is remembered."""
+        words = tuple(query.lower().split())
+        source = self._view if self._words and _narrows(self._words, words) else self._order
         self.query = query
-        self._words = query.lower().split()
-        self._passes = (
-            dict.fromkeys(self._all, True) if not self._words else {n: self._match(n) for n in self._all}
-        )
-        if self._words:
-            kept = [i for i, row in enumerate(self._order.rows) if self._passes[row.name]]
-            self._view = _Ordered([self._order.rows[i] for i in kept], [self._order.keys[i] for i in kept])
+        self._words = words
+        if words:
+            self._passing = self._passing_of(words, source.rows)
+            passing = self._passing
+            kept = [i for i, row in enumerate(source.rows) if row.name in passing]
+            self._view = _Ordered([source.rows[i] for i in kept], [source.keys[i] for i in kept])
         else:
+            self._passing = None
             self._view = self._order  # one list: a row is put once
         widths = [self._widths[row.name] for row in self._view.rows]
         self._widest = [Counter(column) for column in zip(*widths, strict=True)] or [
             Counter() for _ in WIDE_COLUMNS
         ]
 
-    def _match(self, name: str) -> bool:
-        if not self._words:
-            return True
-        haystack = self._haystacks.get(name)
-        if haystack is None:
-            haystack = self._haystacks[name] = _haystack(self._all[name])
-        return _matches_words(*haystack, self._words)
+    def _passing_of(self, words: tuple[str, ...], candidates: Sequence[EndpointRow]) -> set[str]:
+        """Names passing ``words``: remembered, or worked out over ``candidates`` (every row
+        that can pass)."""
+        passing = self._recent.pop(words, None)
+        if passing is None:
+            haystacks = self._haystacks
+            passing = {row.name for row in candidates if _matches_words(*haystacks[row.name], words)}
+        elif len(self._recent) >= RECENT_FILTERS:
+            del self._recent[next(iter(self._recent))]
+        self._recent[words] = passing  # most recent last
+        return passing
+
+    def _passes(self, name: str) -> bool:
+        return self._passing is None or name in self._passing
 
     def put(self, row: EndpointRow) -> None:
         """Add ``row`` or replace the row of the same name, keeping the order and the counts."""
@@ -455,7 +477,10 @@ class RowList:
         old = self._all.get(name)
         self._all[name] = row
         if old is None:
-            self._passes[name] = self._match(name)
+            self._haystacks[name] = _haystack(row)
+            self._recent.clear()  # they do not know of this row
+            if self._passing is not None and _matches_words(*self._haystacks[name], self._words):
+                self._passing.add(name)
         if old is None or old.status is not row.status:
             self._count(old, row)
         old_widths = self._widths.get(name)
@@ -464,7 +489,7 @@ class RowList:
             widths = self._widths[name] = _widths(row)
         key = sort_key(row)
         self._order.replace(old, row, key)
-        if self._passes[name]:
+        if self._passes(name):
             if self._view is not self._order:
                 self._view.replace(old, row, key)
             if widths is not old_widths:

@@ -22,7 +22,7 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
@@ -65,7 +65,13 @@ class FilterInput(Input):
 
 
 class EndpointsScreen(Screen[None]):
-    """Every configured endpoint with its live handshake status."""
+    """Every configured endpoint with its live handshake status.
+
+    Its reactives are ``var``s: they feed the summary and the table (``data_bind``), and a
+    change must repaint those widgets, not the whole screen (a screen-wide repaint on every
+    batch of reports made each batch a full-screen render, the main cost of key latency
+    at 10,000 endpoints).
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "recheck", "Recheck"),
@@ -78,21 +84,21 @@ class EndpointsScreen(Screen[None]):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    counts: reactive[dict[Status | None, int]] = reactive(dict, always_update=True)
+    counts: var[dict[Status | None, int]] = var(dict)
     """Endpoints per status (all endpoints, not just those shown)."""
-    total: reactive[int] = reactive(0)
+    total: var[int] = var(0)
     """Endpoints configured."""
-    shown: reactive[int] = reactive(0)
+    shown: var[int] = var(0)
     """Rows passing the filter."""
-    filter_text: reactive[str] = reactive("", init=False)
+    filter_text: var[str] = var("", init=False)
     """The filter (name, host or tag words)."""
-    checking: reactive[int] = reactive(0)
+    checking: var[int] = var(0)
     """Probes in flight."""
-    bell: reactive[bool] = reactive(True)
+    bell: var[bool] = var(True)
     """Ring the bell and notify when an endpoint gets worse."""
-    readonly: reactive[bool] = reactive(False)
+    readonly: var[bool] = var(False)
     """Runbook actions are hidden."""
-    now: reactive[datetime] = reactive(datetime.min)
+    now: var[datetime] = var(datetime.min)
     """The clock as of the last tick."""
 
     def __init__(
