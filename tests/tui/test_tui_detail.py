@@ -182,3 +182,47 @@ async def test_an_info_finding_reads_as_a_note_not_a_fix() -> None:
         assert "ℹ INFO" in text and "client_cert_required" in text
         assert "Note  This is mTLS" in text
         assert "Fix  This is mTLS" not in text
+
+
+async def _screen_after(path: list[str], size: tuple[int, int]) -> tuple[str, str | None, str]:
+    """Open each endpoint of ``path`` in turn, moving the reader's place on each (next finding,
+    the tree focused, a certificate collapsed, the pane scrolled), then open the last; returns
+    what the terminal shows, the focused widget's id and the marked finding."""
+    app = tuilab.make_app(tuilab.FakeChecker())
+    async with app.run_test(size=size) as pilot:
+        for name in path[:-1]:
+            await open_detail(pilot, name)
+            for key in ("n", "pagedown", "tab", "down", "down", "down", "down", "space", "end"):
+                await pilot.press(key)
+            await pilot.pause()
+            await pilot.press("escape")
+            await tuilab.wait_for(pilot, lambda: app.screen is app.endpoints_screen)
+        screen = await open_detail(pilot, path[-1])
+        await tuilab.settle(pilot)
+        focused = screen.focused.id if screen.focused is not None else None
+        return app.export_screenshot(), focused, str(screen.selected_finding())
+
+
+async def test_a_reopened_detail_screen_shows_what_a_new_one_shows() -> None:
+    """The app keeps one detail screen and points it at each endpoint opened: what it shows
+    (every pane from the top, every certificate expanded, the worst finding marked, the
+    findings pane focused, the footer's keys) is what a screen built for that endpoint shows,
+    whatever was done on the endpoints opened before, at both terminal sizes."""
+    for size in ((120, 40), (80, 24)):
+        for path in (["auth", "shop-api"], ["shop-api", "shop-api"], ["payments", "status-page", "auth"]):
+            fresh = await _screen_after(path[-1:], size)
+            reused = await _screen_after(path, size)
+            assert reused[1:] == fresh[1:] == ("facts", fresh[2]), (size, path)
+            assert reused[0] == fresh[0], f"{path} at {size}: the reused screen differs from a new one"
+
+
+async def test_the_detail_screen_is_built_once(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        first = await open_detail(pilot, "shop-api")
+        await pilot.press("escape")
+        await tuilab.wait_for(pilot, lambda: app.screen is app.endpoints_screen)
+        second = await open_detail(pilot, "auth")
+        assert second is first
+        assert second.endpoint.name == "auth"
+        assert "auth" in plain(second.query_one(FindingsView)) or second.report is not None

@@ -118,6 +118,8 @@ class CertpagerApp(App[int]):
         self._signals_installed: list[tuple[int, signal._HANDLER]] = []
         self._collector = collector.Collector()
         """Keeps the garbage collector's full passes off the keys (see certpager.tui.collector)."""
+        self._detail: DetailScreen | None = None
+        """The detail screen, built once and pointed at each endpoint opened (see DetailScreen.show)."""
 
     _printable_filter = PrintableFilter()
 
@@ -253,20 +255,42 @@ class CertpagerApp(App[int]):
     # -- routing between screens -------------------------------------------
 
     def show_endpoint(self, name: str) -> None:
-        """Open the detail screen of ``name``."""
+        """Open the detail screen of ``name``.
+
+        One detail screen is built (on the first Enter), kept installed and pointed at each
+        endpoint opened after (:meth:`DetailScreen.show`): at 10,000 endpoints, composing,
+        styling and laying out a new screen was most of what Enter cost. A second detail
+        screen is built only while the kept one is still on the stack or not mounted yet.
+        """
         screen = self.endpoints_screen
         endpoint = screen.endpoints.get(name)
         if endpoint is None:
             return
+        report = screen.reports.get(name)
+        checking = name in screen.in_flight
+        kept = self._detail
+        if kept is not None and kept.is_mounted and kept not in self.screen_stack:
+            kept.show(
+                endpoint,
+                report,
+                checking=checking,
+                fixable=self.can_fix(name),
+                page_lines=self._page_lines(name),
+            )
+            self.push_screen(kept)
+            return
         detail = DetailScreen(
             endpoint,
-            screen.reports.get(name),
+            report,
             clock=self.clock,
             readonly=self.readonly,
-            checking=name in screen.in_flight,
+            checking=checking,
             fixable=self.can_fix(name),
         )
         detail.set_reactive(DetailScreen.page_lines, self._page_lines(name))
+        if kept is None:
+            self._detail = detail
+            self.install_screen(detail, "detail")
         self.push_screen(detail)
 
     def _page_lines(self, name: str) -> tuple[tuple[str, str], ...]:

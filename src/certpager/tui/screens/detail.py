@@ -20,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from certpager.config import Endpoint
@@ -30,7 +31,13 @@ from certpager.tui.services import Clock
 from certpager.tui.widgets.chain_tree import ChainTree
 from certpager.tui.widgets.pages_view import PagesView
 from certpager.tui.widgets.pane import Pane
-from certpager.tui.widgets.report_views import DetailHeader, FactsView, FindingsView, HandshakeView
+from certpager.tui.widgets.report_views import (
+    DetailHeader,
+    FactsView,
+    FindingsView,
+    HandshakeView,
+    ReportView,
+)
 
 NARROW = 110
 """Below this width the findings and the chain stack instead of sitting side by side."""
@@ -63,7 +70,8 @@ class DetailScreen(Screen[None]):
         Binding("p", "previous_finding", "Previous finding", show=False),
         Binding("c", "copy_pem", "Copy PEM"),
         Binding("y", "copy_fingerprint", "Copy SHA-256"),
-        Binding("tab", "focus_next", "Next pane", show=False),
+        Binding("tab", "app.focus_next", "Next pane", show=False),
+        Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
         Binding("question_mark", "app.help", "Keys"),
         Binding("colon", "app.command_palette", "Commands", show=False),
     ]
@@ -100,8 +108,52 @@ class DetailScreen(Screen[None]):
         self.set_reactive(DetailScreen.readonly, readonly)
         self.set_reactive(DetailScreen.checking, checking)
         self._shown_shape = _shape(report)
+        self._bindings_state: tuple[bool, ...] = ()
+        self._clock_timer: Timer | None = None
         self.fixable = fixable
         """A runbook can be offered for this endpoint (the app says so when it opens the screen)."""
+
+    def show(
+        self,
+        endpoint: Endpoint,
+        report: EndpointReport | None,
+        *,
+        checking: bool,
+        fixable: bool,
+        page_lines: tuple[tuple[str, str], ...],
+    ) -> None:
+        """Show ``endpoint`` on this (kept) screen as a new screen would show it.
+
+        The app keeps one detail screen and points it at the endpoint opened: building
+        a screen per Enter was most of what opening an endpoint cost at fleet size. The
+        reader's place is reset: the first (worst) finding marked, both panes scrolled
+        to the top, every certificate expanded, the findings pane focused.
+        """
+        self.endpoint = endpoint
+        self.fixable = fixable
+        self._shown_shape = _shape(report)
+        self.set_class(self.app.size.width < NARROW, "-narrow")  # the terminal may have changed meanwhile
+        self.set_reactive(DetailScreen.selected, None)
+        self.set_reactive(DetailScreen.report, report)
+        self.set_reactive(DetailScreen.checking, checking)
+        self.set_reactive(DetailScreen.page_lines, page_lines)
+        self.set_reactive(DetailScreen.now, self._clock())
+        for view_ in self.query(ReportView):
+            view_.endpoint = endpoint
+            view_.set_reactive(ReportView.report, report)
+            view_.set_reactive(ReportView.now, self.now)
+            view_.set_reactive(ReportView.checking, checking)
+            if isinstance(view_, FindingsView):
+                view_.set_reactive(FindingsView.selected, None)
+            view_.refresh(layout=True)
+        for pages in self.query(PagesView):
+            pages.lines = page_lines
+        for pane in self.query(Pane):
+            pane.scroll_home(animate=False, immediate=True)
+            pane.focus()
+        for tree in self.query(ChainTree):
+            tree.show(report, self.now, endpoint.thresholds)
+        self._refresh_bindings()
 
     @property
     def can_fix(self) -> bool:
@@ -128,7 +180,15 @@ class DetailScreen(Screen[None]):
     def on_mount(self) -> None:
         for facts in self.query("#facts"):
             facts.focus()
-        self.set_interval(5.0, self._tick_clock, name="clock")
+        self._clock_timer = self.set_interval(5.0, self._tick_clock, name="clock")
+
+    def on_screen_suspend(self) -> None:
+        if self._clock_timer is not None:
+            self._clock_timer.pause()  # the app keeps this screen: no ticking while the list is shown
+
+    def on_screen_resume(self) -> None:
+        if self._clock_timer is not None:
+            self._clock_timer.resume()
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW, "-narrow")
@@ -138,8 +198,16 @@ class DetailScreen(Screen[None]):
         if now != self.now:
             self.now = now
 
+    def _refresh_bindings(self) -> None:
+        """Refresh the footer's keys when what they offer changed (the footer rebuilds all its
+        keys on every refresh: a re-probe that changes nothing they say should not)."""
+        state = (self.can_fix, self._cert() is not None, bool(self.check_action("next_finding", ())))
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
+
     def watch_report(self, report: EndpointReport | None) -> None:
-        self.refresh_bindings()
+        self._refresh_bindings()
         shape = _shape(report)
         if shape != self._shown_shape:
             self._shown_shape = shape
@@ -150,6 +218,11 @@ class DetailScreen(Screen[None]):
 
     def action_back(self) -> None:
         """Back to the list."""
+        # The app opens the next endpoint on this screen: the chain tree must have lost
+        # focus (and its focused colours) by then, since its labels take the colours the
+        # tree has when they are built.
+        for pane in self.query(Pane):
+            pane.focus()
         self.dismiss(None)
 
     def action_recheck(self) -> None:
@@ -197,7 +270,7 @@ class DetailScreen(Screen[None]):
         return True
 
     def watch_readonly(self) -> None:
-        self.refresh_bindings()
+        self._refresh_bindings()
 
     def _cert(self) -> CertInfo | None:
         """The certificate under the tree cursor when the tree has focus, else the leaf."""

@@ -145,6 +145,15 @@ class ChainTree(Tree[CertInfo | None]):
     def watch_now(self) -> None:
         self.rebuild()
 
+    def show(self, report: EndpointReport | None, now: datetime, thresholds: Thresholds) -> None:
+        """Show another report from the top, every certificate expanded as when first built."""
+        self.thresholds = thresholds
+        self.set_reactive(ChainTree.report, report)
+        self.set_reactive(ChainTree.now, now)
+        self.cursor_line = -1
+        self.scroll_home(animate=False, immediate=True)
+        self.rebuild(keep=False)
+
     @property
     def selected_cert(self) -> CertInfo | None:
         """The certificate under the cursor (or the one a fact under the cursor belongs to)."""
@@ -155,16 +164,25 @@ class ChainTree(Tree[CertInfo | None]):
             node = node.parent
         return None
 
-    def rebuild(self) -> None:
-        """Build the tree from the report (keeps which certificates were collapsed)."""
+    def _collapsed(self) -> set[str]:
+        """Fingerprints of the certificates collapsed in the tree shown (Tree.clear leaves the
+        nodes of earlier builds in its node map, so the tree is walked from its root)."""
+        collapsed: set[str] = set()
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node.data, CertInfo) and not node.is_expanded:
+                collapsed.add(node.data.sha256)
+            stack.extend(node.children)
+        return collapsed
+
+    def rebuild(self, keep: bool = True) -> None:
+        """Build the tree from the report; ``keep``: the certificates collapsed stay collapsed
+        and the cursor stays on its line."""
         if not self.is_mounted:
             return
-        collapsed = {
-            n.data.sha256
-            for n in self._tree_nodes.values()
-            if isinstance(n.data, CertInfo) and not n.is_expanded
-        }
-        line = self.cursor_line
+        collapsed = self._collapsed() if keep else set()
+        line = self.cursor_line if keep else -1
         self._built_width = self._text_width()
         self.clear()
         report = self.report
