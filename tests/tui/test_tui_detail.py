@@ -226,3 +226,16 @@ async def test_the_detail_screen_is_built_once(checker: tuilab.FakeChecker) -> N
         assert second is first
         assert second.endpoint.name == "auth"
         assert "auth" in plain(second.query_one(FindingsView)) or second.report is not None
+
+
+async def test_tab_and_shift_tab_move_between_the_panes(checker: tuilab.FakeChecker) -> None:
+    app = tuilab.make_app(checker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "shop-api")
+        assert screen.focused is not None and screen.focused.id == "facts"
+        await pilot.press("tab")
+        await pilot.pause()
+        assert screen.focused is not None and screen.focused.id == "chain"
+        await pilot.press("shift+tab")
+        await pilot.pause()
+        assert screen.focused is not None and screen.focused.id == "facts"
