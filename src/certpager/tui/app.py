@@ -24,7 +24,7 @@ from textual.worker import Worker
 
 from certpager.config import Config
 from certpager.errors import CertpagerError, RunLockedError
-from certpager.fleet.silence import RunSilences
+from certpager.fleet.silence import RunSilences, stopped_why
 from certpager.probe import EndpointReport
 from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent, RunResult
 from certpager.text import printable
@@ -440,14 +440,18 @@ class CertpagerApp(App[int]):
             self.active_runs[name] = run
             silences = None
             if silence and (settings := self.config.settings.alertmanager) is not None:
-                silences = RunSilences(settings, service.audit(), plan, run.run_id)
-                for note in await silences.create(self.endpoints_screen.pages.of(name)):
-                    on_event(Notice(run_id=run.run_id, level="info", message=note))
+                silences = RunSilences(settings, run.records, plan)
             result: RunResult | None = None
+            why: str | None = None
             try:
+                for note in await silences.create(self.endpoints_screen.pages.of(name)) if silences else ():
+                    on_event(Notice(run_id=run.run_id, level="info", message=note))
                 result = await run.execute()
+            except BaseException as exc:
+                why = stopped_why(exc)
+                raise
             finally:
-                for note in await silences.finish(result) if silences is not None else ():
+                for note in await silences.finish(result, why) if silences is not None else ():
                     on_event(Notice(run_id=run.run_id, level="info", message=note))
         except RunLockedError as exc:
             screen.post_message(RunbookCrashed(f"not started: {exc}"))

@@ -212,3 +212,46 @@ async def test_detail_names_the_certificate_behind_a_false_blackbox_page(
         assert "certificate #3 sent, CN=Stray Cross-Sign CA" in lines[1]
         assert "is not on the path clients verify" in lines[1]
         assert lines[1].endswith("clients are not affected: the cause of blackbox's page")
+
+
+async def test_tui_run_stopped_mid_way_keeps_the_silence_and_records_why(
+    am: Alertmanager, checker, host, state_dir: Path, audit_path: Path
+) -> None:
+    """The run's flow is torn down while it waits for a confirmation (its worker cancelled,
+    as when the app closes): the silence is kept, recorded once, with why and until when,
+    in the run's sequence."""
+    from certpager.tui.screens.runbook import AskModal, ConfirmModal, PlanScreen, RunbookChooser
+
+    am.post_alerts([{"labels": {"alertname": "CertpagerEndpointCritical", "endpoint": "shop-api"}}])
+    config = _config(am.url)
+    app = tuilab.make_app(
+        checker, config=config, runbooks=tuilab.runbook_service(checker, host, state_dir, config)
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: bool(app.endpoints_screen.pages.pages), "alerts fetched")
+        await tuilab.settle(pilot)
+        app.show_endpoint("shop-api")
+        await _until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail")
+        await pilot.press("f")
+        await _until(pilot, lambda: isinstance(app.screen, RunbookChooser), "chooser")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, PlanScreen), "plan")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, AskModal), "the silence question")
+        await pilot.press("y")
+        await _until(pilot, lambda: isinstance(app.screen, ConfirmModal), "typed confirmation")
+        for worker in app.workers:
+            if worker.group.startswith("runbook:"):
+                worker.cancel()
+        await _until(pilot, lambda: not app.active_runs, "the flow ended")
+    records = [r for r in _audit_records(audit_path) if r.get("run_id") == "20260314T021300Z-5a1c0e"]
+    kinds = [r["type"] for r in records]
+    assert kinds.count("silence_created") == 1 and kinds.count("silence_kept") == 1, kinds
+    assert "silence_expired" not in kinds and kinds[-1] == "silence_kept"
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    kept = records[-1]
+    assert kept["reason"] == (
+        "certpager stopped the run before it ended (its task was cancelled); the remote state may be unknown"
+    )
+    assert kept["until"] == records[0]["ends_at"]
+    assert [s["status"]["state"] for s in am.silences()] == ["active"]
