@@ -109,6 +109,7 @@ class CertpagerApp(App[int]):
             config, checker=checker, clock=clock, schedule=schedule, bell=bell, readonly=readonly
         )
         """The main screen (bottom of the stack, never popped)."""
+        self.endpoints_screen.in_use = self.endpoint_in_use
         self.runbooks = runbooks if not readonly else None
         """The runbook engine as the app uses it (None in read-only mode)."""
         self.active_runs: dict[str, RunbookRun] = {}
@@ -277,7 +278,21 @@ class CertpagerApp(App[int]):
                 screen.reports.get(name),
                 configured=name not in screen.adhoc,
                 can_run=(ep := screen.endpoints.get(name)) is not None and ep.ssh is not None,
+                resolved=name in screen.resolved,
             )
+        )
+
+    def endpoint_in_use(self, name: str) -> bool:
+        """Whether a runbook flow or run for ``name`` is going, or a screen of it is open (an
+        endpoint only an alert named stays listed after its alert resolved until neither)."""
+        if name in self.active_runs or any(
+            w.group == f"runbook:{name}" and not w.is_finished for w in self.workers
+        ):
+            return True
+        return any(
+            (isinstance(s, DetailScreen) and s.endpoint.name == name)
+            or (isinstance(s, RunScreen) and s.plan.endpoint.name == name)
+            for s in self.screen_stack
         )
 
     @on(PagesUpdated)
