@@ -415,7 +415,7 @@ class _Signals:
         self.hits += 1
         self.last = signame
         if self.task.done():
-            emit(sys.stderr, f"\ncertpager: {signame}: the run has ended; recording its silences...")
+            emit(sys.stderr, f"\ncertpager: {signame}: the run has ended; finishing...")
         elif self.hits == 1:
             emit(sys.stderr, f"\ncertpager: {signame}: cancelling the run (ending the remote command)...")
             self.run.cancel(f"cancelled by {signame}")
