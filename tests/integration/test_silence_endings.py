@@ -142,3 +142,35 @@ def test_a_run_that_cannot_start_keeps_the_silence_and_says_why(
     reason = recs[1]["reason"]
     assert reason.startswith("the run did not start: ") and "another run is active" in reason, reason
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_while_asking_alertmanager_cancels_the_run_on_record(
+    sshd: Sshd, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Ctrl-C while Alertmanager is still being asked (it never answers): the signal is
+    handled (before, it arrived before the run's handlers and stopped certpager with no
+    record of the run): the run is cancelled before its first step, on record, exit 130."""
+    from tests.support.hostile import SilentServer
+
+    config = sleepy_setup(sshd, cli_env, tmp_path)
+    with SilentServer(max_seconds=20) as silent:
+        config.write_text(
+            f"settings:\n  alertmanager: {{url: 'http://127.0.0.1:{silent.port}', timeout: 3}}\n"
+            + config.read_text()
+        )
+        proc = start(_args(config, "never-runs"), cli_env)
+        try:
+            wait_for_line(proc, "sleepy")  # the plan is printed: the silences are being asked for
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    assert proc.returncode == 130, out + err
+    assert "cancelling the run" in err and "Traceback" not in err
+    assert "Silence: nothing silenced: alertmanager " in out
+    recs = _records(cli_env)
+    assert [r["type"] for r in recs] == ["run_start", "run_end"]
+    assert recs[-1]["outcome"] == "cancelled" and "nothing was run" in recs[-1]["message"]
