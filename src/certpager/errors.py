@@ -31,6 +31,7 @@ defines an exception class.
   - ``AlertmanagerError``: Alertmanager could not be asked or answered nonsense
     (``certpager.fleet.alertmanager``); shown as one notice, never stops a check or a run.
   - ``LabError``: the demo lab could not be started (``certpager.demo.process``).
+  - ``RequestHeadError``: an HTTP request head is malformed (``certpager.httpwire``).
   - ``Terminated``: SIGTERM/SIGHUP arrived during ``certpager demo`` (``certpager.demo.cli``).
   - Values rejected inside a parser, also ``ValueError`` (so ``except ValueError`` still
     catches them); the caller adds where:
@@ -262,6 +263,10 @@ class AlertmanagerError(CertpagerError):
 
 class LabError(CertpagerError):
     """The lab could not be started (the message says why and where its log is)."""
+
+
+class RequestHeadError(CertpagerError):
+    """An HTTP request head is malformed (:mod:`certpager.httpwire`); the message says what, in one line."""
 
 
 class ExporterRequestError(CertpagerError):

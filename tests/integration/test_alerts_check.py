@@ -133,3 +133,38 @@ def test_bad_alertmanager_config_is_one_line_exit_3(tmp_path: Path) -> None:
         f"certpager: {config}:4: settings.alertmanager.matchers[1]: 'team ~ x' is not an Alertmanager matcher "
         '(label="value", label!="value", label=~"regex" or label!~"regex")'
     ]
+
+
+def test_check_json_lists_only_adhoc_endpoints_with_a_firing_alert(
+    tmp_path: Path, am: Alertmanager, ca: Hierarchy, servers
+) -> None:
+    """An alert that resolved (Prometheus sent its endsAt) names no endpoint any more: its
+    target is not checked nor listed; the target of a firing one is."""
+    import datetime as dt
+
+    app, adhoc = servers["app"].port, servers["adhoc"].port
+    firing = {
+        "labels": {
+            "alertname": "CertificateExpiringSoon",
+            "instance": f"127.0.0.1:{adhoc}@app.test",
+            "team": "web",
+        }
+    }
+    ended = {
+        "labels": {"alertname": "CertificateExpiringSoon", "instance": "127.0.0.1:1@gone.test", "team": "web"}
+    }
+    am.post_alerts([firing, ended])
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    am.post_alerts([{**ended, "startsAt": past, "endsAt": past}])
+    config = _config(tmp_path, am.url, ca, app)
+    run = certpager_cli(
+        ["check", "--config", str(config), "--json", "--no-protocols", "--no-aia"],
+        isolated_env(tmp_path / "home"),
+        timeout=120,
+    )
+    assert run.stderr == ""
+    reports = {r["name"]: r for r in json.loads(run.stdout)}
+    assert set(reports) == {"app", "quiet", f"127.0.0.1:{adhoc}@app.test"}
+    assert [a["labels"]["instance"] for a in reports[f"127.0.0.1:{adhoc}@app.test"]["alerts"]] == [
+        f"127.0.0.1:{adhoc}@app.test"
+    ]

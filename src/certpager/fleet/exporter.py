@@ -35,9 +35,10 @@ from certpager.config import (
     load_config,
     parse_target,
 )
-from certpager.errors import ExporterRequestError, PrometheusError, TargetError, UserError
+from certpager.errors import ExporterRequestError, PrometheusError, RequestHeadError, TargetError, UserError
 from certpager.fleet.metrics import exposition, failure_families, report_families
 from certpager.fleet.prometheus import endpoints_of, merge, query
+from certpager.httpwire import http_response, parse_request_head
 from certpager.inputs import InputValueError, parse_number, parse_port
 from certpager.text import emit, printable
 
@@ -70,15 +71,6 @@ IMPORT_RETRY = 10.0
 TEXT = "text/plain; charset=utf-8"
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 """What ``generate_latest`` writes (the text format every Prometheus 2.x reads)."""
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
 
 
 @dataclass(frozen=True)
@@ -99,28 +91,15 @@ def parse_head(head: bytes) -> Request:
         ExporterRequestError: what is wrong, in one line.
     """
     try:
-        text = head.decode("iso-8859-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        raise ExporterRequestError("request head is not text") from None
-    lines = text.replace("\r\n", "\n").split("\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
-        raise ExporterRequestError("malformed request line")
-    method, target = parts[0], parts[1]
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise ExporterRequestError("malformed header line")
-        headers[name.lower()] = value.strip()
+        head_parts = parse_request_head(head)
+    except RequestHeadError as exc:
+        raise ExporterRequestError(str(exc)) from None
     try:
-        url = urlsplit(target)
+        url = urlsplit(head_parts.target)
         query = parse_qs(url.query, keep_blank_values=True, strict_parsing=False, max_num_fields=16)
     except ValueError as exc:
         raise ExporterRequestError(f"bad request target: {exc}") from None
-    return Request(method=method, path=url.path, query=query, headers=headers)
+    return Request(method=head_parts.method, path=url.path, query=query, headers=head_parts.headers)
 
 
 async def read_head(reader: asyncio.StreamReader) -> bytes:
@@ -401,12 +380,8 @@ async def _acquire(slots: asyncio.Semaphore, within: float) -> bool:
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str) -> None:
-    head = (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-        f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode()
     with contextlib.suppress(OSError, TimeoutError):
-        writer.write(head + body)
+        writer.write(http_response(status, [("Content-Type", ctype)], body))
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
 
 

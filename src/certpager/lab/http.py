@@ -1,30 +1,23 @@
 """Minimal HTTP/1.1 for the lab's servers: read and parse a request head, build a response.
 
 Shared by the demo's sites and AIA server and by the tests' HTTP(S) servers
-(:mod:`certpager.lab.tls`); bounded in size and time, never a full HTTP stack.
+(:mod:`certpager.lab.tls`); bounded in size and time, never a full HTTP stack. Reading a
+head from a blocking socket is the lab's own; the response's bytes and the head's parts
+come from :mod:`certpager.httpwire`, which ``certpager exporter`` uses too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Protocol
+
+from certpager.errors import RequestHeadError
+from certpager.httpwire import REASONS as REASONS
+from certpager.httpwire import Headers as Headers
+from certpager.httpwire import http_response as http_response
+from certpager.httpwire import parse_request_head
 
 MAX_REQUEST = 64 * 1024
 """Largest request head read (bytes)."""
-
-REASONS = {
-    200: "OK",
-    301: "Moved Permanently",
-    302: "Found",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    404: "Not Found",
-}
-"""Reason phrases of the statuses the lab sends."""
-
-Headers = Mapping[str, str] | Sequence[tuple[str, str]]
-"""Header fields, in order."""
 
 
 class Stream(Protocol):
@@ -68,44 +61,18 @@ def parse_request(head: bytes, limit: int = MAX_REQUEST) -> tuple[str, str, str]
     """
     if len(head) > limit or b"\r\n\r\n" not in head:
         return None
-    lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+    try:
+        parts = parse_request_head(head.split(b"\r\n\r\n", 1)[0], strict=False)
+    except RequestHeadError:
         return None
-    method, path = parts[0], parts[1]
-    if not path.startswith("/"):
-        path = "/"
-    host = ""
-    for line in lines[1:]:
-        field, _, value = line.partition(":")
-        if field.strip().lower() == "host":
-            host = _bare_host(value.strip())
-    return method, path, host
+    path = parts.target if parts.target.startswith("/") else "/"
+    return parts.method, path, _bare_host(parts.headers.get("host", ""))
 
 
 def _bare_host(value: str) -> str:
     if value.startswith("["):
         return value[1 : value.find("]")] if "]" in value else ""
     return value.split(":", 1)[0]
-
-
-def http_response(
-    status: int = 200,
-    headers: Headers | None = None,
-    body: bytes = b"",
-    *,
-    reason: str | None = None,
-    head_only: bool = False,
-) -> bytes:
-    """An HTTP/1.1 response: ``headers`` in order, then Content-Length and Connection: close.
-
-    ``head_only``: leave the body out (the answer to a HEAD request).
-    """
-    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
-    lines = [f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Status')}"]
-    lines += [f"{name}: {value}" for name, value in pairs]
-    lines += [f"Content-Length: {len(body)}", "Connection: close"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else body)
 
 
 __all__ = [

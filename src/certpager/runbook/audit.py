@@ -32,6 +32,8 @@ runs ``run_id`` and ``seq``):
 - ``step_skipped``, ``verification`` (before/after per backend, verdict), ``run_end``.
 - ``outcome_unknown``: written when a later start finds a run (or a step) that
   opened but never closed, after reporting it.
+- ``silence_created``, ``silence_expired``, ``silence_kept``: the front end's silences
+  around a run (:mod:`certpager.fleet.silence`), in the run's ``seq`` (:class:`RunAudit`).
 
 Readers skip (and report) a torn last line.
 """

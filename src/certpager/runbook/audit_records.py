@@ -10,7 +10,9 @@ and redacts each record as a whole.
 
 Records about no run's events stay explicit where they are written: ``outcome_unknown``
 (:meth:`~certpager.runbook.audit.AuditLog.acknowledge`) reports another, dead run before
-this run exists, and continues that run's ``seq``.
+this run exists, and continues that run's ``seq``; the front end's ``silence_*`` records
+(:mod:`certpager.fleet.silence`) go through the run's own
+:class:`~certpager.runbook.audit.RunAudit`, so they take the run's ``seq``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from typing import TextIO
 from certpager.config import Config, Endpoint, default_config_path, load_config
 from certpager.errors import HeadlessRefusedError as HeadlessRefusedError
 from certpager.errors import OutputError, UserError
-from certpager.fleet.silence import silence_run
+from certpager.fleet.silence import RunSilences, silence_run, stopped_why
 from certpager.formats import with_elapsed
 from certpager.runbook.audit import AuditLog
 from certpager.runbook.engine import RunbookRun
@@ -385,6 +385,55 @@ class _Console:
         self._print(f"Audit log: {run.audit_path}")
 
 
+class _Signals:
+    """Ctrl-C, SIGTERM, SIGHUP during a run: the first cancels the run (the remote command
+    is ended), the second stops waiting for it (the task is cancelled). Installed before
+    the silences are created and removed once they are ended, so no signal in between
+    skips recording a silence's end."""
+
+    def __init__(self, run: RunbookRun, task: asyncio.Future[RunResult]):
+        self.run = run
+        self.task = task
+        self.hits = 0
+        self.last = ""
+        """The last signal's name."""
+        self._loop = asyncio.get_running_loop()
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> _Signals:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.add_signal_handler(sig, self._on_signal, sig.name)
+                self._installed.append(sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig in self._installed:
+            self._loop.remove_signal_handler(sig)
+
+    def _on_signal(self, signame: str) -> None:
+        self.hits += 1
+        self.last = signame
+        if self.task.done():
+            emit(sys.stderr, f"\ncertpager: {signame}: the run has ended; finishing...")
+        elif self.hits == 1:
+            emit(sys.stderr, f"\ncertpager: {signame}: cancelling the run (ending the remote command)...")
+            self.run.cancel(f"cancelled by {signame}")
+        else:
+            emit(sys.stderr, "\ncertpager: stopping now; the remote state may be unknown")
+            self.task.cancel()
+
+
+async def _silenced(
+    run: RunbookRun, silences: RunSilences | None, config: Config, console: _Console
+) -> RunResult:
+    """Silence the endpoint's alerts (if asked), then run."""
+    if silences is not None:
+        for note in await silence_run(config, silences):
+            console._print(f"Silence: {note}")
+    return await run.execute()
+
+
 async def _run(
     plan: Plan,
     config: Config,
@@ -399,39 +448,28 @@ async def _run(
     run = RunbookRun(
         plan, confirm=console.confirm, on_event=console.on_event, settings=config.settings, audit=audit
     )
-    silences = None
-    if silence:
-        silences, notes = await silence_run(config, plan, run.run_id, audit)
-        for note in notes:
-            console._print(f"Silence: {note}")
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(run.execute())
-    hits = {"n": 0}
-
-    def on_signal(signame: str) -> None:
-        hits["n"] += 1
-        if hits["n"] == 1:
-            emit(sys.stderr, f"\ncertpager: {signame}: cancelling the run (ending the remote command)...")
-            run.cancel(f"cancelled by {signame}")
-        else:
-            emit(sys.stderr, "\ncertpager: stopping now; the remote state may be unknown")
-            task.cancel()
-
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, on_signal, sig.name)
-            installed.append(sig)
+    settings = config.settings.alertmanager
+    silences = RunSilences(settings, run.records, plan) if silence and settings is not None else None
+    task = asyncio.ensure_future(_silenced(run, silences, config, console))
     result: RunResult | None = None
-    try:
-        result = await task
-    except asyncio.CancelledError:
-        return EXIT_CANCELLED
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for note in await silences.finish(result) if silences is not None else ():
-            console._print(f"Silence: {note}")
+    why: str | None = None
+    with _Signals(run, task) as signals:
+        try:
+            result = await task
+        except asyncio.CancelledError:
+            why = f"a second {signals.last} stopped certpager before the run ended; the remote state may be unknown"
+            return EXIT_CANCELLED
+        except BaseException as exc:
+            why = stopped_why(exc)
+            raise
+        finally:
+            for note in await silences.finish(result, why) if silences is not None else ():
+                console._print(f"Silence: {note}")
+    return _exit_code(result, console)
+
+
+def _exit_code(result: RunResult, console: _Console) -> int:
+    """The exit code of a run that ended with ``result`` (its error on stderr)."""
     if result.error is not None and result.outcome is RunOutcome.FAILED:
         emit(sys.stderr, f"certpager: {result.error}")
     if console.lost is not None:

@@ -216,7 +216,10 @@ class RunbookRun:
         self._cancel = asyncio.Event()
         self._cancel_reason = ""
         self._redactor = plan_redactor(plan)
-        self._recorder = RunRecorder(RunAudit(self.audit_log, self.run_id, self._redactor))
+        self.records = RunAudit(self.audit_log, self.run_id, self._redactor)
+        """The run's records (``run_id``, ``seq``, redaction): a front end's records about the
+        run (its silences) go through it too, so they take the run's sequence."""
+        self._recorder = RunRecorder(self.records)
         self._runner: CommandRunner | None = None
         self._info: ConnectionInfo | None = None
         self._local_info: ConnectionInfo | None = None

@@ -24,7 +24,7 @@ from textual.worker import Worker
 
 from certpager.config import Config
 from certpager.errors import CertpagerError, RunLockedError
-from certpager.fleet.silence import RunSilences
+from certpager.fleet.silence import RunSilences, stopped_why
 from certpager.probe import EndpointReport
 from certpager.runbook import ConfirmReply, ConfirmRequest, Notice, Plan, RunbookRun, RunEvent, RunResult
 from certpager.text import printable
@@ -109,6 +109,7 @@ class CertpagerApp(App[int]):
             config, checker=checker, clock=clock, schedule=schedule, bell=bell, readonly=readonly
         )
         """The main screen (bottom of the stack, never popped)."""
+        self.endpoints_screen.in_use = self.endpoint_in_use
         self.runbooks = runbooks if not readonly else None
         """The runbook engine as the app uses it (None in read-only mode)."""
         self.active_runs: dict[str, RunbookRun] = {}
@@ -301,7 +302,21 @@ class CertpagerApp(App[int]):
                 screen.reports.get(name),
                 configured=name not in screen.adhoc,
                 can_run=(ep := screen.endpoints.get(name)) is not None and ep.ssh is not None,
+                resolved=name in screen.resolved,
             )
+        )
+
+    def endpoint_in_use(self, name: str) -> bool:
+        """Whether a runbook flow or run for ``name`` is going, or a screen of it is open (an
+        endpoint only an alert named stays listed after its alert resolved until neither)."""
+        if name in self.active_runs or any(
+            w.group == f"runbook:{name}" and not w.is_finished for w in self.workers
+        ):
+            return True
+        return any(
+            (isinstance(s, DetailScreen) and s.endpoint.name == name)
+            or (isinstance(s, RunScreen) and s.plan.endpoint.name == name)
+            for s in self.screen_stack
         )
 
     @on(PagesUpdated)
@@ -464,14 +479,18 @@ class CertpagerApp(App[int]):
             self.active_runs[name] = run
             silences = None
             if silence and (settings := self.config.settings.alertmanager) is not None:
-                silences = RunSilences(settings, service.audit(), plan, run.run_id)
-                for note in await silences.create(self.endpoints_screen.pages.of(name)):
-                    on_event(Notice(run_id=run.run_id, level="info", message=note))
+                silences = RunSilences(settings, run.records, plan)
             result: RunResult | None = None
+            why: str | None = None
             try:
+                for note in await silences.create(self.endpoints_screen.pages.of(name)) if silences else ():
+                    on_event(Notice(run_id=run.run_id, level="info", message=note))
                 result = await run.execute()
+            except BaseException as exc:
+                why = stopped_why(exc)
+                raise
             finally:
-                for note in await silences.finish(result) if silences is not None else ():
+                for note in await silences.finish(result, why) if silences is not None else ():
                     on_event(Notice(run_id=run.run_id, level="info", message=note))
         except RunLockedError as exc:
             screen.post_message(RunbookCrashed(f"not started: {exc}"))

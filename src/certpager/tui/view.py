@@ -42,6 +42,15 @@ BADGES: dict[Status | None, tuple[str, str]] = {
 PAGED_BADGE = "⚑ PAGED"
 """The badge of an endpoint an Alertmanager alert pages about (its colour stays its status's)."""
 
+RESOLVED_SYMBOL = "⚐"
+"""Replaces the badge symbol of an endpoint only an alert named, once that alert resolved,
+while a run or a screen of it keeps it in the list."""
+
+RESOLVED_LINE = (
+    "Its alert resolved: this target leaves the list once no run for it is going and no screen of it is open."
+)
+"""What the endpoint screen says of an endpoint only an alert named, once that alert resolved."""
+
 CHECKING_SYMBOL = "↻"
 """Replaces the badge symbol while a fresh probe of the row is in flight."""
 
@@ -227,6 +236,9 @@ class EndpointRow:
     """Endpoint host (for filtering)."""
     pages: int = 0
     """Firing Alertmanager alerts about the endpoint."""
+    resolved: bool = False
+    """An endpoint only an alert named, whose alert resolved: it stays while a run or a screen
+    of it is open (:data:`RESOLVED_SYMBOL`)."""
 
     def days_at(self, now: datetime) -> float | None:
         """Days left as of ``now`` (``days_left`` is as of when the row was made)."""
@@ -237,10 +249,12 @@ class EndpointRow:
     @property
     def badge(self) -> str:
         """``✓ OK``, ``‼ PAGE``...; the symbol becomes ``↻`` while checking; ``⚑ PAGED``
-        while an alert pages about it."""
+        while an alert pages about it; ``⚐`` once the alert of an endpoint only it named resolved."""
         if self.pages:
             return PAGED_BADGE if not self.checking else f"{CHECKING_SYMBOL} PAGED"
         symbol, label = BADGES[self.status]
+        if self.resolved:
+            symbol = RESOLVED_SYMBOL
         return f"{CHECKING_SYMBOL if self.checking else symbol} {label}"
 
     def checked_text(self, now: datetime) -> str:
@@ -258,8 +272,11 @@ def make_row(
     checking: bool,
     now: datetime,
     pages: Sequence[Page] = (),
+    *,
+    resolved: bool = False,
 ) -> EndpointRow:
-    """The list row of ``endpoint`` given its latest ``report`` and the alerts paging about it."""
+    """The list row of ``endpoint`` given its latest ``report`` and the alerts paging about it
+    (``resolved``: see :attr:`EndpointRow.resolved`)."""
     if report is None:
         return EndpointRow(
             name=endpoint.name,
@@ -278,6 +295,7 @@ def make_row(
             tags=endpoint.tags,
             host=endpoint.host,
             pages=len(pages),
+            resolved=resolved,
         )
     leaf = report.leaf
     primary = report.primary
@@ -300,6 +318,7 @@ def make_row(
         tags=endpoint.tags,
         host=endpoint.host,
         pages=len(pages),
+        resolved=resolved,
     )
 
 
@@ -496,6 +515,27 @@ class RowList:
                 self._count_widths(old_widths, -1)
                 self._count_widths(widths, 1)
 
+    def remove(self, name: str) -> None:
+        """Take the row of ``name`` out (nothing if there is none), keeping the order and the counts."""
+        row = self._all.pop(name, None)
+        if row is None:
+            return
+        del self._haystacks[name]
+        self._recent.clear()
+        self.counts[row.status] -= 1
+        if not self.counts[row.status]:
+            del self.counts[row.status]
+        i = self._order.find(row)
+        del self._order.keys[i], self._order.rows[i]
+        if self._passes(name):
+            if self._view is not self._order:
+                i = self._view.find(row)
+                del self._view.keys[i], self._view.rows[i]
+            self._count_widths(self._widths[name], -1)
+        del self._widths[name]
+        if self._passing is not None:
+            self._passing.discard(name)
+
     def _count(self, old: EndpointRow | None, row: EndpointRow) -> None:
         if old is not None:
             self.counts[old.status] -= 1
@@ -540,16 +580,24 @@ def worst_finding(report: EndpointReport) -> Finding | None:
 
 
 def page_texts(
-    pages: Sequence[Page], report: EndpointReport | None, *, configured: bool, can_run: bool
+    pages: Sequence[Page],
+    report: EndpointReport | None,
+    *,
+    configured: bool,
+    can_run: bool,
+    resolved: bool = False,
 ) -> list[tuple[str, str]]:
     """The detail screen's lines about the alerts paging for an endpoint, as
     ``(tone, text)`` (tone: ``page``, ``muted``, ``ok``, ``critical``), escaped.
 
     ``Paged by ALERT since TIME (N alerts)``, each alert's summary; blackbox's expiry
     when it differs from the verified path's (and, next to a blackbox page, whether that
-    is its cause); for an endpoint that only an alert names, that it is not in the config.
+    is its cause); for an endpoint that only an alert names, that it is not in the config,
+    and once its alert resolved (``resolved``), that it leaves the list.
     """
     out: list[tuple[str, str]] = []
+    if resolved and not pages:
+        out.append(("ok", RESOLVED_LINE))
     if pages:
         line = page_line(pages)
         out.append(("page", printable("P" + line[1:])))

@@ -8,9 +8,10 @@ prometheus-alertmanager on loopback, posted the way Prometheus sends them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -212,3 +213,100 @@ async def test_detail_names_the_certificate_behind_a_false_blackbox_page(
         assert "certificate #3 sent, CN=Stray Cross-Sign CA" in lines[1]
         assert "is not on the path clients verify" in lines[1]
         assert lines[1].endswith("clients are not affected: the cause of blackbox's page")
+
+
+async def test_tui_run_stopped_mid_way_keeps_the_silence_and_records_why(
+    am: Alertmanager, checker, host, state_dir: Path, audit_path: Path
+) -> None:
+    """The run's flow is torn down while it waits for a confirmation (its worker cancelled,
+    as when the app closes): the silence is kept, recorded once, with why and until when,
+    in the run's sequence."""
+    from certpager.tui.screens.runbook import AskModal, ConfirmModal, PlanScreen, RunbookChooser
+
+    am.post_alerts([{"labels": {"alertname": "CertpagerEndpointCritical", "endpoint": "shop-api"}}])
+    config = _config(am.url)
+    app = tuilab.make_app(
+        checker, config=config, runbooks=tuilab.runbook_service(checker, host, state_dir, config)
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: bool(app.endpoints_screen.pages.pages), "alerts fetched")
+        await tuilab.settle(pilot)
+        app.show_endpoint("shop-api")
+        await _until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail")
+        await pilot.press("f")
+        await _until(pilot, lambda: isinstance(app.screen, RunbookChooser), "chooser")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, PlanScreen), "plan")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, AskModal), "the silence question")
+        await pilot.press("y")
+        await _until(pilot, lambda: isinstance(app.screen, ConfirmModal), "typed confirmation")
+        for worker in app.workers:
+            if worker.group.startswith("runbook:"):
+                worker.cancel()
+        await _until(pilot, lambda: not app.active_runs, "the flow ended")
+    records = [r for r in _audit_records(audit_path) if r.get("run_id") == "20260314T021300Z-5a1c0e"]
+    kinds = [r["type"] for r in records]
+    assert kinds.count("silence_created") == 1 and kinds.count("silence_kept") == 1, kinds
+    assert "silence_expired" not in kinds and kinds[-1] == "silence_kept"
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    kept = records[-1]
+    assert kept["reason"] == (
+        "certpager stopped the run before it ended (its task was cancelled); the remote state may be unknown"
+    )
+    assert kept["until"] == records[0]["ends_at"]
+    assert [s["status"]["state"] for s in am.silences()] == ["active"]
+
+
+def _resolved(alert: Mapping[str, object]) -> dict[str, object]:
+    """``alert`` as Prometheus sends it once it stops firing (endsAt in the past)."""
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return {**alert, "startsAt": past, "endsAt": past}
+
+
+async def test_adhoc_endpoint_leaves_the_list_when_its_alert_resolves(am: Alertmanager, checker) -> None:
+    """Two targets only an alert names: when their alerts resolve, the one nobody looks at
+    leaves the list at the next fetch; the one whose screen is open stays, marked, its screen
+    saying so, and leaves when the screen closes."""
+    from certpager.config import AlertmanagerSettings
+    from certpager.tui.view import RESOLVED_LINE
+
+    gone = {"labels": {"alertname": "CertificateExpiringSoon", "instance": "gone.example:8443"}}
+    held = {"labels": {"alertname": "CertificateExpiringSoon", "instance": "held.example:8443"}}
+    am.post_alerts([gone, held])
+    config = _config(am.url)
+    config = replace(
+        config,
+        settings=replace(
+            config.settings, alertmanager=AlertmanagerSettings(url=am.url, timeout=2.0, interval=0.3)
+        ),
+    )
+    configured = {ep.name for ep in config.endpoints}
+    app = tuilab.make_app(checker, config=config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.endpoints_screen
+        names = lambda: {name for name, _ in _rows(app)}  # noqa: E731
+        await _until(pilot, lambda: {"gone.example:8443", "held.example:8443"} <= names(), "ad-hoc rows")
+        app.show_endpoint("held.example:8443")
+        await _until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail of held.example")
+
+        am.post_alerts([_resolved(gone), _resolved(held)])
+        await _until(pilot, lambda: "gone.example:8443" not in screen.endpoints, "gone.example left")
+        assert names() == configured | {"held.example:8443"}
+        assert screen.total == len(configured) + 1
+        row = screen.row_list.get("held.example:8443")
+        assert row is not None and row.resolved and row.badge.startswith("⚐ ") and not row.pages
+        await _until(
+            pilot,
+            lambda: RESOLVED_LINE in [line for _, line in app.screen.query_one(PagesView).lines],
+            "the detail screen says the alert resolved",
+        )
+
+        await pilot.press("escape")
+        await _until(pilot, lambda: "held.example:8443" not in names(), "held.example left on Esc")
+        assert names() == configured and screen.total == len(configured)
+        assert screen.adhoc == set() and screen.resolved == set()
+        assert "held.example" not in tuilab.screen_text(app)
+
+        am.post_alerts([held])  # it fires again: back in the list, paged
+        await _until(pilot, lambda: ("held.example:8443", "⚑ PAGED") in _rows(app), "held.example back")

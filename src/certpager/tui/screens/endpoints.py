@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import ClassVar
 
@@ -46,6 +46,10 @@ FLUSH_INTERVAL = 0.05
 
 ALERTS_SHOWN = 3
 """At most this many "got worse" notices per batch of reports; more are told as one count."""
+
+
+def _never(name: str) -> bool:
+    return False
 
 
 class FilterInput(Input):
@@ -124,6 +128,11 @@ class EndpointsScreen(Screen[None]):
         """Alertmanager's alerts by endpoint (kept current by certpager.tui.alerts)."""
         self.adhoc: set[str] = set()
         """Endpoints added because an alert names a target the config does not hold."""
+        self.resolved: set[str] = set()
+        """Ad-hoc endpoints no alert names any more, kept while :attr:`in_use` (marked ``⚐``)."""
+        self.in_use: Callable[[str], bool] = _never
+        """Whether a run of the endpoint is going or a screen of it is open (the app sets it):
+        an ad-hoc endpoint whose alert resolved leaves the list only when it is not."""
         self._checker = checker
         self._clock = clock
         self._schedule = schedule
@@ -266,7 +275,10 @@ class EndpointsScreen(Screen[None]):
         old = self.reports.get(name)
         self.reports[name] = report
         self.in_flight.discard(name)
-        self.row_list.put(view.make_row(self.endpoints[name], report, False, self.now, self.pages.of(name)))
+        row = view.make_row(
+            self.endpoints[name], report, False, self.now, self.pages.of(name), resolved=name in self.resolved
+        )
+        self.row_list.put(row)
         if self._schedule is not None:
             self._schedule.probed(name, time.monotonic())
         if quiet:
@@ -315,8 +327,9 @@ class EndpointsScreen(Screen[None]):
 
     def set_pages(self, pages: PageMap) -> None:
         """Take a fresh set of alerts: mark and move the rows whose alerts changed (not every
-        row), add and probe the endpoints only an alert names; screens showing one of the
-        endpoints whose alerts changed are told (:class:`PagesUpdated`)."""
+        row), add and probe the endpoints only an alert names, take out those no alert names
+        any more (:meth:`_settle_adhoc`); screens showing one of the endpoints whose alerts
+        changed are told (:class:`PagesUpdated`)."""
         old, self.pages = self.pages, pages
         now = self.now
         new = [ep for ep in pages.adhoc if ep.name not in self.endpoints]
@@ -325,16 +338,56 @@ class EndpointsScreen(Screen[None]):
             self.adhoc.add(endpoint.name)
             # probe() only marks rows that exist: the row goes in first.
             self.row_list.put(view.make_row(endpoint, None, False, now, pages.of(endpoint.name)))
-        self.total = len(self.endpoints)
         changed = tuple(sorted(n for n in {*old.pages, *pages.pages} if old.of(n) != pages.of(n)))
         for name in changed:
             row = self.row_list.get(name)
             if row is not None and row.pages != len(pages.of(name)):
                 self.row_list.put(dataclasses.replace(row, pages=len(pages.of(name))))
+        self._settle_adhoc()
         self.probe(new)
         self._flush()
         if changed:
             self.post_message(PagesUpdated(changed))
+
+    def _settle_adhoc(self) -> None:
+        """Ad-hoc endpoints no alert names any more leave the list, unless :attr:`in_use`:
+        then they stay, marked resolved, until a later call finds them unused; one an alert
+        names again is no longer resolved."""
+        for name in sorted(self.adhoc):
+            paged = bool(self.pages.of(name))
+            if paged or self.in_use(name):
+                self._mark_resolved(name, not paged)
+                continue
+            del self.endpoints[name]
+            self.adhoc.discard(name)
+            self.resolved.discard(name)
+            self.reports.pop(name, None)
+            self.in_flight.discard(name)  # a report still coming is dropped (not an endpoint any more)
+            self._quiet.discard(name)
+            self.row_list.remove(name)
+        self.total = len(self.endpoints)
+
+    def _mark_resolved(self, name: str, resolved: bool) -> None:
+        if (name in self.resolved) == resolved:
+            return
+        if resolved:
+            self.resolved.add(name)
+        else:
+            self.resolved.discard(name)
+        row = self.row_list.get(name)
+        if row is not None:
+            self.row_list.put(dataclasses.replace(row, resolved=resolved))
+
+    def release_resolved(self) -> None:
+        """Take out the ad-hoc endpoints whose alert resolved and that nothing uses any more
+        (a run of one ended, a screen of one closed)."""
+        if self.resolved:
+            self._settle_adhoc()
+            self._flush()
+
+    def on_screen_resume(self) -> None:
+        """Back on the list: a screen above closed, so an endpoint it kept may leave."""
+        self.release_resolved()
 
     # -- rows ---------------------------------------------------------------
 
