@@ -569,24 +569,47 @@ def parse_matcher(text: str) -> tuple[str, str, str]:
     return name, op, value
 
 
+_URL_PATH_RE = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
+"""What a URL path prefix may hold (RFC 3986 ``pchar`` and ``/``: no spaces, no controls)."""
+
+
+def redact_url(text: str) -> str:
+    """``text`` with everything between ``scheme://`` and its last ``@`` replaced by ``***``,
+    printable: a URL as a message may show it (a ``user:password`` must never reach a log,
+    an error or a report, even one holding ``/``, ``?`` or ``#``)."""
+    scheme, sep, rest = text.partition("://") if "://" in text else ("", "", text)
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return printable(f"{scheme}{sep}{rest}")
+
+
 def check_api_url(text: str) -> str:
     """``text`` without a trailing ``/`` if it is an ``http(s)://host[:port][/prefix]`` URL.
 
     Raises:
-        InputValueError: anything else (other schemes, user:password, query, fragment).
+        InputValueError: anything else (other schemes, user:password, query, fragment, a
+        path with spaces); the message never shows a password.
     """
-    check_text(text, limit=2000)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InputValueError(f"{printable(text)!r} is not an http:// or https:// URL")
-    if "@" in parts.netloc or parts.query or parts.fragment:
-        raise InputValueError(
-            f"{printable(text)!r}: no user, query or fragment (only scheme://host:port/path)"
-        )
+    shown = redact_url(text)
     try:
-        _split_hostport(parts.netloc, 0, "URL host")
+        check_text(text, limit=2000)
+        parts = urlsplit(text)
+        netloc = parts.netloc
     except ValueError as exc:
-        raise InputValueError(f"{printable(text)!r}: {exc}") from None
+        raise InputValueError(f"{shown!r} is not a URL: {printable(str(exc))}") from None
+    if parts.scheme not in ("http", "https") or not netloc:
+        raise InputValueError(f"{shown!r} is not an http:// or https:// URL")
+    if "@" in text or parts.query or parts.fragment or "?" in text or "#" in text:
+        raise InputValueError(
+            f"{shown!r}: no user, query or fragment (only scheme://host:port/path; "
+            "certpager sends no credentials)"
+        )
+    if not _URL_PATH_RE.fullmatch(parts.path):
+        raise InputValueError(f"{shown!r}: the path may not hold spaces or other characters URLs escape")
+    try:
+        _split_hostport(netloc, 0, "URL host")
+    except ValueError as exc:
+        raise InputValueError(f"{shown!r}: {exc}") from None
     return text.rstrip("/")
 
 

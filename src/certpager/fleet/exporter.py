@@ -19,7 +19,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -60,6 +60,8 @@ SCRAPE_MARGIN = 0.5
 """Seconds taken off ``X-Prometheus-Scrape-Timeout-Seconds`` (the answer must still arrive)."""
 MIN_DEADLINE = 0.1
 """Shortest probe deadline, seconds."""
+MAX_DEADLINE = 300.0
+"""Longest probe deadline a scrape-timeout header can ask for, seconds."""
 MAX_PARAM = 600
 """Longest ``target``/``endpoint`` value, characters."""
 IMPORT_TTL = 60.0
@@ -103,6 +105,8 @@ def parse_head(head: bytes) -> Request:
     except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
         raise ExporterRequestError("request head is not text") from None
     lines = text.replace("\r\n", "\n").split("\n")
+    if not lines[0].isascii():
+        raise ExporterRequestError("the request line holds non-ASCII bytes: percent-encode them (%C3%BC)")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
         raise ExporterRequestError("malformed request line")
@@ -168,13 +172,14 @@ def scrape_deadline(headers: dict[str, str], default: float) -> float:
     raw = headers.get("x-prometheus-scrape-timeout-seconds")
     if raw is None:
         return default
-    try:
-        seconds = parse_number(raw[:40], lo=0, hi=86400)
+    try:  # a huge value is only a long deadline: capped below, like blackbox's module timeout
+        seconds = parse_number(raw[:40], lo=0)
     except InputValueError:
         raise ExporterRequestError(
-            f"X-Prometheus-Scrape-Timeout-Seconds: {printable(raw[:40])!r} is not a number of seconds"
+            f"X-Prometheus-Scrape-Timeout-Seconds: {printable(raw[:40])!r} is not a number of seconds "
+            "(write digits, e.g. 10 or 2.5)"
         ) from None
-    return max(MIN_DEADLINE, min(seconds - SCRAPE_MARGIN, 300.0))
+    return max(MIN_DEADLINE, min(seconds - SCRAPE_MARGIN, MAX_DEADLINE))
 
 
 class ImportCache:
@@ -321,10 +326,9 @@ class Exporter:
         try:
             remaining = max(MIN_DEADLINE, deadline - (time.monotonic() - started))
             endpoint = replace(endpoint, timeout=remaining)
-            try:
-                report = await asyncio.wait_for(
-                    check_full(endpoint, settings=self.settings), remaining + SCRAPE_MARGIN
-                )
+            try:  # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation
+                async with asyncio.timeout(remaining + SCRAPE_MARGIN):
+                    report = await check_full(endpoint, settings=self.settings)
             except TimeoutError:
                 return exposition(failure_families(time.monotonic() - started))
         finally:
@@ -354,22 +358,16 @@ class Exporter:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection: one request, one answer, close."""
         self.connections += 1
-        path = "-"
+        answer: Answer | None
         try:
             if self.connections > MAX_CONNECTIONS:
-                status, body, ctype = 503, b"too many connections\n", TEXT
+                path, answer = "-", (503, b"too many connections\n", TEXT)
             else:
-                try:
-                    head = await asyncio.wait_for(read_head(reader), READ_TIMEOUT)
-                    request = parse_head(head)
-                    path = request.path if request.path in ("/probe", "/metrics", "/") else "other"
-                    status, body, ctype = await self.route(request)
-                    if request.method == "HEAD":
-                        body = b""
-                except TimeoutError:
-                    status, body, ctype = 408, b"request head not received in time\n", TEXT
-                except ExporterRequestError as exc:
-                    status, body, ctype = exc.status, _line(str(exc)), TEXT
+                path, answer = await self._serve_one(reader)
+            if answer is None:  # the client left before its answer: nginx's 499
+                self.requests.labels(path, "499").inc()
+                return
+            status, body, ctype = answer
             self.requests.labels(path, str(status)).inc()
             await _answer(writer, status, body, ctype)
         finally:
@@ -377,6 +375,60 @@ class Exporter:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), WRITE_TIMEOUT)
+
+    async def _serve_one(self, reader: asyncio.StreamReader) -> tuple[str, Answer | None]:
+        """(path label, answer) of the connection's request; None when the client left first."""
+        path = "-"
+        try:
+            try:
+                head = await asyncio.wait_for(read_head(reader), READ_TIMEOUT)
+            except TimeoutError:
+                return path, (408, b"request head not received in time\n", TEXT)
+            request = parse_head(head)
+            path = request.path if request.path in ("/probe", "/metrics", "/") else "other"
+            answer = await _unless_gone(self.route(request), reader)
+            if answer is None or request.method != "HEAD":
+                return path, answer
+            return path, (answer[0], b"", answer[2])
+        except ExporterRequestError as exc:
+            return path, (exc.status, _line(str(exc)), TEXT)
+        except Exception as exc:  # a bug costs one scrape one line, never the server a traceback
+            emit(sys.stderr, f"certpager exporter: internal error on {path}: {type(exc).__name__}: {exc}")
+            return path, (500, b"internal error (the exporter's log says which)\n", TEXT)
+
+
+Answer = tuple[int, bytes, str]
+"""(status, body, content type)."""
+
+
+async def _until_gone(reader: asyncio.StreamReader) -> None:
+    """Return when the client closes or resets its side (what it sends meanwhile is discarded)."""
+    with contextlib.suppress(Exception):
+        while await reader.read(65536):
+            pass
+
+
+async def _unless_gone(
+    work: Coroutine[object, object, Answer], reader: asyncio.StreamReader
+) -> Answer | None:
+    """The result of ``work``, or None when the client hangs up first (``work`` is then
+    cancelled: its probe slot is freed at once, not at the probe's deadline). Like Go's
+    net/http, an end of the client's stream after the request counts as hanging up."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_until_gone(reader))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
 
 
 _INDEX = (
@@ -393,8 +445,9 @@ def _line(message: str) -> bytes:
 
 async def _acquire(slots: asyncio.Semaphore, within: float) -> bool:
     """Take a probe slot, waiting at most ``within`` seconds."""
-    try:
-        await asyncio.wait_for(slots.acquire(), within)
+    try:  # not wait_for: on Python 3.11 it can swallow the cancellation of a client that left
+        async with asyncio.timeout(within):
+            await slots.acquire()
     except TimeoutError:
         return False
     return True

@@ -1,0 +1,112 @@
+"""One bounded JSON exchange with a fleet API (Alertmanager, Prometheus): the part they share.
+
+Every request is :func:`certpager.probe.http.fetch`: one overall deadline a trickling or
+silent server cannot stretch, at most ``max_body`` bytes read (a larger ``Content-Length``
+is refused before the body is read), redirects never followed (a ``3xx`` is an answer,
+named with where it pointed), no compression asked for and none accepted, ``https://``
+verified against the system CAs and the host name. What the server says (an error page, a
+``Location``) is shown escaped and cut short. Anything wrong is one :class:`FleetApiError`
+line; the callers add which service and URL (:attr:`ApiServer.shown`).
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+from certpager.config import redact_url
+from certpager.errors import FleetApiError, HttpFailure
+from certpager.probe.http import HttpResponse, fetch
+from certpager.text import printable
+
+#: Longest piece of an error answer quoted in a message, characters.
+QUOTE_MAX = 200
+
+
+class ApiServer:
+    """Where one fleet API is (a URL already checked by :func:`certpager.config.check_api_url`)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        """``http(s)://host[:port][/prefix]``."""
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.tls else 80)
+        self.netloc = parts.netloc.rpartition("@")[2]
+        """``Host`` header: ``host[:port]``."""
+        self.prefix = parts.path.rstrip("/")
+        # An https:// API is verified like any web API (system CAs, host name).
+        self.context = ssl.create_default_context() if self.tls else None
+
+    @property
+    def shown(self) -> str:
+        """The URL as messages show it (never a password)."""
+        return redact_url(self.url)
+
+
+async def exchange(
+    server: ApiServer,
+    method: str,
+    path: str,
+    *,
+    timeout: float,
+    max_body: int,
+    body: object = None,
+) -> HttpResponse:
+    """One request; the response with its body (any status), within ``timeout`` seconds.
+
+    Raises:
+        FleetApiError: no usable HTTP answer, a redirect, or a compressed body.
+    """
+    payload = json.dumps(body).encode() if body is not None else None
+    try:
+        response = await fetch(
+            server.host,
+            server.port,
+            host=server.netloc,
+            path=server.prefix + path,
+            timeout=timeout,
+            tls=server.context,
+            sni=server.host if server.tls else None,
+            max_body=max_body,
+            method=method,
+            body=payload,
+        )
+    except HttpFailure as exc:
+        raise FleetApiError(exc.message) from None
+    what = f"{method} {path.split('?')[0]}"
+    if 300 <= response.status < 400:
+        where = printable((response.header("Location") or "nowhere")[:QUOTE_MAX])
+        raise FleetApiError(f"{what} answered {response.status}, a redirect to {where}: not followed")
+    encoding = (response.header("Content-Encoding") or "identity").strip().lower()
+    if encoding not in ("identity", ""):
+        raise FleetApiError(
+            f"{what} answered a body compressed with {printable(encoding[:40])!r}, which was not asked for"
+        )
+    return response
+
+
+def quote_body(response: HttpResponse) -> str:
+    """The start of an error answer's body, one printable line."""
+    text = response.body[: QUOTE_MAX * 4].decode("utf-8", "replace")
+    return printable(" ".join(text.split()))[:QUOTE_MAX] or "an empty body"
+
+
+def decode_json(response: HttpResponse, what: str) -> Any:
+    """The JSON document of ``response`` (None for an empty body).
+
+    Raises:
+        FleetApiError: the body is not JSON.
+    """
+    if not response.body.strip():
+        return None
+    try:
+        return json.loads(response.body)
+    except (ValueError, RecursionError):
+        raise FleetApiError(f"{what} answered something that is not JSON") from None
+
+
+__all__ = ["ApiServer", "FleetApiError", "decode_json", "exchange", "quote_body", "redact_url"]
