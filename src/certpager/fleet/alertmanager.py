@@ -27,7 +27,7 @@ from certpager.config import AlertmanagerSettings
 from certpager.errors import AlertmanagerError, FleetApiError
 from certpager.fleet.api import ApiServer, decode_json, exchange, quote_body
 
-#: Largest response body read, bytes (10,000 alerts of Debian's Alertmanager take about 6 MB);
+#: Largest response body read, bytes (10,000 alerts of Debian's Alertmanager take about 4.3 MB);
 #: a larger ``Content-Length`` is refused before the body is read.
 MAX_RESPONSE = 32 * 1024 * 1024
 #: Most alerts kept from one answer (the rest are dropped, see :attr:`AlertBatch.dropped`).

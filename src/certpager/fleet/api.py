@@ -76,6 +76,11 @@ async def exchange(
             body=payload,
         )
     except HttpFailure as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in exc.message:
+            raise FleetApiError(
+                "TLS failed: the server's certificate is not trusted by the system CAs "
+                "(CERTIFICATE_VERIFY_FAILED): certpager never talks to an unverified API"
+            ) from None
         raise FleetApiError(exc.message) from None
     what = f"{method} {path.split('?')[0]}"
     if 300 <= response.status < 400:
