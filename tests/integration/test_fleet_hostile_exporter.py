@@ -306,3 +306,26 @@ async def test_endpoint_names_with_a_trickling_prometheus_are_bounded(
     status, body = await running.get("/probe?endpoint=imported.test")
     assert status == 400 and time.monotonic() - began < 3
     assert "the last import failed" in body and "within 1 s" in body and body.count("\n") == 1
+
+
+async def test_a_slow_import_is_waited_for_within_the_scrape_deadline_only(
+    start: Start, zoo: Any, tmp_path: Path
+) -> None:
+    """A Prometheus that never answers, with a 10 s import timeout, and scrapes of 1.5 s: each
+    scrape answers 503 at its own deadline (before: it waited the import's 10 s), and the
+    waiting scrapes share one import instead of starting one each."""
+    server = zoo(HostileHttp(Act(silent=True)))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"prometheus: {{url: '{server.url}', timeout: 10}}\nendpoints: []\n")
+    running: Running = await start(config)
+    began = time.monotonic()
+    answers = await asyncio.gather(
+        *(
+            running.get(f"/probe?endpoint=web-{i}", {"X-Prometheus-Scrape-Timeout-Seconds": "1.5"})
+            for i in range(3)
+        )
+    )
+    assert time.monotonic() - began < 3.5
+    for status, body in answers:
+        assert status == 503 and "did not finish within 1 s" in body and body.count("\n") == 1, body
+    assert running.exporter.imports is not None and running.exporter.imports.queries == 1

@@ -187,7 +187,8 @@ class ImportCache:
 
     Queried when a name is not configured and the last import is older than
     :data:`IMPORT_TTL` (a failed one: :data:`IMPORT_RETRY`); one query at a time, in a
-    thread; a failed query keeps the previous import and its error says why a name is unknown.
+    thread, which a scrape waits for only within its own deadline; a failed query keeps the
+    previous import and its error says why a name is unknown.
     Configured endpoints win, as in :func:`certpager.fleet.prometheus.merge`.
     """
 
@@ -200,14 +201,27 @@ class ImportCache:
         """Why the last import failed (None: it did not)."""
         self._by_name: dict[str, Endpoint] = {}
         self._fresh_until = float("-inf")
-        self._lock = asyncio.Lock()
+        self._running: asyncio.Future[None] | None = None
 
-    async def find(self, name: str) -> Endpoint | None:
-        """The imported endpoint ``name``, importing first when the last import is stale."""
-        async with self._lock:
-            if self.clock() >= self._fresh_until:
-                await asyncio.to_thread(self._refresh)
+    async def find(self, name: str, within: float | None = None) -> Endpoint | None:
+        """The imported endpoint ``name``, importing first when the last import is stale.
+
+        Raises:
+            TimeoutError: the import did not finish within ``within`` seconds (it goes on,
+            for the next request: one import at a time, never one per waiting scrape).
+        """
+        if self.clock() >= self._fresh_until:
+            if self._running is None:
+                self._running = asyncio.ensure_future(self._refresh_in_thread())
+            async with asyncio.timeout(within):
+                await asyncio.shield(self._running)
         return self._by_name.get(name)
+
+    async def _refresh_in_thread(self) -> None:
+        try:
+            await asyncio.to_thread(self._refresh)
+        finally:
+            self._running = None
 
     def _refresh(self) -> None:
         source = self.config.settings.prometheus
@@ -271,8 +285,9 @@ class Exporter:
             concurrency
         )
 
-    async def resolve(self, query: dict[str, list[str]]) -> Endpoint:
-        """The endpoint a ``/probe`` query names.
+    async def resolve(self, query: dict[str, list[str]], within: float | None = None) -> Endpoint:
+        """The endpoint a ``/probe`` query names (an import from Prometheus waited for at most
+        ``within`` seconds).
 
         Raises:
             ExporterRequestError: unknown endpoint, both or neither parameter, a bad target.
@@ -284,22 +299,31 @@ class Exporter:
         if (target is None) == (name is None):
             raise ExporterRequestError("give exactly one of target=HOST[:PORT][@SNI] or endpoint=NAME")
         if name is not None:
-            return await self._named(name)
+            return await self._named(name, within)
         assert target is not None
         try:
             return parse_target(target, self.settings)
         except TargetError as exc:
             raise ExporterRequestError(" ".join(str(exc).splitlines())) from None
 
-    async def _named(self, name: str) -> Endpoint:
-        """The configured endpoint ``name``, else the imported one.
+    async def _named(self, name: str, within: float | None) -> Endpoint:
+        """The configured endpoint ``name``, else the imported one (waiting at most ``within``
+        seconds for an import).
 
         Raises:
-            ExporterRequestError: neither has it (naming a failed import).
+            ExporterRequestError: neither has it (naming a failed import), or the import
+            did not finish in time.
         """
         found = self.config.endpoint(name) if self.config is not None else None
         if found is None and self.imports is not None:
-            found = await self.imports.find(name)
+            try:
+                found = await self.imports.find(name, within)
+            except TimeoutError:
+                raise ExporterRequestError(
+                    f"the import from Prometheus that may name {printable(name[:100])!r} "
+                    f"did not finish within {within:g} s (the scrape's deadline); try again",
+                    503,
+                ) from None
         if found is not None:
             return found
         shown = printable(name[:100])
@@ -312,12 +336,12 @@ class Exporter:
 
     async def probe(self, request: Request) -> bytes:
         """The exposition of one check for ``request``."""
-        endpoint = await self.resolve(request.query)
-        deadline = scrape_deadline(request.headers, endpoint.timeout)
         started = time.monotonic()
+        endpoint = await self.resolve(request.query, scrape_deadline(request.headers, self.settings.timeout))
+        deadline = scrape_deadline(request.headers, endpoint.timeout)  # counted from `started`
         self.waiting.inc()
         try:
-            acquired = await _acquire(self._slots, deadline)
+            acquired = await _acquire(self._slots, deadline - (time.monotonic() - started))
         finally:
             self.waiting.dec()
         if not acquired:
