@@ -25,13 +25,14 @@ from urllib.parse import quote, urlencode
 
 from certpager.config import AlertmanagerSettings
 from certpager.errors import AlertmanagerError, FleetApiError
-from certpager.fleet.api import ApiServer, decode_json, exchange, quote_body
+from certpager.fleet.api import ApiServer, exchange, parse_json, quote_body
 
 #: Largest response body read, bytes (10,000 alerts of Debian's Alertmanager take about 4.3 MB);
 #: a larger ``Content-Length`` is refused before the body is read.
-MAX_RESPONSE = 32 * 1024 * 1024
-#: Most alerts kept from one answer (the rest are dropped, see :attr:`AlertBatch.dropped`).
-MAX_ALERTS = 50_000
+MAX_RESPONSE = 16 * 1024 * 1024
+#: Most alerts kept from one answer (the rest are dropped, see :attr:`AlertBatch.dropped`;
+#: :data:`certpager.fleet.api.MAX_VALUES` allows about 33,000).
+MAX_ALERTS = 30_000
 #: How far in the future a ``startsAt`` may be (clock skew) before it counts as unknown.
 MAX_SKEW = timedelta(minutes=5)
 #: Longest label or annotation value kept, characters (longer ones are cut, with "...").
@@ -144,7 +145,7 @@ class AlertmanagerClient:
             )
             if response.status != expect:
                 raise FleetApiError(f"{what} answered {response.status}: {quote_body(response)}")
-            return decode_json(response, what)
+            return parse_json(response.body, f"the answer to {what}")
         except FleetApiError as exc:
             raise self._fail(str(exc)) from None
 

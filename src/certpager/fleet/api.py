@@ -23,6 +23,10 @@ from certpager.text import printable
 
 #: Longest piece of an error answer quoted in a message, characters.
 QUOTE_MAX = 200
+#: Most ``,``, ``:``, ``[`` and ``{`` in a JSON answer parsed (an upper bound on its values
+#: and containers: parsing it takes at most about 130 MB whatever it holds). An alert of
+#: Alertmanager takes about 45, a series of a Prometheus instant query about 12.
+MAX_VALUES = 1_500_000
 
 
 class ApiServer:
@@ -100,18 +104,26 @@ def quote_body(response: HttpResponse) -> str:
     return printable(" ".join(text.split()))[:QUOTE_MAX] or "an empty body"
 
 
-def decode_json(response: HttpResponse, what: str) -> Any:
-    """The JSON document of ``response`` (None for an empty body).
+def parse_json(body: bytes, what: str) -> Any:
+    """The JSON document ``body`` holds (None when it is empty), of at most about
+    :data:`MAX_VALUES` values; ``what`` names it in messages (``the answer``).
 
     Raises:
-        FleetApiError: the body is not JSON.
+        FleetApiError: not JSON, nested too deep, or too many values.
     """
-    if not response.body.strip():
+    if not body.strip():
         return None
+    # Counted before parsing: 16 MiB of "{}," are 5.6 million dicts (about 400 MB).
+    if sum(body.count(mark) for mark in (b",", b":", b"[", b"{")) > MAX_VALUES:
+        raise FleetApiError(
+            f"{what} holds more than {MAX_VALUES:,} JSON values and containers: refused unparsed"
+        )
     try:
-        return json.loads(response.body)
-    except (ValueError, RecursionError):
-        raise FleetApiError(f"{what} answered something that is not JSON") from None
+        return json.loads(body)
+    except RecursionError:
+        raise FleetApiError(f"{what} is JSON nested too deep") from None
+    except ValueError:
+        raise FleetApiError(f"{what} is not JSON") from None
 
 
-__all__ = ["ApiServer", "FleetApiError", "decode_json", "exchange", "quote_body", "redact_url"]
+__all__ = ["ApiServer", "FleetApiError", "exchange", "parse_json", "quote_body", "redact_url"]

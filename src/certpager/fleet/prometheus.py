@@ -15,7 +15,6 @@ deadline, a size cap, no redirect followed; any failure is
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,12 +22,12 @@ from urllib.parse import quote, urlencode
 
 from certpager.config import Config, Endpoint, PrometheusSource, Settings, parse_target
 from certpager.errors import FleetApiError, PrometheusError, TargetError
-from certpager.fleet.api import ApiServer, exchange, quote_body
+from certpager.fleet.api import ApiServer, exchange, parse_json, quote_body
 from certpager.inputs import InputValueError, check_text
 from certpager.probe.http import HttpResponse
 from certpager.text import printable
 
-MAX_ANSWER = 32 * 1024 * 1024
+MAX_ANSWER = 16 * 1024 * 1024
 """Largest query answer read, bytes (10,000 series take about 2 MB); a larger
 ``Content-Length`` is refused unread."""
 
@@ -72,10 +71,12 @@ async def query_async(source: PrometheusSource) -> list[dict[str, str]]:
 
 def _error_of(answer: HttpResponse) -> str:
     try:
-        doc = json.loads(answer.body)
-        return printable(str(doc.get("error", "")))[:300] or "no error text"
-    except (ValueError, AttributeError, RecursionError):
+        doc = parse_json(answer.body, "the answer")
+    except FleetApiError:
         return quote_body(answer)
+    if not isinstance(doc, dict):
+        return quote_body(answer)
+    return printable(str(doc.get("error", "")))[:300] or "no error text"
 
 
 def label_sets(body: bytes, where: str) -> list[dict[str, str]]:
@@ -85,9 +86,9 @@ def label_sets(body: bytes, where: str) -> list[dict[str, str]]:
         PrometheusError: the answer is not JSON of that shape.
     """
     try:
-        doc = json.loads(body)
-    except ValueError:
-        raise PrometheusError(f"{where}: the answer is not JSON") from None
+        doc = parse_json(body, "the answer")
+    except FleetApiError as exc:
+        raise PrometheusError(f"{where}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("status") != "success":
         error = doc.get("error") if isinstance(doc, dict) else None
         why = printable(str(error))[:300] if error else 'the answer has no "status": "success"'
