@@ -367,9 +367,11 @@ def test_cli_refuses_a_password_in_the_url_without_showing_it(
 
 def test_cli_check_with_a_hostile_alertmanager(zoo: Zoo, tmp_path: Path, cli_env: dict[str, str]) -> None:
     """Three copies of one alert whose startsAt overflowed (a traceback before): one alert,
-    started at an unknown time, on the endpoint it names."""
+    started at an unknown time, on the endpoint it names; an alert whose instance is a broken
+    URL maps to nothing."""
     alert = {**_alert("x", instance="127.0.0.1:1@app.test"), "startsAt": "0001-01-01T00:00:00+01:00"}
-    server = zoo(HostileHttp(Act(response(200, [alert] * 3))))
+    broken_url = _alert("y", instance="https://[::1/x")  # urlsplit raised: a traceback too
+    server = zoo(HostileHttp(Act(response(200, [alert, alert, broken_url, alert]))))
     assert isinstance(server, HostileHttp)
     config = tmp_path / "c.yaml"
     config.write_text(

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from certpager.config import Endpoint, Settings
 from certpager.fleet.alertmanager import Alert, alert_of, parse_time, silence_labels
 from certpager.fleet.pages import map_alerts
+from certpager.fleet.prometheus import endpoints_of
 
 SHARED = [
     Endpoint(name="shop", host="10.0.0.5", sni="shop.test"),
@@ -61,3 +65,31 @@ def test_start_times_a_server_cannot_make_misleading() -> None:
     assert parse_time("2026-12-03T11:00:00.123456789Z", now) == now - timedelta(hours=1) + timedelta(
         microseconds=123456
     )
+
+
+LABEL_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(
+        r"(https?|tls|tcp)://\[?[0-9a-f:.%\]\[a-z@]{0,20}(:[0-9x-]{0,6})?(/[^ ]{0,5})?", fullmatch=True
+    ),
+    st.from_regex(r"[a-z0-9.:\[\]@%-]{0,30}", fullmatch=True),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["instance", "target", "endpoint", "alertname"]), LABEL_TEXT))
+def test_no_label_value_makes_mapping_or_import_raise(labels: dict[str, str]) -> None:
+    """Any label text (the server's): a page, an ad-hoc endpoint, an unmapped count or a
+    skipped series; never an exception (``https://[::1/x`` raised ValueError out of urlsplit
+    in map_alerts: a traceback in ``check`` and the TUI)."""
+    alert = alert_of({"labels": labels, "fingerprint": "f"})
+    assert alert is not None
+    mapped = map_alerts([alert], SHARED, Settings())
+    assert mapped.unmapped + sum(len(p) for p in mapped.pages.values()) == 1
+    endpoints_of([labels], Settings())
+
+
+def test_urls_that_do_not_parse_are_no_target() -> None:
+    for value in ("https://[::1/x", "https://[zz]:443/", "tls://[::1", "https://h:99999/"):
+        mapped = map_alerts([_alert(instance=value)], SHARED, Settings())
+        assert mapped.unmapped == 1, value

@@ -87,15 +87,15 @@ def target_text(value: str) -> str | None:
     no host (``https://host:8443/path`` -> ``host:8443``)."""
     value = value.strip()
     if "://" in value:
-        parts = urlsplit(value)
-        if not parts.netloc or "@" in parts.netloc:
-            return None
-        default = {"https": 443, "http": 80}.get(parts.scheme.lower(), 443)
-        try:
+        try:  # a label is the server's text: "https://[::1/x" makes urlsplit raise
+            parts = urlsplit(value)
+            default = {"https": 443, "http": 80}.get(parts.scheme.lower(), 443)
             port = parts.port or default
+            host = parts.hostname or ""
         except ValueError:
             return None
-        host = parts.hostname or ""
+        if not parts.netloc or "@" in parts.netloc:
+            return None
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return value or None
 
