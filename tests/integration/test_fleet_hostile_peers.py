@@ -20,7 +20,7 @@ import pytest
 from tests.support.alertmanager import Alertmanager
 from tests.support.cli import certpager_cli
 from tests.support.hostile_http import Act, HostileHttp, gzip_json, response
-from tests.support.pki import PKI
+from tests.support.pki import PKI, Hierarchy
 
 from certpager.config import AlertmanagerSettings, Endpoint, PrometheusSource, Settings
 from certpager.errors import AlertmanagerError, PrometheusError
@@ -192,6 +192,34 @@ def test_self_signed_https_fails_verification_in_one_line(zoo: Zoo, pki: PKI) ->
     prom, _ = prom_outcome(server.url)
     assert "certificate is not trusted" in one_line(prom, server.url)
     assert server.requests == []  # nothing was sent over the unverified connection
+
+
+def test_https_with_ca_file_is_verified_against_it(zoo: Zoo, ca: Hierarchy) -> None:
+    """``ca_file`` trusts a private CA (instead of the system CAs), and the host name is still
+    checked: a certificate of the CA for another name is refused."""
+    right = ca.serve_files("fleet-api-ip", ca.leaf("api", sans=["127.0.0.1"]))
+    wrong = ca.serve_files("fleet-api-name", ca.leaf("other.test", sans=["other.test"]))
+    good = zoo(HostileHttp(Act(response(200, [_alert()])), tls=server_context(*right)))
+    bad = zoo(HostileHttp(Act(response(200, [_alert()])), tls=server_context(*wrong)))
+    assert isinstance(good, HostileHttp) and isinstance(bad, HostileHttp)
+    root = str(ca.root_file)
+    batch = asyncio.run(AlertmanagerClient(AlertmanagerSettings(url=good.url, ca_file=root)).alerts())
+    assert [a.fingerprint for a in batch.alerts] == ["f1"]
+    with pytest.raises(AlertmanagerError) as info:
+        asyncio.run(AlertmanagerClient(AlertmanagerSettings(url=good.url)).alerts())
+    assert "not trusted by the system CAs (or ca_file)" in str(info.value)
+    with pytest.raises(AlertmanagerError) as info:
+        asyncio.run(AlertmanagerClient(AlertmanagerSettings(url=bad.url, ca_file=root, timeout=2)).alerts())
+    assert "TLS failed" in one_line(str(info.value), bad.url)
+    good.act = Act(response(200, _vector({"instance": "a.test:443"})))
+    assert query(PrometheusSource(url=good.url, ca_file=root)) == [{"instance": "a.test:443"}]
+
+
+def test_an_unreadable_ca_file_is_one_line(tmp_path: Path) -> None:
+    settings = AlertmanagerSettings(url="https://127.0.0.1:1", ca_file=str(tmp_path / "gone.pem"))
+    with pytest.raises(AlertmanagerError) as info:
+        asyncio.run(AlertmanagerClient(settings).alerts())
+    assert "cannot load ca_file" in one_line(str(info.value), "https://127.0.0.1:1")
 
 
 # -- Alertmanager: answers of the wrong shape ------------------------------------------------

@@ -105,12 +105,19 @@ class HostileHttp(LoopbackServer):
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def handle(self, conn: socket.socket) -> None:
-        stream: socket.socket = conn
-        if self.tls is not None:
-            try:
-                stream = self.tls.wrap_socket(conn, server_side=True)
-            except (OSError, ssl.SSLError):
-                return  # the client refused our certificate: that is the point
+        if self.tls is None:
+            self._act(conn)
+            return
+        try:
+            stream = self.tls.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError):
+            return  # the client refused our certificate: that is the point
+        try:
+            self._act(stream)
+        finally:
+            stream.close()
+
+    def _act(self, stream: socket.socket) -> None:
         self.requests.append(read_request_head(stream))
         act = self.act
         if act.silent:

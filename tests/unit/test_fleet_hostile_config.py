@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.support.pki import Hierarchy
 
 from certpager.config import check_api_url, load_config, redact_url
 from certpager.errors import ConfigError
@@ -86,3 +87,29 @@ def test_check_api_url_message_never_holds_the_password() -> None:
         with pytest.raises(InputValueError) as info:
             check_api_url(url)
         assert SECRET not in str(info.value)
+
+
+def test_ca_file_of_the_fleet_apis(tmp_path: Path, ca: Hierarchy) -> None:
+    path = tmp_path / "c.yaml"
+    root = ca.root_file
+    path.write_text(
+        f"settings: {{alertmanager: {{url: 'https://am.test:9093', ca_file: '{root}'}}}}\n"
+        f"prometheus: {{url: 'https://prom.test', ca_file: '{root}'}}\nendpoints: []\n"
+    )
+    settings = load_config(path).settings
+    assert settings.alertmanager is not None and settings.alertmanager.ca_file == str(root)
+    assert settings.prometheus is not None and settings.prometheus.ca_file == str(root)
+
+
+@pytest.mark.parametrize(
+    ("section", "words"),
+    [
+        ("settings: {alertmanager: {url: 'http://127.0.0.1:9093', ca_file: ROOT}}\n", "https:// url only"),
+        ("prometheus: {url: 'http://127.0.0.1:9090', ca_file: ROOT}\n", "https:// url only"),
+        ("prometheus: {url: 'https://127.0.0.1:9090', ca_file: nowhere.pem}\n", "nowhere.pem"),
+        ("prometheus: {url: 'https://127.0.0.1:9090', ca_file: c.yaml}\n", "ca_file"),
+    ],
+)
+def test_bad_ca_file_of_the_fleet_apis(tmp_path: Path, ca: Hierarchy, section: str, words: str) -> None:
+    message = _load(tmp_path, section.replace("ROOT", f"'{ca.root_file}'"))
+    assert "ca_file:" in message and words in message, message

@@ -131,7 +131,7 @@ class AlertmanagerClient:
 
     def __init__(self, settings: AlertmanagerSettings):
         self.settings = settings
-        self._server = ApiServer(settings.url)
+        self._server = ApiServer(settings.url, settings.ca_file)
 
     def _fail(self, what: str) -> AlertmanagerError:
         return AlertmanagerError(f"alertmanager {self._server.shown}: {what}")

@@ -32,7 +32,7 @@ MAX_VALUES = 1_500_000
 class ApiServer:
     """Where one fleet API is (a URL already checked by :func:`certpager.config.check_api_url`)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ca_file: str | None = None) -> None:
         parts = urlsplit(url)
         self.url = url
         """``http(s)://host[:port][/prefix]``."""
@@ -42,8 +42,16 @@ class ApiServer:
         self.netloc = parts.netloc.rpartition("@")[2]
         """``Host`` header: ``host[:port]``."""
         self.prefix = parts.path.rstrip("/")
-        # An https:// API is verified like any web API (system CAs, host name).
-        self.context = ssl.create_default_context() if self.tls else None
+        self.ca_file = ca_file
+        """The PEM bundle trusted instead of the system CAs (None: the system CAs)."""
+        self.context: ssl.SSLContext | None = None
+        self.problem: str | None = None
+        """Why no request can be made (the ca_file became unreadable since the config was read)."""
+        if self.tls:  # verified like any web API (its CAs, the host name); never not at all
+            try:
+                self.context = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                self.problem = f"cannot load ca_file {printable(str(ca_file))}: {printable(str(exc))}"
 
     @property
     def shown(self) -> str:
@@ -65,6 +73,8 @@ async def exchange(
     Raises:
         FleetApiError: no usable HTTP answer, a redirect, or a compressed body.
     """
+    if server.problem is not None:
+        raise FleetApiError(server.problem)
     payload = json.dumps(body).encode() if body is not None else None
     try:
         response = await fetch(
@@ -81,8 +91,11 @@ async def exchange(
         )
     except HttpFailure as exc:
         if "CERTIFICATE_VERIFY_FAILED" in exc.message:
+            trusted = (
+                f"ca_file {printable(server.ca_file)}" if server.ca_file else "the system CAs (or ca_file)"
+            )
             raise FleetApiError(
-                "TLS failed: the server's certificate is not trusted by the system CAs "
+                f"TLS failed: the server's certificate is not trusted by {trusted} "
                 "(CERTIFICATE_VERIFY_FAILED): certpager never talks to an unverified API"
             ) from None
         raise FleetApiError(exc.message) from None

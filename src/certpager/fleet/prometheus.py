@@ -58,7 +58,7 @@ def query(source: PrometheusSource) -> list[dict[str, str]]:
 
 async def query_async(source: PrometheusSource) -> list[dict[str, str]]:
     """:func:`query`, in the running event loop."""
-    server = ApiServer(source.url)
+    server = ApiServer(source.url, source.ca_file)
     path = "/api/v1/query?" + urlencode({"query": source.query}, quote_via=quote)
     try:
         answer = await exchange(server, "GET", path, timeout=source.timeout, max_body=MAX_ANSWER)
