@@ -24,7 +24,7 @@ from tests.support.pki import PKI, Hierarchy
 
 from certpager.config import AlertmanagerSettings, Endpoint, PrometheusSource, Settings
 from certpager.errors import AlertmanagerError, PrometheusError
-from certpager.fleet.alertmanager import MAX_RESPONSE, AlertBatch, AlertmanagerClient
+from certpager.fleet.alertmanager import MAX_RESPONSE, AlertBatch, AlertmanagerClient, silence_labels
 from certpager.fleet.pages import map_alerts, page_line
 from certpager.fleet.prometheus import MAX_ANSWER, endpoints_of, query
 from certpager.lab.tls import LoopbackServer, server_context
@@ -412,3 +412,59 @@ def test_cli_check_with_a_hostile_alertmanager(zoo: Zoo, tmp_path: Path, cli_env
     reports = doc if isinstance(doc, list) else doc.get("endpoints", doc)
     (app,) = [r for r in reports if r["name"] == "app"]
     assert [(a["fingerprint"], a["starts_at"]) for a in app["alerts"]] == [("x", None)]
+
+
+# -- silences: only the endpoint's alerts, and only a real silence id ------------------------
+
+
+def test_silences_of_an_endpoint_leave_other_endpoints_paged(am: Alertmanager) -> None:
+    """The silences made for the pages of ``app`` (alertname + its target label, exactly) leave
+    the same alert about another endpoint, and an alert about app's address without SNI, firing."""
+    endpoints = [
+        Endpoint(name="app", host="10.0.0.5", sni="app.test"),
+        Endpoint(name="shop", host="10.0.0.5", sni="shop.test"),
+    ]
+    am.post_alerts(
+        [
+            {"labels": {"alertname": "CertExpiring", "instance": "app.test:443", "job": "bb"}},
+            {"labels": {"alertname": "CertChain", "instance": "10.0.0.5:443@app.test", "job": "bb"}},
+            {"labels": {"alertname": "CertExpiring", "instance": "shop.test:443", "job": "bb"}},
+            {"labels": {"alertname": "CertExpiring", "instance": "10.0.0.5:443", "job": "bb"}},
+        ]
+    )
+    client = _am(am.url, timeout=5)
+    deadline = time.monotonic() + 30
+    while len(asyncio.run(client.alerts()).alerts) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    mapped = map_alerts(asyncio.run(client.alerts()).alerts, endpoints, Settings())
+    assert sorted(p.alertname for p in mapped.of("app")) == ["CertChain", "CertExpiring"]
+    assert [e.name for e in mapped.adhoc] == ["10.0.0.5:443"]  # neither app's nor shop's
+    until = datetime.now(UTC) + timedelta(minutes=10)
+    for page in mapped.of("app"):
+        asyncio.run(
+            client.create_silence(silence_labels(page.labels), ends_at=until, created_by="t", comment="t")
+        )
+    deadline = time.monotonic() + 30
+    left: list[str] = []
+    while time.monotonic() < deadline:
+        left = sorted(a.labels["instance"] for a in asyncio.run(client.alerts()).alerts)
+        if len(left) == 2:
+            break
+        time.sleep(0.2)
+    assert left == ["10.0.0.5:443", "shop.test:443"]
+
+
+@pytest.mark.parametrize("answer", [{"silenceID": "\x1b[2J../../x"}, {"silenceID": ""}, {"id": "x"}, ["x"]])
+def test_a_hostile_silence_id_is_refused(zoo: Zoo, answer: object) -> None:
+    server = zoo(HostileHttp(Act(response(200, answer))))
+    assert isinstance(server, HostileHttp)
+    with pytest.raises(AlertmanagerError) as info:
+        asyncio.run(
+            _am(server.url).create_silence(
+                {"alertname": "X"},
+                ends_at=datetime.now(UTC) + timedelta(minutes=5),
+                created_by="t",
+                comment="t",
+            )
+        )
+    assert "no silence id" in one_line(str(info.value), server.url)

@@ -17,6 +17,7 @@ and escaped by whoever shows them (:func:`certpager.text.printable`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -187,8 +188,8 @@ class AlertmanagerClient:
         }
         data = await self._call("POST", "/api/v2/silences", body)
         silence_id = data.get("silenceID") if isinstance(data, dict) else None
-        if not isinstance(silence_id, str) or not 0 < len(silence_id) <= 64:
-            raise self._fail("POST /api/v2/silences answered no silence id")
+        if not isinstance(silence_id, str) or not _SILENCE_ID.fullmatch(silence_id):
+            raise self._fail("POST /api/v2/silences answered no silence id (a UUID)")
         return silence_id
 
     async def expire_silence(self, silence_id: str) -> None:
@@ -201,6 +202,10 @@ class AlertmanagerClient:
         if not isinstance(data, dict):
             raise self._fail("GET /api/v2/silence answered no silence")
         return data
+
+
+#: What a silence id looks like (Alertmanager's are UUIDs): it is shown, audited and sent back.
+_SILENCE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def _rfc3339(when: datetime) -> str:
