@@ -220,6 +220,9 @@ class ImportCache:
     async def _refresh_in_thread(self) -> None:
         try:
             await asyncio.to_thread(self._refresh)
+        except Exception as exc:  # a bug: said in the 400 line, never a task nobody awaits
+            self.error = f"the import failed: {type(exc).__name__}: {printable(str(exc))[:200]}"
+            self._fresh_until = self.clock() + IMPORT_RETRY
         finally:
             self._running = None
 
