@@ -324,7 +324,7 @@ class Exporter:
             except TimeoutError:
                 raise ExporterRequestError(
                     f"the import from Prometheus that may name {printable(name[:100])!r} "
-                    f"did not finish within {within:g} s (the scrape's deadline); try again",
+                    f"did not finish within {within or 0:g} s (the scrape's deadline); try again",
                     503,
                 ) from None
         if found is not None:
