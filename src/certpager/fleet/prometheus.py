@@ -27,8 +27,8 @@ from certpager.inputs import InputValueError, check_text
 from certpager.probe.http import HttpResponse
 from certpager.text import printable
 
-MAX_ANSWER = 16 * 1024 * 1024
-"""Largest query answer read, bytes (10,000 series take about 2 MB); a larger
+MAX_ANSWER = 32 * 1024 * 1024
+"""Largest query answer read, bytes (10,000 series take about 2 MB, 100,000 about 20 MB); a larger
 ``Content-Length`` is refused unread."""
 
 
