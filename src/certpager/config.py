@@ -237,6 +237,8 @@ class PrometheusSource:
     """PromQL instant query; each series it returns becomes an endpoint."""
     timeout: float = DEFAULT_TIMEOUT
     """Deadline of the query, seconds."""
+    ca_file: str | None = None
+    """PEM bundle an ``https://`` Prometheus is verified against (None: the system CAs)."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,8 @@ class AlertmanagerSettings:
     """Seconds between two fetches of the alerts in the TUI."""
     timeout: float = DEFAULT_ALERT_TIMEOUT
     """Deadline of one request to Alertmanager, seconds."""
+    ca_file: str | None = None
+    """PEM bundle an ``https://`` Alertmanager is verified against (None: the system CAs)."""
 
 
 @dataclass(frozen=True)
@@ -533,7 +537,7 @@ def _settings(reader: Reader | None, base_dir: Path) -> Settings:
         aia_private=_aia_private(reader, "auto"),
         check_http=reader.bool("check_http", True),
         lock_dir=str(base_dir / os.path.expanduser(lock_dir)) if lock_dir else None,
-        alertmanager=_alertmanager(reader.sub("alertmanager")),
+        alertmanager=_alertmanager(reader.sub("alertmanager"), base_dir),
     )
     reader.finish()
     return s
@@ -569,24 +573,47 @@ def parse_matcher(text: str) -> tuple[str, str, str]:
     return name, op, value
 
 
+_URL_PATH_RE = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
+"""What a URL path prefix may hold (RFC 3986 ``pchar`` and ``/``: no spaces, no controls)."""
+
+
+def redact_url(text: str) -> str:
+    """``text`` with everything between ``scheme://`` and its last ``@`` replaced by ``***``,
+    printable: a URL as a message may show it (a ``user:password`` must never reach a log,
+    an error or a report, even one holding ``/``, ``?`` or ``#``)."""
+    scheme, sep, rest = text.partition("://") if "://" in text else ("", "", text)
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return printable(f"{scheme}{sep}{rest}")
+
+
 def check_api_url(text: str) -> str:
     """``text`` without a trailing ``/`` if it is an ``http(s)://host[:port][/prefix]`` URL.
 
     Raises:
-        InputValueError: anything else (other schemes, user:password, query, fragment).
+        InputValueError: anything else (other schemes, user:password, query, fragment, a
+        path with spaces); the message never shows a password.
     """
-    check_text(text, limit=2000)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InputValueError(f"{printable(text)!r} is not an http:// or https:// URL")
-    if "@" in parts.netloc or parts.query or parts.fragment:
-        raise InputValueError(
-            f"{printable(text)!r}: no user, query or fragment (only scheme://host:port/path)"
-        )
+    shown = redact_url(text)
     try:
-        _split_hostport(parts.netloc, 0, "URL host")
+        check_text(text, limit=2000)
+        parts = urlsplit(text)
+        netloc = parts.netloc
     except ValueError as exc:
-        raise InputValueError(f"{printable(text)!r}: {exc}") from None
+        raise InputValueError(f"{shown!r} is not a URL: {printable(str(exc))}") from None
+    if parts.scheme not in ("http", "https") or not netloc:
+        raise InputValueError(f"{shown!r} is not an http:// or https:// URL")
+    if "@" in text or parts.query or parts.fragment or "?" in text or "#" in text:
+        raise InputValueError(
+            f"{shown!r}: no user, query or fragment (only scheme://host:port/path; "
+            "certpager sends no credentials)"
+        )
+    if not _URL_PATH_RE.fullmatch(parts.path):
+        raise InputValueError(f"{shown!r}: the path may not hold spaces or other characters URLs escape")
+    try:
+        _split_hostport(netloc, 0, "URL host")
+    except ValueError as exc:
+        raise InputValueError(f"{shown!r}: {exc}") from None
     return text.rstrip("/")
 
 
@@ -600,8 +627,15 @@ def _api_url(reader: Reader) -> str:
         reader.fail("url", str(exc))
 
 
-def _alertmanager(reader: Reader | None) -> AlertmanagerSettings | None:
-    """``settings: alertmanager: {url, matchers, interval, timeout}``."""
+def _api_ca_file(reader: Reader, url: str, base_dir: Path) -> str | None:
+    """``ca_file`` of a fleet API section: a PEM bundle, for an ``https://`` ``url`` only."""
+    if reader.has("ca_file") and not url.startswith("https://"):
+        reader.fail("ca_file", "applies to an https:// url only")
+    return _ca_file(reader, base_dir)
+
+
+def _alertmanager(reader: Reader | None, base_dir: Path) -> AlertmanagerSettings | None:
+    """``settings: alertmanager: {url, matchers, interval, timeout, ca_file}``."""
     if reader is None:
         return None
     url = _api_url(reader)
@@ -621,20 +655,22 @@ def _alertmanager(reader: Reader | None) -> AlertmanagerSettings | None:
         interval=reader.number("interval", DEFAULT_ALERT_INTERVAL, lo=1, hi=MAX_INTERVAL)
         or DEFAULT_ALERT_INTERVAL,
         timeout=reader.number("timeout", DEFAULT_ALERT_TIMEOUT, lo=0.1, hi=60) or DEFAULT_ALERT_TIMEOUT,
+        ca_file=_api_ca_file(reader, url, base_dir),
     )
     reader.finish()
     return am
 
 
-def _prometheus(reader: Reader | None) -> PrometheusSource | None:
-    """``prometheus: {url, query, timeout}``: an http(s) URL without credentials."""
+def _prometheus(reader: Reader | None, base_dir: Path) -> PrometheusSource | None:
+    """``prometheus: {url, query, timeout, ca_file}``: an http(s) URL without credentials."""
     if reader is None:
         return None
     url = _api_url(reader)
     query = reader.str("query", DEFAULT_PROMETHEUS_QUERY) or DEFAULT_PROMETHEUS_QUERY
     timeout = reader.number("timeout", DEFAULT_TIMEOUT, lo=0.1, hi=MAX_TIMEOUT) or DEFAULT_TIMEOUT
+    ca_file = _api_ca_file(reader, url, base_dir)
     reader.finish()
-    return PrometheusSource(url=url, query=query, timeout=timeout)
+    return PrometheusSource(url=url, query=query, timeout=timeout, ca_file=ca_file)
 
 
 def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
@@ -886,7 +922,7 @@ def load_config(path: Path) -> Config:
     reader = Reader(root, file=file, path="", error=ConfigError)
     base_dir = path.resolve().parent
     settings = _settings(reader.sub("settings"), base_dir)
-    prometheus = _prometheus(reader.sub("prometheus"))
+    prometheus = _prometheus(reader.sub("prometheus"), base_dir)
     if prometheus is not None:
         settings = replace(settings, prometheus=prometheus)
     endpoints: list[Endpoint] = []

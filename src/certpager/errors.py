@@ -30,6 +30,8 @@ defines an exception class.
   - ``StoredCertError``: the stored certificate cannot be read (``certpager.check.stored``).
   - ``AlertmanagerError``: Alertmanager could not be asked or answered nonsense
     (``certpager.fleet.alertmanager``); shown as one notice, never stops a check or a run.
+  - ``FleetApiError``: one request to Alertmanager or Prometheus failed (``certpager.fleet.api``);
+    the callers turn it into ``AlertmanagerError`` or ``PrometheusError``.
   - ``LabError``: the demo lab could not be started (``certpager.demo.process``).
   - ``RequestHeadError``: an HTTP request head is malformed (``certpager.httpwire``).
   - ``Terminated``: SIGTERM/SIGHUP arrived during ``certpager demo`` (``certpager.demo.cli``).
@@ -276,6 +278,11 @@ class ExporterRequestError(CertpagerError):
         self.status = status
         """HTTP status answered (400 bad parameters, 404, 405, 408, 431...)."""
         super().__init__(message)
+
+
+class FleetApiError(CertpagerError):
+    """One exchange with a fleet API (Alertmanager, Prometheus) gave no usable answer: the
+    reason in one line, without the URL (the caller names the service and the URL)."""
 
 
 class PrometheusError(CertpagerError):

@@ -81,6 +81,8 @@ def parse_request_head(head: bytes, *, strict: bool = True) -> RequestHead:
         RequestHeadError: what is wrong, in one line.
     """
     lines = head.decode("iso-8859-1").replace("\r\n", "\n").split("\n")
+    if strict and not lines[0].isascii():
+        raise RequestHeadError("the request line holds non-ASCII bytes: percent-encode them (%C3%BC)")
     parts = lines[0].split(" ")
     version = parts[2] if len(parts) == 3 else ""
     if not version.startswith("HTTP/1." if strict else "HTTP/") or (strict and not parts[0].isalpha()):

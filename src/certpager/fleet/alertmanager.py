@@ -6,9 +6,9 @@
   :meth:`AlertmanagerClient.expire_silence` (``DELETE /api/v2/silence/{id}``),
   :meth:`AlertmanagerClient.silence` (``GET /api/v2/silence/{id}``).
 
-Every request is one bounded exchange (:func:`certpager.probe.http.fetch`): one overall
+Every request is one bounded exchange (:func:`certpager.fleet.api.exchange`): one overall
 deadline (``settings.alertmanager.timeout``) a trickling server cannot stretch, at most
-:data:`MAX_RESPONSE` bytes read. Anything that goes wrong is one
+:data:`MAX_RESPONSE` bytes read, no redirect followed, no compressed body accepted. Anything that goes wrong is one
 :class:`~certpager.errors.AlertmanagerError` line naming the URL; callers show it and go on.
 
 Label and annotation values are the server's text: kept as they are (bounded in size)
@@ -17,23 +17,25 @@ and escaped by whoever shows them (:func:`certpager.text.printable`).
 
 from __future__ import annotations
 
-import json
-import ssl
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from certpager.config import AlertmanagerSettings
-from certpager.errors import AlertmanagerError, HttpFailure
-from certpager.probe.http import fetch
-from certpager.text import printable
+from certpager.errors import AlertmanagerError, FleetApiError
+from certpager.fleet.api import ApiServer, exchange, parse_json, quote_body
 
-#: Largest response body read, bytes.
-MAX_RESPONSE = 4 * 1024 * 1024
-#: Most alerts kept from one answer (the rest are dropped, see :attr:`AlertBatch.dropped`).
-MAX_ALERTS = 5000
+#: Largest response body read, bytes (10,000 alerts of Debian's Alertmanager take about 4.3 MB);
+#: a larger ``Content-Length`` is refused before the body is read.
+MAX_RESPONSE = 16 * 1024 * 1024
+#: Most alerts kept from one answer (the rest are dropped, see :attr:`AlertBatch.dropped`;
+#: :data:`certpager.fleet.api.MAX_VALUES` allows about 33,000).
+MAX_ALERTS = 30_000
+#: How far in the future a ``startsAt`` may be (clock skew) before it counts as unknown.
+MAX_SKEW = timedelta(minutes=5)
 #: Longest label or annotation value kept, characters (longer ones are cut, with "...").
 MAX_VALUE_CHARS = 1024
 #: Most labels or annotations kept per alert.
@@ -63,15 +65,20 @@ class Alert:
         return self.annotations.get("summary") or self.annotations.get("description")
 
 
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 time as Alertmanager writes it (``2026-12-03T16:17:58.026Z``), in UTC."""
+def parse_time(value: object, now: datetime | None = None) -> datetime | None:
+    """An RFC 3339 time as Alertmanager writes it (``2026-12-03T16:17:58.026Z``), in UTC;
+    None when it is not one, or lies in the future (beyond :data:`MAX_SKEW` after ``now``):
+    an alert cannot have started firing later than now."""
     if not isinstance(value, str) or len(value) > 64:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed > (now or datetime.now(UTC)) + MAX_SKEW:
+        return None
+    return parsed
 
 
 def _strings(value: object) -> dict[str, str] | None:
@@ -93,7 +100,12 @@ def alert_of(item: object) -> Alert | None:
     labels = _strings(item.get("labels"))
     annotations = _strings(item.get("annotations") or {})
     fingerprint = item.get("fingerprint")
-    if labels is None or annotations is None or not isinstance(fingerprint, str) or len(fingerprint) > 64:
+    if (
+        labels is None
+        or annotations is None
+        or not isinstance(fingerprint, str)
+        or not 0 < len(fingerprint) <= 64
+    ):
         return None
     return Alert(
         alertname=labels.get("alertname", ""),
@@ -112,7 +124,7 @@ class AlertBatch:
     alerts: tuple[Alert, ...]
     """Firing, not silenced, not inhibited, matching the configured matchers."""
     dropped: int = 0
-    """Entries left out: malformed, or beyond :data:`MAX_ALERTS`."""
+    """Entries left out: malformed, a fingerprint already seen, or beyond :data:`MAX_ALERTS`."""
 
 
 class AlertmanagerClient:
@@ -120,45 +132,23 @@ class AlertmanagerClient:
 
     def __init__(self, settings: AlertmanagerSettings):
         self.settings = settings
-        parts = urlsplit(settings.url)
-        self._tls = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._tls else 80)
-        self._netloc = parts.netloc
-        self._prefix = parts.path.rstrip("/")
-        # An https:// Alertmanager is verified like any web API (system CAs, host name).
-        self._context = ssl.create_default_context() if self._tls else None
+        self._server = ApiServer(settings.url, settings.ca_file)
 
     def _fail(self, what: str) -> AlertmanagerError:
-        return AlertmanagerError(f"alertmanager {printable(self.settings.url)}: {what}")
+        return AlertmanagerError(f"alertmanager {self._server.shown}: {what}")
 
     async def _call(self, method: str, path: str, body: object = None, *, expect: int = 200) -> Any:
         """One request; the decoded JSON answer (None for an empty body)."""
-        payload = json.dumps(body).encode() if body is not None else None
+        what = f"{method} {path.split('?')[0]}"
         try:
-            response = await fetch(
-                self._host,
-                self._port,
-                host=self._netloc,
-                path=self._prefix + path,
-                timeout=self.settings.timeout,
-                tls=self._context,
-                sni=self._host if self._tls else None,
-                max_body=MAX_RESPONSE,
-                method=method,
-                body=payload,
+            response = await exchange(
+                self._server, method, path, timeout=self.settings.timeout, max_body=MAX_RESPONSE, body=body
             )
-        except HttpFailure as exc:
-            raise self._fail(exc.message) from None
-        if response.status != expect:
-            detail = printable(response.body[:200].decode("utf-8", "replace").strip())
-            raise self._fail(f"{method} {path.split('?')[0]} answered {response.status}: {detail}")
-        if not response.body.strip():
-            return None
-        try:
-            return json.loads(response.body)
-        except (ValueError, RecursionError):
-            raise self._fail(f"{method} {path.split('?')[0]} answered something that is not JSON") from None
+            if response.status != expect:
+                raise FleetApiError(f"{what} answered {response.status}: {quote_body(response)}")
+            return parse_json(response.body, f"the answer to {what}")
+        except FleetApiError as exc:
+            raise self._fail(str(exc)) from None
 
     async def alerts(self) -> AlertBatch:
         """The firing alerts (active, neither silenced nor inhibited) the matchers select.
@@ -171,8 +161,11 @@ class AlertmanagerClient:
         data = await self._call("GET", "/api/v2/alerts?" + urlencode(query, quote_via=quote))
         if not isinstance(data, list):
             raise self._fail("GET /api/v2/alerts did not answer a list of alerts")
-        alerts = [a for a in map(alert_of, data[:MAX_ALERTS]) if a is not None]
-        return AlertBatch(tuple(alerts), dropped=len(data) - len(alerts))
+        alerts: dict[str, Alert] = {}
+        for alert in map(alert_of, data[:MAX_ALERTS]):
+            if alert is not None:  # one alert per fingerprint: the first
+                alerts.setdefault(alert.fingerprint, alert)
+        return AlertBatch(tuple(alerts.values()), dropped=len(data) - len(alerts))
 
     async def create_silence(
         self,
@@ -195,8 +188,8 @@ class AlertmanagerClient:
         }
         data = await self._call("POST", "/api/v2/silences", body)
         silence_id = data.get("silenceID") if isinstance(data, dict) else None
-        if not isinstance(silence_id, str) or not 0 < len(silence_id) <= 64:
-            raise self._fail("POST /api/v2/silences answered no silence id")
+        if not isinstance(silence_id, str) or not _SILENCE_ID.fullmatch(silence_id):
+            raise self._fail("POST /api/v2/silences answered no silence id (a UUID)")
         return silence_id
 
     async def expire_silence(self, silence_id: str) -> None:
@@ -209,6 +202,10 @@ class AlertmanagerClient:
         if not isinstance(data, dict):
             raise self._fail("GET /api/v2/silence answered no silence")
         return data
+
+
+#: What a silence id looks like (Alertmanager's are UUIDs): it is shown, audited and sent back.
+_SILENCE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def _rfc3339(when: datetime) -> str:

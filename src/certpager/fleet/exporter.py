@@ -19,7 +19,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -61,6 +61,8 @@ SCRAPE_MARGIN = 0.5
 """Seconds taken off ``X-Prometheus-Scrape-Timeout-Seconds`` (the answer must still arrive)."""
 MIN_DEADLINE = 0.1
 """Shortest probe deadline, seconds."""
+MAX_DEADLINE = 300.0
+"""Longest probe deadline a scrape-timeout header can ask for, seconds."""
 MAX_PARAM = 600
 """Longest ``target``/``endpoint`` value, characters."""
 IMPORT_TTL = 60.0
@@ -147,13 +149,14 @@ def scrape_deadline(headers: dict[str, str], default: float) -> float:
     raw = headers.get("x-prometheus-scrape-timeout-seconds")
     if raw is None:
         return default
-    try:
-        seconds = parse_number(raw[:40], lo=0, hi=86400)
+    try:  # a huge value is only a long deadline: capped below, like blackbox's module timeout
+        seconds = parse_number(raw[:40], lo=0)
     except InputValueError:
         raise ExporterRequestError(
-            f"X-Prometheus-Scrape-Timeout-Seconds: {printable(raw[:40])!r} is not a number of seconds"
+            f"X-Prometheus-Scrape-Timeout-Seconds: {printable(raw[:40])!r} is not a number of seconds "
+            "(write digits, e.g. 10 or 2.5)"
         ) from None
-    return max(MIN_DEADLINE, min(seconds - SCRAPE_MARGIN, 300.0))
+    return max(MIN_DEADLINE, min(seconds - SCRAPE_MARGIN, MAX_DEADLINE))
 
 
 class ImportCache:
@@ -161,7 +164,8 @@ class ImportCache:
 
     Queried when a name is not configured and the last import is older than
     :data:`IMPORT_TTL` (a failed one: :data:`IMPORT_RETRY`); one query at a time, in a
-    thread; a failed query keeps the previous import and its error says why a name is unknown.
+    thread, which a scrape waits for only within its own deadline; a failed query keeps the
+    previous import and its error says why a name is unknown.
     Configured endpoints win, as in :func:`certpager.fleet.prometheus.merge`.
     """
 
@@ -174,14 +178,30 @@ class ImportCache:
         """Why the last import failed (None: it did not)."""
         self._by_name: dict[str, Endpoint] = {}
         self._fresh_until = float("-inf")
-        self._lock = asyncio.Lock()
+        self._running: asyncio.Future[None] | None = None
 
-    async def find(self, name: str) -> Endpoint | None:
-        """The imported endpoint ``name``, importing first when the last import is stale."""
-        async with self._lock:
-            if self.clock() >= self._fresh_until:
-                await asyncio.to_thread(self._refresh)
+    async def find(self, name: str, within: float | None = None) -> Endpoint | None:
+        """The imported endpoint ``name``, importing first when the last import is stale.
+
+        Raises:
+            TimeoutError: the import did not finish within ``within`` seconds (it goes on,
+            for the next request: one import at a time, never one per waiting scrape).
+        """
+        if self.clock() >= self._fresh_until:
+            if self._running is None:
+                self._running = asyncio.ensure_future(self._refresh_in_thread())
+            async with asyncio.timeout(within):
+                await asyncio.shield(self._running)
         return self._by_name.get(name)
+
+    async def _refresh_in_thread(self) -> None:
+        try:
+            await asyncio.to_thread(self._refresh)
+        except Exception as exc:  # a bug: said in the 400 line, never a task nobody awaits
+            self.error = f"the import failed: {type(exc).__name__}: {printable(str(exc))[:200]}"
+            self._fresh_until = self.clock() + IMPORT_RETRY
+        finally:
+            self._running = None
 
     def _refresh(self) -> None:
         source = self.config.settings.prometheus
@@ -245,8 +265,9 @@ class Exporter:
             concurrency
         )
 
-    async def resolve(self, query: dict[str, list[str]]) -> Endpoint:
-        """The endpoint a ``/probe`` query names.
+    async def resolve(self, query: dict[str, list[str]], within: float | None = None) -> Endpoint:
+        """The endpoint a ``/probe`` query names (an import from Prometheus waited for at most
+        ``within`` seconds).
 
         Raises:
             ExporterRequestError: unknown endpoint, both or neither parameter, a bad target.
@@ -258,22 +279,31 @@ class Exporter:
         if (target is None) == (name is None):
             raise ExporterRequestError("give exactly one of target=HOST[:PORT][@SNI] or endpoint=NAME")
         if name is not None:
-            return await self._named(name)
+            return await self._named(name, within)
         assert target is not None
         try:
             return parse_target(target, self.settings)
         except TargetError as exc:
             raise ExporterRequestError(" ".join(str(exc).splitlines())) from None
 
-    async def _named(self, name: str) -> Endpoint:
-        """The configured endpoint ``name``, else the imported one.
+    async def _named(self, name: str, within: float | None) -> Endpoint:
+        """The configured endpoint ``name``, else the imported one (waiting at most ``within``
+        seconds for an import).
 
         Raises:
-            ExporterRequestError: neither has it (naming a failed import).
+            ExporterRequestError: neither has it (naming a failed import), or the import
+            did not finish in time.
         """
         found = self.config.endpoint(name) if self.config is not None else None
         if found is None and self.imports is not None:
-            found = await self.imports.find(name)
+            try:
+                found = await self.imports.find(name, within)
+            except TimeoutError:
+                raise ExporterRequestError(
+                    f"the import from Prometheus that may name {printable(name[:100])!r} "
+                    f"did not finish within {within or 0:g} s (the scrape's deadline); try again",
+                    503,
+                ) from None
         if found is not None:
             return found
         shown = printable(name[:100])
@@ -286,12 +316,12 @@ class Exporter:
 
     async def probe(self, request: Request) -> bytes:
         """The exposition of one check for ``request``."""
-        endpoint = await self.resolve(request.query)
-        deadline = scrape_deadline(request.headers, endpoint.timeout)
         started = time.monotonic()
+        endpoint = await self.resolve(request.query, scrape_deadline(request.headers, self.settings.timeout))
+        deadline = scrape_deadline(request.headers, endpoint.timeout)  # counted from `started`
         self.waiting.inc()
         try:
-            acquired = await _acquire(self._slots, deadline)
+            acquired = await _acquire(self._slots, deadline - (time.monotonic() - started))
         finally:
             self.waiting.dec()
         if not acquired:
@@ -300,10 +330,9 @@ class Exporter:
         try:
             remaining = max(MIN_DEADLINE, deadline - (time.monotonic() - started))
             endpoint = replace(endpoint, timeout=remaining)
-            try:
-                report = await asyncio.wait_for(
-                    check_full(endpoint, settings=self.settings), remaining + SCRAPE_MARGIN
-                )
+            try:  # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation
+                async with asyncio.timeout(remaining + SCRAPE_MARGIN):
+                    report = await check_full(endpoint, settings=self.settings)
             except TimeoutError:
                 return exposition(failure_families(time.monotonic() - started))
         finally:
@@ -333,22 +362,16 @@ class Exporter:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection: one request, one answer, close."""
         self.connections += 1
-        path = "-"
+        answer: Answer | None
         try:
             if self.connections > MAX_CONNECTIONS:
-                status, body, ctype = 503, b"too many connections\n", TEXT
+                path, answer = "-", (503, b"too many connections\n", TEXT)
             else:
-                try:
-                    head = await asyncio.wait_for(read_head(reader), READ_TIMEOUT)
-                    request = parse_head(head)
-                    path = request.path if request.path in ("/probe", "/metrics", "/") else "other"
-                    status, body, ctype = await self.route(request)
-                    if request.method == "HEAD":
-                        body = b""
-                except TimeoutError:
-                    status, body, ctype = 408, b"request head not received in time\n", TEXT
-                except ExporterRequestError as exc:
-                    status, body, ctype = exc.status, _line(str(exc)), TEXT
+                path, answer = await self._serve_one(reader)
+            if answer is None:  # the client left before its answer: nginx's 499
+                self.requests.labels(path, "499").inc()
+                return
+            status, body, ctype = answer
             self.requests.labels(path, str(status)).inc()
             await _answer(writer, status, body, ctype)
         finally:
@@ -356,6 +379,60 @@ class Exporter:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), WRITE_TIMEOUT)
+
+    async def _serve_one(self, reader: asyncio.StreamReader) -> tuple[str, Answer | None]:
+        """(path label, answer) of the connection's request; None when the client left first."""
+        path = "-"
+        try:
+            try:
+                head = await asyncio.wait_for(read_head(reader), READ_TIMEOUT)
+            except TimeoutError:
+                return path, (408, b"request head not received in time\n", TEXT)
+            request = parse_head(head)
+            path = request.path if request.path in ("/probe", "/metrics", "/") else "other"
+            answer = await _unless_gone(self.route(request), reader)
+            if answer is None or request.method != "HEAD":
+                return path, answer
+            return path, (answer[0], b"", answer[2])
+        except ExporterRequestError as exc:
+            return path, (exc.status, _line(str(exc)), TEXT)
+        except Exception as exc:  # a bug costs one scrape one line, never the server a traceback
+            emit(sys.stderr, f"certpager exporter: internal error on {path}: {type(exc).__name__}: {exc}")
+            return path, (500, b"internal error (the exporter's log says which)\n", TEXT)
+
+
+Answer = tuple[int, bytes, str]
+"""(status, body, content type)."""
+
+
+async def _until_gone(reader: asyncio.StreamReader) -> None:
+    """Return when the client closes or resets its side (what it sends meanwhile is discarded)."""
+    with contextlib.suppress(Exception):
+        while await reader.read(65536):
+            pass
+
+
+async def _unless_gone(
+    work: Coroutine[object, object, Answer], reader: asyncio.StreamReader
+) -> Answer | None:
+    """The result of ``work``, or None when the client hangs up first (``work`` is then
+    cancelled: its probe slot is freed at once, not at the probe's deadline). Like Go's
+    net/http, an end of the client's stream after the request counts as hanging up."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_until_gone(reader))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
 
 
 _INDEX = (
@@ -372,8 +449,9 @@ def _line(message: str) -> bytes:
 
 async def _acquire(slots: asyncio.Semaphore, within: float) -> bool:
     """Take a probe slot, waiting at most ``within`` seconds."""
-    try:
-        await asyncio.wait_for(slots.acquire(), within)
+    try:  # not wait_for: on Python 3.11 it can swallow the cancellation of a client that left
+        async with asyncio.timeout(within):
+            await slots.acquire()
     except TimeoutError:
         return False
     return True

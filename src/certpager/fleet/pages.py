@@ -87,15 +87,15 @@ def target_text(value: str) -> str | None:
     no host (``https://host:8443/path`` -> ``host:8443``)."""
     value = value.strip()
     if "://" in value:
-        parts = urlsplit(value)
-        if not parts.netloc or "@" in parts.netloc:
-            return None
-        default = {"https": 443, "http": 80}.get(parts.scheme.lower(), 443)
-        try:
+        try:  # a label is the server's text: "https://[::1/x" makes urlsplit raise
+            parts = urlsplit(value)
+            default = {"https": 443, "http": 80}.get(parts.scheme.lower(), 443)
             port = parts.port or default
+            host = parts.hostname or ""
         except ValueError:
             return None
-        host = parts.hostname or ""
+        if not parts.netloc or "@" in parts.netloc:
+            return None
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return value or None
 
@@ -119,14 +119,21 @@ class EndpointIndex:
 
     def match(self, target: Endpoint) -> Endpoint | None:
         """The configured endpoint ``target`` (parsed from a label) is about, if any: same
-        port, its host or server name is the target's host, and the target's SNI if it names one."""
-        for ep in self.by_host.get(_host_key(target.host) or "", ()):
-            if ep.port != target.port:
-                continue
-            if target.sni is not None and _host_key(target.sni) != _host_key(ep.server_name):
-                continue
-            return ep
-        return None
+        port, its host or server name is the target's host, and the target's SNI if it names
+        one. Several such endpoints (one address serving several names) and a target naming
+        no SNI: the one whose server name is that host, else none (an alert about
+        ``10.0.0.5:443`` is not about whichever name happens to be configured first there)."""
+        found = [
+            ep
+            for ep in self.by_host.get(_host_key(target.host) or "", ())
+            if ep.port == target.port
+            and (target.sni is None or _host_key(target.sni) == _host_key(ep.server_name))
+        ]
+        if len(found) <= 1:
+            return found[0] if found else None
+        want = _host_key(target.server_name)
+        named = [ep for ep in found if _host_key(ep.server_name) == want]
+        return named[0] if named else None
 
     def labelled(self, alert: Alert, settings: Settings) -> Endpoint | str | None:
         """The configured endpoint an alert names, else its parsed target text, else None."""

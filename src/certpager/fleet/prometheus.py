@@ -7,23 +7,33 @@ or certpager's own ``HOST[:PORT][@SNI]``. The instance label is the endpoint's n
 Configured endpoints win over imported ones (same name, or same host, port and SNI);
 duplicates are dropped.
 
-The client is stdlib urllib (GET /api/v1/query) with a deadline and a size cap; any
-failure is :class:`~certpager.errors.PrometheusError`, one line.
+The client is :func:`certpager.fleet.api.exchange` (GET /api/v1/query): one overall
+deadline, a size cap, no redirect followed; any failure is
+:class:`~certpager.errors.PrometheusError`, one line.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from certpager.config import Config, Endpoint, PrometheusSource, Settings, parse_target
-from certpager.errors import PrometheusError, TargetError
+from certpager.errors import FleetApiError, PrometheusError, TargetError
+from certpager.fleet.api import ApiServer, exchange, parse_json, quote_body
+from certpager.inputs import InputValueError, check_text
+from certpager.probe.http import HttpResponse
 from certpager.text import printable
 
-MAX_ANSWER = 64 * 1024 * 1024
-"""Largest query answer read, bytes (10,000 series take about 2 MB)."""
+MAX_ANSWER = 32 * 1024 * 1024
+"""Largest query answer read, bytes (10,000 series take about 2 MB, 100,000 about 20 MB); a larger
+``Content-Length`` is refused unread."""
+
+
+MAX_NAME = 255
+"""Longest ``instance`` label kept as an endpoint's name, characters."""
 
 
 @dataclass(frozen=True)
@@ -37,38 +47,36 @@ class Imported:
 
 
 def query(source: PrometheusSource) -> list[dict[str, str]]:
-    """The label sets of the series ``source.query`` returns now.
+    """The label sets of the series ``source.query`` returns now (blocking: call it outside
+    an event loop, or in a thread).
 
     Raises:
         PrometheusError: Prometheus unreachable, an error answer, or an answer that is not one.
     """
-    # Imported here: `certpager check` without a prometheus section never needs urllib.request.
-    import urllib.error
-    import urllib.request
-    from urllib.parse import urlencode
+    return asyncio.run(query_async(source))
 
-    url = f"{source.url}/api/v1/query?{urlencode({'query': source.query})}"
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+
+async def query_async(source: PrometheusSource) -> list[dict[str, str]]:
+    """:func:`query`, in the running event loop."""
+    server = ApiServer(source.url, source.ca_file)
+    path = "/api/v1/query?" + urlencode({"query": source.query}, quote_via=quote)
     try:
-        with urllib.request.urlopen(request, timeout=source.timeout) as answer:
-            body = answer.read(MAX_ANSWER + 1)
-    except urllib.error.HTTPError as exc:
-        body = exc.read(MAX_ANSWER + 1)
-        raise PrometheusError(f"{source.url}: HTTP {exc.code}: {_error_of(body)}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise PrometheusError(f"{source.url}: cannot query Prometheus: {printable(str(reason))}") from None
-    if len(body) > MAX_ANSWER:
-        raise PrometheusError(f"{source.url}: the answer is larger than {MAX_ANSWER} bytes")
-    return label_sets(body, source.url)
+        answer = await exchange(server, "GET", path, timeout=source.timeout, max_body=MAX_ANSWER)
+    except FleetApiError as exc:
+        raise PrometheusError(f"{server.shown}: cannot query Prometheus: {exc}") from None
+    if answer.status != 200:
+        raise PrometheusError(f"{server.shown}: HTTP {answer.status}: {_error_of(answer)}")
+    return label_sets(answer.body, server.shown)
 
 
-def _error_of(body: bytes) -> str:
+def _error_of(answer: HttpResponse) -> str:
     try:
-        doc = json.loads(body)
-        return printable(str(doc.get("error", "")))[:300] or "no error text"
-    except (ValueError, AttributeError):
-        return printable(body[:200].decode("utf-8", "replace"))
+        doc = parse_json(answer.body, "the answer")
+    except FleetApiError:
+        return quote_body(answer)
+    if not isinstance(doc, dict):
+        return quote_body(answer)
+    return printable(str(doc.get("error", "")))[:300] or "no error text"
 
 
 def label_sets(body: bytes, where: str) -> list[dict[str, str]]:
@@ -78,12 +86,13 @@ def label_sets(body: bytes, where: str) -> list[dict[str, str]]:
         PrometheusError: the answer is not JSON of that shape.
     """
     try:
-        doc = json.loads(body)
-    except ValueError:
-        raise PrometheusError(f"{where}: the answer is not JSON") from None
+        doc = parse_json(body, "the answer")
+    except FleetApiError as exc:
+        raise PrometheusError(f"{where}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("status") != "success":
         error = doc.get("error") if isinstance(doc, dict) else None
-        raise PrometheusError(f"{where}: query failed: {printable(str(error))[:300]}")
+        why = printable(str(error))[:300] if error else 'the answer has no "status": "success"'
+        raise PrometheusError(f"{where}: query failed: {why}")
     data = doc.get("data")
     if not isinstance(data, dict) or data.get("resultType") != "vector":
         kind = data.get("resultType") if isinstance(data, dict) else None
@@ -145,7 +154,7 @@ def endpoints_of(series: Iterable[Mapping[str, str]], settings: Settings) -> Imp
         except TargetError:
             skipped += 1
             continue
-        name = labels.get("instance") or text
+        name = _name(labels.get("instance"), text)
         place = (ep.host.lower(), ep.port, ep.sni.lower() if ep.sni else None)
         if name in names or place in places:
             continue
@@ -153,6 +162,18 @@ def endpoints_of(series: Iterable[Mapping[str, str]], settings: Settings) -> Imp
         places.add(place)
         out.append(replace(ep, name=name) if name != ep.name else ep)
     return Imported(tuple(out), skipped)
+
+
+def _name(instance: str | None, target: str) -> str:
+    """The endpoint's name: the ``instance`` label when it is printable text of at most
+    :data:`MAX_NAME` characters, else the target (a label holding escape sequences or 10 kB
+    names nothing on a screen)."""
+    if instance:
+        try:
+            return check_text(instance, limit=MAX_NAME)
+        except InputValueError:
+            pass
+    return target
 
 
 def merge(configured: Sequence[Endpoint], imported: Iterable[Endpoint]) -> list[Endpoint]:
