@@ -239,3 +239,35 @@ async def test_tab_and_shift_tab_move_between_the_panes(checker: tuilab.FakeChec
         await pilot.press("shift+tab")
         await pilot.pause()
         assert screen.focused is not None and screen.focused.id == "facts"
+
+
+async def _detail_in_theme(theme: str, *, opened_before: bool = False, while_open: bool = False) -> str:
+    app = tuilab.make_app(tuilab.FakeChecker())
+    async with app.run_test(size=(120, 40)) as pilot:
+        if opened_before:
+            await open_detail(pilot, "auth")
+            await pilot.press("escape")
+            await tuilab.wait_for(pilot, lambda: app.screen is app.endpoints_screen)
+        if not while_open:
+            app.theme = theme
+            await tuilab.settle(pilot)
+        await open_detail(pilot, "shop-api")
+        if while_open:
+            app.theme = theme
+        await tuilab.settle(pilot)
+        return app.export_screenshot()
+
+
+async def test_a_theme_changed_while_the_list_is_shown_reaches_the_kept_detail_screen() -> None:
+    """The kept screen is not restyled when it comes back; a theme picked meanwhile (command
+    palette) must still reach every one of its widgets."""
+    fresh = await _detail_in_theme("textual-light")
+    reused = await _detail_in_theme("textual-light", opened_before=True)
+    assert reused == fresh
+
+
+async def test_the_chain_tree_follows_a_theme_picked_while_it_is_shown() -> None:
+    """Its labels are built once per report; their colours come from the theme in force."""
+    fresh = await _detail_in_theme("textual-light")
+    switched = await _detail_in_theme("textual-light", while_open=True)
+    assert switched == fresh

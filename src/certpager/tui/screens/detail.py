@@ -111,6 +111,8 @@ class DetailScreen(Screen[None]):
         self._shown_shape = _shape(report)
         self._bindings_state: tuple[bool, ...] = ()
         self._clock_timer: Timer | None = None
+        self._styled_for: tuple[str, bool | None] | None = None
+        """The theme (and ANSI mode) the screen was last styled with, on its last resume."""
         self.fixable = fixable
         """A runbook can be offered for this endpoint (the app says so when it opens the screen)."""
 
@@ -157,12 +159,15 @@ class DetailScreen(Screen[None]):
         self._refresh_bindings()
 
     def post_message(self, message: Message) -> bool:
-        if isinstance(message, events.ScreenResume) and self.is_mounted:
-            # Kept screen (see show): its styles are current. Textual restyles a node when
-            # its classes or pseudo-classes change, and the whole app at push when the CSS
-            # changed (a theme); the resume's restyle of every node of the screen, and the
-            # repaint of every widget it causes, was a third of what Enter cost at fleet size.
-            message.refresh_styles = False
+        if isinstance(message, events.ScreenResume):
+            # Kept screen (see show): when it comes back under the theme it was styled
+            # with, its styles are current (Textual restyles a node whose classes or
+            # pseudo-classes change). The resume's restyle of every node, and the repaint
+            # of every widget it causes, was a third of what Enter cost at fleet size.
+            styled_for = (self.app.theme, self.app.ansi_color)
+            if self.is_mounted and styled_for == self._styled_for:
+                message.refresh_styles = False
+            self._styled_for = styled_for
         return super().post_message(message)
 
     @property
@@ -228,11 +233,6 @@ class DetailScreen(Screen[None]):
 
     def action_back(self) -> None:
         """Back to the list."""
-        # The app opens the next endpoint on this screen: the chain tree must have lost
-        # focus (and its focused colours) by then, since its labels take the colours the
-        # tree has when they are built.
-        for pane in self.query(Pane):
-            pane.focus()
         self.dismiss(None)
 
     def action_recheck(self) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.style import Style
-from rich.text import Text
+from rich.text import Span, Text
 from textual.reactive import reactive
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -22,6 +22,18 @@ from certpager.probe import BackendResult, CertInfo, ChainAnalysis, EndpointRepo
 from certpager.tui import view
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_TONES = ("ok", "warning", "critical", "page", "error", "pending", "muted", "heading")
+_TONE_MARKS = {tone: Style(meta={"chain-tree-tone": tone}) for tone in _TONES}
+"""Stand-ins the labels are built with; the tree's colours for them are put in when a line
+is drawn (:meth:`ChainTree.render_label`), so labels built once follow the theme and focus."""
+_TONE_OF = {mark: tone for tone, mark in _TONE_MARKS.items()}
+
+
+def _toned(style: str | Style, tones: dict[str, Style]) -> str | Style:
+    """``style``, or the colours of the tone it marks."""
+    tone = _TONE_OF.get(style) if isinstance(style, Style) else None
+    return tones[tone] if tone is not None else style
 
 
 def chain_groups(report: EndpointReport) -> list[tuple[list[str], BackendResult]]:
@@ -79,7 +91,25 @@ class ChainTree(Tree[CertInfo | None]):
         """Days-left thresholds that colour each certificate's validity."""
 
     def _style(self, key: str) -> Style:
-        return self.get_component_rich_style(f"chain-tree--{key}")
+        """The mark of tone ``key`` (see :data:`_TONE_MARKS`)."""
+        return _TONE_MARKS[key]
+
+    _tone_styles: dict[str, Style] | None = None
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._tone_styles = None  # a theme or focus change: the tones' colours are looked up again
+
+    def render_label(self, node: TreeNode[CertInfo | None], base_style: Style, style: Style) -> Text:
+        text = super().render_label(node, base_style, style)
+        tones = self._tone_styles
+        if tones is None:
+            tones = self._tone_styles = {
+                tone: self.get_component_rich_style(f"chain-tree--{tone}") for tone in _TONES
+            }
+        text.spans = [Span(span.start, span.end, _toned(span.style, tones)) for span in text.spans]
+        text.style = _toned(text.style, tones)
+        return text
 
     def on_mount(self) -> None:
         self.call_later(self.rebuild)  # after the mount completes (is_mounted is set)
