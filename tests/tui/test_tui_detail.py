@@ -271,3 +271,27 @@ async def test_the_chain_tree_follows_a_theme_picked_while_it_is_shown() -> None
     fresh = await _detail_in_theme("textual-light")
     switched = await _detail_in_theme("textual-light", while_open=True)
     assert switched == fresh
+
+
+async def _list_in_theme(theme: str, *, via_detail: bool) -> str:
+    app = tuilab.make_app(tuilab.FakeChecker())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await tuilab.settle(pilot)
+        if via_detail:
+            await pilot.press("enter")
+            await tuilab.wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+            await pilot.press("tab")  # focus and hover states change on the way
+        app.theme = theme
+        await tuilab.settle(pilot)
+        if via_detail:
+            await pilot.press("escape")
+            await tuilab.wait_for(pilot, lambda: app.screen is app.endpoints_screen)
+            await tuilab.settle(pilot)
+        return app.export_screenshot()
+
+
+async def test_the_list_shown_again_is_the_list_as_first_shown() -> None:
+    """The list is kept too and comes back without a restyle when nothing changed; back
+    from an endpoint it looks as it did, in the theme picked meanwhile included."""
+    for theme in ("textual-dark", "textual-light"):
+        assert await _list_in_theme(theme, via_detail=True) == await _list_in_theme(theme, via_detail=False)

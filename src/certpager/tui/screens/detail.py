@@ -18,9 +18,7 @@ from textual import events
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
@@ -28,6 +26,7 @@ from certpager.config import Endpoint
 from certpager.probe import CertInfo, EndpointReport
 from certpager.tui import view
 from certpager.tui.messages import Recheck, StartFix
+from certpager.tui.screens.kept import KeptScreen
 from certpager.tui.services import Clock
 from certpager.tui.widgets.chain_tree import ChainTree
 from certpager.tui.widgets.pages_view import PagesView
@@ -60,7 +59,7 @@ def _shape(report: EndpointReport | None) -> object:
     )
 
 
-class DetailScreen(Screen[None]):
+class DetailScreen(KeptScreen):
     """Everything known about one endpoint."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -111,8 +110,6 @@ class DetailScreen(Screen[None]):
         self._shown_shape = _shape(report)
         self._bindings_state: tuple[bool, ...] = ()
         self._clock_timer: Timer | None = None
-        self._styled_for: tuple[str, bool | None] | None = None
-        """The theme (and ANSI mode) the screen was last styled with, on its last resume."""
         self.fixable = fixable
         """A runbook can be offered for this endpoint (the app says so when it opens the screen)."""
 
@@ -157,18 +154,6 @@ class DetailScreen(Screen[None]):
         for tree in self.query(ChainTree):
             tree.show(report, self.now, endpoint.thresholds)
         self._refresh_bindings()
-
-    def post_message(self, message: Message) -> bool:
-        if isinstance(message, events.ScreenResume):
-            # Kept screen (see show): when it comes back under the theme it was styled
-            # with, its styles are current (Textual restyles a node whose classes or
-            # pseudo-classes change). The resume's restyle of every node, and the repaint
-            # of every widget it causes, was a third of what Enter cost at fleet size.
-            styled_for = (self.app.theme, self.app.ansi_color)
-            if self.is_mounted and styled_for == self._styled_for:
-                message.refresh_styles = False
-            self._styled_for = styled_for
-        return super().post_message(message)
 
     @property
     def can_fix(self) -> bool:

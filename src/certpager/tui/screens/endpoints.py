@@ -23,7 +23,6 @@ from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import var
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 
@@ -33,6 +32,7 @@ from certpager.probe import EndpointReport, Status
 from certpager.tui import view
 from certpager.tui.alerts import watch_alerts
 from certpager.tui.messages import PagesUpdated, ProbeCrashed, ProbeStarted, ReportsAccepted, ShowEndpoint
+from certpager.tui.screens.kept import KeptScreen
 from certpager.tui.services import Checker, Clock, Schedule, safe_check
 from certpager.tui.view import EndpointRow, RowList
 from certpager.tui.widgets.endpoint_table import EndpointTable
@@ -68,7 +68,7 @@ class FilterInput(Input):
         self.screen.query_one(EndpointTable).focus()
 
 
-class EndpointsScreen(Screen[None]):
+class EndpointsScreen(KeptScreen):
     """Every configured endpoint with its live handshake status.
 
     Its reactives are ``var``s: they feed the summary and the table (``data_bind``), and a
