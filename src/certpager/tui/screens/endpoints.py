@@ -36,6 +36,7 @@ from certpager.tui.messages import PagesUpdated, ProbeCrashed, ProbeStarted, Rep
 from certpager.tui.services import Checker, Clock, Schedule, safe_check
 from certpager.tui.view import EndpointRow, RowList
 from certpager.tui.widgets.endpoint_table import EndpointTable
+from certpager.tui.widgets.scrolling import FixedSizeScrolling
 from certpager.tui.widgets.summary import StatusSummary
 
 CLOCK_TICK = 5.0
@@ -48,7 +49,7 @@ ALERTS_SHOWN = 3
 """At most this many "got worse" notices per batch of reports; more are told as one count."""
 
 
-class FilterInput(Input):
+class FilterInput(FixedSizeScrolling, Input):
     """The ``/`` filter: live as you type; Enter keeps it, Esc clears it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -365,6 +366,11 @@ class EndpointsScreen(Screen[None]):
         if arrived:
             self._alert(worse)
             self.post_message(ReportsAccepted(tuple(arrived)))
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        """Show the rows, the counts and the filter state as they are (the reports that
+        arrived since the last flush wait for the next one)."""
         self.checking = len(self.in_flight)
         self.counts = dict(self.row_list.counts)
         self.shown = len(self.row_list.shown)
@@ -408,7 +414,7 @@ class EndpointsScreen(Screen[None]):
     def watch_filter_text(self) -> None:
         self.row_list.set_query(self.filter_text)
         if self.is_mounted:
-            self._flush()
+            self._show_rows()  # the filter now; reports waiting for the flush are not its business
             if not self.filter_text and not self.query_one(FilterInput).has_focus:
                 self.query_one(FilterInput).display = False
 
