@@ -406,6 +406,7 @@ class _Ordered:
         )
 
     def copy(self) -> _Ordered:
+        """The same rows, in lists of their own."""
         return _Ordered(list(self.rows), list(self.keys), list(self.ids))
 
 
