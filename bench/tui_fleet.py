@@ -257,16 +257,24 @@ def key_script(table: Any, app: Any) -> list[Step]:
         script += [("Enter (detail)", "enter", None, on_detail), ("Esc (back)", "escape", None, on_list)]
     script += [("G/g", "G", "G", cursor_moved), ("G/g", "g", "g", cursor_moved)]
     focused = lambda: lambda: screen.focused is not None and screen.focused.id == "filter"  # noqa: E731
-    script += [("/ filter typing", "slash", "/", focused)]
-    typed = ""
-    for ch in "ep-0123":
-        typed += ch
-        script.append(("/ filter typing", "minus" if ch == "-" else ch, ch, filter_is(typed)))
-    for _ in range(3):
-        typed = typed[:-1]
-        script.append(("/ filter typing", "backspace", None, filter_is(typed)))
-    script += [("Esc (clear filter)", "escape", None, filter_is(""))]
+    # Typing the start of every name ("ep-0" keeps all 10,000 rows, then 1,000, 100, 10), then
+    # a tag: "t" keeps every row, "ta" and "tag" the staging quarter, "tag:" every row, "tag:p"
+    # on the prod quarter (a few thousand rows at 10,000); backspaces go back to earlier filters.
+    for group, text in (("/ filter typing", "ep-0123"), ("/ filter (tag)", "tag:prod")):
+        script += [(group, "slash", "/", focused)]
+        typed = ""
+        for ch in text:
+            typed += ch
+            script.append((group, KEY_NAMES.get(ch, ch), ch, filter_is(typed)))
+        for _ in range(3):
+            typed = typed[:-1]
+            script.append((group, "backspace", None, filter_is(typed)))
+        script += [("Esc (clear filter)", "escape", None, filter_is(""))]
     return script
+
+
+KEY_NAMES = {"-": "minus", ":": "colon"}
+"""Key names of the characters typed into the filter that are not their own name."""
 
 
 async def press_keys(app: Any, table: Any, frames: Frames) -> tuple[dict[str, list[float]], list[str]]:

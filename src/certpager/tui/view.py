@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import compress
 
 from rich.cells import cell_len
 
@@ -343,33 +344,41 @@ def sort_rows(rows: Iterable[EndpointRow]) -> list[EndpointRow]:
     return sorted(rows, key=sort_key)
 
 
-def _haystack(row: EndpointRow) -> tuple[str, tuple[str, ...]]:
-    tags = tuple(t.lower() for t in row.tags)
-    return " ".join([row.name.lower(), row.host.lower(), row.address.lower(), *tags]), tags
+Haystack = tuple[str, str]
+"""What the filter searches in a row, lower case: ``name host host:port tag...``, and its tags
+each after a line break (empty when it has none). A query word never holds white space, so
+it is in that tag text only when it is within one tag."""
+
+Needle = tuple[int, str]
+"""A query word as (which text of the :data:`Haystack`, what to find in it)."""
 
 
-def _matches_words(haystack: str, tags: tuple[str, ...], words: Sequence[str]) -> bool:
-    for word in words:
-        if word.startswith("tag:"):
-            wanted = word[4:]
-            if not any(wanted in t for t in tags):
-                return False
-        elif word not in haystack:
-            return False
-    return True
+def _haystack(row: EndpointRow) -> Haystack:
+    tags = [t.lower() for t in row.tags]
+    text = " ".join([row.name.lower(), row.host.lower(), row.address.lower(), *tags])
+    return text, "".join("\n" + t for t in tags)
+
+
+def _needles(query: str) -> tuple[Needle, ...]:
+    """The words of ``query`` as needles: ``tag:x`` looks for ``x`` in the tags (a bare
+    ``tag:`` for a line break: any tag), any other word in the whole text."""
+    return tuple((1, w[4:] or "\n") if w.startswith("tag:") else (0, w) for w in query.lower().split())
+
+
+def _has_all(haystack: Haystack, needles: Sequence[Needle]) -> bool:
+    return all(needle in haystack[field] for field, needle in needles)
 
 
 def matches(row: EndpointRow, query: str) -> bool:
     """Whether ``row`` passes the filter: every word of ``query`` (case-insensitive)
     is in the name, host, host:port or a tag. ``tag:x`` matches tags only."""
-    words = query.lower().split()
-    return not words or _matches_words(*_haystack(row), words)
+    return _has_all(_haystack(row), _needles(query))
 
 
-def _narrows(old: Sequence[str], new: Sequence[str]) -> bool:
-    """Whether every row passing the filter ``new`` passes ``old`` (words as :func:`matches`
-    splits them): each old word is part of a new word of the same kind (``tag:`` or not)."""
-    return all(any(w in v and w.startswith("tag:") == v.startswith("tag:") for v in new) for w in old)
+def _narrows(old: Sequence[Needle], new: Sequence[Needle]) -> bool:
+    """Whether every row passing the filter ``new`` passes ``old``: each old needle is part
+    of a new needle looked for in the same text (a bare ``tag:`` is narrowed by any tag word)."""
+    return all(any(f == g and (w in v or w == "\n") for g, v in new) for f, w in old)
 
 
 RECENT_FILTERS = 16
@@ -380,18 +389,21 @@ WIDE_COLUMNS = ("name", "address", "issuer")
 
 
 class _Ordered:
-    """Rows in :func:`sort_key` order, with their keys alongside for binary search."""
+    """Rows in :func:`sort_key` order, with their keys alongside for binary search and the
+    number of each row's endpoint (see :class:`RowList`)."""
 
-    def __init__(self, rows: list[EndpointRow], keys: list[SortKey]) -> None:
+    def __init__(self, rows: list[EndpointRow], keys: list[SortKey], ids: list[int]) -> None:
         self.rows = rows
         self.keys = keys
+        self.ids = ids
 
     def find(self, row: EndpointRow) -> int:
         """Position of ``row`` (which must be here)."""
         return bisect_left(self.keys, sort_key(row))
 
-    def replace(self, old: EndpointRow | None, row: EndpointRow, key: SortKey) -> None:
-        """Put ``row`` in its place, taking ``old`` (None: nothing) out; in place when the key is the same."""
+    def replace(self, old: EndpointRow | None, row: EndpointRow, key: SortKey, ident: int) -> None:
+        """Put ``row`` (of endpoint ``ident``) in its place, taking ``old`` (None: nothing) out;
+        in place when the key is the same."""
         if old is not None:
             i = self.find(old)
             if self.keys[i] == key:
@@ -399,9 +411,26 @@ class _Ordered:
                 return
             del self.keys[i]
             del self.rows[i]
+            del self.ids[i]
         i = bisect_left(self.keys, key)
         self.keys.insert(i, key)
         self.rows.insert(i, row)
+        self.ids.insert(i, ident)
+
+    def select(self, flags: bytearray) -> _Ordered:
+        """The rows whose endpoint's flag is set, in the same order."""
+        kept = list(map(flags.__getitem__, self.ids))
+        return _Ordered(
+            list(compress(self.rows, kept)), list(compress(self.keys, kept)), list(compress(self.ids, kept))
+        )
+
+    def copy(self) -> _Ordered:
+        """The same rows, in lists of their own."""
+        return _Ordered(list(self.rows), list(self.keys), list(self.ids))
+
+
+Flags = bytearray
+"""One byte per endpoint number (see :class:`RowList`): 1 if it passes the filter."""
 
 
 class RowList:
@@ -412,29 +441,48 @@ class RowList:
     each of :data:`WIDE_COLUMNS` (over the rows shown). Replacing a row costs a binary
     search and a list insertion, not a re-sort, a re-filter or a re-count of every row
     (a row that keeps its place, such as one starting a probe, is replaced where it
-    is). A new filter looks at every row once and sorts nothing. Whether a row passes
-    the filter depends only on its endpoint (name, host, tags).
+    is). Whether a row passes the filter depends only on its endpoint (name, host,
+    tags), so what the filter searches is kept per endpoint, numbered in order of
+    arrival, in lists apart from the rows: a new filter runs through those lists (not
+    through the rows, which reports keep replacing all over memory) and sorts nothing.
+    A filter every row passes (typing the start of every name) shows the list of every
+    row itself, and clearing the filter costs nothing: the widths of every row are
+    counted as rows come and go.
     """
 
     def __init__(self, rows: Iterable[EndpointRow] = (), query: str = "") -> None:
-        self._all: dict[str, EndpointRow] = {row.name: row for row in rows}
-        self._haystacks = {name: _haystack(row) for name, row in self._all.items()}
-        """Lower-case text the filter searches, per endpoint (it depends only on the endpoint)."""
-        self._widths = {name: _widths(row) for name, row in self._all.items()}
-        self.counts: dict[Status | None, int] = count_statuses(list(self._all.values()))
-        """Rows per status (None: not checked yet), over every row."""
-        ordered = sort_rows(self._all.values())
-        self._order = _Ordered(ordered, [sort_key(row) for row in ordered])
+        self._fill({row.name: row for row in rows})
         self.query = query
         """The filter (see :func:`matches`)."""
-        self._words: tuple[str, ...] = ()
-        self._passing: set[str] | None = None
-        """Names passing the filter (None: there is no filter)."""
-        self._recent: dict[tuple[str, ...], set[str]] = {}
-        """Names passing each of the last few filters (a backspace goes back to one)."""
+        self._needles: tuple[Needle, ...] = ()
+        self._passing: Flags | None = None
+        """Which endpoints pass the filter (None: every one; the view is then every row)."""
+        self._recent: dict[tuple[Needle, ...], Flags | None] = {}
+        """Which endpoints pass each of the last few filters (a backspace goes back to one)."""
         self._view = self._order
-        self._widest: list[Counter[int]] = []
+        self._widest = self._widest_all
+        """Like ``_widest_all``, over the rows shown (the same counters when every row is)."""
         self.set_query(query)
+
+    def _fill(self, rows: dict[str, EndpointRow]) -> None:
+        """Take in ``rows`` (by name), sorting them once."""
+        self._all = rows
+        self._ids = {name: ident for ident, name in enumerate(rows)}
+        """Number of each endpoint: its place in the lists below."""
+        haystacks = [_haystack(row) for row in rows.values()]
+        self._texts = ([text for text, _ in haystacks], [tags for _, tags in haystacks])
+        """What the filter searches, per endpoint number (the two texts of a :data:`Haystack`)."""
+        widths = [_widths(row) for row in rows.values()]
+        self._widths = tuple([w[i] for w in widths] for i in range(len(WIDE_COLUMNS)))
+        """Per column of :data:`WIDE_COLUMNS`, the cell width of each endpoint's text."""
+        self._widest_all = [Counter(col) for col in self._widths]
+        """Per column of :data:`WIDE_COLUMNS`: how many rows have each width, over every row."""
+        self.counts = count_statuses(list(rows.values()))
+        """Rows per status (None: not checked yet), over every row."""
+        keyed = sorted((sort_key(row), ident, row) for ident, row in enumerate(rows.values()))
+        self._order = _Ordered(
+            [row for _, _, row in keyed], [key for key, _, _ in keyed], [ident for _, ident, _ in keyed]
+        )
 
     @property
     def shown(self) -> Sequence[EndpointRow]:
@@ -457,63 +505,82 @@ class RowList:
 
     def set_query(self, query: str) -> None:
         """Filter by ``query`` (see :func:`matches`). Typing on (a filter that can only keep
-        fewer rows) looks at the rows shown, not every row; a recent filter is remembered."""
-        words = tuple(query.lower().split())
-        source = self._view if self._words and _narrows(self._words, words) else self._order
-        self.query = query
-        self._words = words
-        if words:
-            self._passing = self._passing_of(words, source.rows)
-            passing = self._passing
-            kept = [i for i, row in enumerate(source.rows) if row.name in passing]
-            self._view = _Ordered([source.rows[i] for i in kept], [source.keys[i] for i in kept])
+        fewer rows) looks only at the endpoints shown; a recent filter is remembered."""
+        needles = _needles(query)
+        if self._needles and _narrows(self._needles, needles):
+            source, within, widest = self._view, self._passing, self._widest
         else:
-            self._passing = None
-            self._view = self._order  # one list: a row is put once
-        widths = [self._widths[row.name] for row in self._view.rows]
-        self._widest = [Counter(column) for column in zip(*widths, strict=True)] or [
-            Counter() for _ in WIDE_COLUMNS
-        ]
-
-    def _passing_of(self, words: tuple[str, ...], candidates: Sequence[EndpointRow]) -> set[str]:
-        """Names passing ``words``: remembered, or worked out over ``candidates`` (every row
-        that can pass)."""
-        passing = self._recent.pop(words, None)
-        if passing is None:
-            haystacks = self._haystacks
-            passing = {row.name for row in candidates if _matches_words(*haystacks[row.name], words)}
-        elif len(self._recent) >= RECENT_FILTERS:
+            source, within, widest = self._order, None, self._widest_all
+        self.query = query
+        self._needles = needles
+        if not needles:
+            self._show(self._order, None, self._widest_all)
+            return
+        passing = self._recent.pop(needles) if needles in self._recent else self._search(needles, within)
+        if len(self._recent) >= RECENT_FILTERS:
             del self._recent[next(iter(self._recent))]
-        self._recent[words] = passing  # most recent last
-        return passing
+        self._recent[needles] = passing  # most recent last
+        if passing is None:
+            self._show(self._order, None, self._widest_all)
+        elif passing.count(1) == len(source.rows):  # typing on kept every row shown
+            self._show(source, passing, widest)
+        else:
+            view = source.select(passing)
+            self._show(view, passing, [Counter(map(col.__getitem__, view.ids)) for col in self._widths])
+
+    def _search(self, needles: tuple[Needle, ...], within: Flags | None) -> Flags | None:
+        """Which endpoints pass (None: every one), looking only at those ``within`` (None: all)."""
+        flags = within
+        for field, needle in needles:
+            texts = self._texts[field]
+            if flags is None:
+                flags = bytearray([needle in text for text in texts])
+            else:
+                flags = bytearray([flag and needle in text for flag, text in zip(flags, texts, strict=True)])
+        return None if flags is None or 0 not in flags else flags
+
+    def _show(self, view: _Ordered, passing: Flags | None, widest: list[Counter[int]]) -> None:
+        self._view, self._passing, self._widest = view, passing, widest
 
     def _passes(self, name: str) -> bool:
-        return self._passing is None or name in self._passing
+        return self._passing is None or bool(self._passing[self._ids[name]])
 
     def put(self, row: EndpointRow) -> None:
         """Add ``row`` or replace the row of the same name, keeping the order and the counts."""
         name = row.name
         old = self._all.get(name)
+        ident = self._ids[name] if old is not None else self._add(row)
         self._all[name] = row
-        if old is None:
-            self._haystacks[name] = _haystack(row)
-            self._recent.clear()  # they do not know of this row
-            if self._passing is not None and _matches_words(*self._haystacks[name], self._words):
-                self._passing.add(name)
         if old is None or old.status is not row.status:
             self._count(old, row)
-        old_widths = self._widths.get(name)
-        widths = old_widths
-        if old is None or old.issuer != row.issuer:
-            widths = self._widths[name] = _widths(row)
         key = sort_key(row)
-        self._order.replace(old, row, key)
-        if self._passes(name):
-            if self._view is not self._order:
-                self._view.replace(old, row, key)
-            if widths is not old_widths:
-                self._count_widths(old_widths, -1)
-                self._count_widths(widths, 1)
+        self._order.replace(old, row, key, ident)
+        shown = self._passes(name)
+        if shown and self._view is not self._order:
+            self._view.replace(old, row, key, ident)
+        if old is None or old.issuer != row.issuer:
+            self._count_widths(ident, _widths(row), shown, old is None)
+
+    def _add(self, row: EndpointRow) -> int:
+        """Number the endpoint of a new ``row`` and keep what the filter searches of it (before
+        its row goes in); returns its number."""
+        ident = self._ids[row.name] = len(self._ids)
+        text, tags = _haystack(row)
+        self._texts[0].append(text)
+        self._texts[1].append(tags)
+        for col in self._widths:
+            col.append(0)
+        self._recent.clear()  # they do not know of this endpoint
+        passes = _has_all((text, tags), self._needles)
+        if self._passing is not None:
+            self._passing.append(passes)
+        elif not passes:  # every row passed, so the rows shown were every row: apart from now on
+            self._show(
+                self._order.copy(),
+                bytearray(b"\x01" * ident + b"\x00"),
+                [counter.copy() for counter in self._widest_all],
+            )
+        return ident
 
     def remove(self, name: str) -> None:
         """Take the row of ``name`` out (nothing if there is none), keeping the order and the counts."""
@@ -543,13 +610,21 @@ class RowList:
                 del self.counts[old.status]
         self.counts[row.status] = self.counts.get(row.status, 0) + 1
 
-    def _count_widths(self, widths: tuple[int, ...] | None, step: int) -> None:
-        if widths is None:
-            return
-        for counter, width in zip(self._widest, widths, strict=True):
-            counter[width] += step
-            if not counter[width]:
-                del counter[width]
+    def _count_widths(self, ident: int, widths: tuple[int, ...], shown: bool, new: bool) -> None:
+        """Count ``widths`` as endpoint ``ident``'s (``new``: it had none), over every row and,
+        if its row is ``shown``, over the rows shown."""
+        counted = [self._widest_all]
+        if shown and self._widest is not self._widest_all:
+            counted.append(self._widest)
+        for col, width, *counters in zip(self._widths, widths, *counted, strict=True):
+            for counter in counters:
+                if not new:
+                    was = col[ident]
+                    counter[was] -= 1
+                    if not counter[was]:
+                        del counter[was]
+                counter[width] += 1
+            col[ident] = width
 
     def widest(self) -> dict[str, int]:
         """Column key -> widest text among the rows shown, for each of :data:`WIDE_COLUMNS`."""

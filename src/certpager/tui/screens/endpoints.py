@@ -36,6 +36,7 @@ from certpager.tui.screens.kept import KeptScreen
 from certpager.tui.services import Checker, Clock, Schedule, safe_check
 from certpager.tui.view import EndpointRow, RowList
 from certpager.tui.widgets.endpoint_table import EndpointTable
+from certpager.tui.widgets.scrolling import FixedSizeScrolling
 from certpager.tui.widgets.summary import StatusSummary
 
 CLOCK_TICK = 5.0
@@ -52,7 +53,7 @@ def _never(name: str) -> bool:
     return False
 
 
-class FilterInput(Input):
+class FilterInput(FixedSizeScrolling, Input):
     """The ``/`` filter: live as you type; Enter keeps it, Esc clears it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -418,6 +419,11 @@ class EndpointsScreen(KeptScreen):
         if arrived:
             self._alert(worse)
             self.post_message(ReportsAccepted(tuple(arrived)))
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        """Show the rows, the counts and the filter state as they are (the reports that
+        arrived since the last flush wait for the next one)."""
         self.checking = len(self.in_flight)
         self.counts = dict(self.row_list.counts)
         self.shown = len(self.row_list.shown)
@@ -461,7 +467,7 @@ class EndpointsScreen(KeptScreen):
     def watch_filter_text(self) -> None:
         self.row_list.set_query(self.filter_text)
         if self.is_mounted:
-            self._flush()
+            self._show_rows()  # the filter now; reports waiting for the flush are not its business
             if not self.filter_text and not self.query_one(FilterInput).has_focus:
                 self.query_one(FilterInput).display = False
 

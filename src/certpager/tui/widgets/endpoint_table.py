@@ -34,6 +34,7 @@ from textual.strip import Strip
 from certpager.probe import Status
 from certpager.tui import view
 from certpager.tui.view import EndpointRow, RowList
+from certpager.tui.widgets.scrolling import FixedSizeScrolling
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def fit(text: str, width: int, right: bool = False) -> str:
     return pad + text if right else text + pad
 
 
-class EndpointTable(ScrollView, can_focus=True):
+class EndpointTable(FixedSizeScrolling, ScrollView, can_focus=True):
     """Every endpoint, one line each: status badge, name, expiry, handshake facts."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
