@@ -27,6 +27,7 @@ from certpager.errors import AlertmanagerError, OutputError, UserError
 from certpager.fleet.alertmanager import fetch_alerts
 from certpager.fleet.blackbox import blackbox_expiry
 from certpager.fleet.pages import PageMap, map_alerts, page_line
+from certpager.fleet.prometheus import with_imported
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
 from certpager.probe.deep import restricted
 from certpager.probe.model import ALL_CHECKS, DeepCheck, EndpointReport, Status
@@ -132,12 +133,9 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
                 f"no targets given and no config at {path}: pass HOST[:PORT][@SNI], --targets FILE or --config FILE"
             )
         config = load_config(path)
-        if config.settings.prometheus is not None:
-            from certpager.fleet.prometheus import with_imported  # urllib only when needed
-
-            config, note = with_imported(config)
-            if note:
-                emit(sys.stderr, f"certpager: {note}", flush=True)
+        config, note = with_imported(config)  # the config as it is without a prometheus section
+        if note:
+            emit(sys.stderr, f"certpager: {note}", flush=True)
         settings = config.settings
     if args.timeout is not None:
         settings = replace(settings, timeout=args.timeout)
