@@ -26,13 +26,13 @@ from certpager.config import (
 from certpager.errors import AlertmanagerError, OutputError, UserError
 from certpager.fleet.alertmanager import fetch_alerts
 from certpager.fleet.blackbox import blackbox_expiry
-from certpager.fleet.pages import PageMap, map_alerts, page_line
+from certpager.fleet.pages import PageMap, map_batch, page_line
 from certpager.fleet.prometheus import with_imported
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
 from certpager.probe.deep import restricted
 from certpager.probe.model import ALL_CHECKS, DeepCheck, EndpointReport, Status
 from certpager.probe.trust import TrustStoreError, get_trust_store
-from certpager.text import discard, emit, write_failure
+from certpager.text import discard, emit, printable, write_failure
 
 
 def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -193,18 +193,20 @@ def gather_pages(
     except AlertmanagerError as exc:
         emit(sys.stderr, f"certpager: {exc} (checking without its alerts)")
         return endpoints, PageMap()
-    pages = map_alerts(batch.alerts, endpoints, settings)
+    pages = map_batch(batch, endpoints, settings)
     if args.endpoint:
         return endpoints, pages
     return [*endpoints, *(_apply_switches(ep, args) for ep in pages.adhoc)], pages
 
 
 def report_extra(report: EndpointReport, pages: PageMap | None) -> dict[str, object]:
-    """The JSON keys of the fleet work: ``alerts`` (with an Alertmanager configured) and
-    ``blackbox_expiry`` (when blackbox's expiry and the verified path's differ)."""
+    """The JSON keys of the fleet work: ``alerts`` and ``alerts_ignored`` (with an
+    Alertmanager configured) and ``blackbox_expiry`` (when blackbox's expiry and the
+    verified path's differ)."""
     extra: dict[str, object] = {}
     if pages is not None:
         extra["alerts"] = [p.json() for p in pages.of(report.name)]
+        extra["alerts_ignored"] = pages.ignored.json()
     fact = blackbox_expiry(report)
     if fact is not None:
         extra["blackbox_expiry"] = fact.json()
@@ -259,6 +261,9 @@ def run_check(args: argparse.Namespace) -> int:
             write_json_texts((e.payload.decode() for e in encoded), out, pretty=pretty)
         elif reports is not None:
             write_table(reports, out, notes=table_notes(reports, pages))
+            ignored = pages.ignored.sentence() if pages is not None else None
+            if ignored:  # under the summary line: alerts that page about no row
+                out.write(printable(ignored) + "\n")
         out.flush()
     except (OSError, ValueError) as exc:
         discard(out)
