@@ -30,7 +30,7 @@ from certpager.inputs import (
     decode_text,
     read_input_file,
 )
-from certpager.text import escape_char, printable
+from certpager.text import escape_char, printable, quoted
 
 T = TypeVar("T")
 
@@ -98,7 +98,7 @@ class _Converter:
             self.seen.add(id(node))
             if node.tag not in _PLAIN_TAGS:
                 raise self.error(
-                    f"YAML tag {printable(node.tag)!r} is not supported",
+                    f"YAML tag {quoted(node.tag)} is not supported",
                     file=self.file,
                     line=line,
                     key=path or None,
@@ -115,7 +115,7 @@ class _Converter:
                 key = str(key_node.value)
                 bad = bad_char(key) if len(key) <= 256 else "is longer than 256 characters"
                 if bad:
-                    raise self.error(f"the key {printable(key[:64])!r} {bad}", file=self.file, line=key_line)
+                    raise self.error(f"the key {quoted(key[:64])} {bad}", file=self.file, line=key_line)
                 key_path = f"{path}.{key}" if path else key
                 if key in out:
                     raise self.error("duplicate key", file=self.file, line=key_line, key=key_path)
@@ -334,7 +334,7 @@ class Reader:
         value = self.get(key, _Int, default, required=required)
         node = self.items.get(key)
         if node is not None and node.text is not None and not _DECIMAL_INT.fullmatch(node.text):
-            self.fail(key, f"write the number in decimal digits (got {printable(node.text)!r})")
+            self.fail(key, f"write the number in decimal digits (got {quoted(node.text)})")
         if value is not None:
             if lo is not None and value < lo:
                 self.fail(key, f"must be at least {lo}, got {value}")
