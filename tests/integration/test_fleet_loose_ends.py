@@ -23,6 +23,7 @@ from certpager.config import AlertmanagerSettings, PrometheusSource
 from certpager.errors import AlertmanagerError, PrometheusError
 from certpager.fleet.alertmanager import AlertmanagerClient
 from certpager.fleet.prometheus import query
+from certpager.lab.ports import reserve_port
 from certpager.lab.tls import LoopbackServer
 
 Zoo = Callable[[LoopbackServer], LoopbackServer]
@@ -96,7 +97,8 @@ def test_check_says_which_alerts_it_ignored(tmp_path: Path, zoo: Zoo) -> None:
         "over_limit": 0,
         "no_endpoint": 0,
     }
-    assert list(report)[-2:] == ["alerts", "alerts_ignored"]  # next to alerts
+    assert list(report)[-3:] == ["alerts", "alerts_ignored", "alerts_error"]  # next to alerts
+    assert report["alerts_error"] is None
 
 
 def test_real_alertmanager_alert_naming_no_endpoint_is_said(tmp_path: Path, am: Alertmanager) -> None:
@@ -123,3 +125,19 @@ def test_nothing_ignored_adds_no_line_and_zero_counts(tmp_path: Path, am: Alertm
     assert table.stdout.splitlines()[-1] == "1 endpoint(s): 1 error"
     (report,) = json.loads(_check(tmp_path, config, "--json").stdout)
     assert report["alerts_ignored"]["total"] == 0
+
+
+def test_alertmanager_down_is_no_alerts_in_the_json_but_an_error(tmp_path: Path) -> None:
+    """An empty ``alerts`` list of an Alertmanager nobody could ask is not "nothing pages":
+    ``alerts_error`` says why there are none (the same line as on stderr)."""
+    with reserve_port() as sock:
+        port = sock.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        run = _check(tmp_path, _config(tmp_path, url), "--json")
+    (line,) = run.stderr.splitlines()
+    (report,) = json.loads(run.stdout)
+    assert report["alerts"] == [] and report["alerts_ignored"]["total"] == 0
+    assert (
+        report["alerts_error"] == f"alertmanager {url}: nothing listens on port {port} (connection refused)"
+    )
+    assert line == f"certpager: {report['alerts_error']} (checking without its alerts)"

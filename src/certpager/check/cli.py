@@ -192,7 +192,7 @@ def gather_pages(
         batch = asyncio.run(fetch_alerts(settings.alertmanager))
     except AlertmanagerError as exc:
         emit(sys.stderr, f"certpager: {exc} (checking without its alerts)")
-        return endpoints, PageMap()
+        return endpoints, PageMap(error=str(exc))
     pages = map_batch(batch, endpoints, settings)
     if args.endpoint:
         return endpoints, pages
@@ -200,13 +200,15 @@ def gather_pages(
 
 
 def report_extra(report: EndpointReport, pages: PageMap | None) -> dict[str, object]:
-    """The JSON keys of the fleet work: ``alerts`` and ``alerts_ignored`` (with an
-    Alertmanager configured) and ``blackbox_expiry`` (when blackbox's expiry and the
+    """The JSON keys of the fleet work: ``alerts``, ``alerts_ignored`` and ``alerts_error``
+    (with an Alertmanager configured: an empty ``alerts`` is "no alert" only when
+    ``alerts_error`` is null) and ``blackbox_expiry`` (when blackbox's expiry and the
     verified path's differ)."""
     extra: dict[str, object] = {}
     if pages is not None:
         extra["alerts"] = [p.json() for p in pages.of(report.name)]
         extra["alerts_ignored"] = pages.ignored.json()
+        extra["alerts_error"] = pages.error
     fact = blackbox_expiry(report)
     if fact is not None:
         extra["blackbox_expiry"] = fact.json()

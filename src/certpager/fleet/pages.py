@@ -119,6 +119,8 @@ class PageMap:
     ignored: Ignored = Ignored()
     """Every alert of the fetch left out, by reason (:func:`map_batch`; :attr:`unmapped` only,
     from :func:`map_alerts`)."""
+    error: str | None = None
+    """Why there are no alerts: the fetch failed (one line); None when they were fetched."""
 
     def of(self, name: str) -> tuple[Page, ...]:
         """The alerts about endpoint ``name`` (none: empty)."""
