@@ -233,12 +233,19 @@ def with_imported(config: Config) -> tuple[Config, str | None]:
     if source is None:
         return config, None
     try:
-        imported = endpoints_of(query(source), config.settings)
+        series = query(source)
     except PrometheusError as exc:
         return config, f"prometheus import failed, checking the configured endpoints only: {exc}"
-    merged, taken = merge_counted(config.endpoints, imported.endpoints)
-    note = replace(imported, name_taken=imported.name_taken + taken).note()
+    merged, note = merge_series(config, series)
     return replace(config, endpoints=tuple(merged)), note
+
+
+def merge_series(config: Config, series: Iterable[Mapping[str, str]]) -> tuple[list[Endpoint], str | None]:
+    """The config's endpoints, then those ``series`` import (:func:`endpoints_of`,
+    :func:`merge_counted`), and the note saying which series were left out unchecked."""
+    imported = endpoints_of(series, config.settings)
+    merged, taken = merge_counted(config.endpoints, imported.endpoints)
+    return merged, replace(imported, name_taken=imported.name_taken + taken).note()
 
 
 __all__ = [
