@@ -216,6 +216,8 @@ def parse_yaml(text: str, file: str, error: ErrorFactory) -> Node:
 _DECIMAL_INT = re.compile(r"[-+]?[0-9]+")
 _EXPONENT = re.compile(r"([-+]?)([0-9]+)(?:\.([0-9]*))?[eE]([-+]?)([0-9]+)")
 _RESOLVER = yaml.resolver.Resolver()
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
 def number_spelling(text: str, *, integer: bool = False) -> str | None:
@@ -246,9 +248,6 @@ def number_spelling(text: str, *, integer: bool = False) -> str | None:
     sign, whole, fraction, exp_sign, exponent = match.groups()
     return f"{sign}{whole}.{fraction or '0'}e{exp_sign or '+'}{exponent}"
 
-
-_INT_TAG = "tag:yaml.org,2002:int"
-_FLOAT_TAG = "tag:yaml.org,2002:float"
 
 _Str = str
 _Int = int

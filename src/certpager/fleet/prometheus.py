@@ -227,8 +227,9 @@ def merge_counted(configured: Sequence[Endpoint], imported: Iterable[Endpoint]) 
 
 def with_imported(config: Config) -> tuple[Config, str | None]:
     """``config`` with the endpoints its ``prometheus`` section imports merged in, and a
-    one-line warning when the import failed (the configured endpoints are kept) or
-    left series out unchecked (:meth:`Imported.note`). Without a ``prometheus`` section: ``config`` as it is."""
+    one-line warning when the import failed (the configured endpoints are kept) or left
+    series out unchecked (:meth:`Imported.note`). Without a ``prometheus`` section:
+    ``config`` as it is."""
     source = config.settings.prometheus
     if source is None:
         return config, None
@@ -254,6 +255,7 @@ __all__ = [
     "label_sets",
     "merge",
     "merge_counted",
+    "merge_series",
     "query",
     "target_text",
     "with_imported",
