@@ -52,7 +52,7 @@ from certpager.inputs import (
     read_input_file,
     resolve_under,
 )
-from certpager.text import printable
+from certpager.text import printable, quoted
 
 if TYPE_CHECKING:
     # PyYAML is imported when a config file is read, not by `certpager check HOST`.
@@ -394,12 +394,10 @@ def check_host(host: str) -> None:
     if is_ip(host):
         zone = host.partition("%")[2]
         if zone and not _ZONE_RE.fullmatch(zone):
-            raise InputValueError(
-                f"zone id {printable(zone)!r} may only hold letters, digits, '.', '_' and '-'"
-            )
+            raise InputValueError(f"zone id {quoted(zone)} may only hold letters, digits, '.', '_' and '-'")
         return
     if not _HOST_RE.fullmatch(host):
-        raise InputValueError(f"{printable(host)!r} is not a valid host name")
+        raise InputValueError(f"{quoted(host)} is not a valid host name")
 
 
 def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | None = None) -> Endpoint:
@@ -410,15 +408,15 @@ def parse_target(text: str, settings: Settings | None = None, *, ca_file: str | 
     try:
         check_text(text, limit=600)
     except ValueError as exc:
-        raise TargetError(f"target {printable(text)!r}: {exc}") from None
+        raise TargetError(f"target {quoted(text)}: {exc}") from None
     if "@" in raw:
         raw, sni = raw.rsplit("@", 1)
         if not sni or not _HOST_RE.fullmatch(sni) or is_ip(sni):
-            raise TargetError(f"target {text!r}: SNI {sni!r} is not a valid DNS name")
+            raise TargetError(f"target {quoted(text)}: SNI {quoted(sni)} is not a valid DNS name")
     try:
         host, port = _split_hostport(raw, 443, "target")
     except ValueError as exc:
-        raise TargetError(f"target {text!r}: {exc} (expected HOST[:PORT][@SNI])") from None
+        raise TargetError(f"target {quoted(text)}: {exc} (expected HOST[:PORT][@SNI])") from None
     return Endpoint(
         name=text.strip(),
         host=host,
@@ -559,7 +557,7 @@ def parse_matcher(text: str) -> tuple[str, str, str]:
     match = _MATCHER_RE.fullmatch(text)
     if match is None:
         raise InputValueError(
-            f"{printable(text)!r} is not an Alertmanager matcher "
+            f"{quoted(text)} is not an Alertmanager matcher "
             '(label="value", label!="value", label=~"regex" or label!~"regex")'
         )
     name, op, value = match.groups()
@@ -569,7 +567,7 @@ def parse_matcher(text: str) -> tuple[str, str, str]:
         try:
             re.compile(value)
         except re.error as exc:
-            raise InputValueError(f"{printable(text)!r}: the regex does not compile ({exc})") from None
+            raise InputValueError(f"{quoted(text)}: the regex does not compile ({exc})") from None
     return name, op, value
 
 
@@ -600,20 +598,22 @@ def check_api_url(text: str) -> str:
         parts = urlsplit(text)
         netloc = parts.netloc
     except ValueError as exc:
-        raise InputValueError(f"{shown!r} is not a URL: {printable(str(exc))}") from None
+        raise InputValueError(f"{quoted(shown)} is not a URL: {printable(str(exc))}") from None
     if parts.scheme not in ("http", "https") or not netloc:
-        raise InputValueError(f"{shown!r} is not an http:// or https:// URL")
+        raise InputValueError(f"{quoted(shown)} is not an http:// or https:// URL")
     if "@" in text or parts.query or parts.fragment or "?" in text or "#" in text:
         raise InputValueError(
-            f"{shown!r}: no user, query or fragment (only scheme://host:port/path; "
+            f"{quoted(shown)}: no user, query or fragment (only scheme://host:port/path; "
             "certpager sends no credentials)"
         )
     if not _URL_PATH_RE.fullmatch(parts.path):
-        raise InputValueError(f"{shown!r}: the path may not hold spaces or other characters URLs escape")
+        raise InputValueError(
+            f"{quoted(shown)}: the path may not hold spaces or other characters URLs escape"
+        )
     try:
         _split_hostport(netloc, 0, "URL host")
     except ValueError as exc:
-        raise InputValueError(f"{shown!r}: {exc}") from None
+        raise InputValueError(f"{quoted(shown)}: {exc}") from None
     return text.rstrip("/")
 
 
@@ -727,7 +727,7 @@ def _ssh(reader: Reader, key: str, base_dir: Path) -> SSHTarget | None:
 def _check_user(user: str | None) -> None:
     if user is not None and not _USER_RE.fullmatch(user):
         raise InputValueError(
-            f"user {printable(user)!r}: letters, digits, '.', '_' and '-', not starting with '-'"
+            f"user {quoted(user)}: letters, digits, '.', '_' and '-', not starting with '-'"
         )
 
 
@@ -744,7 +744,7 @@ def _stored(reader: Reader | None) -> StoredCert | None:
         reader.fail("secret", "give either 'path' (a file on the SSH host) or 'secret', not both")
     if path:
         if not path.startswith("/") or ".." in path.split("/"):
-            reader.fail("path", f"{printable(path)!r} must be an absolute path without '..'")
+            reader.fail("path", f"{quoted(path)} must be an absolute path without '..'")
         return StoredCert(kind="file", path=path)
     if secret:
         key = "secret"
@@ -756,13 +756,13 @@ def _stored(reader: Reader | None) -> StoredCert | None:
         if not K8S_LABEL.fullmatch(namespace):
             reader.fail(
                 key,
-                f"namespace {printable(namespace)!r} is not a Kubernetes namespace "
+                f"namespace {quoted(namespace)} is not a Kubernetes namespace "
                 "(lower-case letters, digits and '-', at most 63)",
             )
         if len(secret) > 253 or not K8S_SUBDOMAIN.fullmatch(secret):
             reader.fail(
                 "secret",
-                f"{printable(secret)!r} is not a Kubernetes name (lower-case letters, digits, '-' and '.')",
+                f"{quoted(secret)} is not a Kubernetes name (lower-case letters, digits, '-' and '.')",
             )
         return StoredCert(kind="secret", namespace=namespace, secret=secret)
     reader.fail("path", "needs 'path' (a file on the SSH host) or 'secret' (namespace/name)")
@@ -889,7 +889,7 @@ def _http(reader: Reader, port: int, settings: Settings) -> HttpCheck | None:
         path=sub.str("path", "/") or "/",
     )
     if not http.path.startswith("/") or any(ch.isspace() for ch in http.path):
-        sub.fail("path", f"{printable(http.path)!r} must start with '/' and hold no spaces")
+        sub.fail("path", f"{quoted(http.path)} must start with '/' and hold no spaces")
     sub.finish()
     return http
 

@@ -32,3 +32,16 @@ def printable(text: str, *, tabs: bool = False) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() or (tabs and ch == "\t") else escape_char(ch) for ch in text)
+
+
+def quoted(text: str) -> str:
+    r"""``text`` escaped by :func:`printable` between single quotes (double quotes when it
+    holds a single one and no double one): how an error line names a value.
+
+    Not ``f"{printable(text)!r}"``: ``repr`` escapes the escapes again, so a carriage
+    return would read ``\\x0d`` instead of ``\x0d``. Nor ``f"{text!r}"``: its ``\r``
+    differs from the ``\x0d`` every other line shows.
+    """
+    shown = printable(text)
+    mark = '"' if "'" in shown and '"' not in shown else "'"
+    return f"{mark}{shown}{mark}"

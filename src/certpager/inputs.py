@@ -26,7 +26,8 @@ from pathlib import Path
 
 from certpager.errors import InputFileError as InputFileError
 from certpager.errors import InputValueError as InputValueError
-from certpager.text import escape_char, printable
+from certpager.text import escape_char, quoted
+from certpager.text import printable as printable  # tests and callers import it from here
 
 YAML_MAX_BYTES = 4 * 1024 * 1024
 """Largest config, runbook or targets file read (4 MiB)."""
@@ -187,7 +188,7 @@ def parse_number(text: str, *, lo: float | None = None, hi: float | None = None)
         InputValueError: anything else (``nan``, ``inf``, ``1e9``, fullwidth digits...).
     """
     if not _DECIMAL.fullmatch(text):
-        raise InputValueError(f"{printable(text)!r} is not a number (write digits, e.g. 10 or 2.5)")
+        raise InputValueError(f"{quoted(text)} is not a number (write digits, e.g. 10 or 2.5)")
     return check_number(float(text), lo=lo, hi=hi)
 
 
@@ -200,7 +201,7 @@ def parse_int(text: str, *, lo: int | None = None, hi: int | None = None) -> int
         InputValueError: anything else.
     """
     if not _DIGITS.fullmatch(text):
-        raise InputValueError(f"{printable(text)!r} is not a whole number (ASCII digits)")
+        raise InputValueError(f"{quoted(text)} is not a whole number (ASCII digits)")
     value = int(text)
     check_number(value, lo=lo, hi=hi)
     return value
@@ -213,7 +214,7 @@ def parse_port(text: str) -> int:
         InputValueError: anything else.
     """
     if not _DIGITS.fullmatch(text):
-        raise InputValueError(f"port {printable(text)!r} is not a number (ASCII digits 1-65535)")
+        raise InputValueError(f"port {quoted(text)} is not a number (ASCII digits 1-65535)")
     if not 1 <= int(text) <= 65535:
         raise InputValueError(f"port {int(text)} is out of range 1-65535")
     return int(text)

@@ -34,6 +34,7 @@ from certpager.errors import OutputError
 from certpager.escape import escape_char as escape_char
 from certpager.escape import is_printable as is_printable
 from certpager.escape import printable as printable
+from certpager.escape import quoted as quoted
 
 
 def printable_lines(text: str) -> list[str]:

@@ -30,7 +30,7 @@ from certpager.inputs import (
     decode_text,
     read_input_file,
 )
-from certpager.text import escape_char, printable
+from certpager.text import escape_char, printable, quoted
 
 T = TypeVar("T")
 
@@ -98,7 +98,7 @@ class _Converter:
             self.seen.add(id(node))
             if node.tag not in _PLAIN_TAGS:
                 raise self.error(
-                    f"YAML tag {printable(node.tag)!r} is not supported",
+                    f"YAML tag {quoted(node.tag)} is not supported",
                     file=self.file,
                     line=line,
                     key=path or None,
@@ -115,7 +115,7 @@ class _Converter:
                 key = str(key_node.value)
                 bad = bad_char(key) if len(key) <= 256 else "is longer than 256 characters"
                 if bad:
-                    raise self.error(f"the key {printable(key[:64])!r} {bad}", file=self.file, line=key_line)
+                    raise self.error(f"the key {quoted(key[:64])} {bad}", file=self.file, line=key_line)
                 key_path = f"{path}.{key}" if path else key
                 if key in out:
                     raise self.error("duplicate key", file=self.file, line=key_line, key=key_path)
@@ -214,6 +214,40 @@ def parse_yaml(text: str, file: str, error: ErrorFactory) -> Node:
 
 
 _DECIMAL_INT = re.compile(r"[-+]?[0-9]+")
+_EXPONENT = re.compile(r"([-+]?)([0-9]+)(?:\.([0-9]*))?[eE]([-+]?)([0-9]+)")
+_RESOLVER = yaml.resolver.Resolver()
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+def number_spelling(text: str, *, integer: bool = False) -> str | None:
+    """How to write ``text``, a string to YAML that is a finite number to Python, so
+    that YAML (1.1, PyYAML) reads a number: ``1e308`` -> ``1.0e+308``, ``1E5`` ->
+    ``1.0e+5``, ``"5"`` (quoted) -> ``5``; with ``integer``, ``"443"`` -> ``443``.
+    None when ``text`` is no number (``abc``, ``inf``, ``1_0``)."""
+    stripped = text.strip()
+    if not stripped.isascii() or "_" in stripped:
+        return None
+    try:
+        value = float(stripped)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    if integer:
+        if _DECIMAL_INT.fullmatch(stripped):
+            return stripped
+        return str(int(value)) if value.is_integer() and abs(value) < 1e18 else None
+    tag = _RESOLVER.resolve(yaml.ScalarNode, stripped, (True, False))  # type: ignore[no-untyped-call]
+    if tag in (_INT_TAG, _FLOAT_TAG):
+        return stripped  # quoted: the same without quotes
+    written = stripped if _EXPONENT.fullmatch(stripped) else repr(value)  # repr(1e16) is "1e+16"
+    match = _EXPONENT.fullmatch(written)
+    if match is None:
+        return written
+    sign, whole, fraction, exp_sign, exponent = match.groups()
+    return f"{sign}{whole}.{fraction or '0'}e{exp_sign or '+'}{exponent}"
+
 
 _Str = str
 _Int = int
@@ -282,9 +316,24 @@ class Reader:
             self.fail(key, f"expected {_kind_names(kinds)}, got a boolean")
         if float in kinds and isinstance(value, _Int) and not isinstance(value, _Bool):
             value = float(value)
+        if isinstance(value, _Str) and _Str not in kinds and (float in kinds or _Int in kinds):
+            self._not_a_yaml_number(key, value, integer=float not in kinds)
         if not isinstance(value, kinds):
             self.fail(key, f"expected {_kind_names(kinds)}, got {type_name(value)}")
         return value  # type: ignore[return-value]
+
+    def _not_a_yaml_number(self, key: _Str, text: _Str, *, integer: _Bool) -> None:
+        """Fail on a number YAML reads as text (``1e308``, ``"5"``), saying how to write it."""
+        spelled = number_spelling(text, integer=integer)
+        if spelled is None:
+            return  # no number at all: "expected a number, got a string"
+        if spelled == text.strip():
+            why = "it is quoted"
+        elif integer:
+            why = "an integer is written in decimal digits"
+        else:
+            why = "YAML 1.1 needs a dot in the mantissa and a sign in the exponent"
+        self.fail(key, f"{quoted(text)} is not a number YAML reads ({why}): write {spelled}")
 
     def str(
         self,
@@ -334,7 +383,7 @@ class Reader:
         value = self.get(key, _Int, default, required=required)
         node = self.items.get(key)
         if node is not None and node.text is not None and not _DECIMAL_INT.fullmatch(node.text):
-            self.fail(key, f"write the number in decimal digits (got {printable(node.text)!r})")
+            self.fail(key, f"write the number in decimal digits (got {quoted(node.text)})")
         if value is not None:
             if lo is not None and value < lo:
                 self.fail(key, f"must be at least {lo}, got {value}")

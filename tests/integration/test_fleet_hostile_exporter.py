@@ -66,7 +66,8 @@ def body_of(answer: bytes) -> str:
         (b"/probe?target=127.0.0.1&target=127.0.0.2", "target given 2 times"),
         (b"/probe?target=127.0.0.1&endpoint=x", "give exactly one of"),
         (b"/probe?" + b"&".join([b"module=m"] * 20) + b"&target=127.0.0.1", "Max number of fields"),
-        (b"/probe?endpoint=%1b%5b2J%07", "no endpoint named '\\\\x1b[2J\\\\x07'"),
+        (b"/probe?endpoint=%1b%5b2J%07", "no endpoint named '\\x1b[2J\\x07'"),  # escaped once
+        (b"/probe?target=a%0db", "target 'a\\x0db': "),  # was 'a\\\\x0db' (printable, then repr)
         (b"/probe?target=" + b"a" * 7000, "longer than 600 characters"),
     ],
 )

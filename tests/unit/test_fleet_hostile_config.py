@@ -52,7 +52,11 @@ def _load(tmp_path: Path, text: str) -> str:
         ('settings: {alertmanager: {url: "http://x", timeout: -1}}\n', "timeout", "at least 0.1"),
         ('settings: {alertmanager: {url: "http://x", timeout: 1.0e+308}}\n', "timeout", "at most"),
         ('settings: {alertmanager: {url: "http://x", timeout: .nan}}\n', "timeout", "finite"),
-        ('settings: {alertmanager: {url: "http://x", timeout: "5"}}\n', "timeout", "expected a number"),
+        (
+            'settings: {alertmanager: {url: "http://x", timeout: "5"}}\n',
+            "timeout",
+            "'5' is not a number YAML reads (it is quoted): write 5",
+        ),
         (
             'settings: {alertmanager: {url: "http://x", matchers: [5]}}\n',
             "matchers[0]",

@@ -120,6 +120,43 @@ async def test_body_short_content_length_is_closed() -> None:
     assert info.value.kind == "closed"
 
 
+@pytest.mark.parametrize("size", [b"-1", b"+5", b"0x5", b"5_0", b"", b" ", b"g", b"\xb2", b"1" * 16])
+async def test_chunk_size_must_be_hex_digits(size: bytes) -> None:
+    """int(x, 16) reads "-1", "+5", "0x5" and "5_0": each is a malformed response, one line,
+    the size quoted as sent (escaped once: a byte 0xb2 reads \\xb2, not \\\\xb2)."""
+    head = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked")
+    with pytest.raises(HttpFailure) as info:
+        await H._read_body(_reader(size + b"\r\nhello\r\n0\r\n\r\n"), head, b"", 100)
+    assert info.value.kind == "not_http"
+    shown = H.preview(size.strip(b" "))
+    assert info.value.message == f"invalid chunk size '{shown}' (expected hexadecimal digits)"
+    assert "\\\\" not in info.value.message and "\n" not in info.value.message
+
+
+async def test_chunk_size_with_extension_and_blanks_is_read() -> None:
+    head = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked")
+    body = b"5 ;name=value\r\nhello\r\nA\t\r\n0123456789\r\n0\r\n\r\n"
+    assert await H._read_body(_reader(body), head, b"", 100) == b"hello0123456789"
+
+
+@pytest.mark.parametrize(
+    ("length", "kind", "words"),
+    [
+        ("-1", "not_http", "invalid Content-Length '-1'"),
+        ("\u00b2", "not_http", "invalid Content-Length '\u00b2'"),  # a digit to str.isdigit, not to int
+        ("5 5", "not_http", "invalid Content-Length '5 5'"),
+        ("9" * 5000, "too_large", "larger than"),  # int() of 5000 digits raises ValueError
+        ("9" * 19, "too_large", "larger than"),
+    ],
+    ids=["negative", "superscript-two", "two-numbers", "5000-digits", "19-digits"],
+)
+async def test_content_length_must_be_ascii_digits(length: str, kind: str, words: str) -> None:
+    head = parse_head(f"HTTP/1.1 200 OK\r\nContent-Length: {length}".encode("latin-1"))
+    with pytest.raises(HttpFailure) as info:
+        await H._read_body(_reader(b"hello"), head, b"", 100)
+    assert info.value.kind == kind and words in info.value.message
+
+
 # --- redirects ------------------------------------------------------------------------
 
 
@@ -168,6 +205,9 @@ def test_parse_hsts_directives() -> None:
         ("max-age=abc", "not a number"),
         ("max-age=-1", "not a number"),
         ("max-age=10; max-age=20", "appears twice"),
+        ("max-age=\u00b2", "max-age '\u00b2' is not a number"),  # a digit to isdigit, not to int
+        ("max-age=" + "9" * 5000, "is not a number"),  # more digits than int() reads
+        ("max-age", "max-age '' is not a number"),
     ],
 )
 def test_parse_hsts_invalid(value: str, problem: str) -> None:

@@ -26,12 +26,13 @@ from certpager.config import (
 from certpager.errors import AlertmanagerError, OutputError, UserError
 from certpager.fleet.alertmanager import fetch_alerts
 from certpager.fleet.blackbox import blackbox_expiry
-from certpager.fleet.pages import PageMap, map_alerts, page_line
+from certpager.fleet.pages import PageMap, map_batch, page_line
+from certpager.fleet.prometheus import with_imported
 from certpager.inputs import PEM_MAX_BYTES, InputFileError, check_input_file
 from certpager.probe.deep import restricted
 from certpager.probe.model import ALL_CHECKS, DeepCheck, EndpointReport, Status
 from certpager.probe.trust import TrustStoreError, get_trust_store
-from certpager.text import discard, emit, write_failure
+from certpager.text import discard, emit, printable, write_failure
 
 
 def _client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -132,12 +133,9 @@ def gather_endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], Settings
                 f"no targets given and no config at {path}: pass HOST[:PORT][@SNI], --targets FILE or --config FILE"
             )
         config = load_config(path)
-        if config.settings.prometheus is not None:
-            from certpager.fleet.prometheus import with_imported  # urllib only when needed
-
-            config, note = with_imported(config)
-            if note:
-                emit(sys.stderr, f"certpager: {note}", flush=True)
+        config, note = with_imported(config)  # the config as it is without a prometheus section
+        if note:
+            emit(sys.stderr, f"certpager: {note}", flush=True)
         settings = config.settings
     if args.timeout is not None:
         settings = replace(settings, timeout=args.timeout)
@@ -194,19 +192,23 @@ def gather_pages(
         batch = asyncio.run(fetch_alerts(settings.alertmanager))
     except AlertmanagerError as exc:
         emit(sys.stderr, f"certpager: {exc} (checking without its alerts)")
-        return endpoints, PageMap()
-    pages = map_alerts(batch.alerts, endpoints, settings)
+        return endpoints, PageMap(error=str(exc))
+    pages = map_batch(batch, endpoints, settings)
     if args.endpoint:
         return endpoints, pages
     return [*endpoints, *(_apply_switches(ep, args) for ep in pages.adhoc)], pages
 
 
 def report_extra(report: EndpointReport, pages: PageMap | None) -> dict[str, object]:
-    """The JSON keys of the fleet work: ``alerts`` (with an Alertmanager configured) and
-    ``blackbox_expiry`` (when blackbox's expiry and the verified path's differ)."""
+    """The JSON keys of the fleet work: ``alerts``, ``alerts_ignored`` and ``alerts_error``
+    (with an Alertmanager configured: an empty ``alerts`` is "no alert" only when
+    ``alerts_error`` is null) and ``blackbox_expiry`` (when blackbox's expiry and the
+    verified path's differ)."""
     extra: dict[str, object] = {}
     if pages is not None:
         extra["alerts"] = [p.json() for p in pages.of(report.name)]
+        extra["alerts_ignored"] = pages.ignored.json()
+        extra["alerts_error"] = pages.error
     fact = blackbox_expiry(report)
     if fact is not None:
         extra["blackbox_expiry"] = fact.json()
@@ -261,6 +263,9 @@ def run_check(args: argparse.Namespace) -> int:
             write_json_texts((e.payload.decode() for e in encoded), out, pretty=pretty)
         elif reports is not None:
             write_table(reports, out, notes=table_notes(reports, pages))
+            ignored = pages.ignored.sentence() if pages is not None else None
+            if ignored:  # under the summary line: alerts that page about no row
+                out.write(printable(ignored) + "\n")
         out.flush()
     except (OSError, ValueError) as exc:
         discard(out)

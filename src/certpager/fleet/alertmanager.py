@@ -123,8 +123,34 @@ class AlertBatch:
 
     alerts: tuple[Alert, ...]
     """Firing, not silenced, not inhibited, matching the configured matchers."""
-    dropped: int = 0
-    """Entries left out: malformed, a fingerprint already seen, or beyond :data:`MAX_ALERTS`."""
+    malformed: int = 0
+    """Entries left out as malformed (not an object, labels that are not strings, no fingerprint)."""
+    duplicate: int = 0
+    """Entries left out because an earlier one had the same fingerprint."""
+    over_limit: int = 0
+    """Entries left out beyond the first :data:`MAX_ALERTS`."""
+
+    @property
+    def dropped(self) -> int:
+        """Every entry left out (said by ``certpager check`` and the TUI, see
+        :class:`certpager.fleet.pages.Ignored`)."""
+        return self.malformed + self.duplicate + self.over_limit
+
+
+def batch_of(data: list[Any]) -> AlertBatch:
+    """The alerts of a ``GET /api/v2/alerts`` answer (one per fingerprint: the first), and
+    how many entries were left out, by reason."""
+    alerts: dict[str, Alert] = {}
+    malformed = duplicate = 0
+    for alert in map(alert_of, data[:MAX_ALERTS]):
+        if alert is None:
+            malformed += 1
+        elif alert.fingerprint in alerts:
+            duplicate += 1
+        else:
+            alerts[alert.fingerprint] = alert
+    over_limit = max(0, len(data) - MAX_ALERTS)
+    return AlertBatch(tuple(alerts.values()), malformed=malformed, duplicate=duplicate, over_limit=over_limit)
 
 
 class AlertmanagerClient:
@@ -161,11 +187,7 @@ class AlertmanagerClient:
         data = await self._call("GET", "/api/v2/alerts?" + urlencode(query, quote_via=quote))
         if not isinstance(data, list):
             raise self._fail("GET /api/v2/alerts did not answer a list of alerts")
-        alerts: dict[str, Alert] = {}
-        for alert in map(alert_of, data[:MAX_ALERTS]):
-            if alert is not None:  # one alert per fingerprint: the first
-                alerts.setdefault(alert.fingerprint, alert)
-        return AlertBatch(tuple(alerts.values()), dropped=len(data) - len(alerts))
+        return batch_of(data)
 
     async def create_silence(
         self,
@@ -229,6 +251,7 @@ __all__ = [
     "AlertBatch",
     "AlertmanagerClient",
     "alert_of",
+    "batch_of",
     "fetch_alerts",
     "parse_time",
     "silence_labels",

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from certpager.config import redact_url
 from certpager.errors import FleetApiError, HttpFailure
 from certpager.probe.http import HttpResponse, fetch
-from certpager.text import printable
+from certpager.text import printable, quoted
 
 #: Longest piece of an error answer quoted in a message, characters.
 QUOTE_MAX = 200
@@ -106,7 +106,7 @@ async def exchange(
     encoding = (response.header("Content-Encoding") or "identity").strip().lower()
     if encoding not in ("identity", ""):
         raise FleetApiError(
-            f"{what} answered a body compressed with {printable(encoding[:40])!r}, which was not asked for"
+            f"{what} answered a body compressed with {quoted(encoding[:40])}, which was not asked for"
         )
     return response
 

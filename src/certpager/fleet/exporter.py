@@ -40,7 +40,7 @@ from certpager.fleet.metrics import exposition, failure_families, report_familie
 from certpager.fleet.prometheus import endpoints_of, merge, query
 from certpager.httpwire import http_response, parse_request_head
 from certpager.inputs import InputValueError, parse_number, parse_port
-from certpager.text import emit, printable
+from certpager.text import emit, printable, quoted
 
 DEFAULT_LISTEN = "127.0.0.1:9219"
 """Where the exporter listens unless told otherwise (loopback)."""
@@ -153,7 +153,7 @@ def scrape_deadline(headers: dict[str, str], default: float) -> float:
         seconds = parse_number(raw[:40], lo=0)
     except InputValueError:
         raise ExporterRequestError(
-            f"X-Prometheus-Scrape-Timeout-Seconds: {printable(raw[:40])!r} is not a number of seconds "
+            f"X-Prometheus-Scrape-Timeout-Seconds: {quoted(raw[:40])} is not a number of seconds "
             "(write digits, e.g. 10 or 2.5)"
         ) from None
     return max(MIN_DEADLINE, min(seconds - SCRAPE_MARGIN, MAX_DEADLINE))
@@ -274,7 +274,7 @@ class Exporter:
         """
         unknown = sorted(set(query) - {"target", "endpoint", "module"})
         if unknown:
-            raise ExporterRequestError(f"unknown parameter {printable(unknown[0][:40])!r}")
+            raise ExporterRequestError(f"unknown parameter {quoted(unknown[0][:40])}")
         target, name = _one(query, "target"), _one(query, "endpoint")
         if (target is None) == (name is None):
             raise ExporterRequestError("give exactly one of target=HOST[:PORT][@SNI] or endpoint=NAME")
@@ -300,7 +300,7 @@ class Exporter:
                 found = await self.imports.find(name, within)
             except TimeoutError:
                 raise ExporterRequestError(
-                    f"the import from Prometheus that may name {printable(name[:100])!r} "
+                    f"the import from Prometheus that may name {quoted(name[:100])} "
                     f"did not finish within {within or 0:g} s (the scrape's deadline); try again",
                     503,
                 ) from None
@@ -308,10 +308,10 @@ class Exporter:
             return found
         shown = printable(name[:100])
         if self.imports is None:
-            raise ExporterRequestError(f"no endpoint named {shown!r} in the config")
+            raise ExporterRequestError(f"no endpoint named {quoted(shown)} in the config")
         why = f" (the last import failed: {self.imports.error})" if self.imports.error else ""
         raise ExporterRequestError(
-            f"no endpoint named {shown!r} in the config or imported from Prometheus{why}"
+            f"no endpoint named {quoted(shown)} in the config or imported from Prometheus{why}"
         )
 
     async def probe(self, request: Request) -> bytes:
@@ -476,7 +476,7 @@ def parse_listen(text: str) -> tuple[str, int]:
             raise InputValueError("expected an IP address and a port, e.g. 127.0.0.1:9219")
         return host, parse_port(port_text)
     except InputValueError as exc:
-        raise UserError(f"--listen {printable(text)!r}: {exc}") from None
+        raise UserError(f"--listen {quoted(text)}: {exc}") from None
 
 
 async def serve(

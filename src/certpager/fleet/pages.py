@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from certpager.config import Endpoint, Settings, parse_target
 from certpager.errors import TargetError
-from certpager.fleet.alertmanager import Alert
+from certpager.fleet.alertmanager import MAX_ALERTS, Alert, AlertBatch
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,50 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """Alerts of one fetch that page about no endpoint, by reason: counted and said
+    (``certpager check``'s table and JSON, a TUI notice), never left out silently."""
+
+    malformed: int = 0
+    """Entries that are not an alert (:attr:`AlertBatch.malformed`)."""
+    duplicate: int = 0
+    """A fingerprint already seen (:attr:`AlertBatch.duplicate`)."""
+    over_limit: int = 0
+    """Beyond the first :data:`~certpager.fleet.alertmanager.MAX_ALERTS`."""
+    no_endpoint: int = 0
+    """Alerts with no usable ``endpoint``, ``target`` or ``instance`` label."""
+
+    @property
+    def total(self) -> int:
+        """Every alert ignored."""
+        return self.malformed + self.duplicate + self.over_limit + self.no_endpoint
+
+    def json(self) -> dict[str, int]:
+        """``alerts_ignored`` in ``certpager check --json`` (docs/check.md, "alerts")."""
+        return {
+            "total": self.total,
+            "malformed": self.malformed,
+            "duplicate": self.duplicate,
+            "over_limit": self.over_limit,
+            "no_endpoint": self.no_endpoint,
+        }
+
+    def sentence(self) -> str | None:
+        """``Alertmanager: 3 alerts ignored (2 malformed, 1 duplicate)``; None when none was."""
+        reasons = (
+            (self.malformed, "malformed"),
+            (self.duplicate, "duplicate"),
+            (self.over_limit, f"beyond the first {MAX_ALERTS:,}"),
+            (self.no_endpoint, "naming no endpoint"),
+        )
+        parts = [f"{n} {why}" for n, why in reasons if n]
+        if not parts:
+            return None
+        plural = "s" if self.total != 1 else ""
+        return f"Alertmanager: {self.total} alert{plural} ignored ({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
 class PageMap:
     """The alerts of one fetch, by endpoint."""
 
@@ -72,6 +116,11 @@ class PageMap:
     """Endpoints made for alerts whose target the config does not hold."""
     unmapped: int = 0
     """Alerts with no usable ``endpoint``, ``target`` or ``instance`` label."""
+    ignored: Ignored = Ignored()
+    """Every alert of the fetch left out, by reason (:func:`map_batch`; :attr:`unmapped` only,
+    from :func:`map_alerts`)."""
+    error: str | None = None
+    """Why there are no alerts: the fetch failed (one line); None when they were fetched."""
 
     def of(self, name: str) -> tuple[Page, ...]:
         """The alerts about endpoint ``name`` (none: empty)."""
@@ -205,7 +254,16 @@ def map_alerts(alerts: Iterable[Alert], endpoints: Sequence[Endpoint], settings:
         )
         for name, items in pages.items()
     }
-    return PageMap(pages=ordered, adhoc=tuple(adhoc.values()), unmapped=unmapped)
+    return PageMap(
+        pages=ordered, adhoc=tuple(adhoc.values()), unmapped=unmapped, ignored=Ignored(no_endpoint=unmapped)
+    )
+
+
+def map_batch(batch: AlertBatch, endpoints: Sequence[Endpoint], settings: Settings) -> PageMap:
+    """:func:`map_alerts` of one fetch, with what the fetch left out in :attr:`PageMap.ignored`."""
+    pages = map_alerts(batch.alerts, endpoints, settings)
+    ignored = Ignored(batch.malformed, batch.duplicate, batch.over_limit, pages.unmapped)
+    return replace(pages, ignored=ignored)
 
 
 def page_line(pages: Sequence[Page]) -> str:
@@ -218,10 +276,12 @@ def page_line(pages: Sequence[Page]) -> str:
 
 __all__ = [
     "EndpointIndex",
+    "Ignored",
     "Page",
     "PageMap",
     "adhoc_endpoint",
     "map_alerts",
+    "map_batch",
     "match_endpoint",
     "page_line",
     "target_text",

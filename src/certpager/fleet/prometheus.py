@@ -5,7 +5,9 @@
 label when it has one, else in ``instance``: ``host:port``, ``https://host[:port]/path``
 or certpager's own ``HOST[:PORT][@SNI]``. The instance label is the endpoint's name.
 Configured endpoints win over imported ones (same name, or same host, port and SNI);
-duplicates are dropped.
+a series whose target is already imported is merged into it. Series left out unchecked (no
+usable target, or named like an endpoint with a different target) are counted and said in
+one line (:meth:`Imported.note`: stderr, and a notice in the TUI).
 
 The client is :func:`certpager.fleet.api.exchange` (GET /api/v1/query): one overall
 deadline, a size cap, no redirect followed; any failure is
@@ -44,6 +46,21 @@ class Imported:
     """Endpoints made from the series, configured ones and duplicates left out."""
     skipped: int = 0
     """Series whose target could not be read as ``HOST[:PORT][@SNI]``."""
+    name_taken: int = 0
+    """Series left out because an earlier one (or, after :func:`merge_counted`, a configured
+    endpoint) has their endpoint name with another target: their target is not checked."""
+
+    def note(self) -> str | None:
+        """The one line saying which series were left out unchecked; None when none was."""
+        parts = []
+        if self.skipped:
+            parts.append(f"{self.skipped} without a usable target label")
+        if self.name_taken:
+            parts.append(f"{self.name_taken} named like another endpoint with a different target")
+        if not parts:
+            return None
+        total = self.skipped + self.name_taken
+        return f"prometheus import: {total} series left out, not checked ({', '.join(parts)})"
 
 
 def query(source: PrometheusSource) -> list[dict[str, str]]:
@@ -141,9 +158,9 @@ def _with_port(text: str, port: int) -> str:
 def endpoints_of(series: Iterable[Mapping[str, str]], settings: Settings) -> Imported:
     """One endpoint per series (the first of each name and of each host, port and SNI)."""
     out: list[Endpoint] = []
-    names: set[str] = set()
+    names: dict[str, tuple[str, int, str | None]] = {}
     places: set[tuple[str, int, str | None]] = set()
-    skipped = 0
+    skipped = name_taken = 0
     for labels in series:
         text = target_text(labels)
         if text is None:
@@ -156,12 +173,15 @@ def endpoints_of(series: Iterable[Mapping[str, str]], settings: Settings) -> Imp
             continue
         name = _name(labels.get("instance"), text)
         place = (ep.host.lower(), ep.port, ep.sni.lower() if ep.sni else None)
-        if name in names or place in places:
+        if name in names:  # the same series twice, or another target under a name already used
+            name_taken += names[name] != place and place not in places
             continue
-        names.add(name)
+        if place in places:  # another name for a target already imported: it is checked
+            continue
+        names[name] = place
         places.add(place)
         out.append(replace(ep, name=name) if name != ep.name else ep)
-    return Imported(tuple(out), skipped)
+    return Imported(tuple(out), skipped, name_taken)
 
 
 def _name(instance: str | None, target: str) -> str:
@@ -179,32 +199,64 @@ def _name(instance: str | None, target: str) -> str:
 def merge(configured: Sequence[Endpoint], imported: Iterable[Endpoint]) -> list[Endpoint]:
     """``configured``, then the ``imported`` endpoints that no configured one names or
     covers (same host, port and SNI)."""
-    names = {ep.name for ep in configured}
-    places = {(ep.host.lower(), ep.port, (ep.sni or "").lower()) for ep in configured}
+    return merge_counted(configured, imported)[0]
+
+
+def _place(ep: Endpoint) -> tuple[str, int, str]:
+    return ep.host.lower(), ep.port, (ep.sni or "").lower()
+
+
+def merge_counted(configured: Sequence[Endpoint], imported: Iterable[Endpoint]) -> tuple[list[Endpoint], int]:
+    """:func:`merge`, and how many imported endpoints were left out unchecked: named like a
+    configured endpoint that is about another target (one the configured endpoints cover
+    is checked as configured)."""
+    names = {ep.name: _place(ep) for ep in configured}
+    places = set(names.values())
     out = list(configured)
+    taken = 0
     for ep in imported:
-        if ep.name in names or (ep.host.lower(), ep.port, (ep.sni or "").lower()) in places:
+        place = _place(ep)
+        if ep.name in names:
+            taken += names[ep.name] != place and place not in places
+            continue
+        if place in places:
             continue
         out.append(ep)
-    return out
+    return out, taken
 
 
 def with_imported(config: Config) -> tuple[Config, str | None]:
     """``config`` with the endpoints its ``prometheus`` section imports merged in, and a
-    one-line warning when the import failed (the configured endpoints are kept) or
-    skipped series. Without a ``prometheus`` section: ``config`` as it is."""
+    one-line warning when the import failed (the configured endpoints are kept) or left
+    series out unchecked (:meth:`Imported.note`). Without a ``prometheus`` section:
+    ``config`` as it is."""
     source = config.settings.prometheus
     if source is None:
         return config, None
     try:
-        imported = endpoints_of(query(source), config.settings)
+        series = query(source)
     except PrometheusError as exc:
         return config, f"prometheus import failed, checking the configured endpoints only: {exc}"
-    merged = merge(config.endpoints, imported.endpoints)
-    note = None
-    if imported.skipped:
-        note = f"prometheus import: {imported.skipped} series without a usable target label were skipped"
+    merged, note = merge_series(config, series)
     return replace(config, endpoints=tuple(merged)), note
 
 
-__all__ = ["Imported", "endpoints_of", "label_sets", "merge", "query", "target_text", "with_imported"]
+def merge_series(config: Config, series: Iterable[Mapping[str, str]]) -> tuple[list[Endpoint], str | None]:
+    """The config's endpoints, then those ``series`` import (:func:`endpoints_of`,
+    :func:`merge_counted`), and the note saying which series were left out unchecked."""
+    imported = endpoints_of(series, config.settings)
+    merged, taken = merge_counted(config.endpoints, imported.endpoints)
+    return merged, replace(imported, name_taken=imported.name_taken + taken).note()
+
+
+__all__ = [
+    "Imported",
+    "endpoints_of",
+    "label_sets",
+    "merge",
+    "merge_counted",
+    "merge_series",
+    "query",
+    "target_text",
+    "with_imported",
+]

@@ -32,6 +32,7 @@ from certpager.errors import HttpFailure as HttpFailure
 from certpager.formats import format_seconds
 from certpager.probe import findings as F
 from certpager.probe.model import Finding
+from certpager.text import quoted
 
 #: Largest status line + headers read, bytes.
 MAX_HEAD = 64 * 1024
@@ -76,6 +77,11 @@ class HttpResponse:
 
 _STATUS_RE = re.compile(rb"^HTTP/(1\.[01]) ([0-9]{3})(?: (.*))?$")
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+#: A chunk size (RFC 9112, 7.1: hex digits only, no sign, no ``0x``, no ``_``; 15 of them
+#: already exceed any body cap).
+_CHUNK_SIZE_RE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+#: A Content-Length (RFC 9110, 8.6: ASCII digits only; 18 of them exceed any body cap).
+_LENGTH_RE = re.compile(r"[0-9]{1,18}")
 
 
 def preview(data: bytes, limit: int = 40) -> str:
@@ -94,7 +100,7 @@ def parse_head(head: bytes) -> HttpResponse:
     lines = head.split(b"\r\n") if b"\r\n" in head else head.split(b"\n")
     match = _STATUS_RE.match(lines[0].rstrip(b"\r"))
     if match is None:
-        raise HttpFailure("not_http", f"the server did not answer HTTP (it sent {preview(head)!r})")
+        raise HttpFailure("not_http", f"the server did not answer HTTP (it sent {quoted(preview(head))})")
     headers: list[tuple[str, str]] = []
     for raw in lines[1:]:
         line = raw.rstrip(b"\r").decode("latin-1")
@@ -131,7 +137,7 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
         if len(buf) > MAX_HEAD:
             if not _STATUS_RE.match(bytes(buf.split(b"\n", 1)[0]).rstrip(b"\r")):
                 raise HttpFailure(
-                    "not_http", f"the server did not answer HTTP (it sent {preview(bytes(buf))!r})"
+                    "not_http", f"the server did not answer HTTP (it sent {quoted(preview(bytes(buf)))})"
                 )
             raise HttpFailure("too_large", f"the response headers are larger than {MAX_HEAD // 1024} KiB")
         chunk = await reader.read(16384)
@@ -140,13 +146,15 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
                 raise HttpFailure("closed", "the server closed the connection without answering")
             if not _STATUS_RE.match(bytes(buf.split(b"\n", 1)[0]).rstrip(b"\r")):
                 raise HttpFailure(
-                    "not_http", f"the server did not answer HTTP (it sent {preview(bytes(buf))!r})"
+                    "not_http", f"the server did not answer HTTP (it sent {quoted(preview(bytes(buf)))})"
                 )
             raise HttpFailure("closed", "the server closed the connection in the middle of the headers")
         buf += chunk
         start = bytes(buf[:5])
         if not (start == b"HTTP/" if len(start) == 5 else b"HTTP/".startswith(start)):
-            raise HttpFailure("not_http", f"the server did not answer HTTP (it sent {preview(bytes(buf))!r})")
+            raise HttpFailure(
+                "not_http", f"the server did not answer HTTP (it sent {quoted(preview(bytes(buf)))})"
+            )
 
 
 async def _read_body(
@@ -159,11 +167,12 @@ async def _read_body(
         return await _read_chunked(reader, rest, max_body, too_big)
     length_text = response.header("Content-Length")
     if length_text is not None:
-        if not length_text.strip().isdigit():
-            raise HttpFailure("not_http", f"invalid Content-Length {length_text!r}")
-        length = int(length_text.strip())
-        if length > max_body:
+        length_text = length_text.strip(" \t")
+        if not length_text.isascii() or not length_text.isdigit():  # "²" is a digit to isdigit
+            raise HttpFailure("not_http", f"invalid Content-Length {quoted(length_text[:40])}")
+        if not _LENGTH_RE.fullmatch(length_text) or int(length_text) > max_body:
             raise too_big
+        length = int(length_text)
         body = bytearray(rest[:length])
         while len(body) < length:
             chunk = await reader.read(min(65536, length - len(body)))
@@ -202,11 +211,12 @@ async def _read_chunked(
                 raise HttpFailure("not_http", "invalid chunk size line")
             await fill(len(buf) + 1)
         line, _, tail = bytes(buf).partition(b"\r\n")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise HttpFailure("not_http", f"invalid chunk size {preview(size_text)!r}") from None
+        size_text = line.split(b";", 1)[0].strip(b" \t")
+        if not _CHUNK_SIZE_RE.fullmatch(size_text):  # int(x, 16) also takes "-1", "+a", "0x1f", "1_0"
+            raise HttpFailure(
+                "not_http", f"invalid chunk size {quoted(preview(size_text))} (expected hexadecimal digits)"
+            )
+        size = int(size_text, 16)
         buf[:] = tail
         if size == 0:
             return bytes(body)
@@ -406,7 +416,7 @@ def judge_redirect(status: int, location: str | None, host: str) -> str | None:
         target = urlsplit(location.strip())
         target_host = target.hostname or ""
     except ValueError:
-        return f"it redirects to an invalid Location {location!r}"
+        return f"it redirects to an invalid Location {quoted(location)}"
     if target.scheme.lower() != "https":
         shown = location if target.scheme else f"{location} (relative, so still http://)"
         return f"it redirects to {shown}, which is not HTTPS"
@@ -508,15 +518,17 @@ def parse_hsts(value: str) -> Hsts:
         if val is not None and len(val) >= 2 and val[0] == val[-1] == '"':
             val = val[1:-1]
         if name in seen:
-            problems.append(f"directive {name!r} appears twice")
+            problems.append(f"directive {quoted(name)} appears twice")
         seen[name] = val
     max_age: int | None = None
     if "max-age" not in seen:
         problems.append("no max-age directive")
     else:
         text = seen["max-age"]
-        if text is None or not text.isdigit():
-            problems.append(f"max-age {text!r} is not a number of seconds")
+        # ASCII digits only ("²" is a digit to isdigit, not to int), and no more than int
+        # reads (4,300 digits)
+        if text is None or not text.isascii() or not text.isdigit() or len(text) > 4000:
+            problems.append(f"max-age {quoted(text or '')[:60]} is not a number of seconds")
         else:
             max_age = int(text)
     return Hsts(

@@ -37,7 +37,7 @@ from certpager.runbook.template import (
     validate_value,
 )
 from certpager.ssh.base import KILL_GRACE, REMOTE_TIMEOUT_MARGIN
-from certpager.text import printable
+from certpager.text import printable, quoted
 
 
 @dataclass(frozen=True)
@@ -589,8 +589,7 @@ def _check_builtin_values(runbook: Runbook, endpoint: Endpoint, builtins: dict[s
             validate_builtin(name, builtins[name])
         except ValueError as exc:
             raise RunbookError(
-                f"the built-in {{{name}}} of endpoint {endpoint.name!r} "
-                f"({printable(builtins[name])!r}) {exc}",
+                f"the built-in {{{name}}} of endpoint {endpoint.name!r} ({quoted(builtins[name])}) {exc}",
                 file=runbook.file,
                 line=runbook.line_of_params,
                 key=name,

@@ -2,7 +2,8 @@
 ``settings.alertmanager.interval`` seconds, in a worker (input never waits for it).
 
 A fetch that fails is one notice (once per distinct reason, and once more when
-Alertmanager answers again); the endpoints go on being probed. Each fresh set of alerts
+Alertmanager answers again); so are alerts a fetch left out (malformed, duplicate, naming no
+endpoint: once per distinct count); the endpoints go on being probed. Each fresh set of alerts
 goes to :meth:`certpager.tui.screens.endpoints.EndpointsScreen.set_pages`. Before a
 run on a paged endpoint, :func:`silence_question` is what the operator is asked
 (certpager.fleet.silence does the rest).
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from certpager.config import AlertmanagerSettings
 from certpager.errors import AlertmanagerError
 from certpager.fleet.alertmanager import fetch_alerts
-from certpager.fleet.pages import Page, map_alerts
+from certpager.fleet.pages import Page, map_batch
 from certpager.fleet.silence import MARGIN, run_duration
 from certpager.runbook.plan import Plan
 from certpager.text import printable
@@ -34,6 +35,8 @@ class AlertPoller:
         self.settings = settings
         self.failure: str | None = None
         """The reason of the last failed fetch (None: the last one worked)."""
+        self.ignored: str | None = None
+        """What the last fetch left out, as said in a notice (None: nothing)."""
 
     def fetch(self) -> None:
         """Start a fetch (a running one is replaced)."""
@@ -62,7 +65,22 @@ class AlertPoller:
             self.failure = None
             self.screen.notify("Alertmanager answers again.", timeout=4)
         config = self.screen.config
-        self.screen.set_pages(map_alerts(batch.alerts, config.endpoints, config.settings))
+        pages = map_batch(batch, config.endpoints, config.settings)
+        self._say_ignored(pages.ignored.sentence())
+        self.screen.set_pages(pages)
+
+    def _say_ignored(self, sentence: str | None) -> None:
+        """A notice when a fetch left alerts out (malformed, duplicate, naming no
+        endpoint...): once per distinct count, not at every interval."""
+        if sentence is not None and sentence != self.ignored:
+            self.screen.notify(
+                printable(f"{sentence}: they page about no row here."),
+                title="Alerts ignored",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
+        self.ignored = sentence
 
 
 def watch_alerts(screen: EndpointsScreen) -> AlertPoller | None:
