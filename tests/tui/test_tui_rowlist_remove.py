@@ -36,7 +36,9 @@ def test_removing_rows_keeps_order_filter_counts_and_widths() -> None:
             current.pop(ep.name, None)
             rows.remove(ep.name)
         else:
-            query = rng.choice(["", "ep-01", "tag:edge", "h3", "prod ep-0", "nothing-matches"])
+            query = rng.choice(
+                ["", "ep-01", "tag:edge", "h3", "prod ep-0", "nothing-matches", "ep", "ep-0", "tag:", "e"]
+            )
             rows.set_query(query)
         want = expected(current, query)
         assert list(rows.shown) == want, f"step {step}"

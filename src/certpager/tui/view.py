@@ -468,6 +468,8 @@ class RowList:
         """Take in ``rows`` (by name), sorting them once."""
         self._all = rows
         self._ids = {name: ident for ident, name in enumerate(rows)}
+        self._gone: set[int] = set()
+        """Numbers of the endpoints removed (see :meth:`remove`)."""
         """Number of each endpoint: its place in the lists below."""
         haystacks = [_haystack(row) for row in rows.values()]
         self._texts = ([text for text, _ in haystacks], [tags for _, tags in haystacks])
@@ -537,7 +539,8 @@ class RowList:
                 flags = bytearray([needle in text for text in texts])
             else:
                 flags = bytearray([flag and needle in text for flag, text in zip(flags, texts, strict=True)])
-        return None if flags is None or 0 not in flags else flags
+        every = flags is None or flags.count(0) == len(self._gone)  # a removed endpoint passes nothing
+        return None if every else flags
 
     def _show(self, view: _Ordered, passing: Flags | None, widest: list[Counter[int]]) -> None:
         self._view, self._passing, self._widest = view, passing, widest
@@ -564,7 +567,7 @@ class RowList:
     def _add(self, row: EndpointRow) -> int:
         """Number the endpoint of a new ``row`` and keep what the filter searches of it (before
         its row goes in); returns its number."""
-        ident = self._ids[row.name] = len(self._ids)
+        ident = self._ids[row.name] = len(self._texts[0])  # numbers are never reused (see remove)
         text, tags = _haystack(row)
         self._texts[0].append(text)
         self._texts[1].append(tags)
@@ -575,33 +578,43 @@ class RowList:
         if self._passing is not None:
             self._passing.append(passes)
         elif not passes:  # every row passed, so the rows shown were every row: apart from now on
-            self._show(
-                self._order.copy(),
-                bytearray(b"\x01" * ident + b"\x00"),
-                [counter.copy() for counter in self._widest_all],
-            )
+            flags = bytearray(b"\x01" * ident + b"\x00")
+            for gone in self._gone:
+                flags[gone] = 0
+            self._show(self._order.copy(), flags, [counter.copy() for counter in self._widest_all])
         return ident
 
     def remove(self, name: str) -> None:
-        """Take the row of ``name`` out (nothing if there is none), keeping the order and the counts."""
-        row = self._all.pop(name, None)
+        """Take the row of ``name`` out (nothing if there is none), keeping the order and the
+        counts. Its endpoint number is not reused: what the filter searches of it is emptied
+        (it passes no filter) and it no longer counts against "every row passes"."""
+        row = self._all.get(name)
         if row is None:
             return
-        del self._haystacks[name]
+        shown = self._passes(name)
+        del self._all[name]
+        ident = self._ids.pop(name)
+        self._gone.add(ident)
         self._recent.clear()
         self.counts[row.status] -= 1
         if not self.counts[row.status]:
             del self.counts[row.status]
-        i = self._order.find(row)
-        del self._order.keys[i], self._order.rows[i]
-        if self._passes(name):
-            if self._view is not self._order:
-                i = self._view.find(row)
-                del self._view.keys[i], self._view.rows[i]
-            self._count_widths(self._widths[name], -1)
-        del self._widths[name]
+        views = [self._order] + ([self._view] if shown and self._view is not self._order else [])
+        for view in views:
+            i = view.find(row)
+            del view.keys[i], view.rows[i], view.ids[i]
+        counted = [self._widest_all] + (
+            [self._widest] if shown and self._widest is not self._widest_all else []
+        )
+        for col, *counters in zip(self._widths, *counted, strict=True):
+            for counter in counters:
+                counter[col[ident]] -= 1
+                if not counter[col[ident]]:
+                    del counter[col[ident]]
+            col[ident] = 0
+        self._texts[0][ident] = self._texts[1][ident] = ""
         if self._passing is not None:
-            self._passing.discard(name)
+            self._passing[ident] = 0
 
     def _count(self, old: EndpointRow | None, row: EndpointRow) -> None:
         if old is not None:
