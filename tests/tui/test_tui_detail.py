@@ -236,6 +236,11 @@ async def test_tab_and_shift_tab_move_between_the_panes(checker: tuilab.FakeChec
         await pilot.press("tab")
         await pilot.pause()
         assert screen.focused is not None and screen.focused.id == "chain"
+        tree = screen.query_one(ChainTree)
+        line = tree.cursor_line
+        await pilot.press("j", "j", "k")
+        await pilot.pause()
+        assert tree.cursor_line == line + 1  # j/k move in the chain as in every pane
         await pilot.press("shift+tab")
         await pilot.pause()
         assert screen.focused is not None and screen.focused.id == "facts"
