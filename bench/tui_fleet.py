@@ -388,6 +388,11 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def one(args: argparse.Namespace) -> None:
+    # The app's package before Textual, as the certpager command imports them: it sets
+    # TEXTUAL_FPS, which Textual reads when first imported (in this process only: the
+    # parent's environment, which the next revision's process inherits, is untouched).
+    import certpager.tui  # noqa: F401
+
     with tempfile.TemporaryDirectory(prefix="tui-fleet-") as tmp:
         profile = Path(f"{args.profile}.{args.n}.prof").resolve() if args.profile else None
         size = (args.width, args.height)

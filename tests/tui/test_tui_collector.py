@@ -51,3 +51,29 @@ def test_a_full_pass_comes_at_least_every_full_interval_however_busy_the_keyboar
         assert sum(fulls) == 2
     finally:
         collector.stop()
+
+
+def test_the_oldest_generation_is_left_to_the_full_passes_until_stop() -> None:
+    before = gc.get_threshold()
+    collector = Collector()
+    collector.start()
+    try:
+        assert gc.get_threshold()[:2] == before[:2]
+        assert gc.get_threshold()[2] >= 1_000_000  # no automatic pass over the oldest
+        collector.start()  # twice: still the thresholds from before the first
+    finally:
+        collector.stop()
+    assert gc.get_threshold() == before
+    collector.stop()  # not started: nothing to give back
+    assert gc.get_threshold() == before
+
+
+async def test_the_app_turns_the_oldest_passes_off_while_it_runs_and_back_on_after() -> None:
+    import tuilab
+
+    before = gc.get_threshold()
+    app = tuilab.make_app(tuilab.FakeChecker())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await tuilab.settle(pilot)
+        assert gc.get_threshold()[2] >= 1_000_000
+    assert gc.get_threshold() == before

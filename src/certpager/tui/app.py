@@ -141,6 +141,7 @@ class CertpagerApp(App[int]):
         # thread shares the interpreter lock with the first frame), off the event loop, so the
         # first `f` opens the chooser at once.
         self.call_after_refresh(self._load_runbooks)
+        self._collector.start()
         self.call_after_refresh(self._collector.tick)  # freezes the config, the rows, the widgets
         self.set_interval(collector.TICK, self._collector.tick, name="garbage collector")
 
