@@ -23,11 +23,12 @@ A failure names the class, the key and the action.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import inspect
-import pkgutil
 import string
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -40,7 +41,6 @@ from textual.keys import Keys, _character_to_key
 from textual.screen import Screen
 from textual.widget import Widget
 
-import certpager.tui
 from certpager.tui.app import CertpagerApp
 from certpager.tui.screens.detail import DetailScreen
 
@@ -49,17 +49,19 @@ KEY_NAMES = {key.value for key in Keys} | {_character_to_key(ch) for ch in strin
 """Every key name a Textual key event can carry, modifiers aside."""
 
 
+def _gen_docs() -> ModuleType:
+    """scripts/gen_docs.py, whose walk over certpager.tui also makes the keys table of docs/tui.md."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "gen_docs.py"
+    spec = importlib.util.spec_from_file_location("gen_docs_for_bindings", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tui_classes() -> list[type[DOMNode]]:
     """Every DOMNode subclass defined in a module under certpager.tui (each module imported)."""
-    modules = [certpager.tui]
-    for info in pkgutil.walk_packages(certpager.tui.__path__, "certpager.tui."):
-        modules.append(importlib.import_module(info.name))
-    found: dict[str, type[DOMNode]] = {}
-    for module in modules:
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, DOMNode) and cls.__module__ == module.__name__:
-                found[f"{cls.__module__}.{cls.__qualname__}"] = cls
-    return [found[name] for name in sorted(found)]
+    return [cls for _, _, cls in _gen_docs().tui_classes() if issubclass(cls, DOMNode)]
 
 
 CLASSES = tui_classes()

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -64,6 +65,14 @@ class ChainTree(Tree[CertInfo | None]):
         "chain-tree--muted",
         "chain-tree--heading",
     }
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_home", "First", show=False),
+        Binding("G", "scroll_end", "Last", show=False),
+    ]
+    """``j``/``k``/``g``/``G`` as on every other pane (the help and docs say so); Tree has only the arrows."""
 
     report: reactive[EndpointReport | None] = reactive(None, init=False)
     """The report whose chain is shown."""
