@@ -457,7 +457,9 @@ def _prepare(widget: Widget | None, key: str) -> bool:
     its end for one moving up, on a certificate in the chain for Enter/Space. False: nothing done."""
     if isinstance(widget, ChainTree) and key in ("enter", "space"):
         nodes = [widget.get_node_at_line(line) for line in range(widget.last_line + 1)]
-        widget.cursor_line = next(i for i, node in enumerate(nodes) if node is not None and node.children)
+        widget.cursor_line = next(
+            i for i, node in enumerate(nodes) if node is not None and node.data is not None
+        )
         return True
     if key not in DOWNWARD and key not in UPWARD:
         return False
