@@ -69,10 +69,10 @@ class ChainTree(Tree[CertInfo | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
-        Binding("g", "scroll_home", "First", show=False),
-        Binding("G", "scroll_end", "Last", show=False),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "scroll_end", "Bottom", show=False),
     ]
-    """``j``/``k``/``g``/``G`` as on every other pane (the help and docs say so); Tree has only the arrows."""
+    """``j``/``k``/``g``/``G`` as in every other pane (on top of Tree's arrows, Space, Enter)."""
 
     report: reactive[EndpointReport | None] = reactive(None, init=False)
     """The report whose chain is shown."""
