@@ -108,8 +108,9 @@ def key_display(key: str) -> str:
     return "+".join([*(m.capitalize() for m in mods), shown])
 
 
-def _binding_classes() -> Iterator[type]:
-    """Every class under certpager.tui that declares its own BINDINGS, by module then source line."""
+def tui_classes() -> list[tuple[str, int, type]]:
+    """(module, source line, class) of every class defined in a module under certpager.tui
+    (each module imported), by module then source line."""
     import certpager.tui
 
     modules = [importlib.import_module("certpager.tui")]
@@ -118,8 +119,14 @@ def _binding_classes() -> Iterator[type]:
     found: list[tuple[str, int, type]] = []
     for module in modules:
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if cls.__module__ == module.__name__ and "BINDINGS" in vars(cls):
+            if cls.__module__ == module.__name__:
                 found.append((module.__name__, inspect.getsourcelines(cls)[1], cls))
+    return sorted(found, key=lambda t: (t[0], t[1]))
+
+
+def _binding_classes() -> Iterator[type]:
+    """Every class under certpager.tui that declares its own BINDINGS, by module then source line."""
+    found = [t for t in tui_classes() if "BINDINGS" in vars(t[2])]
     # The app first, then screens, then widgets: the order a reader meets them.
     rank = {"certpager.tui.app": 0}
     found.sort(key=lambda t: (rank.get(t[0], 1 if ".screens." in t[0] else 2), t[0], t[1]))

@@ -443,14 +443,20 @@ async def wait_for(
     raise AssertionError(f"never happened: {what or predicate}")
 
 
-def screen_text(app: CertpagerApp) -> str:
-    """Everything on the screen (modals and the screens under them), as plain text."""
+def screen_text(app: CertpagerApp, *, styles: bool = False) -> str:
+    """Everything on the screen (modals and the screens under them), as plain text (with
+    ``styles``: with the ANSI codes of its colours and attributes, so a moved cursor shows)."""
     width, height = app.size
     console = Console(
-        width=width, height=height, file=io.StringIO(), record=True, color_system=None, legacy_windows=False
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        record=True,
+        color_system="truecolor" if styles else None,
+        legacy_windows=False,
     )
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
+    return console.export_text(styles=styles)
 
 
 async def settle(pilot: Pilot[int]) -> None:
