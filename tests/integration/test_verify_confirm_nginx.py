@@ -95,8 +95,8 @@ def test_a_pass_on_a_new_worker_is_not_verified_while_old_workers_serve_the_old_
     shutil.copy(ssl_dir / "old.pem", live_chain)
     shutil.copy(ssl_dir / "old.key", live_key)
     web.point_tls(live_chain, live_key)
-    web.reload_nginx(expect_sha256=file_leaf(live_chain).sha256)
-    old = web.served()
+    old = file_leaf(live_chain)
+    web.reload_nginx(expect_sha256=old.sha256)
     # Renewed on disk (50 days: within the 60-day legacy CA), not yet reloaded.
     new_chain, new_key, _ = web.issue_legacy(50, "renewed")
     shutil.copy(new_chain, live_chain)
