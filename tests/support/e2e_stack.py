@@ -192,17 +192,21 @@ class E2EStack(process.Started):
         if expect_sha256:
             self.wait_served(expect_sha256, timeout)
 
-    def wait_served(self, sha256: str, timeout: float = 30.0) -> Served:
-        """Poll handshakes until the leaf with ``sha256`` is served (reload is asynchronous)."""
+    def wait_served(self, sha256: str, timeout: float = 30.0, in_a_row: int = 3) -> Served:
+        """Poll handshakes until the leaf with ``sha256`` is served on ``in_a_row`` handshakes
+        in a row (a reload is asynchronous, and old workers keep accepting for a moment: one
+        handshake on a new worker proves nothing)."""
         end = time.monotonic() + timeout
         last: Served | None = None
+        seen = 0
         while time.monotonic() < end:
             try:
                 last = served_leaf(self.https_port)
-                if last.sha256 == sha256:
+                seen = seen + 1 if last.sha256 == sha256 else 0
+                if seen >= in_a_row:
                     return last
             except OSError:
-                pass
+                seen = 0
             time.sleep(0.1)
         raise AssertionError(f"nginx still serves {last} instead of sha256 {sha256}")
 

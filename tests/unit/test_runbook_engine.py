@@ -104,6 +104,16 @@ def report(*leaves: CertInfo | None, trusted: bool = True, hostname_ok: bool = T
     return EndpointReport("app", "app.test", 443, "app.test", Status.OK, (), tuple(backends), NOW)
 
 
+@pytest.fixture(autouse=True)
+def no_confirm_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runbooks parsed here confirm a passing verification round at once (not 0.5 s later):
+    fake probes have no reload race, and the tests stay fast. The wait itself:
+    tests/unit/test_verify_confirm.py."""
+    import certpager.runbook.loader as loader
+
+    monkeypatch.setattr(loader, "CONFIRM_WAIT", 0.0)
+
+
 class Probe:
     """Returns the queued reports in order, repeating the last one."""
 
@@ -466,7 +476,7 @@ async def test_verification_retries_until_the_new_certificate_appears(tmp_path: 
     result = await make_run(tmp_path, FakeRunner(), Answers(), probe, text=text, events=events).execute()
     assert result.outcome is RunOutcome.SUCCEEDED
     attempts = [e for e in events if isinstance(e, VerificationAttempted)]
-    assert [a.passed for a in attempts] == [False, False, True]
+    assert [a.passed for a in attempts] == [False, False, True, True]
     assert any(
         "still serves the certificate from before the run" in r for r in attempts[0].backends[0].reasons
     )

@@ -17,6 +17,7 @@ from tests.unit.test_runbook_engine import (
     cert,
     endpoint,
     make_run,
+    no_confirm_wait,  # noqa: F401 (autouse: verification rounds confirm at once)
     report,
 )
 

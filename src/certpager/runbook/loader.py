@@ -30,6 +30,7 @@ from certpager.errors import RunbookError
 from certpager.inputs import YAML_MAX_BYTES, InputFileError, check_text, decode_text, read_input_file
 from certpager.probe.findings import SPECS
 from certpager.runbook.model import (
+    CONFIRM_WAIT,
     RENEWAL_CODES,
     ConfirmKind,
     FlagRule,
@@ -774,11 +775,11 @@ def _verify(reader: Reader, default_expect: VerifyExpect) -> VerifySpec:
     node: Node | None = reader.raw("verify")
     assert node is not None
     if node.value is True or node.value is None:
-        return VerifySpec(expect=default_expect)
+        return VerifySpec(expect=default_expect, confirm_wait=CONFIRM_WAIT)
     if not isinstance(node.value, dict):
         reader.fail(
             "verify",
-            f"expected true or a mapping (deadline, interval, expect, min_days_left), got {type_name(node.value)}",
+            f"expected true or a mapping (deadline, interval, expect, min_days_left, confirm_wait), got {type_name(node.value)}",
         )
     sub = Reader(node, file=reader.file, path=reader.key_path("verify"), error=RunbookError)
     deadline = sub.number("deadline", 60.0, lo=1, hi=MAX_TIMEOUT) or 60.0
@@ -789,5 +790,12 @@ def _verify(reader: Reader, default_expect: VerifyExpect) -> VerifySpec:
     except ValueError:
         sub.fail("expect", f"one of: {', '.join(e.value for e in VerifyExpect)}")
     min_days = sub.number("min_days_left", None, lo=0, hi=36500)
+    confirm_wait = sub.number("confirm_wait", CONFIRM_WAIT, lo=0, hi=60)
     sub.finish()
-    return VerifySpec(deadline=deadline, interval=interval, expect=expect, min_days_left=min_days)
+    return VerifySpec(
+        deadline=deadline,
+        interval=interval,
+        expect=expect,
+        min_days_left=min_days,
+        confirm_wait=CONFIRM_WAIT if confirm_wait is None else confirm_wait,
+    )

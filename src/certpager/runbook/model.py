@@ -145,6 +145,10 @@ RENEWAL_CODES = frozenset({"cert_expired", "expires_soon", "renewal_overdue", "c
 renews, and its verification also needs the new (stored) certificate to be served."""
 
 
+CONFIRM_WAIT = 0.5
+"""Default seconds between a verification's first passing round and the one confirming it."""
+
+
 @dataclass(frozen=True)
 class VerifySpec:
     """Parameters of a verification step."""
@@ -160,6 +164,10 @@ class VerifySpec:
     ``changed_or_stored``."""
     min_days_left: float | None = None
     """Days of validity required; None means the endpoint's warning threshold."""
+    confirm_wait: float = CONFIRM_WAIT
+    """Seconds between the first round where every backend passes and the round that must
+    confirm it: a pass counts only when it holds (after a reload, old nginx workers keep
+    accepting connections for a moment, so one handshake on a new worker proves nothing)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,13 @@ second), until a deadline. A backend passes in a round when:
   stored leaf; ``changed_or_stored``: equals the stored leaf when it could be read,
   otherwise changed).
 
-The run passes only when every backend passes in the same round.
+The run passes only when every backend passes in the same round, and that pass
+holds: the next round, ``confirm_wait`` seconds later (0.5 s unless the step says),
+passes too. After ``nginx -s reload`` old workers keep accepting connections until
+they handle the master's QUIT, so one passing round can be one lucky handshake on a
+new worker. The confirming round runs even when the deadline passed meanwhile (a
+verification may end up to one wait and one round after its deadline); when it fails,
+polling goes on as before.
 """
 
 from __future__ import annotations
@@ -422,7 +428,8 @@ async def verify_endpoint(
     targets: Targets | None = None,
     on_report: Callable[[EndpointReport], None] | None = None,
 ) -> VerificationResult:
-    """Poll fresh handshakes until every backend passes or ``spec.deadline`` passes.
+    """Poll fresh handshakes until every backend passes in two rounds in a row (the second
+    ``spec.confirm_wait`` seconds after the first) or ``spec.deadline`` passes.
 
     ``endpoint`` is probed as given: shape it with :func:`probe_view` first.
     """
@@ -449,33 +456,48 @@ async def verify_endpoint(
             other=other,
         )
 
+    confirming = False  # whether this round must confirm the previous round's pass
+    last_pass = 0
     while True:
         attempt += 1
-        remaining_time = max(deadline - time.monotonic(), 1.0)
-        ep = with_overrides(endpoint, timeout=min(endpoint.timeout, remaining_time))
-        report = await _probe_safely(probe, ep)
-        if on_report is not None:
-            on_report(report)
-        verdicts = judge(
-            report,
-            endpoint,
-            spec,
-            before,
-            stored,
-            targets=targets.codes,
-            before_findings=targets.before,
-        )
+        verdicts = await _round(endpoint, spec, deadline, before, stored, probe, targets, on_report)
         passed = bool(verdicts) and all(v.passed for v in verdicts)
         if on_attempt is not None:
             on_attempt(attempt, verdicts)
-        if passed:
+        if passed and confirming:
             return result(True, _pass_message(verdicts, targets, spec, stored))
-        now = time.monotonic()
-        if now >= deadline:
-            break
-        if await _cancelled_during(cancel, min(next_wait(attempt, spec.interval), deadline - now)):
+        if passed:  # maybe one lucky handshake: confirm it, even past the deadline
+            confirming, last_pass, wait = True, attempt, spec.confirm_wait
+        else:
+            confirming, now = False, time.monotonic()
+            if now >= deadline:
+                break
+            wait = min(next_wait(attempt, spec.interval), deadline - now)
+        if await _cancelled_during(cancel, wait):
             return result(False, "verification cancelled")
-    return result(False, _fail_message(verdicts, spec))
+    return result(False, _fail_message(verdicts, spec, last_pass))
+
+
+async def _round(
+    endpoint: Endpoint,
+    spec: VerifySpec,
+    deadline: float,
+    before: Mapping[str, ServedCert],
+    stored: ServedCert | None,
+    probe: ProbeFn,
+    targets: Targets,
+    on_report: Callable[[EndpointReport], None] | None,
+) -> tuple[BackendVerdict, ...]:
+    """One round: fresh handshakes to every backend (each within the time left, at least
+    a second), judged."""
+    remaining_time = max(deadline - time.monotonic(), 1.0)
+    ep = with_overrides(endpoint, timeout=min(endpoint.timeout, remaining_time))
+    report = await _probe_safely(probe, ep)
+    if on_report is not None:
+        on_report(report)
+    return judge(
+        report, endpoint, spec, before, stored, targets=targets.codes, before_findings=targets.before
+    )
 
 
 async def _probe_safely(probe: ProbeFn, endpoint: Endpoint) -> EndpointReport:
@@ -499,15 +521,18 @@ async def _cancelled_during(cancel: asyncio.Event | None, wait: float) -> bool:
     return cancel.is_set()
 
 
-def _fail_message(verdicts: tuple[BackendVerdict, ...], spec: VerifySpec) -> str:
-    """Why verification failed at its deadline, backend by backend."""
+def _fail_message(verdicts: tuple[BackendVerdict, ...], spec: VerifySpec, last_pass: int = 0) -> str:
+    """Why verification failed at its deadline, backend by backend (and, when a round
+    passed, that its pass did not hold)."""
     failing = [v for v in verdicts if not v.passed]
     if not verdicts:
         summary = "no backend answered"
     else:
         summary = "; ".join(f"{v.backend}: {', '.join(v.reasons)}" for v in failing)
+    held = f" (attempt {last_pass} passed, the next round did not)" if last_pass else ""
     return (
-        f"after {format_seconds(spec.deadline)}, {len(failing)} of {len(verdicts)} backend(s) fail: {summary}"
+        f"after {format_seconds(spec.deadline)}, {len(failing)} of {len(verdicts)} backend(s) fail"
+        f"{held}: {summary}"
     )
 
 
@@ -529,4 +554,5 @@ def _pass_message(
         parts.append(f"every backend ({n}) answers")
     if targets.before is not None:
         parts.append("nothing got worse")
-    return "; ".join(parts)
+    later = f"{format_seconds(spec.confirm_wait)} later" if spec.confirm_wait > 0 else "right after"
+    return "; ".join(parts) + f"; held on a second round {later}"
