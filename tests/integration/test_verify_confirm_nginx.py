@@ -125,7 +125,7 @@ def test_a_pass_on_a_new_worker_is_not_verified_while_old_workers_serve_the_old_
         after = [served_leaf(race.port).sha256 for _ in range(3)]
 
     assert result.returncode == 0, out
-    assert "Run SUCCEEDED" in out and "held on a second round 0.5 s later" in out, out
+    assert "Run SUCCEEDED" in out and "held on a second round" in out, out
     # The race happened: the old worker answered during the verification, and its old
     # certificate failed the rounds it answered...
     assert routes[:2] == ["new", "old"], routes

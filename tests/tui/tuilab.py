@@ -394,12 +394,18 @@ def target_info(endpoint: Endpoint) -> TargetInfo | None:
 
 @contextlib.contextmanager
 def frozen_engine_clock(now: datetime = NOW) -> Iterator[None]:
-    """Freeze the wall clock the runbook engine's verification judges days-left with.
+    """Freeze the wall clock the runbook engine's verification judges days-left with, and
+    take away its settle wait before the confirming round (the lab's fake network answers
+    at once; the times a screen shows stay the same from run to run).
 
     ``certpager.runbook.verify.judge`` reads ``datetime.now(UTC)`` and ``RunbookRun``
     takes no clock, so a frozen-clock scenario swaps the module's ``datetime``.
     """
+    import certpager.runbook.loader as loader_module
     import certpager.runbook.verify as verify_module
+
+    saved_wait = getattr(loader_module, "CONFIRM_WAIT")  # noqa: B009  (re-exported from model)
+    setattr(loader_module, "CONFIRM_WAIT", 0.0)  # noqa: B010
 
     class Frozen(datetime):
         @classmethod
@@ -412,6 +418,7 @@ def frozen_engine_clock(now: datetime = NOW) -> Iterator[None]:
         yield
     finally:
         verify_module.datetime = saved  # type: ignore[attr-defined, misc]
+        setattr(loader_module, "CONFIRM_WAIT", saved_wait)  # noqa: B010
 
 
 def runbook_service(

@@ -46,7 +46,7 @@ async def test_a_pass_followed_by_a_failure_is_not_verified_until_two_passes_in_
     probe = Probe(report(NEW), report(OLD), report(NEW), report(NEW))
     attempts, message, passed = await run(probe, spec())
     assert attempts == [True, False, True, True]
-    assert passed and "held on a second round right after" in message, message
+    assert passed and "held on a second round" in message, message
 
 
 async def test_a_pass_that_never_holds_is_not_verified_at_the_deadline() -> None:
@@ -64,7 +64,7 @@ async def test_the_confirming_round_waits_and_runs_even_past_the_deadline() -> N
     elapsed = time.monotonic() - started
     assert passed and attempts == [False, True, True]
     assert 1.5 <= elapsed < 3, elapsed  # one wait past the deadline, not cut short by it
-    assert "held on a second round 1.5 s later" in message, message
+    assert "held on a second round" in message, message
 
 
 async def test_cancel_during_the_confirm_wait_is_not_verified() -> None:

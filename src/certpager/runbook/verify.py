@@ -554,5 +554,5 @@ def _pass_message(
         parts.append(f"every backend ({n}) answers")
     if targets.before is not None:
         parts.append("nothing got worse")
-    later = f"{format_seconds(spec.confirm_wait)} later" if spec.confirm_wait > 0 else "right after"
-    return "; ".join(parts) + f"; held on a second round {later}"
+    # No duration here: the step's elapsed time is added after the message (one per message).
+    return "; ".join(parts) + "; held on a second round"
