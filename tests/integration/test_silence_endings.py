@@ -51,7 +51,8 @@ def _args(config: Path, tag: str) -> list[str]:
 def _one_kept(env: dict[str, str], am: Alertmanager) -> dict[str, Any]:
     """The one silence of the run, kept (active in Alertmanager), and its record; the run's
     records, silences included, numbered 1, 2, 3... in the order they were written."""
-    recs = [r for r in _records(env) if r.get("run_id") == _records(env)[0]["run_id"]]
+    records = _records(env)
+    recs = [r for r in records if r.get("run_id") == records[0]["run_id"]]
     kinds = [r["type"] for r in recs]
     assert kinds.count("silence_created") == 1 and kinds.count("silence_expired") == 0, kinds
     assert kinds.count("silence_kept") == 1, kinds
@@ -64,23 +65,30 @@ def _one_kept(env: dict[str, str], am: Alertmanager) -> dict[str, Any]:
     return kept
 
 
-def test_second_ctrl_c_keeps_the_silence_and_says_why(
-    sshd: Sshd, am: Alertmanager, cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    config = _config(sshd, cli_env, tmp_path, am)
+def _interrupted(config: Path, env: dict[str, str], interrupts: int) -> tuple[int, str, str]:
+    """Run the sleepy runbook with a silence, send SIGINT ``interrupts`` times once its command
+    started; returns the exit code, stdout and stderr."""
     token = f"certpager-silence-{secrets.token_hex(4)}"
-    proc = start(_args(config, token), cli_env)
+    proc = start(_args(config, token), env)
     try:
         wait_for_line(proc, f"started {token}")
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        for i in range(interrupts):
+            if i:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
-    assert proc.returncode == 130, out + err
+    return proc.returncode, out, err
+
+
+def test_second_ctrl_c_keeps_the_silence_and_says_why(
+    sshd: Sshd, am: Alertmanager, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    code, out, err = _interrupted(_config(sshd, cli_env, tmp_path, am), cli_env, 2)
+    assert code == 130, out + err
     kept = _one_kept(cli_env, am)
     why = "a second SIGINT stopped certpager before the run ended; the remote state may be unknown"
     assert kept["reason"] == why
@@ -91,18 +99,8 @@ def test_second_ctrl_c_keeps_the_silence_and_says_why(
 def test_first_ctrl_c_keeps_the_silence(
     sshd: Sshd, am: Alertmanager, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    config = _config(sshd, cli_env, tmp_path, am)
-    token = f"certpager-silence-{secrets.token_hex(4)}"
-    proc = start(_args(config, token), cli_env)
-    try:
-        wait_for_line(proc, f"started {token}")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-    assert proc.returncode == 130, out + err
+    code, out, err = _interrupted(_config(sshd, cli_env, tmp_path, am), cli_env, 1)
+    assert code == 130, out + err
     assert _one_kept(cli_env, am)["reason"] == "the run is cancelled"
 
 
